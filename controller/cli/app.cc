@@ -1,0 +1,36 @@
+#include "gitvirt/cli/app.h"
+
+#include <iostream>
+
+#include "command.h"
+
+namespace gitvirt::cli {
+
+int Run(int argc, char** argv) {
+  CLI::App app{
+      "gitvirt: GitOps for libvirt virtual machines.\n"
+      "Reads manifests from git or a directory, compares them with what the hypervisors run,\n"
+      "and plans and applies the difference.\n\n"
+      "Exit codes: 0 success, 1 error, 2 changes (plan --detailed-exitcode, diff)."};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+  GlobalOptions global;
+  auto* config = app.add_option("--config", global.config,
+                                "Controller configuration (default ./gitvirt.yaml)");
+  app.add_flag("-v,--verbose", global.verbosity, "More log output (repeat for debug)");
+  config->check(CLI::ExistingFile);
+  global.config_option = config;
+
+  CommandResult result;
+  for (CommandAdder add : {AddVersionCommand, AddValidateCommand}) add(app, global, result);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitError;
+  }
+  return result.exit_code;
+}
+
+}  // namespace gitvirt::cli

@@ -1,0 +1,3 @@
+#include "gitvirt/cli/app.h"
+
+int main(int argc, char** argv) { return gitvirt::cli::Run(argc, argv); }

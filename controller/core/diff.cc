@@ -1,0 +1,268 @@
+#include "gitvirt/core/diff.h"
+
+#include <algorithm>
+#include <set>
+
+#include "gitvirt/core/json.h"
+
+namespace gitvirt {
+namespace {
+
+using nlohmann::json;
+
+// Lists whose items have a name: compared item by item under "list[name]".
+constexpr std::string_view kNamedLists[] = {"disks", "cdroms"};
+// Lists compared item by item under "list[index]".
+constexpr std::string_view kIndexedLists[] = {"networks"};
+
+bool IsSizePath(std::string_view leaf) {
+  return leaf == "memory" || leaf == "maxMemory" || leaf == "size" || leaf == "bandwidth";
+}
+bool IsDurationPath(std::string_view leaf) {
+  return leaf == "shutdownTimeout" || leaf == "timeout" || leaf == "maxAge";
+}
+
+std::string Leaf(const std::string& path) {
+  const auto dot = path.rfind('.');
+  return dot == std::string::npos ? path : path.substr(dot + 1);
+}
+
+std::string Display(const std::string& path, const json& value) {
+  if (value.is_null()) return "";
+  const std::string leaf = Leaf(path);
+  if (value.is_number_unsigned() || value.is_number_integer()) {
+    if (IsSizePath(leaf)) return FormatSize(value.get<std::uint64_t>());
+    if (IsDurationPath(leaf)) return FormatDuration(Seconds(value.get<std::int64_t>()));
+    return value.dump();
+  }
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_array() && path.ends_with("users")) {
+    std::string names;
+    for (const json& u : value) names += (names.empty() ? "" : ", ") + u.value("name", std::string("?"));
+    return "[" + names + "]";
+  }
+  if (value.is_array() && std::all_of(value.begin(), value.end(), [](const json& v) { return v.is_string(); })) {
+    std::string out;
+    for (const json& v : value) out += (out.empty() ? "" : ", ") + v.get<std::string>();
+    return "[" + out + "]";
+  }
+  return value.dump();
+}
+
+json KeyByName(const json& list) {
+  json out = json::object();
+  if (!list.is_array()) return out;
+  for (const json& item : list) out[item.value("name", std::string("?"))] = item;
+  return out;
+}
+
+json Normalise(json spec) {
+  spec.erase("node");
+  spec.erase("powerState");
+  for (std::string_view key : kNamedLists) {
+    const std::string k(key);
+    if (spec.contains(k)) spec[k] = KeyByName(spec[k]);
+  }
+  return spec;
+}
+
+class Differ {
+ public:
+  Differ(const VmSpec& desired, const VmSpec& observed, const DiffContext& ctx)
+      : desired_(desired), observed_(observed), ctx_(ctx) {}
+
+  VmDiff Run() {
+    if (desired_ == observed_) return {};
+    const json d = Normalise(ToJson(desired_));
+    const json o = Normalise(ToJson(observed_));
+    Compare("", d, o, /*list=*/"");
+    std::sort(diff_.changes.begin(), diff_.changes.end(),
+              [](const FieldChange& a, const FieldChange& b) { return a.path < b.path; });
+    return std::move(diff_);
+  }
+
+ private:
+  void Compare(const std::string& path, const json& d, const json& o, std::string_view list) {
+    if (d == o) return;
+    if (d.is_object() && o.is_object()) {
+      std::set<std::string> keys;
+      for (auto it = d.begin(); it != d.end(); ++it) keys.insert(it.key());
+      for (auto it = o.begin(); it != o.end(); ++it) keys.insert(it.key());
+      for (const std::string& key : keys) {
+        const json& dv = d.contains(key) ? d[key] : kNull;
+        const json& ov = o.contains(key) ? o[key] : kNull;
+        if (!list.empty()) {
+          // An item of a named list: added or removed as a whole, else field by field.
+          const std::string item = std::string(list) + "[" + key + "]";
+          if (dv.is_null() || ov.is_null()) {
+            AddWhole(item, std::string(list), key, dv, ov);
+          } else {
+            Compare(item, dv, ov, "");
+          }
+          continue;
+        }
+        const std::string child = path.empty() ? key : path + "." + key;
+        const bool named = std::find(std::begin(kNamedLists), std::end(kNamedLists), key) !=
+                           std::end(kNamedLists);
+        const bool indexed = std::find(std::begin(kIndexedLists), std::end(kIndexedLists), key) !=
+                             std::end(kIndexedLists);
+        if (path.empty() && named) {
+          Compare(child, dv.is_null() ? json::object() : dv, ov.is_null() ? json::object() : ov, key);
+        } else if (path.empty() && indexed) {
+          CompareIndexed(key, dv.is_null() ? json::array() : dv, ov.is_null() ? json::array() : ov);
+        } else {
+          Compare(child, dv, ov, "");
+        }
+      }
+      return;
+    }
+    Add(path, d, o);
+  }
+
+  void CompareIndexed(const std::string& list, const json& d, const json& o) {
+    const std::size_t n = std::max(d.size(), o.size());
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::string item = list + "[" + std::to_string(i) + "]";
+      const json& dv = i < d.size() ? d[i] : kNull;
+      const json& ov = i < o.size() ? o[i] : kNull;
+      if (dv.is_null() || ov.is_null()) {
+        AddWhole(item, list, std::to_string(i), dv, ov);
+      } else if (dv != ov) {
+        // A generated MAC is not a difference: the manifest did not ask for one.
+        json dn = dv, on = ov;
+        if (dn.value("mac", std::string()).empty()) {
+          dn.erase("mac");
+          on.erase("mac");
+        }
+        Compare(item, dn, on, "");
+      }
+    }
+  }
+
+  void AddWhole(const std::string& path, const std::string& list, const std::string& key,
+                const json& d, const json& o) {
+    auto describe = [&](const VmSpec& spec, const json& value) -> std::string {
+      if (value.is_null()) return "";
+      if (list == "disks") {
+        for (const Disk& disk : spec.disks) {
+          if (disk.name == key) return DescribeDisk(disk);
+        }
+      }
+      if (list == "networks") {
+        const std::size_t i = std::stoul(key);
+        if (i < spec.networks.size()) return DescribeNic(spec.networks[i]);
+      }
+      if (list == "cdroms") {
+        for (const Cdrom& c : spec.cdroms) {
+          if (c.name == key) return c.image.empty() ? c.path : "image " + c.image;
+        }
+      }
+      return value.dump();
+    };
+    FieldChange change{path, describe(observed_, o), describe(desired_, d), ChangeClass::kLive};
+    change.change_class = DeviceClass();
+    diff_.changes.push_back(std::move(change));
+  }
+
+  ChangeClass DeviceClass() const {
+    if (!ctx_.running) return ChangeClass::kLive;
+    return ctx_.capabilities.live_device_changes ? ChangeClass::kLive : ChangeClass::kRestart;
+  }
+  ChangeClass RestartClass() const {
+    return ctx_.running ? ChangeClass::kRestart : ChangeClass::kLive;
+  }
+
+  ChangeClass Classify(const std::string& path, const json& d, const json& o) {
+    const std::string top = path.substr(0, path.find_first_of(".["));
+    if (top == "vcpus") {
+      const int max_d = desired_.max_vcpus.value_or(desired_.vcpus);
+      const int max_o = observed_.max_vcpus.value_or(observed_.vcpus);
+      return max_d == max_o ? ChangeClass::kLive : RestartClass();
+    }
+    if (top == "memory") {
+      const auto max_d = desired_.max_memory.value_or(desired_.memory);
+      const auto max_o = observed_.max_memory.value_or(observed_.memory);
+      return max_d == max_o ? ChangeClass::kLive : RestartClass();
+    }
+    if (top == "description" || top == "autostart") return ChangeClass::kLive;
+    if (top == "placement" || top == "updatePolicy" || top == "deletionPolicy" ||
+        top == "dependsOn" || top == "readiness" || top == "migration" || top == "os") {
+      return ChangeClass::kMetadata;
+    }
+    if (top == "disks") {
+      const std::string leaf = Leaf(path);
+      if (leaf == "size") {
+        if (d.is_number() && o.is_number() && d.get<std::uint64_t>() < o.get<std::uint64_t>()) {
+          diff_.errors.push_back(path + ": a disk cannot shrink (" + Display(path, o) + " -> " +
+                                 Display(path, d) + "); grow it, or replace the disk under a "
+                                 "new name");
+        }
+        return ChangeClass::kGrow;
+      }
+      if (leaf == "backup") return ChangeClass::kMetadata;
+      if (path.find(".source") != std::string::npos || leaf == "pool" || leaf == "format") {
+        return ChangeClass::kReplace;
+      }
+    }
+    return RestartClass();
+  }
+
+  void Add(const std::string& path, const json& d, const json& o) {
+    FieldChange change{path, Display(path, o), Display(path, d), ChangeClass::kLive};
+    change.change_class = Classify(path, d, o);
+    diff_.changes.push_back(std::move(change));
+  }
+
+  static inline const json kNull = nullptr;
+  const VmSpec& desired_;
+  const VmSpec& observed_;
+  const DiffContext& ctx_;
+  VmDiff diff_;
+};
+
+}  // namespace
+
+bool VmDiff::Has(ChangeClass c) const {
+  return std::any_of(changes.begin(), changes.end(),
+                     [c](const FieldChange& f) { return f.change_class == c; });
+}
+
+VmDiff DiffVm(const VmSpec& desired, const VmSpec& observed, const DiffContext& context) {
+  VmSpec d = desired, o = observed;
+  d.node.clear();
+  o.node.clear();
+  d.power_state = o.power_state = PowerState::kRunning;
+  return Differ(d, o, context).Run();
+}
+
+std::string DescribeDisk(const Disk& disk) {
+  std::string out = disk.size ? FormatSize(*disk.size) : std::string("image size");
+  out += " " + std::string(EnumName(disk.bus)) + " " + std::string(EnumName(disk.format));
+  switch (disk.source.type) {
+    case DiskSourceType::kNew: break;
+    case DiskSourceType::kImage:
+      out += disk.source.clone == CloneMode::kFull ? ", full copy of " : ", linked clone of ";
+      out += "image " + disk.source.ref;
+      break;
+    case DiskSourceType::kVolume:
+    case DiskSourceType::kPath:
+      if (disk.source.clone == CloneMode::kNone) {
+        out += ", uses " + disk.source.ref;
+      } else {
+        out += std::string(disk.source.clone == CloneMode::kFull ? ", full copy of " : ", linked clone of ") +
+               disk.source.ref;
+      }
+      break;
+  }
+  return out;
+}
+
+std::string DescribeNic(const Nic& nic) {
+  std::string out = nic.network.empty() ? "bridge " + nic.bridge : "network " + nic.network;
+  out += " " + std::string(EnumName(nic.model));
+  if (nic.vlan) out += " vlan " + std::to_string(*nic.vlan);
+  if (!nic.mac.empty()) out += " " + nic.mac;
+  return out;
+}
+
+}  // namespace gitvirt

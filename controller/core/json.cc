@@ -1,0 +1,390 @@
+#include "gitvirt/core/json.h"
+
+#include "gitvirt/core/diagnostic.h"
+#include "gitvirt/core/plan.h"
+
+#include <cstdio>
+#include <tuple>
+#include <type_traits>
+
+namespace gitvirt {
+namespace {
+
+using nlohmann::json;
+
+template <typename T, typename M>
+struct FieldDef {
+  std::string_view key;
+  M T::*member;
+};
+template <typename T, typename M>
+FieldDef(std::string_view, M T::*) -> FieldDef<T, M>;
+
+template <typename T>
+struct JsonFields;
+
+#define GITVIRT_JSON_FIELDS(T, ...)                        \
+  template <>                                              \
+  struct JsonFields<T> {                                   \
+    static constexpr auto kFields = std::make_tuple(__VA_ARGS__); \
+  }
+
+GITVIRT_JSON_FIELDS(SecretRef, FieldDef{"file", &SecretRef::file}, FieldDef{"env", &SecretRef::env});
+GITVIRT_JSON_FIELDS(DiskSource, FieldDef{"type", &DiskSource::type},
+                    FieldDef{"ref", &DiskSource::ref}, FieldDef{"clone", &DiskSource::clone});
+GITVIRT_JSON_FIELDS(Disk, FieldDef{"name", &Disk::name}, FieldDef{"size", &Disk::size},
+                    FieldDef{"pool", &Disk::pool}, FieldDef{"bus", &Disk::bus},
+                    FieldDef{"format", &Disk::format}, FieldDef{"source", &Disk::source},
+                    FieldDef{"cache", &Disk::cache}, FieldDef{"discard", &Disk::discard},
+                    FieldDef{"ssd", &Disk::ssd}, FieldDef{"iothread", &Disk::iothread},
+                    FieldDef{"readonly", &Disk::readonly},
+                    FieldDef{"bootOrder", &Disk::boot_order}, FieldDef{"backup", &Disk::backup});
+GITVIRT_JSON_FIELDS(Cdrom, FieldDef{"name", &Cdrom::name}, FieldDef{"image", &Cdrom::image},
+                    FieldDef{"path", &Cdrom::path}, FieldDef{"bus", &Cdrom::bus},
+                    FieldDef{"bootOrder", &Cdrom::boot_order});
+GITVIRT_JSON_FIELDS(Nic, FieldDef{"network", &Nic::network}, FieldDef{"bridge", &Nic::bridge},
+                    FieldDef{"model", &Nic::model}, FieldDef{"vlan", &Nic::vlan},
+                    FieldDef{"mac", &Nic::mac}, FieldDef{"filter", &Nic::filter},
+                    FieldDef{"bootOrder", &Nic::boot_order});
+GITVIRT_JSON_FIELDS(CpuTopology, FieldDef{"sockets", &CpuTopology::sockets},
+                    FieldDef{"cores", &CpuTopology::cores},
+                    FieldDef{"threads", &CpuTopology::threads});
+GITVIRT_JSON_FIELDS(CpuSpec, FieldDef{"mode", &CpuSpec::mode}, FieldDef{"model", &CpuSpec::model},
+                    FieldDef{"topology", &CpuSpec::topology});
+GITVIRT_JSON_FIELDS(Firmware, FieldDef{"type", &Firmware::type},
+                    FieldDef{"secureBoot", &Firmware::secure_boot},
+                    FieldDef{"tpm", &Firmware::tpm});
+GITVIRT_JSON_FIELDS(OsInfo, FieldDef{"type", &OsInfo::type}, FieldDef{"variant", &OsInfo::variant});
+GITVIRT_JSON_FIELDS(IpConfig, FieldDef{"v4", &IpConfig::v4},
+                    FieldDef{"v4Address", &IpConfig::v4_address},
+                    FieldDef{"v4Gateway", &IpConfig::v4_gateway}, FieldDef{"v6", &IpConfig::v6},
+                    FieldDef{"v6Address", &IpConfig::v6_address},
+                    FieldDef{"v6Gateway", &IpConfig::v6_gateway});
+GITVIRT_JSON_FIELDS(CloudInitUser, FieldDef{"name", &CloudInitUser::name},
+                    FieldDef{"sshAuthorizedKeys", &CloudInitUser::ssh_authorized_keys},
+                    FieldDef{"passwordHash", &CloudInitUser::password_hash},
+                    FieldDef{"passwordFrom", &CloudInitUser::password_from},
+                    FieldDef{"sudo", &CloudInitUser::sudo},
+                    FieldDef{"groups", &CloudInitUser::groups},
+                    FieldDef{"shell", &CloudInitUser::shell});
+GITVIRT_JSON_FIELDS(CloudInit, FieldDef{"hostname", &CloudInit::hostname},
+                    FieldDef{"users", &CloudInit::users},
+                    FieldDef{"ipConfigs", &CloudInit::ip_configs},
+                    FieldDef{"nameservers", &CloudInit::nameservers},
+                    FieldDef{"searchDomains", &CloudInit::search_domains},
+                    FieldDef{"userData", &CloudInit::user_data},
+                    FieldDef{"userDataMode", &CloudInit::user_data_mode});
+GITVIRT_JSON_FIELDS(Graphics, FieldDef{"type", &Graphics::type},
+                    FieldDef{"listen", &Graphics::listen}, FieldDef{"port", &Graphics::port},
+                    FieldDef{"passwordFrom", &Graphics::password_from},
+                    FieldDef{"video", &Graphics::video});
+GITVIRT_JSON_FIELDS(Gpu, FieldDef{"pci", &Gpu::pci_address}, FieldDef{"mdevType", &Gpu::mdev_type},
+                    FieldDef{"mdevUuid", &Gpu::mdev_uuid});
+GITVIRT_JSON_FIELDS(UpdatePolicy, FieldDef{"restart", &UpdatePolicy::restart},
+                    FieldDef{"shutdownTimeout", &UpdatePolicy::shutdown_timeout},
+                    FieldDef{"forceOff", &UpdatePolicy::force_off});
+GITVIRT_JSON_FIELDS(Readiness, FieldDef{"agent", &Readiness::agent},
+                    FieldDef{"tcp", &Readiness::tcp},
+                    FieldDef{"consoleMarker", &Readiness::console_marker},
+                    FieldDef{"timeout", &Readiness::timeout});
+GITVIRT_JSON_FIELDS(MigrationPolicy, FieldDef{"live", &MigrationPolicy::live},
+                    FieldDef{"allowOffline", &MigrationPolicy::allow_offline},
+                    FieldDef{"copyStorage", &MigrationPolicy::copy_storage},
+                    FieldDef{"bandwidth", &MigrationPolicy::bandwidth});
+GITVIRT_JSON_FIELDS(Placement, FieldDef{"nodeSelector", &Placement::node_selector},
+                    FieldDef{"antiAffinity", &Placement::anti_affinity},
+                    FieldDef{"topologyKey", &Placement::topology_key});
+GITVIRT_JSON_FIELDS(ResourceRef, FieldDef{"kind", &ResourceRef::kind},
+                    FieldDef{"name", &ResourceRef::name});
+GITVIRT_JSON_FIELDS(VmSpec, FieldDef{"node", &VmSpec::node},
+                    FieldDef{"placement", &VmSpec::placement},
+                    FieldDef{"description", &VmSpec::description},
+                    FieldDef{"vcpus", &VmSpec::vcpus}, FieldDef{"maxVcpus", &VmSpec::max_vcpus},
+                    FieldDef{"memory", &VmSpec::memory},
+                    FieldDef{"maxMemory", &VmSpec::max_memory}, FieldDef{"cpu", &VmSpec::cpu},
+                    FieldDef{"machine", &VmSpec::machine},
+                    FieldDef{"firmware", &VmSpec::firmware}, FieldDef{"os", &VmSpec::os},
+                    FieldDef{"guestAgent", &VmSpec::guest_agent},
+                    FieldDef{"disks", &VmSpec::disks}, FieldDef{"cdroms", &VmSpec::cdroms},
+                    FieldDef{"networks", &VmSpec::networks},
+                    FieldDef{"cloudInit", &VmSpec::cloud_init},
+                    FieldDef{"graphics", &VmSpec::graphics}, FieldDef{"gpus", &VmSpec::gpus},
+                    FieldDef{"autostart", &VmSpec::autostart},
+                    FieldDef{"powerState", &VmSpec::power_state},
+                    FieldDef{"updatePolicy", &VmSpec::update_policy},
+                    FieldDef{"deletionPolicy", &VmSpec::deletion_policy},
+                    FieldDef{"dependsOn", &VmSpec::depends_on},
+                    FieldDef{"readiness", &VmSpec::readiness},
+                    FieldDef{"migration", &VmSpec::migration});
+GITVIRT_JSON_FIELDS(ObjectMeta, FieldDef{"name", &ObjectMeta::name},
+                    FieldDef{"labels", &ObjectMeta::labels},
+                    FieldDef{"annotations", &ObjectMeta::annotations},
+                    FieldDef{"tags", &ObjectMeta::tags});
+GITVIRT_JSON_FIELDS(ClusterMembership, FieldDef{"cluster", &ClusterMembership::cluster},
+                    FieldDef{"group", &ClusterMembership::group},
+                    FieldDef{"role", &ClusterMembership::role},
+                    FieldDef{"index", &ClusterMembership::index},
+                    FieldDef{"groupOrder", &ClusterMembership::group_order},
+                    FieldDef{"rollbackStrategy", &ClusterMembership::rollback});
+GITVIRT_JSON_FIELDS(VirtualMachine, FieldDef{"metadata", &VirtualMachine::meta},
+                    FieldDef{"spec", &VirtualMachine::spec},
+                    FieldDef{"cluster", &VirtualMachine::cluster});
+GITVIRT_JSON_FIELDS(ImageSpec, FieldDef{"source", &ImageSpec::source},
+                    FieldDef{"sha256", &ImageSpec::sha256}, FieldDef{"format", &ImageSpec::format},
+                    FieldDef{"pool", &ImageSpec::pool}, FieldDef{"os", &ImageSpec::os},
+                    FieldDef{"arch", &ImageSpec::arch}, FieldDef{"firmware", &ImageSpec::firmware},
+                    FieldDef{"description", &ImageSpec::description});
+GITVIRT_JSON_FIELDS(Image, FieldDef{"metadata", &Image::meta}, FieldDef{"spec", &Image::spec});
+GITVIRT_JSON_FIELDS(Selector, FieldDef{"all", &Selector::all},
+                    FieldDef{"matchLabels", &Selector::match_labels},
+                    FieldDef{"names", &Selector::names}, FieldDef{"tags", &Selector::tags});
+GITVIRT_JSON_FIELDS(Retention, FieldDef{"keep", &Retention::keep},
+                    FieldDef{"maxAge", &Retention::max_age});
+GITVIRT_JSON_FIELDS(SnapshotPolicySpec, FieldDef{"selector", &SnapshotPolicySpec::selector},
+                    FieldDef{"schedule", &SnapshotPolicySpec::schedule},
+                    FieldDef{"timeZone", &SnapshotPolicySpec::time_zone},
+                    FieldDef{"suspend", &SnapshotPolicySpec::suspend},
+                    FieldDef{"namePattern", &SnapshotPolicySpec::name_pattern},
+                    FieldDef{"description", &SnapshotPolicySpec::description},
+                    FieldDef{"memory", &SnapshotPolicySpec::memory},
+                    FieldDef{"quiesce", &SnapshotPolicySpec::quiesce},
+                    FieldDef{"maxParallel", &SnapshotPolicySpec::max_parallel},
+                    FieldDef{"retention", &SnapshotPolicySpec::retention});
+GITVIRT_JSON_FIELDS(SnapshotPolicy, FieldDef{"metadata", &SnapshotPolicy::meta},
+                    FieldDef{"spec", &SnapshotPolicy::spec});
+GITVIRT_JSON_FIELDS(BackupTarget, FieldDef{"directory", &BackupTarget::directory},
+                    FieldDef{"pool", &BackupTarget::pool});
+GITVIRT_JSON_FIELDS(BackupPolicySpec, FieldDef{"selector", &BackupPolicySpec::selector},
+                    FieldDef{"schedule", &BackupPolicySpec::schedule},
+                    FieldDef{"timeZone", &BackupPolicySpec::time_zone},
+                    FieldDef{"suspend", &BackupPolicySpec::suspend},
+                    FieldDef{"target", &BackupPolicySpec::target},
+                    FieldDef{"mode", &BackupPolicySpec::mode},
+                    FieldDef{"compression", &BackupPolicySpec::compression},
+                    FieldDef{"compressionLevel", &BackupPolicySpec::compression_level},
+                    FieldDef{"retention", &BackupPolicySpec::retention},
+                    FieldDef{"protect", &BackupPolicySpec::protect},
+                    FieldDef{"maxParallel", &BackupPolicySpec::max_parallel},
+                    FieldDef{"verify", &BackupPolicySpec::verify},
+                    FieldDef{"description", &BackupPolicySpec::description});
+GITVIRT_JSON_FIELDS(BackupPolicy, FieldDef{"metadata", &BackupPolicy::meta},
+                    FieldDef{"spec", &BackupPolicy::spec});
+GITVIRT_JSON_FIELDS(NodeGroup, FieldDef{"name", &NodeGroup::name}, FieldDef{"role", &NodeGroup::role},
+                    FieldDef{"count", &NodeGroup::count},
+                    FieldDef{"namePattern", &NodeGroup::name_pattern},
+                    FieldDef{"scaleDown", &NodeGroup::scale_down},
+                    FieldDef{"labels", &NodeGroup::labels}, FieldDef{"tags", &NodeGroup::tags},
+                    FieldDef{"placement", &NodeGroup::placement},
+                    FieldDef{"ipConfigPatterns", &NodeGroup::ip_config_patterns},
+                    FieldDef{"template", &NodeGroup::tmpl});
+GITVIRT_JSON_FIELDS(ClusterSpec, FieldDef{"rollbackStrategy", &ClusterSpec::rollback},
+                    FieldDef{"maxParallel", &ClusterSpec::max_parallel},
+                    FieldDef{"nameservers", &ClusterSpec::nameservers},
+                    FieldDef{"searchDomains", &ClusterSpec::search_domains},
+                    FieldDef{"nodeGroups", &ClusterSpec::node_groups});
+GITVIRT_JSON_FIELDS(Cluster, FieldDef{"metadata", &Cluster::meta}, FieldDef{"spec", &Cluster::spec});
+
+GITVIRT_JSON_FIELDS(SourceLocation, FieldDef{"file", &SourceLocation::file},
+                    FieldDef{"line", &SourceLocation::line},
+                    FieldDef{"column", &SourceLocation::column});
+GITVIRT_JSON_FIELDS(Diagnostic, FieldDef{"location", &Diagnostic::location},
+                    FieldDef{"path", &Diagnostic::path}, FieldDef{"message", &Diagnostic::message});
+GITVIRT_JSON_FIELDS(FieldChange, FieldDef{"path", &FieldChange::path},
+                    FieldDef{"before", &FieldChange::before}, FieldDef{"after", &FieldChange::after},
+                    FieldDef{"class", &FieldChange::change_class});
+GITVIRT_JSON_FIELDS(Action, FieldDef{"id", &Action::id}, FieldDef{"type", &Action::type},
+                    FieldDef{"node", &Action::node}, FieldDef{"sourceNode", &Action::source_node},
+                    FieldDef{"target", &Action::target}, FieldDef{"changes", &Action::changes},
+                    FieldDef{"reason", &Action::reason},
+                    FieldDef{"dependsOn", &Action::depends_on}, FieldDef{"stage", &Action::stage},
+                    FieldDef{"unit", &Action::unit}, FieldDef{"vm", &Action::vm},
+                    FieldDef{"image", &Action::image}, FieldDef{"volumes", &Action::volumes},
+                    FieldDef{"snapshot", &Action::snapshot}, FieldDef{"policy", &Action::policy},
+                    FieldDef{"powerBefore", &Action::power_before});
+GITVIRT_JSON_FIELDS(PendingChange, FieldDef{"target", &PendingChange::target},
+                    FieldDef{"node", &PendingChange::node},
+                    FieldDef{"changes", &PendingChange::changes},
+                    FieldDef{"reason", &PendingChange::reason});
+GITVIRT_JSON_FIELDS(Plan, FieldDef{"revision", &Plan::revision}, FieldDef{"source", &Plan::source},
+                    FieldDef{"prune", &Plan::prune}, FieldDef{"actions", &Plan::actions},
+                    FieldDef{"pending", &Plan::pending}, FieldDef{"warnings", &Plan::warnings},
+                    FieldDef{"fingerprints", &Plan::fingerprints},
+                    FieldDef{"unmanaged", &Plan::unmanaged});
+
+#undef GITVIRT_JSON_FIELDS
+
+template <typename T>
+concept HasFields = requires { JsonFields<T>::kFields; };
+template <typename T>
+concept NamedEnum = std::is_enum_v<T> && requires { EnumTable<T>::kNames; };
+template <typename T>
+struct IsOptional : std::false_type {};
+template <typename T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+template <typename T>
+struct IsVector : std::false_type {};
+template <typename T>
+struct IsVector<std::vector<T>> : std::true_type {};
+
+template <typename V>
+json Encode(const V& v);
+
+template <typename T>
+json EncodeObject(const T& value) {
+  json out = json::object();
+  std::apply(
+      [&](const auto&... field) {
+        (
+            [&] {
+              const auto& member = value.*(field.member);
+              using M = std::remove_cvref_t<decltype(member)>;
+              if constexpr (IsOptional<M>::value) {
+                if (member) out[std::string(field.key)] = Encode(*member);
+              } else {
+                out[std::string(field.key)] = Encode(member);
+              }
+            }(),
+            ...);
+      },
+      JsonFields<T>::kFields);
+  return out;
+}
+
+template <typename V>
+json Encode(const V& v) {
+  if constexpr (HasFields<V>) {
+    return EncodeObject(v);
+  } else if constexpr (NamedEnum<V>) {
+    return std::string(EnumName(v));
+  } else if constexpr (std::is_same_v<V, Seconds>) {
+    return v.count();
+  } else if constexpr (IsVector<V>::value) {
+    json arr = json::array();
+    for (const auto& item : v) arr.push_back(Encode(item));
+    return arr;
+  } else {
+    return json(v);  // strings, numbers, booleans, Labels
+  }
+}
+
+template <typename V>
+void Decode(const json& j, V& out);
+
+template <typename T>
+void DecodeObject(const json& j, T& value) {
+  if (!j.is_object()) throw std::invalid_argument("expected an object");
+  std::apply(
+      [&](const auto&... field) {
+        (
+            [&] {
+              auto it = j.find(std::string(field.key));
+              if (it == j.end() || it->is_null()) return;
+              auto& member = value.*(field.member);
+              using M = std::remove_cvref_t<decltype(member)>;
+              try {
+                if constexpr (IsOptional<M>::value) {
+                  typename M::value_type inner{};
+                  Decode(*it, inner);
+                  member = std::move(inner);
+                } else {
+                  Decode(*it, member);
+                }
+              } catch (const std::exception& e) {
+                throw std::invalid_argument(std::string(field.key) + ": " + e.what());
+              }
+            }(),
+            ...);
+      },
+      JsonFields<T>::kFields);
+}
+
+template <typename V>
+void Decode(const json& j, V& out) {
+  if constexpr (HasFields<V>) {
+    DecodeObject(j, out);
+  } else if constexpr (NamedEnum<V>) {
+    auto parsed = ParseEnum<V>(j.get<std::string>());
+    if (!parsed) throw std::invalid_argument("unknown value " + j.dump());
+    out = *parsed;
+  } else if constexpr (std::is_same_v<V, Seconds>) {
+    out = Seconds(j.get<std::int64_t>());
+  } else if constexpr (IsVector<V>::value) {
+    if (!j.is_array()) throw std::invalid_argument("expected an array");
+    out.clear();
+    for (const json& item : j) {
+      typename V::value_type element{};
+      Decode(item, element);
+      out.push_back(std::move(element));
+    }
+  } else {
+    out = j.get<V>();
+  }
+}
+
+template <typename T>
+Result<T> FromJson(const json& j, std::string_view what) {
+  T value{};
+  try {
+    Decode(j, value);
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInvalidArgument, e.what(), "reading " + std::string(what) + " JSON");
+  }
+  return value;
+}
+
+}  // namespace
+
+json ToJson(const VmSpec& spec) { return Encode(spec); }
+json ToJson(const VirtualMachine& vm) { return Encode(vm); }
+json ToJson(const Image& image) { return Encode(image); }
+json ToJson(const ObjectMeta& meta) { return Encode(meta); }
+json ToJson(const SnapshotPolicy& policy) { return Encode(policy); }
+json ToJson(const BackupPolicy& policy) { return Encode(policy); }
+json ToJson(const Cluster& cluster) { return Encode(cluster); }
+
+Result<VmSpec> VmSpecFromJson(const json& j) { return FromJson<VmSpec>(j, "VM spec"); }
+Result<VirtualMachine> VirtualMachineFromJson(const json& j) {
+  return FromJson<VirtualMachine>(j, "VirtualMachine");
+}
+Result<Image> ImageFromJson(const json& j) { return FromJson<Image>(j, "Image"); }
+
+json PlanToJson(const Plan& plan) {
+  json j = Encode(plan);
+  j["formatVersion"] = Plan::kFormatVersion;
+  const PlanSummary s = plan.Summary();
+  j["summary"] = {{"add", s.add}, {"change", s.change}, {"replace", s.replace},
+                  {"destroy", s.destroy}, {"pending", s.pending}};
+  return j;
+}
+
+Result<Plan> PlanFromJson(const json& j) {
+  if (!j.is_object() || j.value("formatVersion", 0) != Plan::kFormatVersion) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "not a gitvirt plan of format version " + std::to_string(Plan::kFormatVersion));
+  }
+  return FromJson<Plan>(j, "plan");
+}
+
+std::string Fingerprint(std::string_view bytes) {
+  // FNV-1a, 64 bit: small, stable across platforms, and enough to notice a change.
+  std::uint64_t h = 14695981039346656037ULL;
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string JsonFingerprint(const json& j) { return Fingerprint(std::string_view(j.dump())); }
+
+std::string SpecHash(const VmSpec& spec) {
+  json j = ToJson(spec);
+  // Where a VM runs and whether it runs are changed without redefining it.
+  j.erase("powerState");
+  j.erase("node");
+  return JsonFingerprint(j);
+}
+
+}  // namespace gitvirt

@@ -1,0 +1,685 @@
+#include "gitvirt/core/planner.h"
+
+#include <algorithm>
+#include <map>
+#include <queue>
+#include <set>
+
+#include "gitvirt/core/diff.h"
+#include "gitvirt/core/json.h"
+#include "gitvirt/core/placement.h"
+
+namespace gitvirt {
+namespace {
+
+// Stages order the plan coarsely; Action::depends_on orders it finely. The executor starts no
+// action before every action of an earlier stage has finished.
+enum Stage : int {
+  kStageImages = 0,
+  kStageChanges = 1,   // migrate, create, replace, update, and the power steps of those chains
+  kStageDeletes = 2,   // delete, release
+  kStagePower = 3,     // power changes of VMs that are otherwise left as they are
+  kStageVolumes = 4,   // volume-delete
+};
+
+bool IsRunningLike(PowerState p) { return p != PowerState::kStopped; }
+
+class Builder {
+ public:
+  Builder(const ControllerConfig& config, const DesiredState& desired,
+          const ObservedState& observed, const PlanOptions& options)
+      : config_(config), desired_(desired), observed_(observed), options_(options) {}
+
+  Result<Plan> Build() {
+    plan_.revision = options_.revision;
+    plan_.source = options_.source;
+    plan_.prune = options_.prune;
+    for (const ObservedNode& node : observed_.nodes) {
+      if (!node.reachable) {
+        plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "node " + node.name,
+                                            "unreachable: " + node.error +
+                                                "; its VMs are left out of this plan"});
+      }
+      for (const ObservedVm& vm : node.vms) {
+        if (!vm.Owned()) plan_.unmanaged.push_back(node.name + "/" + vm.name);
+      }
+    }
+    ResolveNodes();
+    for (const VirtualMachine& vm : desired_.vms) PlanVm(vm);
+    PlanOrphans();
+    PlanImages();
+    LinkDependencies();
+    if (!errors_.empty()) {
+      std::string message = "the plan cannot be made:";
+      for (const std::string& e : errors_) message += "\n  - " + e;
+      return Fail(ErrorCode::kFailedPrecondition, message);
+    }
+    if (options_.target) FilterToTarget(*options_.target);
+    Order();
+    for (const Action& a : plan_.actions) {
+      if (a.target.kind != Kind::kVirtualMachine) continue;
+      const std::string key = "vm/" + a.target.name;
+      auto vms = observed_.FindVms(a.target.name);
+      plan_.fingerprints[key] = vms.empty() ? "absent" : ObservedFingerprint(*vms.front());
+    }
+    return std::move(plan_);
+  }
+
+ private:
+  // ---- nodes ------------------------------------------------------------------------------
+
+  const ObservedNode* Node(const std::string& name) const { return observed_.FindNode(name); }
+
+  // The owned domain(s) for a VM name, on reachable nodes.
+  std::vector<const ObservedVm*> Owned(const std::string& name) const {
+    std::vector<const ObservedVm*> out;
+    for (const ObservedVm* vm : observed_.FindVms(name)) {
+      if (vm->Owned()) out.push_back(vm);
+    }
+    return out;
+  }
+
+  void ResolveNodes() {
+    std::vector<NodeInventory> inventory;
+    std::set<std::string> unreachable;
+    for (const NodeConfig& nc : config_.nodes) {
+      const ObservedNode* on = Node(nc.name);
+      NodeInventory n;
+      n.name = nc.name;
+      n.labels = nc.labels;
+      n.schedulable = on != nullptr && on->reachable && !nc.drain;
+      if (on == nullptr || !on->reachable) unreachable.insert(nc.name);
+      n.vcpus = nc.capacity_vcpus.value_or(on ? on->cpus : 0);
+      n.memory = nc.capacity_memory.value_or(on ? on->memory : 0);
+      n.cpu_overcommit = nc.cpu_overcommit;
+      n.memory_overcommit = nc.memory_overcommit;
+      inventory.push_back(std::move(n));
+    }
+    std::set<std::string> placed;  // desired VMs that placement decides
+    std::vector<PlacementRequest> requests;
+    for (const VirtualMachine& vm : desired_.vms) {
+      if (!vm.spec.node.empty()) {
+        if (config_.FindNode(vm.spec.node) == nullptr) {
+          errors_.push_back("VirtualMachine \"" + vm.meta.name + "\" names node \"" +
+                            vm.spec.node + "\", which is not in the configuration");
+          continue;
+        }
+        node_of_[vm.meta.name] = vm.spec.node;
+        continue;
+      }
+      auto owned = Owned(vm.meta.name);
+      if (owned.empty() && !unreachable.empty()) {
+        // It may already run on the node we cannot see: placing it elsewhere could duplicate it.
+        blocked_[vm.meta.name] = "cannot be placed while node(s) are unreachable (it may run "
+                                 "there): " + *unreachable.begin();
+        continue;
+      }
+      PlacementRequest r;
+      r.vm = vm.meta.name;
+      r.vcpus = vm.spec.vcpus;
+      r.memory = vm.spec.memory;
+      r.placement = vm.spec.placement;
+      if (vm.cluster) r.group = vm.cluster->cluster + "/" + vm.cluster->group;
+      if (owned.size() == 1) r.current_node = owned.front()->node;
+      requests.push_back(std::move(r));
+      placed.insert(vm.meta.name);
+    }
+    // What the nodes already hold, except the VMs placement is deciding about now; and the
+    // pinned VMs that do not exist yet but will.
+    for (NodeInventory& n : inventory) {
+      if (const ObservedNode* on = Node(n.name)) {
+        for (const ObservedVm& vm : on->vms) {
+          if (placed.contains(vm.name) && vm.Owned()) continue;
+          n.vcpus_used += vm.actual.vcpus;
+          n.memory_used += vm.actual.memory;
+        }
+      }
+    }
+    for (const VirtualMachine& vm : desired_.vms) {
+      auto it = node_of_.find(vm.meta.name);
+      if (it == node_of_.end() || !vm.spec.node.size()) continue;
+      const ObservedNode* on = Node(it->second);
+      if (on != nullptr && on->FindVm(vm.meta.name) != nullptr) continue;
+      for (NodeInventory& n : inventory) {
+        if (n.name == it->second) {
+          n.vcpus_used += vm.spec.vcpus;
+          n.memory_used += vm.spec.memory;
+        }
+      }
+    }
+    PlacementResult placement = Place(inventory, requests);
+    for (const std::string& e : placement.errors) errors_.push_back(e);
+    for (const std::string& w : placement.warnings) {
+      plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "placement", w});
+    }
+    for (const auto& [vm, node] : placement.node_of) node_of_[vm] = node;
+  }
+
+  // ---- actions ----------------------------------------------------------------------------
+
+  Action& Add(Action action, Stage stage) {
+    action.stage = stage;
+    if (action.target.kind == Kind::kVirtualMachine) {
+      auto& chain = chain_[action.target.name];
+      if (!chain.empty()) action.depends_on.push_back(chain.back());
+      chain.push_back(action.id);
+    }
+    plan_.actions.push_back(std::move(action));
+    return plan_.actions.back();
+  }
+
+  Action VmAction(ActionType type, const VirtualMachine& vm, const std::string& node,
+                  std::string reason) const {
+    Action a;
+    a.type = type;
+    a.id = std::string(EnumName(type)) + "/" + vm.meta.name;
+    a.node = node;
+    a.target = {Kind::kVirtualMachine, vm.meta.name};
+    a.reason = std::move(reason);
+    a.unit = vm.cluster ? vm.cluster->cluster : "";
+    return a;
+  }
+
+  void Pending(const VirtualMachine& vm, const std::string& node, std::vector<FieldChange> changes,
+               std::string reason) {
+    plan_.pending.push_back(PendingChange{{Kind::kVirtualMachine, vm.meta.name}, node,
+                                          std::move(changes), std::move(reason)});
+  }
+
+  void CheckNodeResources(const VirtualMachine& vm, const std::string& node_name) {
+    const ObservedNode* node = Node(node_name);
+    const NodeConfig* nc = config_.FindNode(node_name);
+    if (node == nullptr || nc == nullptr) return;
+    auto has_pool = [&](const std::string& pool) {
+      if (node->FindPool(pool) != nullptr) return true;
+      return std::any_of(nc->pools.begin(), nc->pools.end(),
+                         [&](const PoolConfig& p) { return p.name == pool; });
+    };
+    std::set<std::string> pools;
+    for (const Disk& d : vm.spec.disks) {
+      if (d.source.type != DiskSourceType::kPath) pools.insert(d.pool);
+      if (d.source.type == DiskSourceType::kImage) {
+        if (const Image* img = desired_.FindImage(d.source.ref)) pools.insert(img->spec.pool);
+      }
+    }
+    for (const std::string& pool : pools) {
+      if (!has_pool(pool)) {
+        errors_.push_back("VirtualMachine \"" + vm.meta.name + "\" needs pool \"" + pool +
+                          "\" on node " + node_name +
+                          ", which neither exists there nor is listed in the node's pools");
+      }
+    }
+    for (const Nic& nic : vm.spec.networks) {
+      if (!nic.network.empty() &&
+          std::find(node->networks.begin(), node->networks.end(), nic.network) ==
+              node->networks.end()) {
+        errors_.push_back("VirtualMachine \"" + vm.meta.name + "\" uses network \"" +
+                          nic.network + "\", which does not exist on node " + node_name);
+      }
+    }
+  }
+
+  void PlanPower(const VirtualMachine& vm, const std::string& node, PowerState from,
+                 bool power_only) {
+    const PowerState to = vm.spec.power_state;
+    if (from == to) return;
+    const Stage stage = power_only ? kStagePower : kStageChanges;
+    auto add = [&](ActionType type, std::string reason) {
+      Action a = VmAction(type, vm, node, std::move(reason));
+      a.power_before = from;
+      a.changes.push_back(FieldChange{"powerState", std::string(EnumName(from)),
+                                      std::string(EnumName(to)), ChangeClass::kPower});
+      Add(std::move(a), stage);
+    };
+    switch (to) {
+      case PowerState::kRunning:
+        if (from == PowerState::kPaused) {
+          add(ActionType::kResume, "powerState is Running");
+        } else {
+          add(ActionType::kStart, "powerState is Running");
+        }
+        break;
+      case PowerState::kStopped:
+        if (from == PowerState::kPaused) {
+          add(ActionType::kStop, "powerState is Stopped (a paused VM is powered off)");
+        } else {
+          add(ActionType::kShutdown, "powerState is Stopped");
+        }
+        break;
+      case PowerState::kPaused:
+        if (from == PowerState::kStopped) add(ActionType::kStart, "powerState is Paused");
+        add(ActionType::kSuspend, "powerState is Paused");
+        break;
+    }
+  }
+
+  void PlanVm(const VirtualMachine& vm) {
+    if (auto it = blocked_.find(vm.meta.name); it != blocked_.end()) {
+      Pending(vm, "", {}, it->second);
+      return;
+    }
+    auto node_it = node_of_.find(vm.meta.name);
+    if (node_it == node_of_.end()) return;  // placement failed; reported
+    const std::string& node = node_it->second;
+    const ObservedNode* target_node = Node(node);
+    if (target_node == nullptr || !target_node->reachable) {
+      Pending(vm, node, {}, "node " + node + " is unreachable");
+      return;
+    }
+    // A domain of that name that gitvirt does not own is never touched.
+    for (const ObservedVm* other : observed_.FindVms(vm.meta.name)) {
+      if (!other->Owned()) {
+        errors_.push_back("a domain named \"" + vm.meta.name + "\" exists on node " +
+                          other->node + " and is not managed by gitvirt; rename the manifest, "
+                          "or adopt the domain with `gitvirt import`");
+        return;
+      }
+    }
+    VirtualMachine want = vm;
+    want.spec.node = node;
+    auto owned = Owned(vm.meta.name);
+    if (owned.size() > 1) {
+      Pending(vm, node, {}, "exists on more than one node (an interrupted migration?): " +
+                                owned[0]->node + ", " + owned[1]->node);
+      return;
+    }
+    if (owned.empty()) {
+      CheckNodeResources(want, node);
+      Action create = VmAction(ActionType::kCreate, want, node, "not found on any node");
+      for (const Disk& d : want.spec.disks) {
+        create.changes.push_back(FieldChange{"disks[" + d.name + "]", "", DescribeDisk(d), ChangeClass::kLive});
+      }
+      create.changes.insert(create.changes.begin(),
+                            {FieldChange{"vcpus", "", std::to_string(want.spec.vcpus), ChangeClass::kLive},
+                             FieldChange{"memory", "", FormatSize(want.spec.memory), ChangeClass::kLive}});
+      for (std::size_t i = 0; i < want.spec.networks.size(); ++i) {
+        create.changes.push_back(FieldChange{"networks[" + std::to_string(i) + "]", "",
+                                             DescribeNic(want.spec.networks[i]), ChangeClass::kLive});
+      }
+      create.vm = want;
+      Add(std::move(create), kStageChanges);
+      PlanPower(want, node, PowerState::kStopped, /*power_only=*/false);
+      return;
+    }
+
+    const ObservedVm& current = *owned.front();
+    const ObservedNode* current_node = Node(current.node);
+    bool changed = false;
+    if (current.node != node) {
+      CheckNodeResources(want, node);
+      Action migrate = VmAction(ActionType::kMigrate, want, node,
+                                config_.FindNode(current.node) && config_.FindNode(current.node)->drain
+                                    ? "node " + current.node + " is draining"
+                                    : "desired node is " + node);
+      migrate.source_node = current.node;
+      migrate.changes.push_back(FieldChange{"node", current.node, node, ChangeClass::kLive});
+      migrate.vm = want;
+      Add(std::move(migrate), kStageChanges);
+      changed = true;
+    }
+    const bool running = IsRunningLike(current.power);
+    DiffContext ctx{running, current_node ? current_node->capabilities : NodeCapabilities{}};
+    VmDiff diff = DiffVm(want.spec, current.actual, ctx);
+    for (const std::string& e : diff.errors) {
+      errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + e);
+    }
+    if (!diff.changes.empty()) {
+      const bool restart_allowed = want.spec.update_policy.restart == RestartPolicy::kAllowed;
+      std::vector<FieldChange> now, later;
+      if (diff.Has(ChangeClass::kReplace)) {
+        if (want.spec.deletion_policy == DeletionPolicy::kProtect) {
+          Pending(vm, node, diff.changes, "the change replaces the VM and deletionPolicy is Protect");
+        } else if (running && !restart_allowed) {
+          Pending(vm, node, diff.changes,
+                  "the change replaces the VM, which is running; updatePolicy.restart is Never");
+        } else {
+          Action replace = VmAction(ActionType::kReplace, want, node,
+                                    "a disk's source, pool or format changed");
+          replace.changes = diff.changes;
+          replace.vm = want;
+          Add(std::move(replace), kStageChanges);
+          PlanPower(want, node, PowerState::kStopped, false);
+          return;
+        }
+        return;
+      }
+      // Disk growth on a running VM is live only where the driver can resize a block device;
+      // on a stopped VM it needs volume resizing.
+      for (FieldChange& c : diff.changes) {
+        if (c.change_class != ChangeClass::kGrow) continue;
+        const bool can = running ? ctx.capabilities.block_resize : ctx.capabilities.volume_resize;
+        if (!can && running && ctx.capabilities.volume_resize) c.change_class = ChangeClass::kRestart;
+        if (!can && !(running && ctx.capabilities.volume_resize)) {
+          errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + c.path + " grows, but node " +
+                            current.node + " (" + ctx.capabilities.driver +
+                            " driver) cannot resize volumes");
+        }
+      }
+      for (const FieldChange& c : diff.changes) {
+        (c.change_class == ChangeClass::kRestart ? later : now).push_back(c);
+      }
+      if (!later.empty() && !restart_allowed) {
+        Pending(vm, node, later, "needs a restart and updatePolicy.restart is Never");
+        later.clear();
+      }
+      if (!later.empty()) {
+        // Live changes ride along with the redefine while the VM is stopped.
+        later.insert(later.end(), now.begin(), now.end());
+        now.clear();
+        Action down = VmAction(ActionType::kShutdown, want, node, "to apply changes that need a restart");
+        down.power_before = current.power;
+        Add(std::move(down), kStageChanges);
+        Action update = VmAction(ActionType::kUpdateRestart, want, node, "redefine while stopped");
+        std::sort(later.begin(), later.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+        update.changes = later;
+        update.vm = want;
+        Add(std::move(update), kStageChanges);
+        if (want.spec.power_state != PowerState::kStopped) {
+          Action up = VmAction(ActionType::kStart, want, node, "start again after the restart");
+          up.power_before = PowerState::kStopped;
+          Add(std::move(up), kStageChanges);
+          if (want.spec.power_state == PowerState::kPaused) {
+            Add(VmAction(ActionType::kSuspend, want, node, "powerState is Paused"), kStageChanges);
+          }
+        }
+        return;
+      }
+      if (!now.empty()) {
+        Action update = VmAction(ActionType::kUpdateLive, want, node,
+                                 running ? "applied to the running VM" : "the VM is stopped");
+        update.changes = now;
+        update.vm = want;
+        Add(std::move(update), kStageChanges);
+        changed = true;
+      }
+    }
+    PlanPower(want, node, current.power, /*power_only=*/!changed);
+  }
+
+  void PlanOrphans() {
+    for (const ObservedNode& node : observed_.nodes) {
+      for (const ObservedVm& vm : node.vms) {
+        if (!vm.Owned() || desired_.FindVm(vm.name) != nullptr) continue;
+        const Ownership& owner = *vm.owner;
+        bool scale_down = false;
+        if (!owner.cluster.empty()) {
+          if (const Cluster* c = FindCluster(owner.cluster)) {
+            for (const NodeGroup& g : c->spec.node_groups) {
+              if (g.name == owner.group && g.scale_down) scale_down = true;
+            }
+          }
+        }
+        const DeletionPolicy policy =
+            vm.last_applied ? vm.last_applied->deletion_policy : DeletionPolicy::kDelete;
+        const ResourceRef ref{Kind::kVirtualMachine, vm.name};
+        if (!options_.prune && !scale_down) {
+          plan_.pending.push_back(PendingChange{ref, node.name, {},
+                                                "not in the repository any more; run with "
+                                                "--prune (or sync.prune) to delete it"});
+          continue;
+        }
+        if (policy == DeletionPolicy::kProtect) {
+          plan_.pending.push_back(PendingChange{ref, node.name, {},
+                                                "not in the repository, but deletionPolicy is "
+                                                "Protect: delete it by hand if you mean it"});
+          continue;
+        }
+        Action a;
+        a.target = ref;
+        a.node = node.name;
+        a.unit = owner.cluster;
+        if (policy == DeletionPolicy::kRetain) {
+          a.type = ActionType::kRelease;
+          a.id = "release/" + vm.name;
+          a.reason = "deletionPolicy Retain: the VM and its disks stay, gitvirt lets go";
+          Add(std::move(a), kStageDeletes);
+          continue;
+        }
+        a.type = ActionType::kDelete;
+        a.id = "delete/" + vm.name;
+        a.reason = scale_down ? "scaled down (cluster " + owner.cluster + ")"
+                              : "not in the repository (prune)";
+        a.power_before = vm.power;
+        Add(std::move(a), kStageDeletes);
+        if (!owner.created_volumes.empty()) {
+          Action v;
+          v.type = ActionType::kVolumeDelete;
+          v.id = "volume-delete/" + vm.name;
+          v.target = ref;
+          v.node = node.name;
+          v.unit = owner.cluster;
+          v.volumes = owner.created_volumes;
+          v.reason = "volumes gitvirt created for " + vm.name;
+          for (const std::string& vol : v.volumes) {
+            v.changes.push_back(FieldChange{"volume", vol, "", ChangeClass::kReplace});
+          }
+          Add(std::move(v), kStageVolumes);
+        }
+      }
+    }
+  }
+
+  const Cluster* FindCluster(const std::string& name) const {
+    for (const Cluster& c : desired_.clusters) {
+      if (c.meta.name == name) return &c;
+    }
+    return nullptr;
+  }
+
+  void PlanImages() {
+    // Each node imports each Image its VMs need, once, if the pool lacks it.
+    std::map<std::pair<std::string, std::string>, std::vector<std::string>> users;  // (node,image)->action ids
+    for (const Action& a : plan_.actions) {
+      if (!a.vm || (a.type != ActionType::kCreate && a.type != ActionType::kReplace &&
+                    a.type != ActionType::kUpdateLive && a.type != ActionType::kUpdateRestart &&
+                    a.type != ActionType::kMigrate)) {
+        continue;
+      }
+      for (const Disk& d : a.vm->spec.disks) {
+        if (d.source.type == DiskSourceType::kImage) users[{a.node, d.source.ref}].push_back(a.id);
+      }
+      for (const Cdrom& c : a.vm->spec.cdroms) {
+        if (!c.image.empty()) users[{a.node, c.image}].push_back(a.id);
+      }
+    }
+    for (const auto& [key, action_ids] : users) {
+      const auto& [node_name, image_name] = key;
+      const Image* image = desired_.FindImage(image_name);
+      const ObservedNode* node = Node(node_name);
+      if (image == nullptr || node == nullptr) continue;
+      const ObservedPool* pool = node->FindPool(image->spec.pool);
+      if (pool != nullptr && pool->FindVolume(image->VolumeName()) != nullptr) continue;
+      Action a;
+      a.type = ActionType::kImageImport;
+      a.id = "image-import/" + node_name + "/" + image_name;
+      a.node = node_name;
+      a.target = {Kind::kImage, image_name};
+      a.image = *image;
+      a.reason = "pool " + image->spec.pool + " on " + node_name + " has no " + image->VolumeName();
+      a.changes.push_back(FieldChange{"volume", "", image->spec.pool + "/" + image->VolumeName(),
+                                      ChangeClass::kLive});
+      Add(std::move(a), kStageImages);
+      for (const std::string& id : action_ids) image_users_[id].push_back("image-import/" + node_name + "/" + image_name);
+    }
+  }
+
+  // The last action of a VM's chain: what "wait for this VM" means for dependents.
+  std::string LastOf(const std::string& vm) const {
+    auto it = chain_.find(vm);
+    return it == chain_.end() || it->second.empty() ? "" : it->second.back();
+  }
+  std::string FirstOf(const std::string& vm) const {
+    auto it = chain_.find(vm);
+    return it == chain_.end() || it->second.empty() ? "" : it->second.front();
+  }
+
+  void LinkDependencies() {
+    std::map<std::string, Action*> by_id;
+    for (Action& a : plan_.actions) by_id[a.id] = &a;
+    auto depend = [&](const std::string& from, const std::string& on) {
+      if (from.empty() || on.empty() || from == on) return;
+      auto& deps = by_id.at(from)->depends_on;
+      if (std::find(deps.begin(), deps.end(), on) == deps.end()) deps.push_back(on);
+    };
+    for (const auto& [id, imports] : image_users_) {
+      for (const std::string& import : imports) depend(id, import);
+    }
+    for (const VirtualMachine& vm : desired_.vms) {
+      const std::string first = FirstOf(vm.meta.name);
+      if (first.empty()) continue;
+      for (const ResourceRef& dep : vm.spec.depends_on) {
+        if (dep.kind == Kind::kVirtualMachine) depend(first, LastOf(dep.name));
+        if (dep.kind == Kind::kCluster) {
+          for (const VirtualMachine& m : desired_.vms) {
+            if (m.cluster && m.cluster->cluster == dep.name) depend(first, LastOf(m.meta.name));
+          }
+        }
+      }
+      // Cluster groups come up in order: a member waits for the previous group's members.
+      if (vm.cluster && vm.cluster->group_order > 0) {
+        for (const VirtualMachine& m : desired_.vms) {
+          if (m.cluster && m.cluster->cluster == vm.cluster->cluster &&
+              m.cluster->group_order == vm.cluster->group_order - 1) {
+            depend(first, LastOf(m.meta.name));
+          }
+        }
+      }
+    }
+    for (Action& a : plan_.actions) std::sort(a.depends_on.begin(), a.depends_on.end());
+    // An action never waits on a later stage: lift it to the stage of what it depends on
+    // (e.g. a VM created after one that only needs starting).
+    for (bool lifted = true; lifted;) {
+      lifted = false;
+      for (Action& a : plan_.actions) {
+        for (const std::string& dep : a.depends_on) {
+          if (by_id.at(dep)->stage > a.stage) {
+            a.stage = by_id.at(dep)->stage;
+            lifted = true;
+          }
+        }
+      }
+    }
+  }
+
+  void FilterToTarget(const ResourceRef& target) {
+    std::map<std::string, const Action*> by_id;
+    for (const Action& a : plan_.actions) by_id[a.id] = &a;
+    std::set<std::string> keep;
+    std::vector<std::string> todo;
+    for (const Action& a : plan_.actions) {
+      if (a.target == target) todo.push_back(a.id);
+    }
+    while (!todo.empty()) {
+      const std::string id = todo.back();
+      todo.pop_back();
+      if (!keep.insert(id).second) continue;
+      for (const std::string& dep : by_id.at(id)->depends_on) todo.push_back(dep);
+    }
+    std::erase_if(plan_.actions, [&](const Action& a) { return !keep.contains(a.id); });
+    std::erase_if(plan_.pending, [&](const PendingChange& p) { return !(p.target == target); });
+  }
+
+  // Kahn's algorithm; among ready actions the lowest (stage, id) goes first, so the order is
+  // deterministic and reads in stages.
+  void Order() {
+    std::map<std::string, Action> by_id;
+    std::map<std::string, int> indegree;
+    std::map<std::string, std::vector<std::string>> dependents;
+    std::map<std::string, int> stage;
+    for (Action& a : plan_.actions) {
+      stage[a.id] = a.stage;
+      indegree[a.id] += 0;
+      for (const std::string& dep : a.depends_on) {
+        ++indegree[a.id];
+        dependents[dep].push_back(a.id);
+      }
+      by_id.emplace(a.id, std::move(a));
+    }
+    using Key = std::pair<int, std::string>;
+    std::priority_queue<Key, std::vector<Key>, std::greater<>> ready;
+    for (const auto& [id, n] : indegree) {
+      if (n == 0) ready.emplace(stage.at(id), id);
+    }
+    std::vector<Action> ordered;
+    while (!ready.empty()) {
+      const std::string id = ready.top().second;
+      ready.pop();
+      ordered.push_back(std::move(by_id.at(id)));
+      for (const std::string& next : dependents[id]) {
+        if (--indegree[next] == 0) ready.emplace(stage.at(next), next);
+      }
+    }
+    // Stages are barriers: stable-sort by stage keeps the topological order within each.
+    std::stable_sort(ordered.begin(), ordered.end(),
+                     [](const Action& a, const Action& b) { return a.stage < b.stage; });
+    plan_.actions = std::move(ordered);
+  }
+
+  const ControllerConfig& config_;
+  const DesiredState& desired_;
+  const ObservedState& observed_;
+  const PlanOptions& options_;
+  Plan plan_;
+  std::vector<std::string> errors_;
+  std::map<std::string, std::string> node_of_;
+  std::map<std::string, std::string> blocked_;
+  std::map<std::string, std::vector<std::string>> chain_;
+  std::map<std::string, std::vector<std::string>> image_users_;
+};
+
+}  // namespace
+
+Result<Plan> Planner::MakePlan(const DesiredState& desired, const ObservedState& observed,
+                               const PlanOptions& options) const {
+  return Builder(config_, desired, observed, options).Build();
+}
+
+std::string DiskVolumeName(const std::string& vm, const Disk& disk) {
+  return vm + "-" + disk.name + "." + std::string(EnumName(disk.format));
+}
+
+std::string SeedVolumeName(const std::string& vm) { return vm + "-cidata.iso"; }
+
+PlanSummary Plan::Summary() const {
+  PlanSummary s;
+  std::set<std::string> created;  // VMs whose first start is part of a create or replace
+  for (const Action& a : actions) {
+    if (a.type == ActionType::kCreate || a.type == ActionType::kReplace) created.insert(a.target.name);
+  }
+  for (const Action& a : actions) {
+    switch (a.type) {
+      case ActionType::kCreate:
+      case ActionType::kImageImport:
+      case ActionType::kSnapshot:
+      case ActionType::kBackup: ++s.add; break;
+      case ActionType::kReplace: ++s.replace; break;
+      case ActionType::kDelete:
+      case ActionType::kRelease:
+      case ActionType::kVolumeDelete:
+      case ActionType::kSnapshotDelete:
+      case ActionType::kBackupDelete: ++s.destroy; break;
+      case ActionType::kStart:
+      case ActionType::kSuspend:
+        // The start (or pause) that follows a create or replace is part of that action.
+        if (!created.contains(a.target.name)) ++s.change;
+        break;
+      default: ++s.change; break;
+    }
+  }
+  s.pending = static_cast<int>(pending.size());
+  return s;
+}
+
+const Action* Plan::FindAction(std::string_view id) const {
+  for (const Action& a : actions) {
+    if (a.id == id) return &a;
+  }
+  return nullptr;
+}
+
+std::string ObservedFingerprint(const ObservedVm& vm) {
+  return Fingerprint(vm.node + "|" + vm.definition_fingerprint + "|" +
+                     std::string(EnumName(vm.power)));
+}
+
+}  // namespace gitvirt

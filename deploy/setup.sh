@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs every Debian package gitvirt needs to build, test and run, and the
+# system users libvirt expects. Safe to run any number of times: it installs only
+# what is missing and never changes what is already configured.
+#
+#   deploy/setup.sh            build + test dependencies (what the README commands use)
+#   deploy/setup.sh --bench    also the benchmark peers (ansible, wrk, nginx, hyperfine)
+set -euo pipefail
+
+want_bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --bench) want_bench=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg'" >&2; exit 1 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build pkg-config git ca-certificates
+  # libraries
+  libyaml-cpp-dev libboost1.81-dev libvirt-dev libgit2-dev libsqlite3-dev sqlite3
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libpugixml-dev libcli11-dev
+  nlohmann-json3-dev libssl-dev libzstd-dev zlib1g-dev libcrypt-dev
+  libhowardhinnant-date-dev
+  # real hypervisor for integration tests: libvirtd + QEMU + qemu-img
+  libvirt-daemon libvirt-daemon-driver-qemu
+  libvirt-clients qemu-system-x86 qemu-utils ovmf swtpm-tools
+  # the test guest image (tests/guest/build-image.sh)
+  debootstrap
+  # cloud-init NoCloud seeds
+  xorriso
+  # schema tests (Debian's python, not a pyenv one)
+  python3 python3-jsonschema python3-yaml
+  # dashboard test in headless Chromium
+  chromium
+  # process tools used by the test harness
+  util-linux procps iproute2
+)
+if [ "$want_bench" -eq 1 ]; then
+  packages+=(ansible python3-libvirt python3-lxml wrk nginx-light hyperfine)
+fi
+
+# Node.js drives the dashboard test (playwright-core). Machines of this kind ship
+# nodesource's nodejs, which conflicts with Debian's npm: take Debian's only when
+# there is no node at all.
+if ! command -v npm >/dev/null 2>&1; then packages+=(nodejs npm); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup.sh: installing ${#missing[@]} package(s): ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup.sh: all ${#packages[@]} packages present"
+fi
+
+# libvirt's QEMU driver looks this user up at start-up even when qemu.conf runs
+# guests as root; Debian creates it only in libvirt-daemon-system, which we do
+# not install (it would start a system-wide daemon).
+if ! getent group libvirt-qemu >/dev/null; then groupadd --system libvirt-qemu; fi
+if ! getent passwd libvirt-qemu >/dev/null; then
+  useradd --system --gid libvirt-qemu --home-dir /var/lib/libvirt --no-create-home \
+          --shell /usr/sbin/nologin libvirt-qemu
+fi
+if ! getent group kvm >/dev/null; then groupadd --system kvm; fi

@@ -1,0 +1,35 @@
+#pragma once
+// Field-level differences between a desired VM spec and the observed one, each classified by how
+// it can be applied: live, with a restart, by replacing the VM, metadata only, or a disk growth.
+// Pure.
+
+#include <string>
+#include <vector>
+
+#include "gitvirt/core/model.h"
+#include "gitvirt/core/observed.h"
+#include "gitvirt/core/plan.h"
+
+namespace gitvirt {
+
+struct DiffContext {
+  bool running = false;  // the VM is running (or paused) now
+  NodeCapabilities capabilities;
+};
+
+struct VmDiff {
+  std::vector<FieldChange> changes;  // ordered by path; excludes node and power state
+  std::vector<std::string> errors;   // impossible changes (a disk that would shrink)
+
+  bool Empty() const { return changes.empty() && errors.empty(); }
+  bool Has(ChangeClass c) const;
+};
+
+// Compares everything but `node` and `power_state`, which become migrate and power actions.
+VmDiff DiffVm(const VmSpec& desired, const VmSpec& observed, const DiffContext& context);
+
+// Short human summaries used in plans: "40GiB virtio qcow2, linked clone of debian-12".
+std::string DescribeDisk(const Disk& disk);
+std::string DescribeNic(const Nic& nic);
+
+}  // namespace gitvirt

@@ -1,0 +1,139 @@
+#pragma once
+// A plan is a value: the ordered actions that take the observed state to the desired one, with
+// the dependencies between them (a DAG), the field-level differences and the reason for each.
+// It prints like `terraform plan`, saves as JSON with the source revision and a fingerprint of
+// every observed target, and is what `apply` executes. Nothing here does I/O.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gitvirt/core/diagnostic.h"
+#include "gitvirt/core/enums.h"
+#include "gitvirt/core/model.h"
+#include "gitvirt/core/observed.h"
+
+namespace gitvirt {
+
+enum class ActionType {
+  kImageImport,    // import an Image into a node's pool
+  kCreate,         // volumes + seed + define (not start)
+  kUpdateLive,     // redefine + live changes; no restart (or the VM is stopped)
+  kUpdateRestart,  // redefine of a VM that the preceding shutdown stopped
+  kReplace,        // destroy and create again (a disk's source or format changed)
+  kStart,
+  kStop,      // force off
+  kShutdown,  // graceful, with the VM's shutdownTimeout and forceOff
+  kReboot,
+  kSuspend,
+  kResume,
+  kMigrate,
+  kDelete,        // destroy + undefine; the created volumes go in a volume-delete
+  kRelease,       // deletionPolicy Retain: drop gitvirt's owner mark, keep VM and disks
+  kVolumeDelete,  // runs last, so a FULL rollback can undo everything before it
+  kSnapshot,
+  kSnapshotDelete,
+  kBackup,
+  kBackupDelete,
+};
+
+GITVIRT_ENUM_TABLE(ActionType, {ActionType::kImageImport, "image-import"},
+                   {ActionType::kCreate, "create"}, {ActionType::kUpdateLive, "update-live"},
+                   {ActionType::kUpdateRestart, "update-restart"},
+                   {ActionType::kReplace, "replace"}, {ActionType::kStart, "start"},
+                   {ActionType::kStop, "stop"}, {ActionType::kShutdown, "shutdown"},
+                   {ActionType::kReboot, "reboot"}, {ActionType::kSuspend, "suspend"},
+                   {ActionType::kResume, "resume"}, {ActionType::kMigrate, "migrate"},
+                   {ActionType::kDelete, "delete"}, {ActionType::kRelease, "release"},
+                   {ActionType::kVolumeDelete, "volume-delete"},
+                   {ActionType::kSnapshot, "snapshot"},
+                   {ActionType::kSnapshotDelete, "snapshot-delete"},
+                   {ActionType::kBackup, "backup"}, {ActionType::kBackupDelete, "backup-delete"});
+
+enum class ChangeClass {
+  kLive,      // applied to the running VM without a restart
+  kRestart,   // needs the VM stopped
+  kReplace,   // needs the VM recreated
+  kMetadata,  // only gitvirt's own metadata (labels, policies)
+  kGrow,      // a disk grows (live on drivers that can, else offline)
+  kPower,     // power state
+};
+
+GITVIRT_ENUM_TABLE(ChangeClass, {ChangeClass::kLive, "live"}, {ChangeClass::kRestart, "restart"},
+                   {ChangeClass::kReplace, "replace"}, {ChangeClass::kMetadata, "metadata"},
+                   {ChangeClass::kGrow, "grow"}, {ChangeClass::kPower, "power"});
+
+// One field's difference, shown as `path: before -> after`.
+struct FieldChange {
+  std::string path;    // "memory", "disks[data].size", "networks[1]"
+  std::string before;  // "" = absent
+  std::string after;   // "" = removed
+  ChangeClass change_class = ChangeClass::kLive;
+  friend bool operator==(const FieldChange&, const FieldChange&) = default;
+};
+
+struct Action {
+  std::string id;  // unique in the plan: "create/web-01", "image-import/hv1/debian-12"
+  ActionType type = ActionType::kCreate;
+  std::string node;         // where it runs (the target node of a migration)
+  std::string source_node;  // migrate: where the VM is now
+  ResourceRef target;
+  std::vector<FieldChange> changes;
+  std::string reason;
+  std::vector<std::string> depends_on;  // action ids
+  // Coarse order: no action starts before every action of a lower stage has finished (images,
+  // then changes, then deletions, then power-only changes, then volume deletions).
+  int stage = 0;
+  std::string unit;  // rollback unit: the cluster a member belongs to, else empty
+  // Payloads: what the executor needs, so a saved plan can be applied as it is.
+  std::optional<VirtualMachine> vm;     // create, update, replace, migrate
+  std::optional<Image> image;           // image-import
+  std::vector<std::string> volumes;     // volume-delete: "pool/volume"
+  std::string snapshot;                 // snapshot, snapshot-delete
+  std::string policy;                   // snapshot/backup policy
+  std::optional<PowerState> power_before;  // for undo of power actions
+  friend bool operator==(const Action&, const Action&) = default;
+};
+
+// A difference the plan will not act on, and why (restart not allowed, Protect, no --prune...).
+struct PendingChange {
+  ResourceRef target;
+  std::string node;
+  std::vector<FieldChange> changes;
+  std::string reason;
+  friend bool operator==(const PendingChange&, const PendingChange&) = default;
+};
+
+struct PlanSummary {
+  int add = 0;      // create, image-import
+  int change = 0;   // updates, migrate, power
+  int replace = 0;
+  int destroy = 0;  // delete, release, volume-delete
+  int pending = 0;
+  friend bool operator==(const PlanSummary&, const PlanSummary&) = default;
+};
+
+struct Plan {
+  static constexpr int kFormatVersion = 1;
+  std::string revision;  // source revision the desired state came from
+  std::string source;    // "dir:/abs/path" or "git:URL@REF"
+  bool prune = false;
+  std::vector<Action> actions;  // a topological order; execution follows depends_on
+  std::vector<PendingChange> pending;
+  std::vector<Diagnostic> warnings;
+  // "node/vm" -> fingerprint of the domain definition and power state the plan was made
+  // against ("absent" when it did not exist); `apply plan.json` refuses when any differ.
+  std::map<std::string, std::string> fingerprints;
+  std::vector<std::string> unmanaged;  // "node/vm" domains seen and left alone
+
+  PlanSummary Summary() const;
+  bool Empty() const { return actions.empty(); }
+  const Action* FindAction(std::string_view id) const;
+  friend bool operator==(const Plan&, const Plan&) = default;
+};
+
+// The fingerprint of one observed domain as used in Plan::fingerprints.
+std::string ObservedFingerprint(const ObservedVm& vm);
+
+}  // namespace gitvirt

@@ -1,0 +1,24 @@
+#pragma once
+// The plan as people read it, in the manner of `terraform plan`:
+//   + create, ~ update (live / restart), -/+ replace, - delete, with field before -> after,
+// pending changes and warnings, and a summary line. Pure.
+
+#include <string>
+
+#include "gitvirt/core/plan.h"
+
+namespace gitvirt {
+
+struct PlanTextOptions {
+  bool color = false;  // ANSI colours, for terminals
+};
+
+std::string RenderPlan(const Plan& plan, const PlanTextOptions& options = {});
+
+// "Plan: 3 to add, 1 to change, 0 to replace, 2 to destroy." (+ pending)
+std::string RenderSummary(const Plan& plan);
+
+// The symbol for an action: "+", "~", "-/+", "-".
+std::string_view ActionSymbol(ActionType type);
+
+}  // namespace gitvirt
