@@ -41,7 +41,7 @@ packages=(
   # dashboard test in headless Chromium
   chromium
   # process tools used by the test harness
-  util-linux procps iproute2
+  util-linux procps iproute2 curl
 )
 if [ "$want_bench" -eq 1 ]; then
   packages+=(ansible python3-libvirt python3-lxml wrk nginx-light hyperfine)

@@ -22,7 +22,10 @@ int Run(int argc, char** argv) {
   global.config_option = config;
 
   CommandResult result;
-  for (CommandAdder add : {AddVersionCommand, AddValidateCommand}) add(app, global, result);
+  for (CommandAdder add : {AddValidateCommand, AddPlanCommand, AddApplyCommand, AddDiffCommand, AddGetCommand,
+                           AddDescribeCommand, AddJobsCommand, AddVersionCommand}) {
+    add(app, global, result);
+  }
 
   try {
     app.parse(argc, argv);

@@ -25,5 +25,11 @@ using CommandAdder = void (*)(CLI::App& app, GlobalOptions& global, CommandResul
 
 void AddVersionCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddValidateCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddPlanCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddApplyCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddDiffCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddGetCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddDescribeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddJobsCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 
 }  // namespace gitvirt::cli

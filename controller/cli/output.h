@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gitvirt/core/diagnostic.h"
+#include "gitvirt/core/selector.h"
 
 namespace gitvirt::cli {
 

@@ -209,7 +209,7 @@ GITVIRT_JSON_FIELDS(Plan, FieldDef{"revision", &Plan::revision}, FieldDef{"sourc
                     FieldDef{"prune", &Plan::prune}, FieldDef{"actions", &Plan::actions},
                     FieldDef{"pending", &Plan::pending}, FieldDef{"warnings", &Plan::warnings},
                     FieldDef{"fingerprints", &Plan::fingerprints},
-                    FieldDef{"unmanaged", &Plan::unmanaged});
+                    FieldDef{"unmanaged", &Plan::unmanaged}, FieldDef{"images", &Plan::images});
 
 #undef GITVIRT_JSON_FIELDS
 

@@ -34,6 +34,7 @@ class Builder {
     plan_.revision = options_.revision;
     plan_.source = options_.source;
     plan_.prune = options_.prune;
+    plan_.images = desired_.images;
     for (const ObservedNode& node : observed_.nodes) {
       if (!node.reachable) {
         plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "node " + node.name,
@@ -227,6 +228,7 @@ class Builder {
     auto add = [&](ActionType type, std::string reason) {
       Action a = VmAction(type, vm, node, std::move(reason));
       a.power_before = from;
+      if (type == ActionType::kShutdown) a.vm = vm;  // its updatePolicy: timeout, forceOff
       a.changes.push_back(FieldChange{"powerState", std::string(EnumName(from)),
                                       std::string(EnumName(to)), ChangeClass::kPower});
       Add(std::move(a), stage);
@@ -368,6 +370,7 @@ class Builder {
         now.clear();
         Action down = VmAction(ActionType::kShutdown, want, node, "to apply changes that need a restart");
         down.power_before = current.power;
+        down.vm = want;
         Add(std::move(down), kStageChanges);
         Action update = VmAction(ActionType::kUpdateRestart, want, node, "redefine while stopped");
         std::sort(later.begin(), later.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
@@ -638,7 +641,9 @@ std::string DiskVolumeName(const std::string& vm, const Disk& disk) {
   return vm + "-" + disk.name + "." + std::string(EnumName(disk.format));
 }
 
-std::string SeedVolumeName(const std::string& vm) { return vm + "-cidata.iso"; }
+std::string SeedVolumeName(const std::string& vm, const std::string& inputs_hash) {
+  return vm + "-cidata-" + inputs_hash.substr(0, 8) + ".iso";
+}
 
 PlanSummary Plan::Summary() const {
   PlanSummary s;

@@ -126,6 +126,7 @@ struct Plan {
   // against ("absent" when it did not exist); `apply plan.json` refuses when any differ.
   std::map<std::string, std::string> fingerprints;
   std::vector<std::string> unmanaged;  // "node/vm" domains seen and left alone
+  std::vector<Image> images;  // the repository's Images, which creates and imports refer to
 
   PlanSummary Summary() const;
   bool Empty() const { return actions.empty(); }

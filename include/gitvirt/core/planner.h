@@ -40,8 +40,9 @@ class Planner {
   const ControllerConfig& config_;
 };
 
-// Volume names gitvirt gives a VM's disks and seed: "<vm>-<disk>.<format>", "<vm>-cidata.iso".
+// Volume names gitvirt gives a VM's disks and seeds: "<vm>-<disk>.<format>" and
+// "<vm>-cidata-<inputs hash>.iso" (a new seed never overwrites the one an undo may go back to).
 std::string DiskVolumeName(const std::string& vm, const Disk& disk);
-std::string SeedVolumeName(const std::string& vm);
+std::string SeedVolumeName(const std::string& vm, const std::string& inputs_hash);
 
 }  // namespace gitvirt

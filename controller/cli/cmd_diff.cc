@@ -1,0 +1,74 @@
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "gitvirt/cli/app.h"
+#include "gitvirt/engine/subprocess.h"
+#include "view.h"
+
+namespace gitvirt::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// kubectl's diff conventions: 0 no differences, 1 differences, >1 an error.
+constexpr int kDiffNone = 0;
+constexpr int kDiffFound = 1;
+constexpr int kDiffError = 2;
+
+std::string Pretty(const std::string& json_text) {
+  if (json_text.empty()) return "";
+  auto j = nlohmann::json::parse(json_text, nullptr, false);
+  if (j.is_discarded()) return json_text;
+  j.erase("node");  // where it runs is not part of the spec's text
+  return j.dump(2) + "\n";
+}
+
+int RunDiff(const GlobalOptions& global, const SourceOptions& source) {
+  auto log = MakeLogger(global.verbosity);
+  auto view = GatherView(global, source, log);
+  if (!view || !view->desired) return kDiffError;
+  char tmpl[] = "/tmp/gitvirt-diff-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return kDiffError;
+  const fs::path root(tmpl);
+  fs::create_directories(root / "live");
+  fs::create_directories(root / "desired");
+  for (const ResourceStatus& r : view->resources) {
+    if (r.kind != Kind::kVirtualMachine || r.sync == SyncStatus::kSynced) continue;
+    std::ofstream(root / "live" / r.name) << Pretty(r.observed_json);
+    std::ofstream(root / "desired" / r.name) << Pretty(r.desired_json);
+  }
+  // The same external diff kubectl uses: unified, with new and removed files shown in full.
+  auto result = RunProcess({"diff", "-u", "-N", "-r", (root / "live").string(), (root / "desired").string()});
+  std::error_code ec;
+  fs::remove_all(root, ec);
+  if (!result) {
+    std::cerr << "gitvirt: " << result.error().ToString() << "\n";
+    return kDiffError;
+  }
+  std::string out = result->output;
+  // Name the sides like kubectl: live/NAME and desired/NAME.
+  for (const char* side : {"live", "desired"}) {
+    const std::string from = (root / side).string();
+    for (auto pos = out.find(from); pos != std::string::npos; pos = out.find(from, pos)) {
+      out.replace(pos, from.size(), side);
+    }
+  }
+  std::cout << out;
+  if (result->exit_code > 1) return kDiffError;
+  return result->exit_code == 0 ? kDiffNone : kDiffFound;
+}
+
+}  // namespace
+
+void AddDiffCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
+  auto source = std::make_shared<SourceOptions>();
+  auto* cmd = app.add_subcommand(
+      "diff", "Unified diff of what runs (live/) against the manifests (desired/); exit 0 none, 1 some, 2 error");
+  AddSourceOptions(cmd, *source);
+  cmd->callback([&global, &result, source] { result.exit_code = RunDiff(global, *source); });
+}
+
+}  // namespace gitvirt::cli

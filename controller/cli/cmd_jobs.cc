@@ -1,0 +1,130 @@
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "gitvirt/cli/app.h"
+#include "output.h"
+#include "session.h"
+
+namespace gitvirt::cli {
+namespace {
+
+struct JobsOptions {
+  std::string id;
+  std::string status;
+  std::string kind;
+  int limit = 20;
+  std::string cancel_id;
+};
+
+std::string Time(const std::optional<TimePoint>& t) { return t ? FormatTime(*t) : "-"; }
+
+int ShowJob(Journal& journal, const std::string& id) {
+  auto job = journal.GetJob(id);
+  if (!job) {
+    std::cerr << "gitvirt: " << job.error().ToString() << "\n";
+    return kExitError;
+  }
+  auto steps = journal.GetSteps(id);
+  auto events = journal.GetEvents(id);
+  std::cout << "Job:       " << job->id << "\n"
+            << "Kind:      " << job->kind << "\n"
+            << "Status:    " << EnumName(job->status) << "\n"
+            << "Strategy:  " << job->strategy << "\n"
+            << "Revision:  " << job->revision << "\n"
+            << "Source:    " << job->source << "\n"
+            << "Created:   " << FormatTime(job->created_at) << "\n"
+            << "Started:   " << Time(job->started_at) << "\n"
+            << "Finished:  " << Time(job->finished_at) << "\n";
+  if (!job->error.empty()) std::cout << "Error:     " << job->error << "\n";
+  if (!job->summary_json.empty()) std::cout << "Summary:   " << job->summary_json << "\n";
+  if (steps) {
+    std::cout << "\nSteps:\n";
+    Table table({"#", "STEP", "NODE", "STATUS", "ATTEMPT", "STARTED", "FINISHED", "ERROR"});
+    for (const StepRecord& s : *steps) {
+      table.Add({std::to_string(s.seq + 1), s.id, s.node.empty() ? "-" : s.node, std::string(EnumName(s.status)),
+                 std::to_string(s.attempt), Time(s.started_at), Time(s.finished_at), s.error.empty() ? "-" : s.error});
+    }
+    table.Print(std::cout);
+  }
+  if (events) {
+    std::cout << "\nEvents:\n";
+    for (const EventRecord& e : *events) {
+      std::cout << "  " << FormatTime(e.time) << "  " << EnumName(e.level) << "  "
+                << (e.step_id.empty() ? "" : e.step_id + ": ") << e.message << "\n";
+    }
+  }
+  return kExitOk;
+}
+
+int RunJobs(const GlobalOptions& global, const JobsOptions& opts) {
+  auto config = LoadConfig(global);
+  if (!config) return kExitError;
+  auto journal = OpenJournal(*config);
+  if (!journal) return kExitError;
+  if (!opts.id.empty()) return ShowJob(*journal, opts.id);
+  JobFilter filter;
+  filter.limit = opts.limit;
+  filter.kind = opts.kind;
+  if (!opts.status.empty()) filter.status = ParseEnum<JobStatus>(opts.status);
+  auto jobs = journal->ListJobs(filter);
+  if (!jobs) {
+    std::cerr << "gitvirt: " << jobs.error().ToString() << "\n";
+    return kExitError;
+  }
+  if (jobs->empty()) {
+    std::cout << "No jobs yet.\n";
+    return kExitOk;
+  }
+  Table table({"ID", "KIND", "STATUS", "STRATEGY", "STEPS", "CREATED", "REVISION"});
+  for (const JobRecord& j : *jobs) {
+    table.Add({j.id, j.kind, std::string(EnumName(j.status)), j.strategy,
+               std::to_string(j.steps_done) + "/" + std::to_string(j.steps_total), FormatTime(j.created_at),
+               j.revision.substr(0, 16)});
+  }
+  table.Print(std::cout);
+  return kExitOk;
+}
+
+int RunCancel(const GlobalOptions& global, const std::string& id) {
+  auto config = LoadConfig(global);
+  if (!config) return kExitError;
+  auto journal = OpenJournal(*config);
+  if (!journal) return kExitError;
+  auto job = journal->GetJob(id);
+  if (!job) {
+    std::cerr << "gitvirt: " << job.error().ToString() << "\n";
+    return kExitError;
+  }
+  if (IsFinished(job->status)) {
+    std::cerr << "gitvirt: job " << id << " has already finished (" << EnumName(job->status) << ")\n";
+    return kExitError;
+  }
+  if (auto ok = journal->RequestCancel(id); !ok || !journal->Flush()) {
+    std::cerr << "gitvirt: could not record the cancellation\n";
+    return kExitError;
+  }
+  std::cout << "Cancellation of job " << id << " requested: it starts no more steps and then applies its "
+            << job->strategy << " strategy.\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddJobsCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
+  auto opts = std::make_shared<JobsOptions>();
+  auto* cmd = app.add_subcommand("jobs", "List jobs, show one (`jobs ID`), or cancel one (`jobs cancel ID`)");
+  cmd->add_option("id", opts->id, "Show this job: every step and event");
+  cmd->add_option("--status", opts->status, "Only jobs with this status");
+  cmd->add_option("--kind", opts->kind, "Only jobs of this kind (apply, power, snapshot, backup...)");
+  cmd->add_option("--limit", opts->limit, "How many (newest first)");
+  auto* cancel = cmd->add_subcommand("cancel", "Stop a running job: no new steps, then its rollback strategy");
+  cancel->add_option("id", opts->cancel_id, "Job id")->required();
+  cancel->callback([&global, &result, opts] { result.exit_code = RunCancel(global, opts->cancel_id); });
+  cmd->callback([&global, &result, opts, cancel] {
+    if (cancel->parsed()) return;
+    result.exit_code = RunJobs(global, *opts);
+  });
+}
+
+}  // namespace gitvirt::cli

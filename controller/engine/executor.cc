@@ -1,0 +1,448 @@
+#include "gitvirt/engine/executor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "gitvirt/core/json.h"
+
+namespace gitvirt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool Terminal(StepStatus s) {
+  return s != StepStatus::kPending && s != StepStatus::kRunning && s != StepStatus::kUndoing;
+}
+
+std::string MergeJson(const std::string& base, const std::string& extra) {
+  nlohmann::json b = base.empty() ? nlohmann::json::object() : nlohmann::json::parse(base, nullptr, false);
+  nlohmann::json e = extra.empty() ? nlohmann::json::object() : nlohmann::json::parse(extra, nullptr, false);
+  if (!b.is_object()) b = nlohmann::json::object();
+  if (e.is_object()) b.merge_patch(e);
+  return b.dump();
+}
+
+struct Step {
+  const Action* action = nullptr;
+  int seq = 0;
+  StepStatus status = StepStatus::kPending;
+  std::string undo_json;
+  int attempt = 0;
+  int completed_order = -1;  // when it succeeded, among all steps
+  RollbackStrategy strategy = RollbackStrategy::kFull;
+  std::string error;
+  bool started_before = false;  // recovery: it was running when the previous process died
+};
+
+class Context final : public StepContext {
+ public:
+  Context(Journal& journal, std::string job_id, std::string step_id, Clock::time_point deadline,
+          std::function<bool()> cancelled, std::string* undo_json, std::mutex* mu)
+      : journal_(journal),
+        job_id_(std::move(job_id)),
+        step_id_(std::move(step_id)),
+        deadline_(deadline),
+        cancelled_(std::move(cancelled)),
+        undo_json_(undo_json),
+        mu_(mu) {}
+
+  const std::string& job_id() const override { return job_id_; }
+  Result<void> RecordUndo(const std::string& undo_json) override {
+    std::string merged;
+    {
+      std::lock_guard lock(*mu_);
+      *undo_json_ = MergeJson(*undo_json_, undo_json);
+      merged = *undo_json_;
+    }
+    return journal_.RecordStepUndoInfo(job_id_, step_id_, merged);
+  }
+  std::string undo_json() const override {
+    std::lock_guard lock(*mu_);
+    return *undo_json_;
+  }
+  void Event(EventLevel level, const std::string& message) override {
+    (void)journal_.AppendEvent(job_id_, step_id_, level, message);
+  }
+  bool Cancelled() const override { return cancelled_(); }
+  Clock::time_point deadline() const override { return deadline_; }
+
+ private:
+  Journal& journal_;
+  std::string job_id_;
+  std::string step_id_;
+  Clock::time_point deadline_;
+  std::function<bool()> cancelled_;
+  std::string* undo_json_;
+  std::mutex* mu_;
+};
+
+}  // namespace
+
+Executor::Executor(StepRunner& runner, Journal& journal, std::shared_ptr<spdlog::logger> logger)
+    : runner_(runner), journal_(journal), log_(logger ? std::move(logger) : spdlog::default_logger()) {}
+
+Result<JobOutcome> Executor::Apply(const Plan& plan, const ExecutionOptions& options) {
+  JobRecord job;
+  job.kind = options.kind;
+  job.strategy = std::string(EnumName(options.strategy));
+  job.revision = plan.revision;
+  job.source = plan.source;
+  job.plan_json = PlanToJson(plan).dump();
+  std::vector<StepRecord> steps;
+  int seq = 0;
+  for (const Action& a : plan.actions) {
+    StepRecord s;
+    s.id = a.id;
+    s.seq = seq++;
+    s.type = std::string(EnumName(a.type));
+    s.node = a.node;
+    s.target = a.target.ToString();
+    steps.push_back(std::move(s));
+  }
+  auto job_id = journal_.CreateJob(job, steps);
+  if (!job_id) return std::unexpected(job_id.error().Wrap("recording the job"));
+  return Execute(*job_id, plan, steps, /*rollback_only=*/false, options);
+}
+
+Result<JobOutcome> Executor::Recover(const std::string& job_id, const ExecutionOptions& options) {
+  auto job = journal_.GetJob(job_id);
+  if (!job) return std::unexpected(job.error());
+  auto plan_json = nlohmann::json::parse(job->plan_json, nullptr, false);
+  auto plan = PlanFromJson(plan_json);
+  if (!plan) return std::unexpected(plan.error().Wrap("recovering job " + job_id));
+  auto steps = journal_.GetSteps(job_id);
+  if (!steps) return std::unexpected(steps.error());
+  ExecutionOptions opts = options;
+  opts.strategy = ParseEnum<RollbackStrategy>(job->strategy).value_or(RollbackStrategy::kFull);
+  opts.kind = job->kind;
+  (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
+                             "the process running this job stopped; " +
+                                 std::string(opts.strategy == RollbackStrategy::kFull ? "rolling it back"
+                                                                                      : "resuming it"));
+  log_->warn("job={} found unfinished ({}): {}", job_id, EnumName(job->status),
+             opts.strategy == RollbackStrategy::kFull ? "rolling back (FULL)" : "resuming");
+  return Execute(job_id, *plan, *steps, opts.strategy == RollbackStrategy::kFull, opts);
+}
+
+Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan,
+                                     const std::vector<StepRecord>& records, bool rollback_only,
+                                     const ExecutionOptions& options) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Step> steps(plan.actions.size());
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < plan.actions.size(); ++i) {
+    const Action& a = plan.actions[i];
+    steps[i].action = &a;
+    steps[i].seq = static_cast<int>(i);
+    steps[i].strategy = options.strategy;
+    if (a.vm && a.vm->cluster && !a.unit.empty()) steps[i].strategy = a.vm->cluster->rollback;
+    index[a.id] = i;
+  }
+  // What an earlier process recorded (recovery): succeeded steps stay done, in the order they
+  // finished; a step that was running is run again (or undone, when rolling back).
+  int completed = 0;
+  {
+    std::vector<const StepRecord*> done;
+    for (const StepRecord& r : records) {
+      auto it = index.find(r.id);
+      if (it == index.end()) continue;
+      Step& s = steps[it->second];
+      s.undo_json = r.undo_json;
+      s.attempt = r.attempt;
+      if (r.status == StepStatus::kSucceeded) done.push_back(&r);
+      if (r.status == StepStatus::kRunning || r.status == StepStatus::kUndoing) s.started_before = true;
+      if (r.status == StepStatus::kFailed || r.status == StepStatus::kSkipped ||
+          r.status == StepStatus::kUndone || r.status == StepStatus::kNotUndoable) {
+        s.status = r.status;
+        s.error = r.error;
+      }
+    }
+    std::sort(done.begin(), done.end(), [](const StepRecord* a, const StepRecord* b) {
+      return std::make_pair(a->finished_at.value_or(TimePoint{}), a->seq) <
+             std::make_pair(b->finished_at.value_or(TimePoint{}), b->seq);
+    });
+    for (const StepRecord* r : done) {
+      Step& s = steps[index.at(r->id)];
+      s.status = StepStatus::kSucceeded;
+      s.completed_order = completed++;
+    }
+  }
+
+  (void)journal_.RecordJobStatus(job_id, JobStatus::kRunning);
+  JobOutcome outcome;
+  outcome.job_id = job_id;
+  const int total = static_cast<int>(steps.size());
+  std::atomic<int> done_count{0};
+  for (const Step& s : steps) {
+    if (Terminal(s.status)) ++done_count;
+  }
+
+  std::set<std::string> stopped_units;  // units whose strategy stopped them
+  std::set<std::string> full_units;     // units to roll back (FULL)
+  bool abort_job = rollback_only;       // start nothing more
+  bool rollback_job = rollback_only;    // undo everything completed
+  bool cancelled = false;
+  auto last_cancel_check = Clock::now() - std::chrono::seconds(1);
+  int running = 0;
+  std::map<std::string, int> running_per_node;
+  std::vector<std::thread> workers;
+
+  auto progress = [&](const Step& s, const std::string& message) {
+    if (options.on_progress) {
+      options.on_progress(StepProgress{job_id, s.action->id, s.status, message, done_count.load(), total});
+    }
+  };
+  auto is_cancelled = [&] {
+    return cancelled || (options.interrupt != nullptr && options.interrupt->load());
+  };
+
+  auto finish = [&](std::size_t i, Result<std::string> result) {
+    std::unique_lock lock(mu);
+    Step& s = steps[i];
+    --running;
+    --running_per_node[s.action->node];
+    ++done_count;
+    if (result) {
+      s.status = StepStatus::kSucceeded;
+      s.completed_order = completed++;
+      lock.unlock();
+      (void)journal_.RecordStepFinished(job_id, s.action->id, StepStatus::kSucceeded, "", *result);
+      (void)journal_.AppendEvent(job_id, s.action->id, EventLevel::kInfo,
+                                 std::string(EnumName(s.action->type)) + " " + s.action->target.ToString() +
+                                     " succeeded");
+      progress(s, "succeeded");
+      lock.lock();
+    } else {
+      s.status = StepStatus::kFailed;
+      s.error = result.error().ToString();
+      const std::string& unit = s.action->unit;
+      switch (s.strategy) {
+        case RollbackStrategy::kFull:
+          if (unit.empty()) {
+            abort_job = rollback_job = true;
+          } else {
+            stopped_units.insert(unit);
+            full_units.insert(unit);
+          }
+          break;
+        case RollbackStrategy::kPartial:
+          if (unit.empty()) {
+            abort_job = true;
+          } else {
+            stopped_units.insert(unit);
+          }
+          break;
+        case RollbackStrategy::kNone:
+          break;
+        case RollbackStrategy::kMarkFailed:
+          outcome.failed_targets.push_back(s.action->target.ToString());
+          break;
+      }
+      lock.unlock();
+      log_->error("job={} step={} node={} failed: {}", job_id, s.action->id, s.action->node, s.error);
+      (void)journal_.RecordStepFinished(job_id, s.action->id, StepStatus::kFailed, s.error);
+      (void)journal_.AppendEvent(job_id, s.action->id, EventLevel::kError, s.error);
+      progress(s, s.error);
+      lock.lock();
+    }
+    cv.notify_all();
+  };
+
+  auto run_step = [&](std::size_t i) {
+    Step& s = steps[i];
+    const Action& action = *s.action;
+    Context ctx(journal_, job_id, action.id, Clock::now() + options.step_timeout, is_cancelled,
+                &s.undo_json, &mu);
+    log_->info("job={} step={} node={} {} {}", job_id, action.id, action.node, EnumName(action.type),
+               action.target.ToString());
+    auto undo = runner_.Prepare(action, ctx);
+    if (!undo) return finish(i, std::unexpected(undo.error()));
+    {
+      std::lock_guard lock(mu);
+      // A step run again after a crash keeps the undo information of its first attempt (which
+      // describes the state before it), plus anything Prepare sees now.
+      s.undo_json = MergeJson(*undo, s.undo_json);
+    }
+    if (auto ok = journal_.RecordStepStarted(job_id, action.id, s.attempt, s.undo_json); !ok) {
+      return finish(i, std::unexpected(ok.error().Wrap("journal")));
+    }
+    (void)journal_.AppendEvent(job_id, action.id, EventLevel::kInfo,
+                               std::string(EnumName(action.type)) + " " + action.target.ToString() +
+                                   (action.node.empty() ? "" : " on " + action.node));
+    auto result = runner_.Run(action, ctx);
+    finish(i, std::move(result));
+  };
+
+  auto node_limit = [&](const std::string& node) {
+    auto it = options.per_node.find(node);
+    return it == options.per_node.end() ? 4 : it->second;
+  };
+
+  std::unique_lock lock(mu);
+  while (true) {
+    if (!cancelled && Clock::now() - last_cancel_check > std::chrono::milliseconds(250)) {
+      last_cancel_check = Clock::now();
+      lock.unlock();
+      auto requested = journal_.CancelRequested(job_id);
+      lock.lock();
+      if (requested && *requested) cancelled = true;
+    }
+    if (is_cancelled() && !abort_job) {
+      abort_job = true;
+      if (options.strategy == RollbackStrategy::kFull) rollback_job = true;
+      log_->warn("job={} cancelled: starting no more steps", job_id);
+    }
+    // Skip what can no longer run: dependents of failed or skipped steps, stopped units.
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      for (Step& s : steps) {
+        if (s.status != StepStatus::kPending) continue;
+        bool skip = abort_job || stopped_units.contains(s.action->unit);
+        for (const std::string& dep : s.action->depends_on) {
+          auto it = index.find(dep);
+          if (it == index.end()) continue;
+          const StepStatus d = steps[it->second].status;
+          if (d == StepStatus::kFailed || d == StepStatus::kSkipped || d == StepStatus::kUndone) skip = true;
+        }
+        if (skip) {
+          s.status = StepStatus::kSkipped;
+          ++done_count;
+          (void)journal_.RecordStepStatus(job_id, s.action->id, StepStatus::kSkipped,
+                                          abort_job ? "the job stopped before it" : "a step it needs did not succeed");
+          changed = true;
+        }
+      }
+    }
+    // Start what is ready, within the limits and stage barriers.
+    int lowest_open_stage = std::numeric_limits<int>::max();
+    for (const Step& s : steps) {
+      if (!Terminal(s.status)) lowest_open_stage = std::min(lowest_open_stage, s.action->stage);
+    }
+    for (std::size_t i = 0; i < steps.size() && running < options.parallel; ++i) {
+      Step& s = steps[i];
+      if (s.status != StepStatus::kPending || s.action->stage > lowest_open_stage) continue;
+      if (running_per_node[s.action->node] >= node_limit(s.action->node)) continue;
+      const bool ready = std::all_of(s.action->depends_on.begin(), s.action->depends_on.end(), [&](const std::string& dep) {
+        auto it = index.find(dep);
+        return it == index.end() || steps[it->second].status == StepStatus::kSucceeded;
+      });
+      if (!ready) continue;
+      s.status = StepStatus::kRunning;
+      ++s.attempt;
+      ++running;
+      ++running_per_node[s.action->node];
+      workers.emplace_back(run_step, i);
+    }
+    if (running == 0) {
+      const bool any_pending = std::any_of(steps.begin(), steps.end(), [](const Step& s) { return s.status == StepStatus::kPending; });
+      if (!any_pending) break;
+    }
+    cv.wait_for(lock, std::chrono::milliseconds(250));
+  }
+  lock.unlock();
+  for (std::thread& t : workers) t.join();
+
+  // Rollback: every completed step of the job (FULL failure, cancel, or recovery), or of the
+  // units whose FULL strategy tripped; in reverse order of completion. A step that was running
+  // when an earlier process died is undone too: its undo tolerates a half-done step.
+  std::vector<Step*> to_undo;
+  for (Step& s : steps) {
+    const bool in_scope = rollback_job || full_units.contains(s.action->unit);
+    if (!in_scope) continue;
+    if (s.status == StepStatus::kSucceeded || (s.started_before && rollback_only && s.status != StepStatus::kUndone)) {
+      to_undo.push_back(&s);
+    }
+  }
+  // Latest first; a step that was running when an earlier process died is the latest of all.
+  auto order = [](const Step* s) { return s->status == StepStatus::kSucceeded ? s->completed_order : INT32_MAX; };
+  std::sort(to_undo.begin(), to_undo.end(), [&](const Step* a, const Step* b) {
+    if (order(a) != order(b)) return order(a) > order(b);
+    return a->seq > b->seq;
+  });
+  if (!to_undo.empty()) {
+    (void)journal_.RecordJobStatus(job_id, JobStatus::kRollingBack);
+    (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
+                               "rolling back " + std::to_string(to_undo.size()) + " completed step(s)");
+  }
+  for (Step* s : to_undo) {
+    const Action& action = *s->action;
+    (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoing);
+    Context ctx(journal_, job_id, action.id, Clock::now() + options.step_timeout, [] { return false; },
+                &s->undo_json, &mu);
+    auto undone = runner_.Undo(action, s->undo_json, ctx);
+    if (!undone) {
+      s->status = StepStatus::kUndoFailed;
+      s->error = undone.error().ToString();
+      ++outcome.undo_failed;
+      outcome.errors.push_back(action.id + " (undo): " + s->error);
+      log_->error("job={} step={} undo failed: {}", job_id, action.id, s->error);
+      (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoFailed, s->error);
+      (void)journal_.AppendEvent(job_id, action.id, EventLevel::kError, "undo failed: " + s->error);
+    } else if (*undone == UndoOutcome::kNotUndoable) {
+      s->status = StepStatus::kNotUndoable;
+      ++outcome.not_undoable;
+      (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kNotUndoable,
+                                      "its effect cannot be reversed");
+      (void)journal_.AppendEvent(job_id, action.id, EventLevel::kWarning,
+                                 std::string(EnumName(action.type)) + " cannot be undone");
+    } else {
+      s->status = StepStatus::kUndone;
+      ++outcome.undone;
+      (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndone);
+      (void)journal_.AppendEvent(job_id, action.id, EventLevel::kInfo,
+                                 "undid " + std::string(EnumName(action.type)) + " " + action.target.ToString());
+    }
+    progress(*s, "rolled back");
+  }
+
+  bool any_failed = false, only_marked = true;
+  for (const Step& s : steps) {
+    switch (s.status) {
+      case StepStatus::kSucceeded: ++outcome.succeeded; break;
+      case StepStatus::kFailed:
+        ++outcome.failed;
+        any_failed = true;
+        if (s.strategy != RollbackStrategy::kMarkFailed) only_marked = false;
+        outcome.errors.push_back(s.action->id + ": " + s.error);
+        break;
+      case StepStatus::kSkipped: ++outcome.skipped; break;
+      default: break;
+    }
+  }
+  if (is_cancelled()) {
+    outcome.status = JobStatus::kCancelled;
+  } else if (outcome.undo_failed > 0 || (outcome.not_undoable > 0 && (rollback_job || !full_units.empty()))) {
+    outcome.status = JobStatus::kRollbackIncomplete;
+  } else if (rollback_job) {
+    outcome.status = JobStatus::kRolledBack;
+  } else if (any_failed) {
+    outcome.status = only_marked ? JobStatus::kMarkedFailed
+                                 : (!full_units.empty() ? JobStatus::kRolledBack : JobStatus::kFailed);
+  } else {
+    outcome.status = JobStatus::kSucceeded;
+  }
+  std::string error;
+  if (!outcome.errors.empty()) error = outcome.errors.front();
+  (void)journal_.RecordJobStatus(job_id, outcome.status, error, OutcomeSummaryJson(outcome));
+  (void)journal_.AppendEvent(job_id, "", outcome.Ok() ? EventLevel::kInfo : EventLevel::kError,
+                             "job " + std::string(EnumName(outcome.status)));
+  if (auto flushed = journal_.Flush(); !flushed) return std::unexpected(flushed.error());
+  return outcome;
+}
+
+std::string OutcomeSummaryJson(const JobOutcome& o) {
+  nlohmann::json j = {{"status", EnumName(o.status)}, {"succeeded", o.succeeded}, {"failed", o.failed},
+                      {"skipped", o.skipped},         {"undone", o.undone},       {"undoFailed", o.undo_failed},
+                      {"notUndoable", o.not_undoable}, {"errors", o.errors},      {"failedTargets", o.failed_targets}};
+  return j.dump();
+}
+
+}  // namespace gitvirt

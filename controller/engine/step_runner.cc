@@ -1,0 +1,551 @@
+#include "gitvirt/engine/step_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "gitvirt/core/cloud_init.h"
+#include "gitvirt/core/json.h"
+#include "gitvirt/core/diff.h"
+#include "gitvirt/core/planner.h"
+#include "gitvirt/engine/artifacts.h"
+#include "gitvirt/hypervisor/domain_xml.h"
+
+namespace gitvirt {
+
+using nlohmann::json;
+
+namespace {
+
+json ParseObject(const std::string& text) {
+  json j = text.empty() ? json::object() : json::parse(text, nullptr, false);
+  return j.is_object() ? j : json::object();
+}
+
+std::vector<std::string> StringList(const json& j, const char* key) {
+  std::vector<std::string> out;
+  if (j.contains(key) && j[key].is_array()) {
+    for (const json& v : j[key]) out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+std::pair<std::string, std::string> SplitVolume(const std::string& pool_slash_name) {
+  const auto slash = pool_slash_name.find('/');
+  return {pool_slash_name.substr(0, slash), pool_slash_name.substr(slash + 1)};
+}
+
+}  // namespace
+
+struct LibvirtStepRunner::Impl {
+  NodeSet& nodes;
+  const Plan& plan;
+  const std::vector<Image>& images;
+  StepRunnerOptions options;
+  SecretResolver secrets;
+  std::shared_ptr<spdlog::logger> log;
+
+  Result<Hypervisor*> Node(const std::string& name) {
+    Hypervisor* hv = nodes.Find(name);
+    if (hv == nullptr) {
+      const std::string& why = nodes.ConnectError(name);
+      return Fail(ErrorCode::kUnavailable, "node " + name + " is not connected" + (why.empty() ? "" : ": " + why));
+    }
+    return hv;
+  }
+
+  const Image* FindImage(const std::string& name) const {
+    for (const Image& i : images) {
+      if (i.meta.name == name) return &i;
+    }
+    return nullptr;
+  }
+
+  // Pools the configuration declares for this node are created when missing.
+  Result<void> EnsurePools(Hypervisor& hv, const std::set<std::string>& pools) {
+    const NodeConfig* node = nodes.config().FindNode(hv.node());
+    if (node == nullptr) return {};
+    for (const PoolConfig& p : node->pools) {
+      if (!pools.contains(p.name)) continue;
+      if (auto ok = hv.EnsurePool(p); !ok) return ok;
+    }
+    return {};
+  }
+
+  std::set<std::string> PoolsOf(const VirtualMachine& vm) const {
+    std::set<std::string> pools;
+    for (const Disk& d : vm.spec.disks) {
+      if (d.source.type != DiskSourceType::kPath) pools.insert(d.pool);
+    }
+    pools.insert(SeedPool(vm));
+    return pools;
+  }
+
+  static std::string SeedPool(const VirtualMachine& vm) {
+    for (const Disk& d : vm.spec.disks) {
+      if (d.source.type != DiskSourceType::kPath) return d.pool;
+    }
+    return "default";
+  }
+
+  Result<VolumeSpec> VolumeFor(const VirtualMachine& vm, const Disk& disk) const {
+    VolumeSpec v;
+    const StorageRef ref = DiskStorage(vm, disk);
+    v.pool = ref.pool;
+    v.name = ref.volume;
+    v.format = std::string(EnumName(disk.format));
+    v.capacity = disk.size.value_or(0);
+    std::optional<StorageRef> base;
+    std::string base_format = v.format;
+    switch (disk.source.type) {
+      case DiskSourceType::kNew: break;
+      case DiskSourceType::kImage: {
+        const Image* image = FindImage(disk.source.ref);
+        if (image == nullptr) return Fail(ErrorCode::kNotFound, "Image " + disk.source.ref + " is not in the plan");
+        base = StorageRef{image->spec.pool, image->VolumeName(), ""};
+        base_format = std::string(EnumName(image->spec.format));
+        break;
+      }
+      case DiskSourceType::kVolume: base = StorageRef{disk.pool, disk.source.ref, ""}; break;
+      case DiskSourceType::kPath: base = StorageRef{"", "", disk.source.ref}; break;
+    }
+    if (base) {
+      if (disk.source.clone == CloneMode::kLinked) {
+        v.backing = base;
+        v.backing_format = base_format;
+      } else {
+        v.copy_from = base;
+      }
+    }
+    return v;
+  }
+
+  // Creates each volume the VM's disks need that does not exist yet, recording it for undo
+  // before creating it. A volume that exists but that this step did not create is refused:
+  // gitvirt never takes over storage it does not know.
+  Result<void> EnsureDiskVolumes(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx,
+                                 const std::vector<std::string>& owned_before) {
+    for (const Disk& disk : vm.spec.disks) {
+      if (disk.source.type != DiskSourceType::kNew && disk.source.clone == CloneMode::kNone) continue;
+      auto spec = VolumeFor(vm, disk);
+      if (!spec) return std::unexpected(spec.error());
+      auto volumes = StringList(ParseObject(ctx.undo_json()), "volumes");
+      const std::string key = spec->pool + "/" + spec->name;
+      if (auto existing = hv.GetVolume(spec->pool, spec->name)) {
+        const bool ours = std::find(volumes.begin(), volumes.end(), key) != volumes.end() ||
+                          std::find(owned_before.begin(), owned_before.end(), key) != owned_before.end();
+        if (ours) continue;
+        return Fail(ErrorCode::kAlreadyExists,
+                    "volume " + key + " exists and gitvirt did not create it; remove it, or use it "
+                    "with `source: {volume: " + spec->name + "}`",
+                    "disk " + disk.name + " of " + vm.meta.name);
+      }
+      volumes.push_back(key);
+      if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return ok;
+      if (auto ok = hv.CreateVolume(*spec); !ok) return ok;
+      ctx.Event(EventLevel::kInfo, "created volume " + key + " (" + DescribeDisk(disk) + ")");
+    }
+    return {};
+  }
+
+  struct Seed {
+    StorageRef ref;
+    std::string hash;
+  };
+
+  // Renders, writes and uploads the VM's NoCloud seed unless a volume with the same inputs is
+  // there already.
+  Result<std::optional<Seed>> EnsureSeed(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx) {
+    if (!vm.spec.cloud_init) return std::optional<Seed>{};
+    std::map<std::string, std::string> hashes;
+    for (const CloudInitUser& u : vm.spec.cloud_init->users) {
+      if (!u.password_from) continue;
+      auto secret = secrets.Resolve(*u.password_from);
+      if (!secret) return std::unexpected(secret.error().Wrap("cloud-init user " + u.name + " of " + vm.meta.name));
+      auto hash = HashPassword(*secret, vm.meta.name + "/" + u.name);
+      if (!hash) return std::unexpected(hash.error());
+      hashes[u.name] = *hash;
+    }
+    const SeedFiles files = RenderSeed(vm, hashes);
+    Seed seed{StorageRef{SeedPool(vm), SeedVolumeName(vm.meta.name, files.inputs_hash), ""}, files.inputs_hash};
+    if (hv.GetVolume(seed.ref.pool, seed.ref.volume)) return std::optional<Seed>{seed};
+    const std::string iso = (std::filesystem::path(options.cache_dir) / "seeds" / seed.ref.volume).string();
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(iso).parent_path(), ec);
+    if (auto ok = WriteSeedIso(files, iso); !ok) return std::unexpected(ok.error());
+    auto volumes = StringList(ParseObject(ctx.undo_json()), "volumes");
+    volumes.push_back(seed.ref.pool + "/" + seed.ref.volume);
+    if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return std::unexpected(ok.error());
+    auto uploaded = hv.UploadVolume(seed.ref.pool, seed.ref.volume, iso, "raw");
+    std::filesystem::remove(iso, ec);
+    if (!uploaded) return std::unexpected(uploaded.error());
+    ctx.Event(EventLevel::kInfo, "cloud-init seed " + seed.ref.volume + " written");
+    return std::optional<Seed>{seed};
+  }
+
+  Result<DomainDefinition> Definition(const VirtualMachine& vm, StepContext& ctx,
+                                      const std::vector<std::string>& owned_before,
+                                      const std::optional<Seed>& seed) {
+    DomainDefinition def;
+    def.vm = vm;
+    Ownership& o = def.owner;
+    o.kind = Kind::kVirtualMachine;
+    o.name = vm.meta.name;
+    if (vm.cluster) {
+      o.cluster = vm.cluster->cluster;
+      o.group = vm.cluster->group;
+    }
+    o.spec_hash = SpecHash(vm.spec);
+    o.revision = plan.revision;
+    o.job = ctx.job_id();
+    o.labels = vm.meta.labels;
+    o.tags = vm.meta.tags;
+    o.applied_spec = ToJson(vm.spec).dump();
+    std::set<std::string> created(owned_before.begin(), owned_before.end());
+    for (const std::string& v : StringList(ParseObject(ctx.undo_json()), "volumes")) created.insert(v);
+    o.created_volumes.assign(created.begin(), created.end());
+    if (seed) {
+      def.seed = seed->ref;
+      o.cloud_init_hash = seed->hash;
+    }
+    for (const Cdrom& c : vm.spec.cdroms) {
+      if (c.image.empty()) continue;
+      const Image* image = FindImage(c.image);
+      if (image == nullptr) return Fail(ErrorCode::kNotFound, "Image " + c.image + " is not in the plan");
+      def.cdrom_sources[c.name] = StorageRef{image->spec.pool, image->VolumeName(), ""};
+    }
+    if (vm.spec.graphics.password_from) {
+      auto password = secrets.Resolve(*vm.spec.graphics.password_from);
+      if (!password) return std::unexpected(password.error().Wrap("graphics password of " + vm.meta.name));
+      def.graphics_password = *password;
+    }
+    if (!options.console_dir.empty()) {
+      def.console_log = (std::filesystem::path(options.console_dir) / (vm.meta.name + ".log")).string();
+    }
+    return def;
+  }
+
+  // ---- actions ---------------------------------------------------------------------------
+
+  Result<std::string> Create(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx) {
+    if (auto existing = hv.ObserveVm(vm.meta.name)) {
+      if (!existing->Owned()) {
+        return Fail(ErrorCode::kAlreadyExists,
+                    "a domain named " + vm.meta.name + " exists on " + hv.node() + " and is not gitvirt's");
+      }
+      if (existing->owner->spec_hash == SpecHash(vm.spec)) {
+        ctx.Event(EventLevel::kInfo, vm.meta.name + " is already defined as planned");
+        return json{{"alreadyDone", true}}.dump();
+      }
+    }
+    if (auto ok = EnsurePools(hv, PoolsOf(vm)); !ok) return std::unexpected(ok.error());
+    if (auto ok = EnsureDiskVolumes(hv, vm, ctx, {}); !ok) return std::unexpected(ok.error());
+    auto seed = EnsureSeed(hv, vm, ctx);
+    if (!seed) return std::unexpected(seed.error());
+    auto def = Definition(vm, ctx, {}, *seed);
+    if (!def) return std::unexpected(def.error());
+    if (auto ok = ctx.RecordUndo(json{{"defined", true}}.dump()); !ok) return std::unexpected(ok.error());
+    if (auto ok = hv.Define(*def); !ok) return std::unexpected(ok.error());
+    return json{{"volumes", def->owner.created_volumes}}.dump();
+  }
+
+  Result<std::string> Update(Hypervisor& hv, const Action& action, StepContext& ctx) {
+    const VirtualMachine& vm = *action.vm;
+    auto current = hv.ObserveVm(vm.meta.name);
+    if (!current) return std::unexpected(current.error());
+    if (!current->Owned()) return Fail(ErrorCode::kFailedPrecondition, vm.meta.name + " is not gitvirt's");
+    const std::vector<std::string> owned_before = current->owner->created_volumes;
+    const VmSpec& was = current->actual;
+    const bool running = current->power != PowerState::kStopped;
+    const bool live = running && action.type == ActionType::kUpdateLive;
+    if (auto ok = EnsurePools(hv, PoolsOf(vm)); !ok) return std::unexpected(ok.error());
+    if (auto ok = EnsureDiskVolumes(hv, vm, ctx, owned_before); !ok) return std::unexpected(ok.error());
+
+    auto find_disk = [](const VmSpec& spec, const std::string& name) -> const Disk* {
+      for (const Disk& d : spec.disks) {
+        if (d.name == name) return &d;
+      }
+      return nullptr;
+    };
+    std::vector<std::string> grown;
+    for (const Disk& disk : vm.spec.disks) {
+      const Disk* old = find_disk(was, disk.name);
+      if (old == nullptr || !disk.size || !old->size || *disk.size <= *old->size) continue;
+      const StorageRef ref = DiskStorage(vm, disk);
+      grown.push_back(disk.name);
+      if (auto ok = ctx.RecordUndo(json{{"grown", grown}}.dump()); !ok) return std::unexpected(ok.error());
+      Result<void> resized = live && hv.capabilities().block_resize
+                                 ? hv.ResizeDiskLive(vm.meta.name, disk.name, *disk.size)
+                                 : hv.ResizeVolume(ref.pool, ref.volume, *disk.size);
+      if (!resized) return std::unexpected(resized.error());
+      ctx.Event(EventLevel::kInfo, "disk " + disk.name + " grown to " + FormatSize(*disk.size));
+    }
+    auto seed = EnsureSeed(hv, vm, ctx);
+    if (!seed) return std::unexpected(seed.error());
+    auto def = Definition(vm, ctx, owned_before, *seed);
+    if (!def) return std::unexpected(def.error());
+    if (auto ok = hv.Define(*def); !ok) return std::unexpected(ok.error());
+
+    if (live) {
+      // The persistent definition is new; bring the running VM in line without a restart.
+      if (vm.spec.vcpus != was.vcpus) {
+        if (auto ok = hv.SetVcpusLive(vm.meta.name, vm.spec.vcpus); !ok) return std::unexpected(ok.error());
+      }
+      if (vm.spec.memory != was.memory) {
+        if (auto ok = hv.SetMemoryLive(vm.meta.name, vm.spec.memory); !ok) return std::unexpected(ok.error());
+      }
+      std::vector<std::string> attached;
+      for (const Disk& disk : vm.spec.disks) {
+        if (find_disk(was, disk.name) != nullptr) continue;
+        attached.push_back(disk.name);
+        if (auto ok = ctx.RecordUndo(json{{"attached", attached}}.dump()); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.AttachDiskLive(*def, disk.name); !ok) return std::unexpected(ok.error());
+      }
+      for (const Disk& disk : was.disks) {
+        if (find_disk(vm.spec, disk.name) != nullptr) continue;
+        if (auto ok = hv.DetachDiskLive(vm.meta.name, disk.name); !ok) return std::unexpected(ok.error());
+      }
+      for (std::size_t i = was.networks.size(); i < vm.spec.networks.size(); ++i) {
+        if (auto ok = hv.AttachNicLive(*def, i); !ok) return std::unexpected(ok.error());
+      }
+      for (std::size_t i = was.networks.size(); i > vm.spec.networks.size(); --i) {
+        if (auto ok = hv.DetachNicLive(vm.meta.name, i - 1); !ok) return std::unexpected(ok.error());
+      }
+    }
+    return json{{"grown", grown}}.dump();
+  }
+
+  Result<std::string> Replace(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx) {
+    if (auto current = hv.ObserveVm(vm.meta.name)) {
+      if (current->Owned() && current->owner->spec_hash != SpecHash(vm.spec)) {
+        if (auto ok = hv.Undefine(vm.meta.name); !ok) return std::unexpected(ok.error());
+        for (const std::string& v : current->owner->created_volumes) {
+          const auto [pool, name] = SplitVolume(v);
+          auto deleted = hv.DeleteVolume(pool, name);
+          if (!deleted && deleted.error().code != ErrorCode::kNotFound) return std::unexpected(deleted.error());
+        }
+        ctx.Event(EventLevel::kWarning, "replaced " + vm.meta.name + ": its old disks were deleted");
+      }
+    }
+    return Create(hv, vm, ctx);
+  }
+
+  Result<std::string> Shutdown(Hypervisor& hv, const Action& action) {
+    UpdatePolicy policy;
+    if (action.vm) {
+      policy = action.vm->spec.update_policy;
+    } else if (auto current = hv.ObserveVm(action.target.name); current && current->last_applied) {
+      policy = current->last_applied->update_policy;
+    }
+    if (auto ok = hv.Shutdown(action.target.name, policy.shutdown_timeout, policy.force_off); !ok) {
+      return std::unexpected(ok.error());
+    }
+    return std::string("{}");
+  }
+
+  Result<std::string> ImageImport(Hypervisor& hv, const Image& image, StepContext& ctx) {
+    if (auto ok = EnsurePools(hv, {image.spec.pool}); !ok) return std::unexpected(ok.error());
+    if (hv.GetVolume(image.spec.pool, image.VolumeName())) return json{{"imported", false}}.dump();
+    auto file = FetchImage(image, options.cache_dir);
+    if (!file) return std::unexpected(file.error());
+    if (auto ok = ctx.RecordUndo(json{{"volumes", {image.spec.pool + "/" + image.VolumeName()}}}.dump()); !ok) {
+      return std::unexpected(ok.error());
+    }
+    if (auto ok = hv.UploadVolume(image.spec.pool, image.VolumeName(), *file, std::string(EnumName(image.spec.format)));
+        !ok) {
+      return std::unexpected(ok.error());
+    }
+    ctx.Event(EventLevel::kInfo, "imported " + image.meta.name + " (sha256 verified) into " + image.spec.pool);
+    return json{{"imported", true}}.dump();
+  }
+
+  Result<void> DeleteVolumes(Hypervisor& hv, const std::vector<std::string>& volumes) {
+    for (const std::string& v : volumes) {
+      const auto [pool, name] = SplitVolume(v);
+      auto deleted = hv.DeleteVolume(pool, name);
+      if (!deleted && deleted.error().code != ErrorCode::kNotFound) return deleted;
+    }
+    return {};
+  }
+
+  Result<void> RestorePower(Hypervisor& hv, const std::string& name, const std::string& power) {
+    const PowerState want = ParseEnum<PowerState>(power).value_or(PowerState::kStopped);
+    switch (want) {
+      case PowerState::kStopped: return hv.Destroy(name);
+      case PowerState::kRunning: {
+        auto now = hv.GetPower(name);
+        if (now && *now == PowerState::kPaused) return hv.Resume(name);
+        return hv.Start(name);
+      }
+      case PowerState::kPaused: {
+        if (auto ok = hv.Start(name); !ok) return ok;
+        return hv.Suspend(name);
+      }
+    }
+    return {};
+  }
+};
+
+LibvirtStepRunner::LibvirtStepRunner(NodeSet& nodes, const Plan& plan, const std::vector<Image>& images,
+                                     StepRunnerOptions options, std::shared_ptr<spdlog::logger> logger)
+    : impl_(std::make_shared<Impl>(Impl{nodes, plan, images, options, SecretResolver(options.secrets_dir),
+                                        logger ? logger : spdlog::default_logger()})) {}
+
+Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext&) {
+  auto hv = impl_->Node(action.node);
+  if (!hv) return std::unexpected(hv.error());
+  json undo = json::object();
+  const std::string& name = action.target.name;
+  switch (action.type) {
+    case ActionType::kUpdateLive:
+    case ActionType::kUpdateRestart:
+    case ActionType::kReplace:
+    case ActionType::kDelete: {
+      auto current = (*hv)->ObserveVm(name);
+      if (!current) return std::unexpected(current.error());
+      auto xml = (*hv)->GetDefinitionXml(name);
+      if (!xml) return std::unexpected(xml.error());
+      undo["previousXml"] = *xml;
+      undo["previousPower"] = EnumName(current->power);
+      undo["previousVcpus"] = current->actual.vcpus;
+      undo["previousMemory"] = current->actual.memory;
+      break;
+    }
+    case ActionType::kRelease: {
+      auto current = (*hv)->ObserveVm(name);
+      if (!current) return std::unexpected(current.error());
+      if (current->owner) undo["owner"] = RenderOwnerXml(*current->owner);
+      break;
+    }
+    case ActionType::kStart:
+    case ActionType::kStop:
+    case ActionType::kShutdown:
+    case ActionType::kSuspend:
+    case ActionType::kResume:
+    case ActionType::kReboot: {
+      auto power = (*hv)->GetPower(name);
+      if (!power) return std::unexpected(power.error());
+      undo["previousPower"] = EnumName(*power);
+      break;
+    }
+    default: break;
+  }
+  return undo.dump();
+}
+
+Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ctx) {
+  auto node = impl_->Node(action.node);
+  if (!node) return std::unexpected(node.error());
+  Hypervisor& hv = **node;
+  const std::string& name = action.target.name;
+  auto done = [](Result<void> r) -> Result<std::string> {
+    if (!r) return std::unexpected(r.error());
+    return std::string("{}");
+  };
+  switch (action.type) {
+    case ActionType::kImageImport: return impl_->ImageImport(hv, *action.image, ctx);
+    case ActionType::kCreate: return impl_->Create(hv, *action.vm, ctx);
+    case ActionType::kUpdateLive:
+    case ActionType::kUpdateRestart: return impl_->Update(hv, action, ctx);
+    case ActionType::kReplace: return impl_->Replace(hv, *action.vm, ctx);
+    case ActionType::kStart: return done(hv.Start(name));
+    case ActionType::kStop: return done(hv.Destroy(name));
+    case ActionType::kShutdown: return impl_->Shutdown(hv, action);
+    case ActionType::kReboot: return done(hv.Reboot(name));
+    case ActionType::kSuspend: return done(hv.Suspend(name));
+    case ActionType::kResume: return done(hv.Resume(name));
+    case ActionType::kDelete: {
+      auto gone = hv.Undefine(name);
+      if (!gone && gone.error().code == ErrorCode::kNotFound) return std::string("{}");
+      return done(std::move(gone));
+    }
+    case ActionType::kRelease: return done(hv.SetOwner(name, std::nullopt));
+    case ActionType::kVolumeDelete: return done(impl_->DeleteVolumes(hv, action.volumes));
+    case ActionType::kMigrate:
+    case ActionType::kSnapshot:
+    case ActionType::kSnapshotDelete:
+    case ActionType::kBackup:
+    case ActionType::kBackupDelete:
+      break;
+  }
+  return Fail(ErrorCode::kUnsupported, std::string(EnumName(action.type)) + " is not carried out by this runner",
+              action.id);
+}
+
+Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::string& undo_json, StepContext&) {
+  auto node = impl_->Node(action.node);
+  if (!node) return std::unexpected(node.error());
+  Hypervisor& hv = **node;
+  const json undo = ParseObject(undo_json);
+  const std::string& name = action.target.name;
+  auto ok = [](Result<void> r) -> Result<UndoOutcome> {
+    if (!r) return std::unexpected(r.error());
+    return UndoOutcome::kUndone;
+  };
+  const std::string previous_power = undo.value("previousPower", std::string());
+  switch (action.type) {
+    case ActionType::kImageImport: return ok(impl_->DeleteVolumes(hv, StringList(undo, "volumes")));
+    case ActionType::kCreate: {
+      // Tolerates a half-done create: only what exists and is ours goes.
+      if (auto current = hv.ObserveVm(name); current && current->Owned()) {
+        if (auto r = hv.Undefine(name); !r) return std::unexpected(r.error());
+      }
+      return ok(impl_->DeleteVolumes(hv, StringList(undo, "volumes")));
+    }
+    case ActionType::kUpdateLive:
+    case ActionType::kUpdateRestart: {
+      if (undo.contains("previousXml")) {
+        if (auto r = hv.DefineXml(undo["previousXml"].get<std::string>()); !r) return std::unexpected(r.error());
+      }
+      auto power = hv.GetPower(name);
+      if (power && *power != PowerState::kStopped && action.type == ActionType::kUpdateLive) {
+        for (const std::string& disk : StringList(undo, "attached")) (void)hv.DetachDiskLive(name, disk);
+        if (undo.contains("previousVcpus")) (void)hv.SetVcpusLive(name, undo["previousVcpus"].get<int>());
+        if (undo.contains("previousMemory")) (void)hv.SetMemoryLive(name, undo["previousMemory"].get<std::uint64_t>());
+      }
+      if (auto r = impl_->DeleteVolumes(hv, StringList(undo, "volumes")); !r) return std::unexpected(r.error());
+      // A grown disk cannot shrink again.
+      if (!StringList(undo, "grown").empty()) return UndoOutcome::kNotUndoable;
+      return UndoOutcome::kUndone;
+    }
+    case ActionType::kStart:
+    case ActionType::kStop:
+    case ActionType::kShutdown:
+    case ActionType::kSuspend:
+    case ActionType::kResume:
+      if (previous_power.empty()) return UndoOutcome::kUndone;
+      return ok(impl_->RestorePower(hv, name, previous_power));
+    case ActionType::kReboot: return UndoOutcome::kUndone;
+    case ActionType::kDelete: {
+      if (!undo.contains("previousXml")) return UndoOutcome::kNotUndoable;
+      if (!hv.ObserveVm(name)) {
+        if (auto r = hv.DefineXml(undo["previousXml"].get<std::string>()); !r) return std::unexpected(r.error());
+      }
+      if (previous_power != "Stopped" && !previous_power.empty()) {
+        return ok(impl_->RestorePower(hv, name, previous_power));
+      }
+      return UndoOutcome::kUndone;
+    }
+    case ActionType::kRelease: {
+      if (!undo.contains("owner")) return UndoOutcome::kUndone;
+      auto owner = ParseOwnerXml(undo["owner"].get<std::string>());
+      if (!owner) return std::unexpected(owner.error());
+      return ok(hv.SetOwner(name, *owner));
+    }
+    case ActionType::kReplace:
+    case ActionType::kVolumeDelete:
+    case ActionType::kSnapshotDelete:
+    case ActionType::kBackupDelete:
+      return UndoOutcome::kNotUndoable;
+    case ActionType::kMigrate:
+    case ActionType::kSnapshot:
+    case ActionType::kBackup:
+      break;
+  }
+  return Fail(ErrorCode::kUnsupported, "cannot undo " + std::string(EnumName(action.type)), action.id);
+}
+
+}  // namespace gitvirt

@@ -1,0 +1,75 @@
+#include "gitvirt/hypervisor/fault_injection.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+
+namespace gitvirt {
+
+#ifdef GITVIRT_FAULT_INJECTION
+namespace {
+
+struct Faults {
+  std::mutex mu;
+  bool loaded = false;
+  std::map<std::string, long, std::less<>> fail_at;  // kind -> call number to fail
+  std::map<std::string, long, std::less<>> counts;
+};
+
+Faults& State() {
+  static Faults faults;
+  return faults;
+}
+
+void Load(Faults& f) {
+  f.fail_at.clear();
+  f.counts.clear();
+  f.loaded = true;
+  const char* spec = std::getenv("GITVIRT_FAULTS");
+  if (spec == nullptr) return;
+  std::istringstream in(spec);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto colon = item.find(':');
+    if (colon == std::string::npos) continue;
+    f.fail_at[item.substr(0, colon)] = std::strtol(item.c_str() + colon + 1, nullptr, 10);
+  }
+}
+
+}  // namespace
+
+std::optional<Error> InjectedFault(std::string_view kind) {
+  Faults& f = State();
+  std::lock_guard lock(f.mu);
+  if (!f.loaded) Load(f);
+  if (f.fail_at.empty()) return std::nullopt;
+  for (std::string_view key : {kind, std::string_view("any")}) {
+    auto it = f.fail_at.find(key);
+    if (it == f.fail_at.end()) continue;
+    const long n = ++f.counts[std::string(key)];
+    if (n == it->second) {
+      return Error{ErrorCode::kInternal,
+                   "injected fault: " + std::string(kind) + " (GITVIRT_FAULTS " + std::string(key) +
+                       ":" + std::to_string(n) + ")",
+                   ""};
+    }
+  }
+  return std::nullopt;
+}
+
+void ResetFaultInjection() {
+  Faults& f = State();
+  std::lock_guard lock(f.mu);
+  Load(f);
+}
+
+#else
+
+std::optional<Error> InjectedFault(std::string_view) { return std::nullopt; }
+void ResetFaultInjection() {}
+
+#endif
+
+}  // namespace gitvirt

@@ -1,0 +1,222 @@
+#include "sim_store.h"
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace gitvirt::libvirt {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kTestNamespace = "http://libvirt.org/schemas/domain/test/1.0";
+constexpr const char* kSimNamespace = "https://gitvirt.dev/xmlns/sim/1";
+
+Result<void> WriteAtomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << content;
+    if (!out) return Fail(ErrorCode::kIo, "cannot write", tmp);
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return Fail(ErrorCode::kIo, ec.message(), path);
+  return {};
+}
+
+std::string Save(const pugi::xml_document& doc) {
+  std::ostringstream out;
+  doc.save(out, "  ", pugi::format_indent | pugi::format_no_declaration);
+  return out.str();
+}
+
+// The file name for a domain: names are [a-z0-9.-] for gitvirt's VMs, but hand-made domains
+// can be anything; keep it a single path component.
+std::string SafeName(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_') ? c : '_';
+  }
+  return out;
+}
+
+}  // namespace
+
+SimStore::SimStore(std::string node_file)
+    : node_file_(fs::absolute(node_file).lexically_normal().string()), dir_(node_file_ + ".d") {}
+
+std::string SimStore::Uri() const { return "test://" + node_file_; }
+
+std::string SimStore::DomainFile(const std::string& name) const {
+  return dir_ + "/domains/" + SafeName(name) + ".xml";
+}
+std::string SimStore::PoolFile(const std::string& name) const {
+  return dir_ + "/pools/" + SafeName(name) + ".xml";
+}
+
+Result<void> SimStore::EnsureExists(const NodeConfig& node) {
+  std::error_code ec;
+  for (const char* sub : {"domains", "pools", "networks"}) {
+    fs::create_directories(dir_ + "/" + sub, ec);
+    if (ec) return Fail(ErrorCode::kIo, ec.message(), dir_);
+  }
+  const int cpus = node.capacity_vcpus.value_or(16);
+  const std::uint64_t memory = node.capacity_memory.value_or(64ULL << 30);
+  std::ostringstream header;
+  header << "  <cpu><nodes>1</nodes><sockets>1</sockets><cores>" << cpus
+         << "</cores><threads>1</threads><active>" << cpus
+         << "</active><mhz>3000</mhz><model>x86_64</model></cpu>\n"
+         << "  <memory>" << memory / 1024 << "</memory>\n";
+  header_ = header.str();
+  if (fs::exists(node_file_)) return WriteIndex();  // capacity follows the config
+
+  const std::string network = dir_ + "/networks/default.xml";
+  if (!fs::exists(network)) {
+    auto ok = WriteAtomically(network,
+                              "<network>\n  <name>default</name>\n  <bridge name='virbr0'/>\n"
+                              "  <forward/>\n  <ip address='192.168.122.1' netmask='255.255.255.0'>\n"
+                              "    <dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp>\n"
+                              "  </ip>\n</network>\n");
+    if (!ok) return ok;
+  }
+  std::vector<PoolConfig> pools = node.pools;
+  if (std::none_of(pools.begin(), pools.end(), [](const PoolConfig& p) { return p.name == "default"; })) {
+    pools.push_back(PoolConfig{"default", "/var/lib/gitvirt/images"});
+  }
+  for (const PoolConfig& pool : pools) {
+    if (fs::exists(PoolFile(pool.name))) continue;
+    pugi::xml_document doc;
+    pugi::xml_node p = doc.append_child("pool");
+    p.append_attribute("type") = "dir";
+    p.append_child("name").text().set(pool.name.c_str());
+    p.append_child("target").append_child("path").text().set(pool.path.c_str());
+    auto ok = WriteAtomically(PoolFile(pool.name), Save(doc));
+    if (!ok) return ok;
+  }
+  return WriteIndex();
+}
+
+Result<void> SimStore::WriteIndex() {
+  std::lock_guard lock(index_mu_);
+  std::ostringstream out;
+  out << "<node>\n" << header_;
+  for (const char* kind : {"networks", "pools", "domains"}) {
+    std::vector<std::string> files;
+    for (const auto& entry : fs::directory_iterator(dir_ + "/" + kind)) {
+      if (entry.path().extension() == ".xml") files.push_back(entry.path().filename().string());
+    }
+    std::sort(files.begin(), files.end());
+    const std::string element = std::string(kind).substr(0, std::string(kind).size() - 1);
+    for (const std::string& f : files) {
+      // Relative to the node file's directory, as the test driver resolves them.
+      out << "  <" << element << " file='" << fs::path(dir_).filename().string() << "/" << kind << "/"
+          << f << "'/>\n";
+    }
+  }
+  out << "</node>\n";
+  return WriteAtomically(node_file_, out.str());
+}
+
+Result<void> SimStore::AfterOpen(virConnectPtr conn) {
+  // The test driver's node parser keeps domains and their run state, but not autostart: we keep
+  // it in our own metadata element and set it again.
+  virDomainPtr* domains = nullptr;
+  const int n = virConnectListAllDomains(conn, &domains, 0);
+  if (n < 0) return std::unexpected(LastError("listing simulated domains"));
+  for (int i = 0; i < n; ++i) {
+    Domain dom(domains[i]);
+    const std::string xml = TakeString(
+        virDomainGetMetadata(dom.get(), VIR_DOMAIN_METADATA_ELEMENT, kSimNamespace, VIR_DOMAIN_AFFECT_CONFIG));
+    if (xml.find("autostart=\"yes\"") != std::string::npos) virDomainSetAutostart(dom.get(), 1);
+  }
+  free(domains);
+  return {};
+}
+
+Result<void> SimStore::SaveDomain(virConnectPtr conn, const std::string& name) {
+  Domain dom(virDomainLookupByName(conn, name.c_str()));
+  if (!dom) {
+    if (LastErrorCode() == VIR_ERR_NO_DOMAIN) return RemoveDomain(name);
+    return std::unexpected(LastError("saving simulated domain " + name));
+  }
+  const std::string xml = TakeString(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
+  pugi::xml_document doc;
+  if (!doc.load_string(xml.c_str())) return Fail(ErrorCode::kInternal, "unparseable domain XML", name);
+  pugi::xml_node root = doc.child("domain");
+  root.append_attribute("xmlns:test") = kTestNamespace;
+
+  int autostart = 0;
+  virDomainGetAutostart(dom.get(), &autostart);
+  pugi::xml_node metadata = root.child("metadata") ? root.child("metadata") : root.prepend_child("metadata");
+  for (pugi::xml_node c = metadata.first_child(); c;) {
+    pugi::xml_node next = c.next_sibling();
+    if (std::string_view(c.name()).ends_with(":state") && c.attribute("xmlns:sim")) metadata.remove_child(c);
+    c = next;
+  }
+  pugi::xml_node sim = metadata.append_child("sim:state");
+  sim.append_attribute("xmlns:sim") = kSimNamespace;
+  sim.append_attribute("autostart") = autostart ? "yes" : "no";
+
+  int state = VIR_DOMAIN_SHUTOFF, reason = 0;
+  virDomainGetState(dom.get(), &state, &reason, 0);
+  if (virDomainIsActive(dom.get()) == 1) {
+    root.append_child("test:runstate").text().set(state);
+  } else {
+    root.append_child("test:runstate").text().set(VIR_DOMAIN_SHUTOFF);
+  }
+
+  virDomainSnapshotPtr* snapshots = nullptr;
+  const int count = virDomainListAllSnapshots(dom.get(), &snapshots, VIR_DOMAIN_SNAPSHOT_LIST_TOPOLOGICAL);
+  for (int i = 0; i < count; ++i) {
+    Snapshot snap(snapshots[i]);
+    const std::string snap_xml = TakeString(virDomainSnapshotGetXMLDesc(snap.get(), 0));
+    pugi::xml_document snap_doc;
+    if (!snap_doc.load_string(snap_xml.c_str())) continue;
+    pugi::xml_node s = root.append_child("test:domainsnapshot");
+    for (pugi::xml_node c : snap_doc.child("domainsnapshot").children()) s.append_copy(c);
+    s.append_child("active").text().set(virDomainSnapshotIsCurrent(snap.get(), 0) == 1 ? 1 : 0);
+  }
+  free(snapshots);
+
+  const std::string path = DomainFile(name);
+  const bool existed = fs::exists(path);
+  auto ok = WriteAtomically(path, Save(doc));
+  if (!ok) return ok;
+  return existed ? Result<void>{} : WriteIndex();
+}
+
+Result<void> SimStore::RemoveDomain(const std::string& name) {
+  std::error_code ec;
+  if (!fs::remove(DomainFile(name), ec)) return {};
+  return WriteIndex();
+}
+
+Result<void> SimStore::SavePool(virConnectPtr conn, const std::string& name) {
+  Pool pool(virStoragePoolLookupByName(conn, name.c_str()));
+  if (!pool) return std::unexpected(LastError("saving simulated pool " + name));
+  pugi::xml_document doc;
+  const std::string xml = TakeString(virStoragePoolGetXMLDesc(pool.get(), 0));
+  if (!doc.load_string(xml.c_str())) return Fail(ErrorCode::kInternal, "unparseable pool XML", name);
+  pugi::xml_node root = doc.child("pool");
+  virStorageVolPtr* volumes = nullptr;
+  const int n = virStoragePoolListAllVolumes(pool.get(), &volumes, 0);
+  for (int i = 0; i < n; ++i) {
+    Volume vol(volumes[i]);
+    const std::string vol_xml = TakeString(virStorageVolGetXMLDesc(vol.get(), 0));
+    pugi::xml_document vol_doc;
+    if (vol_doc.load_string(vol_xml.c_str())) root.append_copy(vol_doc.child("volume"));
+  }
+  free(volumes);
+  const std::string path = PoolFile(name);
+  const bool existed = fs::exists(path);
+  auto ok = WriteAtomically(path, Save(doc));
+  if (!ok) return ok;
+  return existed ? Result<void>{} : WriteIndex();
+}
+
+}  // namespace gitvirt::libvirt

@@ -1,0 +1,24 @@
+#pragma once
+// Files the engine prepares on the controller before handing them to a node: Image sources
+// (fetched and checked against their sha256) and cloud-init seed ISOs.
+
+#include <string>
+
+#include "gitvirt/core/cloud_init.h"
+#include "gitvirt/core/error.h"
+#include "gitvirt/core/model.h"
+
+namespace gitvirt {
+
+// Hex SHA-256 of a file (OpenSSL), streamed.
+Result<std::string> Sha256File(const std::string& path);
+
+// A local file with the Image's bytes, its checksum verified: a path or file:// URL is used in
+// place; http(s) is downloaded (curl) into `cache_dir`, keyed by checksum, once.
+Result<std::string> FetchImage(const Image& image, const std::string& cache_dir);
+
+// Writes the seed as an ISO 9660 volume labelled "cidata" (Joliet + Rock Ridge, via xorrisofs)
+// with fixed timestamps, so the same inputs give the same bytes.
+Result<void> WriteSeedIso(const SeedFiles& seed, const std::string& iso_path);
+
+}  // namespace gitvirt

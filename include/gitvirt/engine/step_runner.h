@@ -1,0 +1,46 @@
+#pragma once
+// How each plan action is carried out on real hypervisors, and undone. Every step converges: it
+// looks at the real state first, so running it again after a crash finishes it rather than
+// repeating it (a create whose domain exists with our mark and the same spec hash is done).
+//
+// Undo information (JSON) per action:
+//   create / replace / update:  {"volumes": [...created by this step], "previousXml": "...",
+//                                "previousPower": "Running", "grown": [...]}
+//   start/stop/shutdown/suspend/resume: {"previousPower": "..."}
+//   delete:   {"previousXml": "...", "previousPower": "..."}
+//   release:  {"owner": "<owner XML>"}
+//   image-import: {"volumes": ["pool/name"]} when this step created it
+// Secrets are resolved here, used, and dropped: never in undo information or events.
+
+#include <memory>
+#include <string>
+
+#include "gitvirt/engine/executor.h"
+#include "gitvirt/engine/nodes.h"
+#include "gitvirt/engine/secrets.h"
+
+namespace gitvirt {
+
+struct StepRunnerOptions {
+  std::string cache_dir;    // seeds and downloaded images
+  std::string secrets_dir;
+  std::string console_dir;  // serial console logs ("" = none)
+};
+
+class LibvirtStepRunner final : public StepRunner {
+ public:
+  // `plan` supplies the revision and the Images; both must outlive the runner.
+  LibvirtStepRunner(NodeSet& nodes, const Plan& plan, const std::vector<Image>& images,
+                    StepRunnerOptions options, std::shared_ptr<spdlog::logger> logger);
+
+  Result<std::string> Prepare(const Action& action, StepContext& context) override;
+  Result<std::string> Run(const Action& action, StepContext& context) override;
+  Result<UndoOutcome> Undo(const Action& action, const std::string& undo_json,
+                           StepContext& context) override;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace gitvirt

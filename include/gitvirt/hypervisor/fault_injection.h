@@ -1,0 +1,27 @@
+#pragma once
+// The fault-injection seam: tests make the Nth libvirt operation of a given kind fail, to check
+// that every step of a job can fail and be rolled back or resumed.
+//
+// Enabled only in builds with GITVIRT_FAULT_INJECTION (test builds; the release preset turns it
+// off) and only when the environment variable GITVIRT_FAULTS is set, e.g.
+//   GITVIRT_FAULTS="define:3"          the 3rd define fails
+//   GITVIRT_FAULTS="start:1,create-volume:2"
+//   GITVIRT_FAULTS="any:7"             the 7th mutating operation of any kind fails
+// Kinds are the operation names the adapter uses (define, undefine, start, destroy, shutdown,
+// suspend, resume, create-volume, delete-volume, upload-volume, resize-volume, set-vcpus,
+// set-memory, snapshot-create, snapshot-delete, ...). Counting is per process. Thread-safe.
+
+#include <optional>
+#include <string_view>
+
+#include "gitvirt/core/error.h"
+
+namespace gitvirt {
+
+// The injected error for this operation, if it is the one chosen to fail.
+std::optional<Error> InjectedFault(std::string_view kind);
+
+// Re-reads GITVIRT_FAULTS and resets the counters (for tests that change it in-process).
+void ResetFaultInjection();
+
+}  // namespace gitvirt

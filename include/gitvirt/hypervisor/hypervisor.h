@@ -1,0 +1,122 @@
+#pragma once
+// The Hypervisor port: everything gitvirt asks of one node, in gitvirt's terms. The libvirt
+// adapter (libvirt_hypervisor.h) is the implementation; the executor's pure tests use a fake.
+//
+// Every method is safe to call from several threads at once (libvirt connections are
+// thread-safe, and the adapter serialises what is not). Names are domain names; methods on a
+// domain that does not exist fail with ErrorCode::kNotFound.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gitvirt/core/config.h"
+#include "gitvirt/core/error.h"
+#include "gitvirt/core/model.h"
+#include "gitvirt/core/observed.h"
+
+namespace gitvirt {
+
+// Where a piece of storage lives on a node: a pool volume, or a plain path.
+struct StorageRef {
+  std::string pool;
+  std::string volume;
+  std::string path;
+  bool IsVolume() const { return !volume.empty(); }
+  friend bool operator==(const StorageRef&, const StorageRef&) = default;
+};
+
+// Everything needed to write a domain's definition.
+struct DomainDefinition {
+  VirtualMachine vm;  // desired; vm.spec.node is the node
+  Ownership owner;    // gitvirt's mark, including the applied spec
+  std::map<std::string, StorageRef> cdrom_sources;  // cdrom name -> storage
+  std::optional<StorageRef> seed;                   // the cloud-init NoCloud ISO
+  std::string graphics_password;  // resolved secret; only ever written into the XML
+  std::string console_log;        // file the serial console is logged to ("" = none)
+};
+
+struct VolumeSpec {
+  std::string pool;
+  std::string name;
+  std::uint64_t capacity = 0;  // bytes; 0 = the size of what it is cloned from
+  std::string format = "qcow2";
+  std::optional<StorageRef> backing;     // linked clone: qcow2 backing file
+  std::string backing_format;
+  std::optional<StorageRef> copy_from;   // full clone: copy this volume or file
+};
+
+struct SnapshotRequest {
+  std::string name;
+  std::string description;
+  std::string policy;  // recorded in the snapshot's metadata ("" = by hand)
+  bool memory = false;
+  bool quiesce = false;
+};
+
+class Hypervisor {
+ public:
+  virtual ~Hypervisor() = default;
+
+  virtual const std::string& node() const = 0;
+  virtual const NodeCapabilities& capabilities() const = 0;
+
+  // ---- observation ----
+  virtual Result<ObservedNode> Observe() = 0;
+  virtual Result<ObservedVm> ObserveVm(const std::string& name) = 0;
+
+  // ---- definitions ----
+  // Defines the domain, or redefines it (the persistent configuration; a running domain keeps
+  // its live configuration until restarted). Autostart is set as the spec says.
+  virtual Result<void> Define(const DomainDefinition& definition) = 0;
+  // The persistent definition, to restore later with DefineXml (undo of an update or delete).
+  virtual Result<std::string> GetDefinitionXml(const std::string& name) = 0;
+  virtual Result<void> DefineXml(const std::string& xml) = 0;
+  // Removes the definition (and snapshot/checkpoint/NVRAM metadata). A running domain is
+  // destroyed first.
+  virtual Result<void> Undefine(const std::string& name) = 0;
+  virtual Result<void> SetOwner(const std::string& name, const std::optional<Ownership>& owner) = 0;
+  virtual Result<void> SetAutostart(const std::string& name, bool autostart) = 0;
+
+  // ---- power ----
+  virtual Result<PowerState> GetPower(const std::string& name) = 0;
+  virtual Result<void> Start(const std::string& name) = 0;
+  virtual Result<void> Destroy(const std::string& name) = 0;
+  // ACPI shutdown, waiting up to `timeout`; then force off when `force_after`, else kTimeout.
+  virtual Result<void> Shutdown(const std::string& name, Seconds timeout, bool force_after) = 0;
+  virtual Result<void> Reboot(const std::string& name) = 0;
+  virtual Result<void> Suspend(const std::string& name) = 0;
+  virtual Result<void> Resume(const std::string& name) = 0;
+
+  // ---- live changes (running domains) ----
+  virtual Result<void> SetVcpusLive(const std::string& name, int vcpus) = 0;
+  virtual Result<void> SetMemoryLive(const std::string& name, std::uint64_t bytes) = 0;
+  // Hot-plugs / unplugs the device as the definition describes it.
+  virtual Result<void> AttachDiskLive(const DomainDefinition& definition, const std::string& disk) = 0;
+  virtual Result<void> DetachDiskLive(const std::string& name, const std::string& disk) = 0;
+  virtual Result<void> AttachNicLive(const DomainDefinition& definition, std::size_t index) = 0;
+  virtual Result<void> DetachNicLive(const std::string& name, std::size_t index) = 0;
+  virtual Result<void> ResizeDiskLive(const std::string& name, const std::string& disk,
+                                      std::uint64_t bytes) = 0;
+
+  // ---- storage ----
+  virtual Result<void> EnsurePool(const PoolConfig& pool) = 0;
+  virtual Result<ObservedVolume> GetVolume(const std::string& pool, const std::string& name) = 0;
+  virtual Result<void> CreateVolume(const VolumeSpec& spec) = 0;
+  virtual Result<void> DeleteVolume(const std::string& pool, const std::string& name) = 0;
+  virtual Result<void> ResizeVolume(const std::string& pool, const std::string& name,
+                                    std::uint64_t capacity) = 0;
+  // Creates (or replaces) a volume with the bytes of a local file.
+  virtual Result<void> UploadVolume(const std::string& pool, const std::string& name,
+                                    const std::string& local_file, const std::string& format) = 0;
+
+  // ---- snapshots ----
+  virtual Result<std::vector<ObservedSnapshot>> ListSnapshots(const std::string& name) = 0;
+  virtual Result<void> CreateSnapshot(const std::string& name, const SnapshotRequest& request) = 0;
+  virtual Result<void> DeleteSnapshot(const std::string& name, const std::string& snapshot) = 0;
+  virtual Result<void> RevertSnapshot(const std::string& name, const std::string& snapshot) = 0;
+};
+
+}  // namespace gitvirt

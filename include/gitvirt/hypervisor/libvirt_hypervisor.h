@@ -1,0 +1,27 @@
+#pragma once
+// The libvirt adapter: a Hypervisor for one node, over any libvirt URI (qemu:///system,
+// qemu+ssh://, qemu+tls://, qemu+unix://...?socket=, test:///..., test+unix://...) or a
+// simulated node (sim:PATH: the test driver, its state saved to PATH after every change).
+//
+// A lost connection (daemon restarted, network blip) is reopened with backoff for up to
+// `reconnect_timeout` and the call retried once; remote connections use libvirt keepalive.
+
+#include <chrono>
+#include <memory>
+
+#include <spdlog/logger.h>
+
+#include "gitvirt/core/config.h"
+#include "gitvirt/hypervisor/hypervisor.h"
+
+namespace gitvirt {
+
+struct HypervisorOptions {
+  std::chrono::seconds reconnect_timeout{60};
+  std::shared_ptr<spdlog::logger> logger;  // null: spdlog's default logger
+};
+
+Result<std::unique_ptr<Hypervisor>> ConnectNode(const NodeConfig& node,
+                                                const HypervisorOptions& options);
+
+}  // namespace gitvirt

@@ -1,0 +1,313 @@
+// The executor against a fake StepRunner (the one fake the executor's tests need) and a real
+// SQLite journal: dependency order, parallel limits, stage barriers, every rollback strategy,
+// cluster units, cancellation, crash recovery and journal-ahead.
+
+#include "gitvirt/engine/executor.h"
+
+#include "gitvirt/core/json.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "temp_dir.h"
+
+namespace gitvirt {
+namespace {
+
+using nlohmann::json;
+
+class FakeRunner : public StepRunner {
+ public:
+  std::set<std::string> fail_run;   // step ids whose Run fails
+  std::set<std::string> fail_undo;  // step ids whose Undo fails
+  std::set<std::string> not_undoable;
+  std::chrono::milliseconds delay{0};
+  Journal* journal = nullptr;       // to check journal-ahead from inside Run
+
+  Result<std::string> Prepare(const Action& action, StepContext&) override {
+    return json{{"prepared", action.id}}.dump();
+  }
+
+  Result<std::string> Run(const Action& action, StepContext& ctx) override {
+    {
+      std::lock_guard lock(mu);
+      ++running;
+      max_running = std::max(max_running, running);
+      ++running_per_node[action.node];
+      max_per_node = std::max(max_per_node, running_per_node[action.node]);
+      started.push_back(action.id);
+      if (journal != nullptr) {
+        auto steps = journal->GetSteps(ctx.job_id());
+        for (const StepRecord& s : *steps) {
+          if (s.id == action.id) journal_ahead_ok = journal_ahead_ok && s.status == StepStatus::kRunning &&
+                                                    s.undo_json.find("prepared") != std::string::npos;
+        }
+      }
+    }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    std::lock_guard lock(mu);
+    --running;
+    --running_per_node[action.node];
+    finished.push_back(action.id);
+    if (fail_run.contains(action.id)) return Fail(ErrorCode::kInternal, "injected failure of " + action.id);
+    return std::string("{}");
+  }
+
+  Result<UndoOutcome> Undo(const Action& action, const std::string& undo_json, StepContext&) override {
+    std::lock_guard lock(mu);
+    undone.push_back(action.id);
+    EXPECT_NE(undo_json.find("prepared"), std::string::npos) << action.id;
+    if (fail_undo.contains(action.id)) return Fail(ErrorCode::kInternal, "undo failed");
+    if (not_undoable.contains(action.id)) return UndoOutcome::kNotUndoable;
+    return UndoOutcome::kUndone;
+  }
+
+  std::mutex mu;
+  std::vector<std::string> started, finished, undone;
+  int running = 0, max_running = 0, max_per_node = 0;
+  std::map<std::string, int> running_per_node;
+  bool journal_ahead_ok = true;
+};
+
+Action A(const std::string& id, std::vector<std::string> deps = {}, int stage = 1, std::string node = "hv1",
+         std::string unit = "") {
+  Action a;
+  a.id = id;
+  a.type = ActionType::kCreate;
+  a.node = std::move(node);
+  a.target = {Kind::kVirtualMachine, id};
+  a.depends_on = std::move(deps);
+  a.stage = stage;
+  a.unit = std::move(unit);
+  return a;
+}
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto j = Journal::Open((dir_.path() / "state.db").string());
+    ASSERT_TRUE(j) << j.error().ToString();
+    journal_ = std::move(*j);
+    runner_.journal = journal_.get();
+  }
+
+  JobOutcome Run(const Plan& plan, RollbackStrategy strategy = RollbackStrategy::kFull, int parallel = 4) {
+    Executor executor(runner_, *journal_, nullptr);
+    ExecutionOptions options;
+    options.strategy = strategy;
+    options.parallel = parallel;
+    auto outcome = executor.Apply(plan, options);
+    EXPECT_TRUE(outcome) << (outcome ? "" : outcome.error().ToString());
+    return outcome ? *outcome : JobOutcome{};
+  }
+
+  std::map<std::string, StepStatus> StepStatuses(const std::string& job) {
+    std::map<std::string, StepStatus> out;
+    for (const StepRecord& s : *journal_->GetSteps(job)) out[s.id] = s.status;
+    return out;
+  }
+
+  static std::size_t Index(const std::vector<std::string>& v, const std::string& id) {
+    return static_cast<std::size_t>(std::find(v.begin(), v.end(), id) - v.begin());
+  }
+
+  testing::TempDir dir_{"gv-exec"};
+  std::unique_ptr<Journal> journal_;
+  FakeRunner runner_;
+};
+
+TEST_F(ExecutorTest, RunsStepsAfterWhatTheyDependOn) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"}), A("d")};
+  runner_.delay = std::chrono::milliseconds(5);
+  JobOutcome o = Run(plan);
+  EXPECT_EQ(o.status, JobStatus::kSucceeded);
+  EXPECT_EQ(o.succeeded, 4);
+  EXPECT_LT(Index(runner_.finished, "a"), Index(runner_.started, "b"));
+  EXPECT_LT(Index(runner_.finished, "b"), Index(runner_.started, "c"));
+  EXPECT_TRUE(runner_.journal_ahead_ok) << "a step ran before it was journaled as running with its undo";
+}
+
+TEST_F(ExecutorTest, NoStepStartsBeforeEarlierStagesFinish) {
+  Plan plan;
+  plan.actions = {A("import", {}, 0), A("create", {}, 1), A("delete", {}, 2), A("power", {}, 3)};
+  runner_.delay = std::chrono::milliseconds(5);
+  Run(plan);
+  EXPECT_LT(Index(runner_.finished, "import"), Index(runner_.started, "create"));
+  EXPECT_LT(Index(runner_.finished, "create"), Index(runner_.started, "delete"));
+  EXPECT_LT(Index(runner_.finished, "delete"), Index(runner_.started, "power"));
+}
+
+TEST_F(ExecutorTest, KeepsWithinTheOverallAndPerNodeLimits) {
+  Plan plan;
+  for (int i = 0; i < 24; ++i) plan.actions.push_back(A("s" + std::to_string(i), {}, 1, i % 2 ? "hv1" : "hv2"));
+  runner_.delay = std::chrono::milliseconds(10);
+  Executor executor(runner_, *journal_, nullptr);
+  ExecutionOptions options;
+  options.parallel = 6;
+  options.per_node = {{"hv1", 2}, {"hv2", 3}};
+  auto o = executor.Apply(plan, options);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->succeeded, 24);
+  EXPECT_LE(runner_.max_running, 5);
+  EXPECT_LE(runner_.max_per_node, 3);
+  EXPECT_GE(runner_.max_running, 2) << "steps should run in parallel";
+}
+
+TEST_F(ExecutorTest, FullUndoesEveryCompletedStepInReverse) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"}), A("d", {"c"}), A("e", {"d"})};
+  runner_.fail_run = {"d"};
+  JobOutcome o = Run(plan, RollbackStrategy::kFull);
+  EXPECT_EQ(o.status, JobStatus::kRolledBack);
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"c", "b", "a"}));
+  auto statuses = StepStatuses(o.job_id);
+  EXPECT_EQ(statuses["a"], StepStatus::kUndone);
+  EXPECT_EQ(statuses["d"], StepStatus::kFailed);
+  EXPECT_EQ(statuses["e"], StepStatus::kSkipped);
+  auto job = journal_->GetJob(o.job_id);
+  EXPECT_EQ(job->status, JobStatus::kRolledBack);
+  EXPECT_NE(job->summary_json.find("\"undone\":3"), std::string::npos) << job->summary_json;
+}
+
+TEST_F(ExecutorTest, PartialKeepsWhatSucceededAndStops) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"})};
+  runner_.fail_run = {"b"};
+  JobOutcome o = Run(plan, RollbackStrategy::kPartial);
+  EXPECT_EQ(o.status, JobStatus::kFailed);
+  EXPECT_TRUE(runner_.undone.empty());
+  auto statuses = StepStatuses(o.job_id);
+  EXPECT_EQ(statuses["a"], StepStatus::kSucceeded);
+  EXPECT_EQ(statuses["c"], StepStatus::kSkipped);
+}
+
+TEST_F(ExecutorTest, NoneCarriesOnWithIndependentSteps) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"}), A("d"), A("e", {"d"})};
+  runner_.fail_run = {"b"};
+  JobOutcome o = Run(plan, RollbackStrategy::kNone, 1);
+  EXPECT_EQ(o.status, JobStatus::kFailed);
+  auto statuses = StepStatuses(o.job_id);
+  EXPECT_EQ(statuses["c"], StepStatus::kSkipped);
+  EXPECT_EQ(statuses["d"], StepStatus::kSucceeded);
+  EXPECT_EQ(statuses["e"], StepStatus::kSucceeded);
+  EXPECT_TRUE(runner_.undone.empty());
+}
+
+TEST_F(ExecutorTest, MarkFailedKeepsEverythingAndNamesTheFailedResource) {
+  Plan plan;
+  plan.actions = {A("a"), A("b"), A("c")};
+  runner_.fail_run = {"b"};
+  JobOutcome o = Run(plan, RollbackStrategy::kMarkFailed);
+  EXPECT_EQ(o.status, JobStatus::kMarkedFailed);
+  EXPECT_EQ(o.failed_targets, (std::vector<std::string>{"VirtualMachine/b"}));
+  EXPECT_EQ(o.succeeded, 2);
+  EXPECT_TRUE(runner_.undone.empty());
+}
+
+TEST_F(ExecutorTest, AClusterWithFullRollsBackOnlyItsMembers) {
+  Plan plan;
+  Action m1 = A("m1", {}, 1, "hv1", "k8s"), m2 = A("m2", {"m1"}, 1, "hv1", "k8s"), m3 = A("m3", {"m2"}, 1, "hv1", "k8s");
+  for (Action* m : {&m1, &m2, &m3}) {
+    m->vm = VirtualMachine{};
+    m->vm->cluster = ClusterMembership{"k8s", "cp", "", 0, 0, RollbackStrategy::kFull};
+  }
+  plan.actions = {m1, m2, m3, A("standalone")};
+  runner_.fail_run = {"m3"};
+  JobOutcome o = Run(plan, RollbackStrategy::kNone, 1);
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"m2", "m1"}));
+  auto statuses = StepStatuses(o.job_id);
+  EXPECT_EQ(statuses["standalone"], StepStatus::kSucceeded);
+  EXPECT_EQ(statuses["m1"], StepStatus::kUndone);
+}
+
+TEST_F(ExecutorTest, AnUndoThatFailsLeavesTheJobRollbackIncomplete) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"})};
+  runner_.fail_run = {"c"};
+  runner_.fail_undo = {"a"};
+  JobOutcome o = Run(plan, RollbackStrategy::kFull);
+  EXPECT_EQ(o.status, JobStatus::kRollbackIncomplete);
+  EXPECT_EQ(o.undo_failed, 1);
+  EXPECT_EQ(StepStatuses(o.job_id)["a"], StepStatus::kUndoFailed);
+}
+
+TEST_F(ExecutorTest, CancellingStopsNewStepsAndRollsBackUnderFull) {
+  Plan plan;
+  for (int i = 0; i < 8; ++i) {
+    plan.actions.push_back(A("s" + std::to_string(i), i ? std::vector<std::string>{"s" + std::to_string(i - 1)} : std::vector<std::string>{}));
+  }
+  runner_.delay = std::chrono::milliseconds(100);
+  std::atomic<bool> interrupt{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    interrupt = true;
+  });
+  Executor executor(runner_, *journal_, nullptr);
+  ExecutionOptions options;
+  options.interrupt = &interrupt;
+  auto o = executor.Apply(plan, options);
+  canceller.join();
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->status, JobStatus::kCancelled);
+  EXPECT_LT(runner_.started.size(), 8u);
+  EXPECT_EQ(runner_.undone.size(), runner_.finished.size()) << "FULL undoes what completed";
+}
+
+TEST_F(ExecutorTest, RecoveryRollsBackAJobThatUsedFull) {
+  // A previous process journaled the job, finished two steps, was killed in the third.
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"}), A("d", {"c"})};
+  JobRecord job;
+  job.kind = "apply";
+  job.strategy = "FULL";
+  job.plan_json = PlanToJson(plan).dump();
+  std::vector<StepRecord> steps;
+  for (int i = 0; i < 4; ++i) steps.push_back(StepRecord{"", plan.actions[i].id, i});
+  auto id = journal_->CreateJob(job, steps);
+  ASSERT_TRUE(id);
+  for (const char* s : {"a", "b", "c"}) ASSERT_TRUE(journal_->RecordStepStarted(*id, s, 1, R"({"prepared":"x"})"));
+  ASSERT_TRUE(journal_->RecordStepFinished(*id, "a", StepStatus::kSucceeded));
+  ASSERT_TRUE(journal_->RecordStepFinished(*id, "b", StepStatus::kSucceeded));
+  ASSERT_TRUE(journal_->Flush());
+
+  Executor executor(runner_, *journal_, nullptr);
+  auto o = executor.Recover(*id, ExecutionOptions{});
+  ASSERT_TRUE(o) << o.error().ToString();
+  EXPECT_EQ(o->status, JobStatus::kRolledBack);
+  EXPECT_TRUE(runner_.started.empty()) << "nothing new runs when rolling back";
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"c", "b", "a"}));
+  EXPECT_EQ(StepStatuses(*id)["d"], StepStatus::kSkipped);
+}
+
+TEST_F(ExecutorTest, RecoveryResumesAJobThatUsedPartial) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"})};
+  JobRecord job;
+  job.kind = "apply";
+  job.strategy = "PARTIAL";
+  job.plan_json = PlanToJson(plan).dump();
+  auto id = journal_->CreateJob(job, {StepRecord{"", "a", 0}, StepRecord{"", "b", 1}, StepRecord{"", "c", 2}});
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(journal_->RecordStepStarted(*id, "a", 1, R"({"prepared":"a"})"));
+  ASSERT_TRUE(journal_->RecordStepFinished(*id, "a", StepStatus::kSucceeded));
+  ASSERT_TRUE(journal_->RecordStepStarted(*id, "b", 1, R"({"prepared":"b"})"));
+  ASSERT_TRUE(journal_->Flush());
+
+  Executor executor(runner_, *journal_, nullptr);
+  auto o = executor.Recover(*id, ExecutionOptions{});
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->status, JobStatus::kSucceeded);
+  EXPECT_EQ(runner_.started, (std::vector<std::string>{"b", "c"})) << "the interrupted step runs again, then the rest";
+  auto steps = journal_->GetSteps(*id);
+  EXPECT_EQ((*steps)[1].attempt, 2);
+}
+
+}  // namespace
+}  // namespace gitvirt
