@@ -23,7 +23,7 @@ int Run(int argc, char** argv) {
 
   CommandResult result;
   for (CommandAdder add : {AddValidateCommand, AddPlanCommand, AddApplyCommand, AddDiffCommand, AddGetCommand,
-                           AddDescribeCommand, AddJobsCommand, AddVersionCommand}) {
+                           AddDescribeCommand, AddJobsCommand, AddServeCommand, AddVersionCommand}) {
     add(app, global, result);
   }
 

@@ -46,7 +46,8 @@ int RunGet(const GlobalOptions& global, const GetOptions& opts) {
       int vcpus = 0;
       std::uint64_t memory = 0;
       for (const ObservedNode& n : view->observed.nodes) {
-        if (const ObservedVm* vm = n.FindVm(r.name)) {
+        // Figures only from gitvirt's own domain: a same-named unmanaged one is listed apart.
+        if (const ObservedVm* vm = n.FindVm(r.name); vm != nullptr && vm->Owned()) {
           vcpus = vm->actual.vcpus;
           memory = vm->actual.memory;
         }

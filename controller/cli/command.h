@@ -31,5 +31,6 @@ void AddDiffCommand(CLI::App& app, GlobalOptions& global, CommandResult& result)
 void AddGetCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddDescribeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddJobsCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddServeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 
 }  // namespace gitvirt::cli

@@ -27,9 +27,26 @@ std::string Leaf(const std::string& path) {
   return dot == std::string::npos ? path : path.substr(dot + 1);
 }
 
+// "ip=10.0.0.5/24,gw=10.0.0.1" from an IpConfig's JSON form.
+std::string IpConfigText(const json& j) {
+  IpConfig ip;
+  ip.v4 = ParseEnum<IpMode>(j.value("v4", std::string("none"))).value_or(IpMode::kNone);
+  ip.v4_address = j.value("v4Address", std::string());
+  ip.v4_gateway = j.value("v4Gateway", std::string());
+  ip.v6 = ParseEnum<IpMode>(j.value("v6", std::string("none"))).value_or(IpMode::kNone);
+  ip.v6_address = j.value("v6Address", std::string());
+  ip.v6_gateway = j.value("v6Gateway", std::string());
+  return ip.ToString();
+}
+
 std::string Display(const std::string& path, const json& value) {
   if (value.is_null()) return "";
   const std::string leaf = Leaf(path);
+  if (leaf == "ipConfigs" && value.is_array()) {
+    std::string out;
+    for (const json& ip : value) out += (out.empty() ? "" : ", ") + IpConfigText(ip);
+    return "[" + out + "]";
+  }
   if (value.is_number_unsigned() || value.is_number_integer()) {
     if (IsSizePath(leaf)) return FormatSize(value.get<std::uint64_t>());
     if (IsDurationPath(leaf)) return FormatDuration(Seconds(value.get<std::int64_t>()));
@@ -220,7 +237,111 @@ class Differ {
   VmDiff diff_;
 };
 
+// Splits "disks[data].size" into {"disks", "[data]", "size"}.
+std::vector<std::string> PathTokens(const std::string& path) {
+  std::vector<std::string> tokens;
+  std::string current;
+  for (char c : path) {
+    if (c == '.' || c == '[') {
+      if (!current.empty()) tokens.push_back(current);
+      current = c == '[' ? "[" : "";
+    } else if (c == ']') {
+      tokens.push_back(current + "]");
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  if (!current.empty()) tokens.push_back(current);
+  return tokens;
+}
+
+// The node of `root` the tokens lead to, or null.
+json* Walk(json& root, const std::vector<std::string>& tokens, std::size_t count, bool create) {
+  json* node = &root;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string& t = tokens[i];
+    std::string key = t.front() == '[' ? t.substr(1, t.size() - 2) : t;
+    if (node->is_array()) {
+      const std::size_t index = std::stoul(key);
+      if (index >= node->size()) {
+        if (!create) return nullptr;
+        while (node->size() <= index) node->push_back(nullptr);
+      }
+      node = &(*node)[index];
+    } else {
+      if (!node->is_object()) {
+        if (!create) return nullptr;
+        *node = json::object();
+      }
+      if (!node->contains(key) && !create) return nullptr;
+      node = &(*node)[key];
+    }
+  }
+  return node;
+}
+
+json Denormalise(json spec, const json& order_from) {
+  for (std::string_view key : kNamedLists) {
+    const std::string k(key);
+    if (!spec.contains(k) || !spec[k].is_object()) continue;
+    json list = json::array();
+    json remaining = spec[k];
+    if (order_from.contains(k)) {
+      for (auto it = order_from[k].begin(); it != order_from[k].end(); ++it) {
+        if (remaining.contains(it.key())) {
+          list.push_back(remaining[it.key()]);
+          remaining.erase(it.key());
+        }
+      }
+    }
+    for (auto it = remaining.begin(); it != remaining.end(); ++it) list.push_back(it.value());
+    spec[k] = list;
+  }
+  // Indexed lists may have gained nulls where an item was removed.
+  for (std::string_view key : kIndexedLists) {
+    const std::string k(key);
+    if (!spec.contains(k) || !spec[k].is_array()) continue;
+    json list = json::array();
+    for (const json& item : spec[k]) {
+      if (!item.is_null()) list.push_back(item);
+    }
+    spec[k] = list;
+  }
+  return spec;
+}
+
 }  // namespace
+
+VmSpec ApplyChanges(const VmSpec& base, const VmSpec& desired, const std::vector<FieldChange>& changes) {
+  json b = Normalise(ToJson(base));
+  const json d = Normalise(ToJson(desired));
+  for (const FieldChange& c : changes) {
+    const std::vector<std::string> tokens = PathTokens(c.path);
+    if (tokens.empty()) continue;
+    json source = d;
+    const json* from = Walk(source, tokens, tokens.size(), false);
+    if (from == nullptr || from->is_null()) {
+      // Removed in the desired spec: remove it here too.
+      json* parent = Walk(b, tokens, tokens.size() - 1, false);
+      if (parent == nullptr) continue;
+      const std::string& last = tokens.back();
+      const std::string key = last.front() == '[' ? last.substr(1, last.size() - 2) : last;
+      if (parent->is_object()) {
+        parent->erase(key);
+      } else if (parent->is_array() && std::stoul(key) < parent->size()) {
+        (*parent)[std::stoul(key)] = nullptr;
+      }
+      continue;
+    }
+    *Walk(b, tokens, tokens.size(), true) = *from;
+  }
+  auto spec = VmSpecFromJson(Denormalise(b, d));
+  VmSpec out = spec ? *spec : base;
+  out.node = desired.node;
+  out.power_state = desired.power_state;
+  return out;
+}
 
 bool VmDiff::Has(ChangeClass c) const {
   return std::any_of(changes.begin(), changes.end(),

@@ -116,10 +116,14 @@ GITVIRT_JSON_FIELDS(VmSpec, FieldDef{"node", &VmSpec::node},
                     FieldDef{"dependsOn", &VmSpec::depends_on},
                     FieldDef{"readiness", &VmSpec::readiness},
                     FieldDef{"migration", &VmSpec::migration});
+GITVIRT_JSON_FIELDS(SourceLocation, FieldDef{"file", &SourceLocation::file},
+                    FieldDef{"line", &SourceLocation::line},
+                    FieldDef{"column", &SourceLocation::column});
 GITVIRT_JSON_FIELDS(ObjectMeta, FieldDef{"name", &ObjectMeta::name},
                     FieldDef{"labels", &ObjectMeta::labels},
                     FieldDef{"annotations", &ObjectMeta::annotations},
-                    FieldDef{"tags", &ObjectMeta::tags});
+                    FieldDef{"tags", &ObjectMeta::tags},
+                    FieldDef{"location", &ObjectMeta::location});
 GITVIRT_JSON_FIELDS(ClusterMembership, FieldDef{"cluster", &ClusterMembership::cluster},
                     FieldDef{"group", &ClusterMembership::group},
                     FieldDef{"role", &ClusterMembership::role},
@@ -184,10 +188,8 @@ GITVIRT_JSON_FIELDS(ClusterSpec, FieldDef{"rollbackStrategy", &ClusterSpec::roll
                     FieldDef{"nodeGroups", &ClusterSpec::node_groups});
 GITVIRT_JSON_FIELDS(Cluster, FieldDef{"metadata", &Cluster::meta}, FieldDef{"spec", &Cluster::spec});
 
-GITVIRT_JSON_FIELDS(SourceLocation, FieldDef{"file", &SourceLocation::file},
-                    FieldDef{"line", &SourceLocation::line},
-                    FieldDef{"column", &SourceLocation::column});
-GITVIRT_JSON_FIELDS(Diagnostic, FieldDef{"location", &Diagnostic::location},
+GITVIRT_JSON_FIELDS(Diagnostic, FieldDef{"severity", &Diagnostic::severity},
+                    FieldDef{"location", &Diagnostic::location},
                     FieldDef{"path", &Diagnostic::path}, FieldDef{"message", &Diagnostic::message});
 GITVIRT_JSON_FIELDS(FieldChange, FieldDef{"path", &FieldChange::path},
                     FieldDef{"before", &FieldChange::before}, FieldDef{"after", &FieldChange::after},

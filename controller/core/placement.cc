@@ -67,14 +67,29 @@ PlacementResult Place(const std::vector<NodeInventory>& nodes,
     if (!r.group.empty()) ++spread[r.group][DomainOf(*s.node, r.placement.topology_key)];
   };
 
-  // Stability first: a VM stays where it runs if that node is still acceptable.
+  // Stability first: a VM stays where it runs if that node is still acceptable, and, for a
+  // HARD group, no earlier member (by name) already holds its failure domain.
   std::vector<const PlacementRequest*> pending;
   for (const PlacementRequest& r : requests) {
     NodeState* s = r.current_node.empty() ? nullptr : find_state(r.current_node);
-    if (s != nullptr && s->node->schedulable &&
-        SelectorMatches(r.placement.node_selector, s->node->labels)) {
+    if (s == nullptr) {
+      pending.push_back(&r);
+      continue;
+    }
+    std::string why;
+    if (!s->node->schedulable) {
+      why = "node " + s->node->name + " is draining or unreachable";
+    } else if (!SelectorMatches(r.placement.node_selector, s->node->labels)) {
+      why = "node " + s->node->name + " no longer matches the VM's nodeSelector";
+    } else if (!r.group.empty() && r.placement.anti_affinity == AntiAffinity::kHard &&
+               spread[r.group][DomainOf(*s->node, r.placement.topology_key)] > 0) {
+      why = "HARD anti-affinity for group " + r.group + ": another member already runs on " +
+            (r.placement.topology_key.empty() ? s->node->name : DomainOf(*s->node, r.placement.topology_key));
+    }
+    if (why.empty()) {
       take(*s, r);
     } else {
+      result.moved[r.vm] = why;
       pending.push_back(&r);
     }
   }

@@ -28,6 +28,7 @@ std::string Mark(ChangeClass c) {
     case ChangeClass::kMetadata: return "  (metadata)";
     case ChangeClass::kGrow: return "  (grow)";
     case ChangeClass::kPower: return "";
+    case ChangeClass::kDestroy: return "";  // "-> (removed)" says it
   }
   return "";
 }
@@ -117,6 +118,17 @@ std::string RenderPlan(const Plan& plan, const PlanTextOptions& options) {
       out << ": " << p.reason << "\n";
       for (const FieldChange& c : p.changes) RenderChange(out, c, "      ");
     }
+  }
+  if (!plan.unmanaged.empty()) {
+    out << "\nLeft alone (not managed by gitvirt): ";
+    for (std::size_t i = 0; i < plan.unmanaged.size(); ++i) {
+      if (i == 5) {
+        out << ", and " << plan.unmanaged.size() - 5 << " more";
+        break;
+      }
+      out << (i ? ", " : "") << plan.unmanaged[i];
+    }
+    out << "\n";
   }
   if (!plan.warnings.empty()) {
     out << "\nWarnings:\n\n";

@@ -48,8 +48,10 @@ class Builder {
     ResolveNodes();
     for (const VirtualMachine& vm : desired_.vms) PlanVm(vm);
     PlanOrphans();
+    HoldBackDependents();
     PlanImages();
     LinkDependencies();
+    RollRestarts();
     if (!errors_.empty()) {
       std::string message = "the plan cannot be made:";
       for (const std::string& e : errors_) message += "\n  - " + e;
@@ -154,6 +156,7 @@ class Builder {
       plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "placement", w});
     }
     for (const auto& [vm, node] : placement.node_of) node_of_[vm] = node;
+    for (const auto& [vm, why] : placement.moved) moved_by_placement_[vm] = why;
   }
 
   // ---- actions ----------------------------------------------------------------------------
@@ -298,6 +301,21 @@ class Builder {
         create.changes.push_back(FieldChange{"networks[" + std::to_string(i) + "]", "",
                                              DescribeNic(want.spec.networks[i]), ChangeClass::kLive});
       }
+      for (const Cdrom& c : want.spec.cdroms) {
+        create.changes.push_back(FieldChange{"cdroms[" + c.name + "]", "",
+                                             c.image.empty() ? c.path : "image " + c.image, ChangeClass::kLive});
+      }
+      if (want.spec.cloud_init) {
+        const CloudInit& ci = *want.spec.cloud_init;
+        std::string users;
+        for (const CloudInitUser& u : ci.users) users += (users.empty() ? "" : ", ") + u.name;
+        std::string ips;
+        for (const IpConfig& ip : ci.ip_configs) ips += (ips.empty() ? "" : " ") + ip.ToString();
+        create.changes.push_back(FieldChange{"cloudInit", "",
+                                             "hostname " + ci.hostname + (users.empty() ? "" : ", users " + users) +
+                                                 (ips.empty() ? "" : ", " + ips),
+                                             ChangeClass::kLive});
+      }
       create.vm = want;
       Add(std::move(create), kStageChanges);
       PlanPower(want, node, PowerState::kStopped, /*power_only=*/false);
@@ -309,94 +327,150 @@ class Builder {
     bool changed = false;
     if (current.node != node) {
       CheckNodeResources(want, node);
-      Action migrate = VmAction(ActionType::kMigrate, want, node,
-                                config_.FindNode(current.node) && config_.FindNode(current.node)->drain
-                                    ? "node " + current.node + " is draining"
-                                    : "desired node is " + node);
+      std::string reason = "desired node is " + node;
+      if (const NodeConfig* from = config_.FindNode(current.node); from != nullptr && from->drain) {
+        reason = "node " + current.node + " is draining";
+      } else if (auto why = moved_by_placement_.find(vm.meta.name); why != moved_by_placement_.end()) {
+        reason = why->second;
+      }
+      Action migrate = VmAction(ActionType::kMigrate, want, node, reason);
       migrate.source_node = current.node;
       migrate.changes.push_back(FieldChange{"node", current.node, node, ChangeClass::kLive});
       migrate.vm = want;
       Add(std::move(migrate), kStageChanges);
       changed = true;
     }
+    if (const NodeConfig* pinned = config_.FindNode(node);
+        pinned != nullptr && pinned->drain && !want.spec.node.empty() && vm.spec.node == node) {
+      Pending(vm, node, {}, "node " + node + " is draining, but spec.node pins the VM to it; change spec.node to move it");
+    }
     const bool running = IsRunningLike(current.power);
+    // A VM this plan stops anyway can take every change while it is down: no restart needed.
+    const bool stopping = running && want.spec.power_state == PowerState::kStopped;
     DiffContext ctx{running, current_node ? current_node->capabilities : NodeCapabilities{}};
     VmDiff diff = DiffVm(want.spec, current.actual, ctx);
     for (const std::string& e : diff.errors) {
       errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + e);
     }
-    if (!diff.changes.empty()) {
-      const bool restart_allowed = want.spec.update_policy.restart == RestartPolicy::kAllowed;
-      std::vector<FieldChange> now, later;
-      if (diff.Has(ChangeClass::kReplace)) {
-        if (want.spec.deletion_policy == DeletionPolicy::kProtect) {
-          Pending(vm, node, diff.changes, "the change replaces the VM and deletionPolicy is Protect");
-        } else if (running && !restart_allowed) {
-          Pending(vm, node, diff.changes,
-                  "the change replaces the VM, which is running; updatePolicy.restart is Never");
-        } else {
-          Action replace = VmAction(ActionType::kReplace, want, node,
-                                    "a disk's source, pool or format changed");
-          replace.changes = diff.changes;
-          replace.vm = want;
-          Add(std::move(replace), kStageChanges);
-          PlanPower(want, node, PowerState::kStopped, false);
-          return;
-        }
-        return;
+    std::vector<FieldChange> metadata = MetadataChanges(want, current);
+    if (diff.changes.empty() && metadata.empty()) {
+      PlanPower(want, node, current.power, /*power_only=*/!changed);
+      return;
+    }
+    if (std::any_of(diff.changes.begin(), diff.changes.end(),
+                    [](const FieldChange& c) { return c.path.starts_with("disks[") && c.before.empty(); })) {
+      CheckNodeResources(want, node);
+    }
+    const bool restart_allowed = want.spec.update_policy.restart == RestartPolicy::kAllowed || stopping;
+    if (diff.Has(ChangeClass::kReplace)) {
+      if (want.spec.deletion_policy == DeletionPolicy::kProtect) {
+        Pending(vm, node, diff.changes, "the change replaces the VM and deletionPolicy is Protect");
+      } else if (running && !restart_allowed) {
+        Pending(vm, node, diff.changes,
+                "the change replaces the VM, which is running; updatePolicy.restart is Never");
+      } else {
+        if (running) StopForRestart(want, node, current.power, "to replace the VM");
+        Action replace = VmAction(ActionType::kReplace, want, node, "a disk's source, pool or format changed");
+        replace.changes = diff.changes;
+        replace.vm = want;
+        Add(std::move(replace), kStageChanges);
+        PlanPower(want, node, PowerState::kStopped, false);
       }
-      // Disk growth on a running VM is live only where the driver can resize a block device;
-      // on a stopped VM it needs volume resizing.
-      for (FieldChange& c : diff.changes) {
-        if (c.change_class != ChangeClass::kGrow) continue;
-        const bool can = running ? ctx.capabilities.block_resize : ctx.capabilities.volume_resize;
-        if (!can && running && ctx.capabilities.volume_resize) c.change_class = ChangeClass::kRestart;
-        if (!can && !(running && ctx.capabilities.volume_resize)) {
-          errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + c.path + " grows, but node " +
-                            current.node + " (" + ctx.capabilities.driver +
-                            " driver) cannot resize volumes");
-        }
-      }
-      for (const FieldChange& c : diff.changes) {
-        (c.change_class == ChangeClass::kRestart ? later : now).push_back(c);
-      }
-      if (!later.empty() && !restart_allowed) {
-        Pending(vm, node, later, "needs a restart and updatePolicy.restart is Never");
-        later.clear();
-      }
-      if (!later.empty()) {
-        // Live changes ride along with the redefine while the VM is stopped.
-        later.insert(later.end(), now.begin(), now.end());
-        now.clear();
-        Action down = VmAction(ActionType::kShutdown, want, node, "to apply changes that need a restart");
-        down.power_before = current.power;
-        down.vm = want;
-        Add(std::move(down), kStageChanges);
-        Action update = VmAction(ActionType::kUpdateRestart, want, node, "redefine while stopped");
-        std::sort(later.begin(), later.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-        update.changes = later;
-        update.vm = want;
-        Add(std::move(update), kStageChanges);
-        if (want.spec.power_state != PowerState::kStopped) {
-          Action up = VmAction(ActionType::kStart, want, node, "start again after the restart");
-          up.power_before = PowerState::kStopped;
-          Add(std::move(up), kStageChanges);
-          if (want.spec.power_state == PowerState::kPaused) {
-            Add(VmAction(ActionType::kSuspend, want, node, "powerState is Paused"), kStageChanges);
-          }
-        }
-        return;
-      }
-      if (!now.empty()) {
-        Action update = VmAction(ActionType::kUpdateLive, want, node,
-                                 running ? "applied to the running VM" : "the VM is stopped");
-        update.changes = now;
-        update.vm = want;
-        Add(std::move(update), kStageChanges);
-        changed = true;
+      return;
+    }
+    // Disk growth on a running VM is live only where the driver can resize a block device;
+    // on a stopped VM it needs volume resizing.
+    for (FieldChange& c : diff.changes) {
+      if (c.change_class != ChangeClass::kGrow) continue;
+      const bool live = running && !stopping;
+      const bool can = live ? ctx.capabilities.block_resize : ctx.capabilities.volume_resize;
+      if (!can && live && ctx.capabilities.volume_resize) {
+        c.change_class = ChangeClass::kRestart;
+      } else if (!can) {
+        errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + c.path + " grows, but node " +
+                          current.node + " (" + ctx.capabilities.driver + " driver) cannot resize volumes");
       }
     }
+    std::vector<FieldChange> now = metadata, later;
+    for (const FieldChange& c : diff.changes) {
+      (c.change_class == ChangeClass::kRestart || stopping ? later : now).push_back(c);
+    }
+    if (!later.empty() && !restart_allowed) {
+      Pending(vm, node, later, "needs a restart and updatePolicy.restart is Never");
+    }
+    if (!later.empty() && restart_allowed) {
+      // Every change rides along with the redefine while the VM is down.
+      later.insert(later.end(), now.begin(), now.end());
+      std::sort(later.begin(), later.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+      StopForRestart(want, node, current.power, "to apply changes that need a restart");
+      Action update = VmAction(ActionType::kUpdateRestart, want, node, "redefine while stopped");
+      update.changes = later;
+      update.vm = want;
+      Add(std::move(update), kStageChanges);
+      if (want.spec.power_state != PowerState::kStopped) {
+        Action up = VmAction(ActionType::kStart, want, node, "start again after the restart");
+        up.power_before = PowerState::kStopped;
+        Add(std::move(up), kStageChanges);
+        if (want.spec.power_state == PowerState::kPaused) {
+          Add(VmAction(ActionType::kSuspend, want, node, "powerState is Paused"), kStageChanges);
+        }
+      }
+      restart_chains_.push_back(vm.meta.name);
+      return;
+    }
+    if (!now.empty()) {
+      Action update = VmAction(ActionType::kUpdateLive, want, node,
+                               running ? "applied to the running VM" : "the VM is stopped");
+      update.changes = now;
+      update.vm = want;
+      if (!later.empty()) {
+        // Part of the change waits for a restart: write only what is applied now, so neither
+        // the definition nor the applied spec claims what the running VM does not have.
+        update.vm->spec = ApplyChanges(current.actual, want.spec, now);
+      }
+      Add(std::move(update), kStageChanges);
+      changed = true;
+    }
     PlanPower(want, node, current.power, /*power_only=*/!changed);
+  }
+
+  // Labels, tags and cluster membership live in gitvirt's owner metadata, not in the spec.
+  static std::vector<FieldChange> MetadataChanges(const VirtualMachine& want, const ObservedVm& current) {
+    std::vector<FieldChange> out;
+    const Ownership& owner = *current.owner;
+    std::set<std::string> keys;
+    for (const auto& [k, v] : want.meta.labels) keys.insert(k);
+    for (const auto& [k, v] : owner.labels) keys.insert(k);
+    for (const std::string& k : keys) {
+      auto d = want.meta.labels.find(k);
+      auto o = owner.labels.find(k);
+      const std::string after = d == want.meta.labels.end() ? "" : d->second;
+      const std::string before = o == owner.labels.end() ? "" : o->second;
+      const bool same = (d == want.meta.labels.end()) == (o == owner.labels.end()) && after == before;
+      if (!same) out.push_back(FieldChange{"labels." + k, before, after, ChangeClass::kMetadata});
+    }
+    if (want.meta.tags != owner.tags) {
+      auto list = [](const std::vector<std::string>& tags) {
+        std::string s;
+        for (const std::string& t : tags) s += (s.empty() ? "" : ", ") + t;
+        return "[" + s + "]";
+      };
+      out.push_back(FieldChange{"tags", list(owner.tags), list(want.meta.tags), ChangeClass::kMetadata});
+    }
+    const std::string cluster = want.cluster ? want.cluster->cluster + "/" + want.cluster->group : "";
+    const std::string was = owner.cluster.empty() ? "" : owner.cluster + "/" + owner.group;
+    if (cluster != was) out.push_back(FieldChange{"cluster", was, cluster, ChangeClass::kMetadata});
+    return out;
+  }
+
+  // A paused guest cannot act on an ACPI request: it is powered off instead.
+  void StopForRestart(const VirtualMachine& want, const std::string& node, PowerState from,
+                      const std::string& reason) {
+    const bool paused = from == PowerState::kPaused;
+    Action down = VmAction(paused ? ActionType::kStop : ActionType::kShutdown, want, node, reason);
+    down.power_before = from;
+    if (!paused) down.vm = want;  // its updatePolicy: timeout, forceOff
+    Add(std::move(down), kStageChanges);
   }
 
   void PlanOrphans() {
@@ -454,7 +528,7 @@ class Builder {
           v.volumes = owner.created_volumes;
           v.reason = "volumes gitvirt created for " + vm.name;
           for (const std::string& vol : v.volumes) {
-            v.changes.push_back(FieldChange{"volume", vol, "", ChangeClass::kReplace});
+            v.changes.push_back(FieldChange{"volume", vol, "", ChangeClass::kDestroy});
           }
           Add(std::move(v), kStageVolumes);
         }
@@ -503,6 +577,63 @@ class Builder {
                                       ChangeClass::kLive});
       Add(std::move(a), kStageImages);
       for (const std::string& id : action_ids) image_users_[id].push_back("image-import/" + node_name + "/" + image_name);
+    }
+  }
+
+  // A VM that depends on one this plan leaves pending (and that is not known to be up) is held
+  // back too: dependsOn promises it starts after its dependency.
+  void HoldBackDependents() {
+    std::set<std::string> held;
+    for (const PendingChange& p : plan_.pending) {
+      if (p.target.kind != Kind::kVirtualMachine || chain_.contains(p.target.name)) continue;
+      auto vms = observed_.FindVms(p.target.name);
+      const bool up = std::any_of(vms.begin(), vms.end(), [&](const ObservedVm* o) {
+        const ObservedNode* n = Node(o->node);
+        return o->Owned() && n != nullptr && n->reachable && o->power == PowerState::kRunning;
+      });
+      if (!up) held.insert(p.target.name);
+    }
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (const VirtualMachine& vm : desired_.vms) {
+        if (held.contains(vm.meta.name) || !chain_.contains(vm.meta.name)) continue;
+        for (const ResourceRef& dep : vm.spec.depends_on) {
+          if (dep.kind != Kind::kVirtualMachine || !held.contains(dep.name)) continue;
+          const std::set<std::string> ids(chain_[vm.meta.name].begin(), chain_[vm.meta.name].end());
+          std::erase_if(plan_.actions, [&](const Action& a) { return ids.contains(a.id); });
+          chain_.erase(vm.meta.name);
+          Pending(vm, node_of_[vm.meta.name], {},
+                  "depends on " + dep.ToString() + ", which this plan leaves pending");
+          held.insert(vm.meta.name);
+          grew = true;
+          break;
+        }
+      }
+    }
+  }
+
+  // Members of one cluster group restart one at a time: the next goes down only once the
+  // previous is up again.
+  void RollRestarts() {
+    std::map<std::string, std::vector<std::string>> by_group;
+    for (const std::string& name : restart_chains_) {
+      const VirtualMachine* vm = desired_.FindVm(name);
+      if (vm != nullptr && vm->cluster) by_group[vm->cluster->cluster + "/" + vm->cluster->group].push_back(name);
+    }
+    for (auto& [group, members] : by_group) {
+      std::sort(members.begin(), members.end());
+      for (std::size_t i = 1; i < members.size(); ++i) {
+        Action* first = nullptr;
+        for (Action& a : plan_.actions) {
+          if (a.id == FirstOf(members[i])) first = &a;
+        }
+        const std::string previous = LastOf(members[i - 1]);
+        if (first != nullptr && !previous.empty() &&
+            std::find(first->depends_on.begin(), first->depends_on.end(), previous) == first->depends_on.end()) {
+          first->depends_on.push_back(previous);
+          std::sort(first->depends_on.begin(), first->depends_on.end());
+        }
+      }
     }
   }
 
@@ -628,6 +759,8 @@ class Builder {
   std::map<std::string, std::string> blocked_;
   std::map<std::string, std::vector<std::string>> chain_;
   std::map<std::string, std::vector<std::string>> image_users_;
+  std::vector<std::string> restart_chains_;  // VMs restarted by this plan, by name
+  std::map<std::string, std::string> moved_by_placement_;  // vm -> why placement moves it
 };
 
 }  // namespace
@@ -646,31 +779,43 @@ std::string SeedVolumeName(const std::string& vm, const std::string& inputs_hash
 }
 
 PlanSummary Plan::Summary() const {
+  // Counted like terraform counts resources: a restart is one change, not three steps.
   PlanSummary s;
-  std::set<std::string> created;  // VMs whose first start is part of a create or replace
-  for (const Action& a : actions) {
-    if (a.type == ActionType::kCreate || a.type == ActionType::kReplace) created.insert(a.target.name);
-  }
+  std::set<std::string> created, changed;
   for (const Action& a : actions) {
     switch (a.type) {
       case ActionType::kCreate:
       case ActionType::kImageImport:
       case ActionType::kSnapshot:
-      case ActionType::kBackup: ++s.add; break;
-      case ActionType::kReplace: ++s.replace; break;
+      case ActionType::kBackup:
+        ++s.add;
+        created.insert(a.target.ToString());
+        break;
+      case ActionType::kReplace:
+        ++s.replace;
+        created.insert(a.target.ToString());
+        break;
       case ActionType::kDelete:
       case ActionType::kRelease:
-      case ActionType::kVolumeDelete:
       case ActionType::kSnapshotDelete:
-      case ActionType::kBackupDelete: ++s.destroy; break;
-      case ActionType::kStart:
-      case ActionType::kSuspend:
-        // The start (or pause) that follows a create or replace is part of that action.
-        if (!created.contains(a.target.name)) ++s.change;
+      case ActionType::kBackupDelete:
+        ++s.destroy;
         break;
-      default: ++s.change; break;
+      case ActionType::kVolumeDelete:
+        break;  // part of its VM's delete
+      default:
+        break;
     }
   }
+  for (const Action& a : actions) {
+    const bool change = a.type == ActionType::kUpdateLive || a.type == ActionType::kUpdateRestart ||
+                        a.type == ActionType::kMigrate || a.type == ActionType::kStart ||
+                        a.type == ActionType::kStop || a.type == ActionType::kShutdown ||
+                        a.type == ActionType::kReboot || a.type == ActionType::kSuspend ||
+                        a.type == ActionType::kResume;
+    if (change && !created.contains(a.target.ToString())) changed.insert(a.target.ToString());
+  }
+  s.change = static_cast<int>(changed.size());
   s.pending = static_cast<int>(pending.size());
   return s;
 }

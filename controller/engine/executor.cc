@@ -189,6 +189,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
   bool abort_job = rollback_only;       // start nothing more
   bool rollback_job = rollback_only;    // undo everything completed
   bool cancelled = false;
+  bool shutting_down = false;
   auto last_cancel_check = Clock::now() - std::chrono::seconds(1);
   int running = 0;
   std::map<std::string, int> running_per_node;
@@ -294,6 +295,11 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       lock.lock();
       if (requested && *requested) cancelled = true;
     }
+    if (options.shutdown != nullptr && options.shutdown->load() && !abort_job && !rollback_only) {
+      abort_job = true;
+      shutting_down = true;
+      log_->warn("job={} interrupted by shutdown: finishing the running steps", job_id);
+    }
     if (is_cancelled() && !abort_job) {
       abort_job = true;
       if (options.strategy == RollbackStrategy::kFull) rollback_job = true;
@@ -305,6 +311,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       changed = false;
       for (Step& s : steps) {
         if (s.status != StepStatus::kPending) continue;
+        if (shutting_down) continue;  // left pending: the next start resumes or rolls back
         bool skip = abort_job || stopped_units.contains(s.action->unit);
         for (const std::string& dep : s.action->depends_on) {
           auto it = index.find(dep);
@@ -343,12 +350,25 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     }
     if (running == 0) {
       const bool any_pending = std::any_of(steps.begin(), steps.end(), [](const Step& s) { return s.status == StepStatus::kPending; });
-      if (!any_pending) break;
+      if (!any_pending || shutting_down) break;
     }
     cv.wait_for(lock, std::chrono::milliseconds(250));
   }
   lock.unlock();
   for (std::thread& t : workers) t.join();
+
+  if (shutting_down) {
+    outcome.status = JobStatus::kInterrupted;
+    (void)journal_.RecordJobStatus(job_id, JobStatus::kInterrupted, "the controller was stopped");
+    (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
+                               "the controller is stopping: the job is interrupted and will be resumed or "
+                               "rolled back when it starts again");
+    if (auto flushed = journal_.Flush(); !flushed) return std::unexpected(flushed.error());
+    for (const Step& s : steps) {
+      if (s.status == StepStatus::kSucceeded) ++outcome.succeeded;
+    }
+    return outcome;
+  }
 
   // Rollback: every completed step of the job (FULL failure, cancel, or recovery), or of the
   // units whose FULL strategy tripped; in reverse order of completion. A step that was running

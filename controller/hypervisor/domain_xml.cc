@@ -615,6 +615,12 @@ VmSpec NormalizeObserved(const ParsedDomain& parsed, const std::optional<VmSpec>
       (applied.machine == "pc" && spec.machine.starts_with("pc-i440fx-"))) {
     spec.machine = applied.machine;
   }
+  // Given no <cpu> model, libvirt 9.0's QEMU driver writes the machine type's default in:
+  // <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>qemu64</model>.
+  if (applied.cpu.mode == CpuMode::kDefault && spec.cpu.mode == CpuMode::kCustom && spec.cpu.model == "qemu64") {
+    spec.cpu.mode = CpuMode::kDefault;
+    spec.cpu.model.clear();
+  }
   // Graphics video is only rendered with graphics; keep the applied choice when there is none.
   if (spec.graphics.type == GraphicsType::kNone && applied.graphics.type == GraphicsType::kNone) {
     spec.graphics = applied.graphics;

@@ -162,8 +162,23 @@ class LibvirtHypervisor final : public Hypervisor {
 
   Result<void> Define(const DomainDefinition& def) override {
     const std::string& name = def.vm.meta.name;
-    const std::string xml = RenderDomainXml(def, virt_type_);
+    const std::string rendered = RenderDomainXml(def, virt_type_);
     return Mutate("define", "defining " + name + " on " + config_.name, name, [&](virConnectPtr c) -> Result<void> {
+      std::string xml = rendered;
+      // A redefinition must carry the domain's UUID: without one libvirt makes up a new UUID
+      // and refuses ("domain 'x' already exists with uuid ...").
+      if (Domain existing{virDomainLookupByName(c, name.c_str())}) {
+        char uuid[VIR_UUID_STRING_BUFLEN];
+        if (virDomainGetUUIDString(existing.get(), uuid) == 0) {
+          pugi::xml_document doc;
+          doc.load_string(xml.c_str());
+          pugi::xml_node dom = doc.child("domain");
+          dom.insert_child_after("uuid", dom.child("name")).text().set(uuid);
+          std::ostringstream out;
+          doc.save(out, "  ", pugi::format_indent | pugi::format_no_declaration);
+          xml = out.str();
+        }
+      }
       Domain dom(virDomainDefineXMLFlags(c, xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE));
       if (!dom) return std::unexpected(LastError(""));
       if (virDomainSetAutostart(dom.get(), def.vm.spec.autostart ? 1 : 0) < 0) {
@@ -261,9 +276,28 @@ class LibvirtHypervisor final : public Hypervisor {
   // Power operations are idempotent: asking for the state a domain is in succeeds at once, so a
   // step retried after a crash does not fail on its own earlier success.
   Result<void> Start(const std::string& name) override {
-    return PowerOp("start", name, [](virDomainPtr d, int state) {
+    auto started = PowerOp("start", name, [](virDomainPtr d, int state) {
       if (ToPower(state) != PowerState::kStopped) return 0;
       return virDomainCreate(d);
+    });
+    if (!started) return started;
+    // A guest that stops itself at once (firmware emulation failure, I/O error) starts
+    // "successfully" and sits paused: that is a failed start, not a running VM.
+    return Run<void>("get-state", false, "starting " + name, [&](virConnectPtr c) -> Result<void> {
+      auto dom = LookupDomain(c, name);
+      if (!dom) return std::unexpected(dom.error());
+      int state = 0, reason = 0;
+      if (virDomainGetState(dom->get(), &state, &reason, 0) < 0) return std::unexpected(LastError(""));
+      if (state == VIR_DOMAIN_PAUSED && reason != VIR_DOMAIN_PAUSED_USER) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    "the domain paused itself right after starting (libvirt paused reason " +
+                        std::to_string(reason) + "); see the node's QEMU log for " + name);
+      }
+      if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED) {
+        return Fail(ErrorCode::kFailedPrecondition, "the domain stopped right after starting (" +
+                                                        StateName(state) + ")");
+      }
+      return {};
     });
   }
 
@@ -396,12 +430,18 @@ class LibvirtHypervisor final : public Hypervisor {
                          std::ostringstream xml;
                          doc.save(xml, "", pugi::format_raw | pugi::format_no_declaration);
                          p.reset(virStoragePoolDefineXML(c, xml.str().c_str(), 0));
-                         if (!p) return std::unexpected(LastError("defining the pool"));
+                         if (!p) {
+                           // Steps run in parallel: another one may have defined it meanwhile.
+                           const Error defining = LastError("defining the pool");
+                           p.reset(virStoragePoolLookupByName(c, pool.name.c_str()));
+                           if (!p) return std::unexpected(defining);
+                         }
                          virStoragePoolBuild(p.get(), 0);  // mkdir; fails harmlessly if it exists
                          virStoragePoolSetAutostart(p.get(), 1);
                        }
                        if (virStoragePoolIsActive(p.get()) != 1 && virStoragePoolCreate(p.get(), 0) < 0) {
-                         return std::unexpected(LastError("starting the pool"));
+                         const Error starting = LastError("starting the pool");
+                         if (virStoragePoolIsActive(p.get()) != 1) return std::unexpected(starting);
                        }
                        if (sim_) return sim_->SavePool(c, pool.name);
                        return {};

@@ -26,9 +26,10 @@ using store_internal::Query;
 // a wedged process turns into an error someone sees.
 constexpr std::chrono::milliseconds kBusyTimeout{10'000};
 
-// The statuses a restart must deal with; every other status is final for IsFinished.
+// The statuses a restart must deal with; every other status is final for IsFinished. An
+// interrupted job (its controller was told to stop) is resumed or rolled back like a crashed one.
 constexpr JobStatus kUnfinishedStatuses[] = {JobStatus::kPending, JobStatus::kRunning,
-                                             JobStatus::kRollingBack};
+                                             JobStatus::kRollingBack, JobStatus::kInterrupted};
 // Steps still in progress; every other status counts towards JobRecord::steps_done.
 constexpr StepStatus kStepsInProgress[] = {StepStatus::kPending, StepStatus::kRunning,
                                            StepStatus::kUndoing};

@@ -379,9 +379,9 @@ TEST_F(JournalTest, JobStatusSetsTimesAndKeepsTheError) {
   EXPECT_EQ(job.started_at, started);
   EXPECT_TRUE(job.finished_at.has_value());
 
-  // Resumed after an interruption: running again, no longer finished.
+  // Interrupted (the controller stopped): unfinished until resumed or rolled back.
   Must(journal->RecordJobStatus(id, JobStatus::kInterrupted));
-  EXPECT_TRUE(Must(journal->GetJob(id)).finished_at.has_value());
+  EXPECT_FALSE(Must(journal->GetJob(id)).finished_at.has_value());
   Must(journal->RecordJobStatus(id, JobStatus::kRunning));
   EXPECT_FALSE(Must(journal->GetJob(id)).finished_at.has_value());
 }
@@ -516,7 +516,7 @@ TEST_F(JournalTest, ListJobsIsNewestFirstFilteredAndPaginated) {
   EXPECT_EQ(listed.steps_done, 1);
 }
 
-TEST_F(JournalTest, UnfinishedJobsArePendingRunningAndRollingBackOldestFirst) {
+TEST_F(JournalTest, UnfinishedJobsArePendingRunningRollingBackAndInterruptedOldestFirst) {
   auto journal = Open();
   std::map<JobStatus, std::string> ids;
   int minute = 0;
@@ -530,13 +530,13 @@ TEST_F(JournalTest, UnfinishedJobsArePendingRunningAndRollingBackOldestFirst) {
     unfinished.push_back(job.id);
   }
   EXPECT_THAT(unfinished, ElementsAre(ids[JobStatus::kPending], ids[JobStatus::kRunning],
-                                      ids[JobStatus::kRollingBack]));
+                                      ids[JobStatus::kRollingBack], ids[JobStatus::kInterrupted]));
 }
 
-TEST_F(JournalTest, IsFinishedForEveryStatusButPendingRunningRollingBack) {
+TEST_F(JournalTest, IsFinishedForEveryStatusButPendingRunningRollingBackInterrupted) {
   for (const auto& [status, name] : EnumTable<JobStatus>::kNames) {
     const bool unfinished = status == JobStatus::kPending || status == JobStatus::kRunning ||
-                            status == JobStatus::kRollingBack;
+                            status == JobStatus::kRollingBack || status == JobStatus::kInterrupted;
     EXPECT_EQ(IsFinished(status), !unfinished) << name;
   }
 }

@@ -4,11 +4,13 @@
 #include <string>
 #include <vector>
 
+#include "gitvirt/core/enums.h"
 #include "gitvirt/core/model.h"
 
 namespace gitvirt {
 
 enum class Severity { kError, kWarning };
+GITVIRT_ENUM_TABLE(Severity, {Severity::kError, "error"}, {Severity::kWarning, "warning"});
 
 struct Diagnostic {
   Severity severity = Severity::kError;

@@ -28,6 +28,12 @@ struct VmDiff {
 // Compares everything but `node` and `power_state`, which become migrate and power actions.
 VmDiff DiffVm(const VmSpec& desired, const VmSpec& observed, const DiffContext& context);
 
+// `base` with exactly the fields `changes` name (paths as DiffVm gives them) taken from
+// `desired`: what an update may write when some of the desired changes must wait (pending), so
+// the definition and the spec recorded as applied do not claim what the VM does not have.
+// Node and power state come from `desired`.
+VmSpec ApplyChanges(const VmSpec& base, const VmSpec& desired, const std::vector<FieldChange>& changes);
+
 // Short human summaries used in plans: "40GiB virtio qcow2, linked clone of debian-12".
 std::string DescribeDisk(const Disk& disk);
 std::string DescribeNic(const Nic& nic);

@@ -39,6 +39,7 @@ struct PlacementRequest {
 
 struct PlacementResult {
   std::map<std::string, std::string> node_of;  // vm -> node
+  std::map<std::string, std::string> moved;    // vm -> why it leaves the node it runs on
   std::vector<std::string> errors;             // the plan fails on any
   std::vector<std::string> warnings;
   bool ok() const { return errors.empty(); }

@@ -58,11 +58,13 @@ enum class ChangeClass {
   kMetadata,  // only gitvirt's own metadata (labels, policies)
   kGrow,      // a disk grows (live on drivers that can, else offline)
   kPower,     // power state
+  kDestroy,   // something is deleted
 };
 
 GITVIRT_ENUM_TABLE(ChangeClass, {ChangeClass::kLive, "live"}, {ChangeClass::kRestart, "restart"},
                    {ChangeClass::kReplace, "replace"}, {ChangeClass::kMetadata, "metadata"},
-                   {ChangeClass::kGrow, "grow"}, {ChangeClass::kPower, "power"});
+                   {ChangeClass::kGrow, "grow"}, {ChangeClass::kPower, "power"},
+                   {ChangeClass::kDestroy, "destroy"});
 
 // One field's difference, shown as `path: before -> after`.
 struct FieldChange {
@@ -122,7 +124,7 @@ struct Plan {
   std::vector<Action> actions;  // a topological order; execution follows depends_on
   std::vector<PendingChange> pending;
   std::vector<Diagnostic> warnings;
-  // "node/vm" -> fingerprint of the domain definition and power state the plan was made
+  // "vm/<name>" -> fingerprint of the domain (node, definition, power state) the plan was made
   // against ("absent" when it did not exist); `apply plan.json` refuses when any differ.
   std::map<std::string, std::string> fingerprints;
   std::vector<std::string> unmanaged;  // "node/vm" domains seen and left alone

@@ -84,7 +84,12 @@ struct ExecutionOptions {
   int parallel = 8;                        // steps at once, overall
   std::map<std::string, int> per_node;     // steps at once per node (default 4)
   std::chrono::seconds step_timeout{600};
-  const std::atomic<bool>* interrupt = nullptr;  // SIGINT/SIGTERM: stop as if cancelled
+  // Cancel (SIGINT during `apply`, `jobs cancel`): start nothing more, then apply the strategy
+  // to what is done.
+  const std::atomic<bool>* interrupt = nullptr;
+  // Shutdown (SIGTERM to `serve`): start nothing more, let running steps finish, record the job
+  // as interrupted and return; the next start resumes or rolls it back.
+  const std::atomic<bool>* shutdown = nullptr;
   std::function<void(const StepProgress&)> on_progress;  // called from worker threads
 };
 

@@ -217,7 +217,8 @@ class Journal {
   virtual Result<std::vector<StepRecord>> GetSteps(const std::string& job_id) = 0;
   virtual Result<std::vector<EventRecord>> GetEvents(const std::string& job_id,
                                                      std::int64_t after_seq = 0) = 0;
-  // Jobs whose status is pending, running or rolling-back: what a restart must deal with.
+  // Jobs whose status is pending, running, rolling-back or interrupted: what a restart must
+  // deal with.
   // Oldest first.
   virtual Result<std::vector<JobRecord>> UnfinishedJobs() = 0;
 

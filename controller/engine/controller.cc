@@ -1,0 +1,353 @@
+#include "gitvirt/engine/controller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "gitvirt/core/json.h"
+#include "gitvirt/core/planner.h"
+#include "gitvirt/engine/executor.h"
+#include "gitvirt/engine/status_builder.h"
+#include "gitvirt/engine/step_runner.h"
+#include "gitvirt/manifest/loader.h"
+#include "gitvirt/source/git_source.h"
+
+namespace gitvirt {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::seconds kMaxBackoff{300};
+constexpr std::chrono::seconds kFirstBackoff{10};
+
+TimePoint Now() {
+  return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
+std::string CacheDir(const ControllerConfig& config) { return config.state + ".cache"; }
+
+ExecutionOptions ExecutionFor(const ControllerConfig& config) {
+  ExecutionOptions options;
+  options.kind = "sync";
+  options.strategy = config.apply.rollback;
+  options.parallel = config.apply.parallel;
+  options.step_timeout = config.apply.step_timeout;
+  for (const NodeConfig& n : config.nodes) options.per_node[n.name] = n.max_parallel;
+  return options;
+}
+
+}  // namespace
+
+Controller::Controller(ControllerConfig config, std::shared_ptr<spdlog::logger> log, StateLock lock)
+    : config_(std::move(config)), log_(std::move(log)), lock_(std::move(lock)) {}
+
+Controller::~Controller() = default;
+
+Result<std::unique_ptr<Controller>> Controller::Start(ControllerConfig config, std::shared_ptr<spdlog::logger> log) {
+  if (!log) log = spdlog::default_logger();
+  auto lock = StateLock::Acquire(config.state, std::chrono::seconds(5));
+  if (!lock) return std::unexpected(lock.error());
+  std::unique_ptr<Controller> c(new Controller(std::move(config), log, std::move(*lock)));
+  auto journal = Journal::Open(c->config_.state);
+  if (!journal) return std::unexpected(journal.error());
+  c->journal_ = std::move(*journal);
+  HypervisorOptions hv;
+  hv.logger = log;
+  c->nodes_ = NodeSet::Connect(c->config_, hv);
+  for (const NodeConfig& n : c->config_.nodes) {
+    if (c->nodes_->Find(n.name) == nullptr) {
+      log->warn("node={} not connected: {} (retried every pass)", n.name, c->nodes_->ConnectError(n.name));
+    }
+  }
+  if (c->config_.source.IsGit()) {
+    GitSourceOptions options;
+    options.url = c->config_.source.repo;
+    options.ref = c->config_.source.ref;
+    options.sub_path = c->config_.source.sub_path;
+    options.token_file = c->config_.source.token_file;
+    options.ssh_key_file = c->config_.source.ssh_key_file;
+    options.cache_dir = (std::filesystem::path(CacheDir(c->config_)) / "git").string();
+    auto git = GitSource::Open(options, log);
+    if (!git) return std::unexpected(git.error());
+    c->git_ = std::move(*git);
+  }
+  if (auto applied = c->journal_->GetState("applied_revision"); applied && *applied) {
+    c->applied_revision_ = **applied;
+  }
+  // Before anything new: what a killed or stopped controller left half done.
+  auto unfinished = c->journal_->UnfinishedJobs();
+  if (!unfinished) return std::unexpected(unfinished.error());
+  for (const JobRecord& job : *unfinished) {
+    auto plan = PlanFromJson(nlohmann::json::parse(job.plan_json, nullptr, false));
+    if (!plan) return std::unexpected(plan.error().Wrap("recovering job " + job.id));
+    LibvirtStepRunner runner(*c->nodes_, *plan, plan->images, StepRunnerOptions{CacheDir(c->config_), c->config_.secrets_dir, ""}, log);
+    Executor executor(runner, *c->journal_, log);
+    auto outcome = executor.Recover(job.id, ExecutionFor(c->config_));
+    if (!outcome) return std::unexpected(outcome.error().Wrap("recovering job " + job.id));
+    log->warn("job={} recovered: {}", job.id, EnumName(outcome->status));
+  }
+  c->Publish(nullptr, nullptr);
+  return c;
+}
+
+void Controller::RequestRefresh() {
+  {
+    std::lock_guard lock(wake_mu_);
+    refresh_ = true;
+  }
+  wake_.notify_all();
+}
+
+std::shared_ptr<const StatusSnapshot> Controller::Snapshot() const {
+  std::lock_guard lock(snapshot_mu_);
+  return snapshot_;
+}
+
+void Controller::Run(const std::atomic<bool>& stop) {
+  stop_ = &stop;
+  while (!stop) {
+    ReconcileOnce(stop);
+    std::unique_lock lock(wake_mu_);
+    const auto interval = config_.source.interval;
+    const auto until = std::max(Clock::now() + std::min<Clock::duration>(interval, std::chrono::seconds(5)),
+                                retry_at_);
+    // Wake for SIGHUP, stop, the next pass; poll `stop` (set from a signal handler).
+    while (!stop && !refresh_ && Clock::now() < until) {
+      wake_.wait_for(lock, std::chrono::milliseconds(200));
+    }
+    if (refresh_) next_fetch_ = Clock::now();
+    refresh_ = false;
+  }
+}
+
+// Reads the desired state: git (when the fetch interval is up) or the directory (every pass;
+// reading a working copy is cheap). Returns whether the desired state in force changed.
+bool Controller::ReadSource(bool fetch) {
+  std::vector<ManifestFile> files;
+  std::string root_dir;
+  std::string revision;
+  std::string author, message;
+  if (git_) {
+    if (!fetch && desired_) return false;
+    auto commit = git_->Fetch();
+    if (!commit) {
+      source_error_ = commit.error().ToString();
+      log_->error("source={} fetch failed: {}", config_.source.repo, source_error_);
+      return false;
+    }
+    fetched_revision_ = *commit;
+    if (*commit == revision_ || *commit == rejected_revision_) {
+      source_error_.clear();
+      return false;
+    }
+    auto snapshot = git_->Snapshot(*commit);
+    if (!snapshot) {
+      source_error_ = snapshot.error().ToString();
+      return false;
+    }
+    files = std::move(snapshot->files);
+    root_dir = snapshot->root_dir;
+    revision = snapshot->commit;
+    author = snapshot->author;
+    message = snapshot->message;
+  } else {
+    auto read = ReadManifestDirectory(config_.source.path);
+    if (!read) {
+      source_error_ = read.error().ToString();
+      return false;
+    }
+    files = std::move(*read);
+    root_dir = std::filesystem::absolute(config_.source.path).lexically_normal().string();
+    std::string all;
+    for (const ManifestFile& f : files) all += f.path + '\0' + f.content + '\0';
+    revision = "dir-" + Fingerprint(all);
+    fetched_revision_ = revision;
+    if (revision == revision_ || revision == rejected_revision_) return false;
+  }
+  source_error_.clear();
+  LoadResult loaded = LoadManifests(files, LoadOptions{root_dir});
+  if (!loaded.ok()) {
+    // Refused, and not read again until it changes; the last good state stays in force.
+    rejected_revision_ = revision;
+    diagnostics_ = loaded.diagnostics;
+    log_->error("revision={} is invalid ({} problem(s)); keeping revision {}", revision,
+                loaded.diagnostics.size(), revision_.empty() ? "(none)" : revision_);
+    for (const Diagnostic& d : loaded.diagnostics) log_->error("  {}", d.ToString());
+    (void)journal_->RecordSync(SyncRecord{0, Now(), revision, "invalid",
+                                          loaded.diagnostics.empty() ? "" : loaded.diagnostics.front().ToString(), ""});
+    return false;
+  }
+  diagnostics_.clear();
+  rejected_revision_.clear();
+  desired_ = std::move(loaded.desired);
+  revision_ = revision;
+  revision_author_ = author;
+  revision_message_ = message;
+  log_->info("revision={} loaded: {} VMs", revision_, desired_->vms.size());
+  return true;
+}
+
+void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
+  const auto started = Clock::now();
+  ++metrics_.reconciles_total;
+  const bool fetch = Clock::now() >= next_fetch_;
+  if (fetch) next_fetch_ = Clock::now() + config_.source.interval;
+  const bool new_revision = ReadSource(fetch);
+  if (new_revision) backoff_ = std::chrono::seconds(0);
+
+  auto observed = std::make_shared<ObservedState>(nodes_->ObserveAll());
+  std::shared_ptr<Plan> plan;
+  if (desired_) {
+    PlanOptions options;
+    options.prune = config_.sync.prune;
+    options.revision = revision_;
+    options.source = config_.source.IsGit() ? "git:" + RedactUrl(config_.source.repo) + "@" + config_.source.ref
+                                            : "dir:" + config_.source.path;
+    auto made = Planner(config_).MakePlan(*desired_, *observed, options);
+    if (made) {
+      plan = std::make_shared<Plan>(std::move(*made));
+      latest_plan_json_ = PlanToJson(*plan).dump();
+    } else {
+      ++metrics_.reconcile_errors_total;
+      source_error_ = made.error().ToString();
+      last_sync_result_ = "failed";
+      log_->error("revision={} cannot be planned: {}", revision_, source_error_);
+    }
+  }
+
+  // Apply: a revision not yet applied (sync.auto), or drift (sync.selfHeal).
+  const bool unapplied = revision_ != applied_revision_;
+  const bool may_apply = plan && !plan->Empty() && config_.sync.automatic &&
+                         (unapplied || config_.sync.self_heal) && Clock::now() >= retry_at_;
+  if (may_apply && !stop) {
+    Publish(observed, plan);
+    log_->info("revision={} applying {} action(s){}", revision_, plan->actions.size(),
+               unapplied ? "" : " (self-heal)");
+    LibvirtStepRunner runner(*nodes_, *plan, plan->images,
+                             StepRunnerOptions{CacheDir(config_), config_.secrets_dir, ""}, log_);
+    Executor executor(runner, *journal_, log_);
+    ExecutionOptions options = ExecutionFor(config_);
+    options.shutdown = &stop;
+    options.on_progress = [this](const StepProgress& p) {
+      bool first = false;
+      {
+        std::lock_guard lock(snapshot_mu_);
+        first = current_job_ != p.job_id;
+        current_job_ = p.job_id;
+      }
+      if (first) Publish(nullptr, nullptr);  // the dashboard follows the job from now on
+    };
+    auto outcome = executor.Apply(*plan, options);
+    {
+      std::lock_guard lock(snapshot_mu_);
+      current_job_.clear();
+    }
+    ++metrics_.jobs_total;
+    last_sync_ = Now();
+    if (outcome && outcome->Ok()) {
+      applied_revision_ = revision_;
+      (void)journal_->SetState("applied_revision", applied_revision_);
+      last_sync_result_ = "synced";
+      backoff_ = std::chrono::seconds(0);
+      retry_at_ = {};
+      failed_targets_.clear();
+      metrics_.steps_total += outcome->succeeded;
+    } else {
+      ++metrics_.jobs_failed_total;
+      last_sync_result_ = "failed";
+      if (outcome) {
+        metrics_.steps_total += outcome->succeeded + outcome->failed;
+        metrics_.steps_failed_total += outcome->failed;
+        for (const std::string& t : outcome->failed_targets) failed_targets_.insert(t);
+        source_error_ = outcome->errors.empty() ? std::string(EnumName(outcome->status)) : outcome->errors.front();
+      } else {
+        source_error_ = outcome.error().ToString();
+      }
+      backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
+      retry_at_ = Clock::now() + backoff_;
+      log_->error("revision={} apply failed: {}; retrying in {}", revision_, source_error_, FormatDuration(backoff_));
+    }
+    (void)journal_->RecordSync(SyncRecord{0, Now(), revision_, last_sync_result_, source_error_,
+                                          outcome ? outcome->job_id : ""});
+    // Re-observe so the published status shows the result.
+    observed = std::make_shared<ObservedState>(nodes_->ObserveAll());
+    if (desired_) {
+      PlanOptions options2;
+      options2.prune = config_.sync.prune;
+      options2.revision = revision_;
+      if (auto again = Planner(config_).MakePlan(*desired_, *observed, options2)) {
+        plan = std::make_shared<Plan>(std::move(*again));
+      }
+    }
+  } else if (plan) {
+    if (!last_sync_) last_sync_ = Now();
+    const bool in_sync = plan->Empty() && plan->pending.empty();
+    const std::string result = in_sync ? "synced" : "out-of-sync";
+    if (result != last_sync_result_) {
+      (void)journal_->RecordSync(SyncRecord{0, Now(), revision_, result, "", ""});
+      last_sync_result_ = result;
+    }
+    if (in_sync && unapplied) {
+      applied_revision_ = revision_;
+      (void)journal_->SetState("applied_revision", applied_revision_);
+    }
+  }
+  metrics_.last_reconcile_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  ready_ = true;
+  Publish(observed, plan);
+}
+
+void Controller::Publish(std::shared_ptr<const ObservedState> observed, std::shared_ptr<const Plan> plan) {
+  {
+    std::lock_guard lock(snapshot_mu_);
+    if (observed) {
+      last_observed_ = observed;
+      last_plan_ = plan;
+    } else {
+      observed = last_observed_;
+      plan = last_plan_;
+    }
+  }
+  auto s = std::make_shared<StatusSnapshot>();
+  s->generated_at = Now();
+  s->ready = ready_;
+  s->source = config_.source.IsGit() ? RedactUrl(config_.source.repo) : config_.source.path;
+  s->ref = config_.source.IsGit() ? config_.source.ref : "";
+  s->revision = revision_;
+  s->revision_author = revision_author_;
+  s->revision_message = revision_message_;
+  s->fetched_revision = fetched_revision_;
+  s->last_sync = last_sync_;
+  s->last_sync_result = diagnostics_.empty() ? last_sync_result_ : "invalid";
+  s->last_error = !diagnostics_.empty()
+                      ? "revision " + fetched_revision_ + " was refused: " + diagnostics_.front().ToString()
+                      : source_error_;
+  s->diagnostics = diagnostics_;
+  s->latest_plan_id = latest_plan_json_.empty() ? "" : "latest";
+  s->latest_plan_json = latest_plan_json_;
+  s->metrics = metrics_;
+  if (observed != nullptr) {
+    StatusInputs inputs;
+    inputs.desired = desired_ ? &*desired_ : nullptr;
+    inputs.observed = observed.get();
+    inputs.plan = plan.get();
+    inputs.failed = failed_targets_;
+    std::string job;
+    {
+      std::lock_guard lock(snapshot_mu_);
+      job = current_job_;
+    }
+    if (plan != nullptr && !job.empty()) {
+      for (const Action& a : plan->actions) inputs.in_progress.insert(a.target.ToString());
+    }
+    s->resources = BuildResourceStatuses(inputs);
+    s->nodes = BuildNodeStatuses(config_, *observed);
+    if (desired_) s->clusters = BuildClusterStatuses(*desired_, s->resources);
+  }
+  std::lock_guard lock(snapshot_mu_);
+  s->current_job = current_job_;
+  s->generation = ++generation_;
+  snapshot_ = std::move(s);
+}
+
+}  // namespace gitvirt
