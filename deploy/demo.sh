@@ -20,3 +20,16 @@ step "gitvirt get clusters"
 gitvirt get clusters
 step "gitvirt plan --detailed-exitcode: right after an apply there is nothing to do"
 gitvirt plan --detailed-exitcode
+
+# Finally the controller: a local git repository made from the examples, reconciled every 10s.
+# Commit to it (examples/state/demo-repo) and watch the dashboard. Ctrl-C stops it.
+repo=examples/state/demo-repo
+if [ ! -d "$repo/.git" ]; then
+  mkdir -p "$repo"
+  cp -r examples/manifests examples/images "$repo/"
+  git -C "$repo" init -q -b main
+  git -C "$repo" add .
+  git -C "$repo" -c user.name=gitvirt-demo -c user.email=demo@gitvirt.invalid commit -q -m "example manifests"
+fi
+step "gitvirt serve: reconciling $repo (try: edit a manifest there and git commit)"
+exec ./build/gitvirt --config examples/gitvirt-git.yaml serve

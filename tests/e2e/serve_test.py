@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""End to end: `gitvirt serve` reconciling a real git repository onto a private libvirtd.
+
+usage: serve_test.py GITVIRT_BINARY HARNESS_SCRIPT
+
+The node is libvirt's test driver served by a private daemon (test+unix://), so "by hand"
+changes can come from another process (virsh), as they would on a real host. Everything is
+checked from outside gitvirt: virsh for the host, HTTP for the status API.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+GITVIRT = ""
+HARNESS = ""
+INTERVAL = 1  # seconds, source.interval
+
+
+def run(*argv, check=True, **kw):
+    return subprocess.run(argv, check=check, capture_output=True, text=True, **kw)
+
+
+def vm_manifest(name, vcpus=1):
+    return f"""apiVersion: gitvirt.dev/v1
+kind: VirtualMachine
+metadata:
+  name: {name}
+  labels: {{app: e2e}}
+spec:
+  vcpus: {vcpus}
+  memory: 512MiB
+  disks:
+    - {{name: root, size: 1GiB}}
+  networks:
+    - network: default
+  updatePolicy: {{restart: Allowed}}
+"""
+
+
+class Serve:
+    """A running `gitvirt serve`, its URL parsed from what it prints."""
+
+    def __init__(self, config):
+        self.log = open(config + ".serve.log", "w")
+        self.proc = subprocess.Popen([GITVIRT, "--config", config, "serve"], stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True)
+        self.url = None
+        deadline = time.time() + 30
+        while time.time() < deadline and self.url is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r"Dashboard:\s+(\S+?)/?$", line.strip())
+            if m:
+                self.url = m.group(1)
+        if self.url is None:
+            self.stop()
+            with open(config + ".serve.log") as log:
+                raise RuntimeError("serve did not print its URL; log: " + log.read()[-3000:])
+
+    def get(self, path, token=None, method="GET"):
+        req = urllib.request.Request(self.url + path, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def status(self):
+        code, body = self.get("/api/v1/status")
+        return json.loads(body) if code == 200 else {}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+
+
+class ServeEndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="gve2e-")
+        out = run(HARNESS, "start", os.path.join(cls.dir, "lv"), timeout=120).stdout
+        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        cls.uri = env["TEST_URI"]
+        # The daemon keeps test-driver state only while a connection is open.
+        cls.keeper = subprocess.Popen(["virsh", "-c", cls.uri, "event", "--loop", "--all"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        cls.repo = os.path.join(cls.dir, "repo")
+        os.makedirs(cls.repo)
+        cls.git("init", "-q", "-b", "main")
+        cls.write("vm-a.yaml", vm_manifest("vm-a"))
+        cls.commit("vm-a")
+        cls.config = os.path.join(cls.dir, "gitvirt.yaml")
+        with open(cls.config, "w") as f:
+            f.write(f"""apiVersion: gitvirt.dev/v1
+kind: ControllerConfig
+source: {{repo: {cls.repo}, ref: main, interval: {INTERVAL}s}}
+nodes:
+  - name: hv1
+    uri: "{cls.uri}"
+    pools: [{{name: default, path: {cls.dir}/pool}}]
+sync: {{auto: true, prune: true, selfHeal: true}}
+state: {cls.dir}/gitvirt.db
+api: {{listen: "127.0.0.1:0"}}
+""")
+        cls.serve = Serve(cls.config)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.serve.stop()
+        cls.keeper.terminate()
+        cls.keeper.wait()
+        run(HARNESS, "stop", os.path.join(cls.dir, "lv"), check=False, timeout=120)
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    @classmethod
+    def git(cls, *args):
+        return run("git", "-C", cls.repo, "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid",
+                   *args).stdout.strip()
+
+    @classmethod
+    def write(cls, name, content):
+        with open(os.path.join(cls.repo, name), "w") as f:
+            f.write(content)
+
+    @classmethod
+    def commit(cls, message):
+        cls.git("add", "-A")
+        cls.git("commit", "-q", "-m", message)
+        return cls.git("rev-parse", "HEAD")
+
+    def domains(self):
+        out = run("virsh", "-c", self.uri, "list", "--all", "--name").stdout
+        return {line.strip() for line in out.splitlines() if line.strip()}
+
+    def domstate(self, name):
+        return run("virsh", "-c", self.uri, "domstate", name, check=False).stdout.strip()
+
+    def wait_for(self, what, predicate, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        self.fail(f"timed out after {seconds}s waiting for {what}; status: "
+                  f"{json.dumps(self.serve.status())[:1500]}")
+
+    def test_1_new_commit_is_applied_within_two_intervals(self):
+        first = self.git("rev-parse", "HEAD")
+        self.wait_for("the first commit synced", lambda: self.serve.status().get("revision") == first
+                      and "vm-a" in self.domains(), 30)
+        self.write("vm-b.yaml", vm_manifest("vm-b"))
+        second = self.commit("add vm-b")
+        committed = time.time()
+        self.wait_for("vm-b to exist", lambda: "vm-b" in self.domains(), 2 * INTERVAL + 10)
+        self.assertEqual(self.domstate("vm-b"), "running")
+        self.wait_for("the status to show the new commit",
+                      lambda: self.serve.status().get("revision") == second, 10)
+        print(f"vm-b running {time.time() - committed:.1f}s after the commit (interval {INTERVAL}s)")
+
+    def test_2_an_invalid_commit_changes_nothing(self):
+        good = self.git("rev-parse", "HEAD")
+        before = self.domains()
+        self.write("broken.yaml", vm_manifest("vm-c").replace("memory: 512MiB", "memory: 512 megs"))
+        bad = self.commit("broken memory")
+        status = self.wait_for("the invalid commit to be reported", lambda: (lambda s: s if
+                               s.get("fetchedRevision") == bad and s.get("diagnostics") else None)(
+                               self.serve.status()), 2 * INTERVAL + 10)
+        self.assertEqual(status["revision"], good, "the last good commit stays in force")
+        self.assertEqual(status["lastSyncResult"], "invalid")
+        diagnostic = status["diagnostics"][0]
+        self.assertEqual(diagnostic["file"], "broken.yaml")
+        self.assertEqual(diagnostic["line"], 8)
+        self.assertIn("broken.yaml:8", status["lastError"])
+        time.sleep(2 * INTERVAL)
+        self.assertEqual(self.domains(), before, "nothing may change for an invalid commit")
+        os.remove(os.path.join(self.repo, "broken.yaml"))
+        fixed = self.commit("fix")
+        self.wait_for("the fixed commit", lambda: self.serve.status().get("revision") == fixed, 2 * INTERVAL + 10)
+
+    def test_3_self_heal_starts_a_vm_stopped_by_hand(self):
+        self.wait_for("vm-a running", lambda: self.domstate("vm-a") == "running", 20)
+        run("virsh", "-c", self.uri, "destroy", "vm-a")
+        self.assertEqual(self.domstate("vm-a"), "shut off")
+        self.wait_for("vm-a started again", lambda: self.domstate("vm-a") == "running", 2 * INTERVAL + 15)
+
+    def test_4_the_api_is_read_only(self):
+        for path in ["/", "/healthz", "/api/v1/status", "/api/v1/resources", "/api/v1/jobs",
+                     "/api/v1/resources/VirtualMachine/vm-a", "/api/v1/nodes", "/nope"]:
+            for method in ["POST", "PUT", "DELETE", "PATCH"]:
+                code, _ = self.serve.get(path, method=method)
+                self.assertEqual(code, 405, f"{method} {path}")
+        code, body = self.serve.get("/api/v1/resources?kind=VirtualMachine")
+        self.assertEqual(code, 200)
+        names = [r["name"] for r in json.loads(body)["items"]]
+        self.assertIn("vm-a", names)
+
+    def test_5_tokens_when_enabled(self):
+        tokens = os.path.join(self.dir, "tokens")
+        with open(tokens, "w") as f:
+            f.write("# the e2e token\ns3cr3t-token\n")
+        config = self.config + ".tokens.yaml"
+        with open(self.config) as src, open(config, "w") as dst:
+            dst.write(src.read().replace('api: {listen: "127.0.0.1:0"}',
+                                         f'api: {{listen: "127.0.0.1:0", tokensFile: {tokens}}}'))
+        self.serve.stop()  # one serve per state file
+        serve = Serve(config)
+        try:
+            self.assertEqual(serve.get("/api/v1/status")[0], 401)
+            self.assertEqual(serve.get("/api/v1/status", token="wrong")[0], 401)
+            self.assertEqual(serve.get("/api/v1/status", token="s3cr3t-token")[0], 200)
+            self.assertEqual(serve.get("/healthz")[0], 200)
+        finally:
+            serve.stop()
+            type(self).serve = Serve(self.config)
+
+
+if __name__ == "__main__":
+    GITVIRT, HARNESS = sys.argv[1], sys.argv[2]
+    unittest.main(argv=[sys.argv[0], "-v"])
