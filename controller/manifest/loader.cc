@@ -12,6 +12,7 @@
 
 #include "documents.h"
 #include "gitvirt/core/cluster.h"
+#include "gitvirt/core/json.h"
 #include "yaml_reader.h"
 
 namespace gitvirt {
@@ -361,6 +362,19 @@ LoadResult LoadManifests(std::span<const ManifestFile> files, const LoadOptions&
       AddError(result.diagnostics, a.location, a.path,
                "address " + a.address + " is already used" + other + " (at " +
                    it->second->location.ToString() + ")");
+    }
+  }
+
+  // A mediated device without a uuid gets a stable one from the VM's name and the device's
+  // position, so re-planning never sees a change (and cluster members get distinct ones).
+  for (VirtualMachine& vm : desired.vms) {
+    for (std::size_t i = 0; i < vm.spec.gpus.size(); ++i) {
+      Gpu& gpu = vm.spec.gpus[i];
+      if (gpu.mdev_type.empty() || !gpu.mdev_uuid.empty()) continue;
+      const std::string h = Fingerprint(vm.meta.name + "#gpu" + std::to_string(i)) +
+                            Fingerprint("gitvirt-mdev:" + vm.meta.name + "#" + std::to_string(i));
+      gpu.mdev_uuid = h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) + "-8" + h.substr(17, 3) +
+                      "-" + h.substr(20, 12);
     }
   }
 

@@ -1,0 +1,157 @@
+// The loader's behaviour beyond single-document positions (those are the corpus's job, in
+// tests/corpus and tests/schemas/test_agreement.py): all problems at once, cluster expansion,
+// defaults, references and relative paths.
+
+#include "gitvirt/manifest/loader.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "gitvirt/core/cloud_init.h"
+
+namespace gitvirt {
+namespace {
+
+using ::testing::HasSubstr;
+
+LoadResult Load(std::vector<ManifestFile> files, std::string root = "") {
+  return LoadManifests(files, LoadOptions{std::move(root)});
+}
+
+std::string Messages(const LoadResult& r) {
+  std::string out;
+  for (const Diagnostic& d : r.diagnostics) out += d.ToString() + "\n";
+  return out;
+}
+
+constexpr const char* kVm = R"(apiVersion: gitvirt.dev/v1
+kind: VirtualMachine
+metadata: {name: web-01, labels: {tier: web}}
+spec:
+  vcpus: 2
+  memory: 2GiB
+  disks: [{name: root, size: 20GiB}]
+  networks: [{network: default}]
+)";
+
+TEST(LoaderTest, ReportsEveryProblemInEveryFileAtOnce) {
+  LoadResult r = Load({{"a.yaml", "apiVersion: gitvirt.dev/v1\nkind: VirtualMachine\nmetadata: {name: a}\n"
+                                  "spec:\n  vcpus: 0\n  memroy: 2GiB\n"},
+                       {"b.yaml", "apiVersion: gitvirt.dev/v2\nkind: Image\nmetadata: {name: b}\nspec: {}\n"}});
+  ASSERT_FALSE(r.ok());
+  const std::string m = Messages(r);
+  EXPECT_THAT(m, HasSubstr("a.yaml:5:10: error: spec.vcpus"));
+  EXPECT_THAT(m, HasSubstr("a.yaml:6:3: error: spec.memroy: unknown field \"memroy\" in spec (did you mean \"memory\"?)"));
+  EXPECT_THAT(m, HasSubstr("a.yaml:4:1: error: spec.memory: missing required field"));
+  EXPECT_THAT(m, HasSubstr("b.yaml:1:13: error: apiVersion: expected apiVersion gitvirt.dev/v1"));
+  EXPECT_THAT(m, HasSubstr("b.yaml:4:1: error: spec.source: missing required field"));
+  EXPECT_TRUE(r.desired.vms.empty()) << "one invalid document means no desired state at all";
+}
+
+TEST(LoaderTest, AppliesDefaults) {
+  LoadResult r = Load({{"vm.yaml", kVm}});
+  ASSERT_TRUE(r.ok()) << Messages(r);
+  const VmSpec& s = r.desired.vms.at(0).spec;
+  EXPECT_EQ(s.memory, 2 * kGiB);
+  EXPECT_EQ(s.machine, "q35");
+  EXPECT_EQ(s.power_state, PowerState::kRunning);
+  EXPECT_EQ(s.update_policy.restart, RestartPolicy::kNever);
+  EXPECT_EQ(s.deletion_policy, DeletionPolicy::kDelete);
+  EXPECT_EQ(s.disks.at(0).bus, DiskBus::kVirtio);
+  EXPECT_EQ(s.disks.at(0).pool, "default");
+  EXPECT_EQ(s.networks.at(0).model, NicModel::kVirtio);
+}
+
+TEST(LoaderTest, ExpandsAClusterIntoNamedLabelledMembersWithTheirAddresses) {
+  LoadResult r = Load({{"k8s.yaml", R"(apiVersion: gitvirt.dev/v1
+kind: Cluster
+metadata: {name: k8s, labels: {env: prod}}
+spec:
+  cloudInit: {nameservers: [1.1.1.1]}
+  nodeGroups:
+    - name: cp
+      role: control-plane
+      count: 3
+      placement: {antiAffinity: HARD}
+      ipConfigPatterns: ["ip=10.0.100.{10+index}/24,gw=10.0.100.1"]
+      template:
+        vcpus: 2
+        memory: 4GiB
+        networks: [{bridge: br0}]
+    - name: worker
+      count: 2
+      template: {vcpus: 4, memory: 8GiB}
+)"}});
+  ASSERT_TRUE(r.ok()) << Messages(r);
+  ASSERT_EQ(r.desired.vms.size(), 5u);
+  EXPECT_EQ(r.summary.cluster_members, 5);
+  const VirtualMachine* cp2 = r.desired.FindVm("k8s-cp-02");
+  ASSERT_NE(cp2, nullptr);
+  EXPECT_EQ(cp2->meta.labels.at("gitvirt.dev/cluster"), "k8s");
+  EXPECT_EQ(cp2->meta.labels.at("gitvirt.dev/role"), "control-plane");
+  EXPECT_EQ(cp2->meta.labels.at("env"), "prod");
+  ASSERT_TRUE(cp2->spec.cloud_init);
+  EXPECT_EQ(cp2->spec.cloud_init->ip_configs.at(0).ToString(), "ip=10.0.100.11/24,gw=10.0.100.1");
+  EXPECT_EQ(cp2->spec.cloud_init->nameservers, std::vector<std::string>{"1.1.1.1"});
+  EXPECT_EQ(cp2->spec.cloud_init->hostname, "k8s-cp-02");
+  EXPECT_EQ(cp2->spec.placement.anti_affinity, AntiAffinity::kHard);
+  ASSERT_TRUE(cp2->cluster);
+  EXPECT_EQ(cp2->cluster->index, 1);
+  EXPECT_EQ(r.desired.FindVm("k8s-worker-02")->cluster->group_order, 1);
+}
+
+TEST(LoaderTest, PatternsThatCollideAcrossTheRepositoryAreErrors) {
+  LoadResult r = Load({{"c.yaml", R"(apiVersion: gitvirt.dev/v1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodeGroups:
+    - name: g
+      count: 2
+      ipConfigPatterns: ["ip=10.0.0.5/24"]
+      template: {vcpus: 1, memory: 1GiB, networks: [{bridge: br0}]}
+)"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Messages(r), HasSubstr("address 10.0.0.5 is already used"));
+}
+
+TEST(LoaderTest, ResolvesRelativeImageSourcesAgainstTheManifestsDirectory) {
+  LoadResult r = Load({{"images/base.yaml", R"(apiVersion: gitvirt.dev/v1
+kind: Image
+metadata: {name: base}
+spec: {source: ../blobs/base.qcow2, sha256: "0000000000000000000000000000000000000000000000000000000000000000"}
+)"}},
+                      "/srv/repo");
+  ASSERT_TRUE(r.ok()) << Messages(r);
+  EXPECT_EQ(r.desired.images.at(0).spec.source, "/srv/repo/blobs/base.qcow2");
+}
+
+TEST(LoaderTest, GivesMediatedDevicesWithoutAUuidAStableOne) {
+  const std::string doc = std::string(kVm) + "  gpus: [{mdev: {type: nvidia-63}}]\n";
+  LoadResult first = Load({{"vm.yaml", doc}});
+  LoadResult second = Load({{"vm.yaml", doc}});
+  ASSERT_TRUE(first.ok()) << Messages(first);
+  const std::string uuid = first.desired.vms.at(0).spec.gpus.at(0).mdev_uuid;
+  EXPECT_EQ(uuid.size(), 36u);
+  EXPECT_EQ(uuid, second.desired.vms.at(0).spec.gpus.at(0).mdev_uuid);
+}
+
+TEST(LoaderTest, ValidInputNeverProducesADiagnostic) {
+  LoadResult r = Load({{"vm.yaml", kVm}, {"more.yaml", std::string(kVm).replace(std::string(kVm).find("web-01"), 6, "web-02")}});
+  EXPECT_TRUE(r.diagnostics.empty()) << Messages(r);
+  EXPECT_EQ(r.summary.documents, 2);
+}
+
+TEST(LoaderTest, NicMacsAreStableAndDistinct) {
+  LoadResult r = Load({{"vm.yaml", std::string(kVm) + "  cloudInit: {ipConfigs: [\"ip=dhcp\"]}\n"}});
+  ASSERT_TRUE(r.ok()) << Messages(r);
+  const VirtualMachine& vm = r.desired.vms.at(0);
+  EXPECT_EQ(NicMac(vm, 0), NicMac(vm, 0));
+  VirtualMachine other = vm;
+  other.meta.name = "web-02";
+  EXPECT_NE(NicMac(vm, 0), NicMac(other, 0));
+  EXPECT_TRUE(NicMac(vm, 0).starts_with("52:54:00:"));
+}
+
+}  // namespace
+}  // namespace gitvirt
