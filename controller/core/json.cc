@@ -54,6 +54,8 @@ GITVIRT_JSON_FIELDS(CpuSpec, FieldDef{"mode", &CpuSpec::mode}, FieldDef{"model",
 GITVIRT_JSON_FIELDS(Firmware, FieldDef{"type", &Firmware::type},
                     FieldDef{"secureBoot", &Firmware::secure_boot},
                     FieldDef{"tpm", &Firmware::tpm});
+GITVIRT_JSON_FIELDS(DirectBoot, FieldDef{"kernel", &DirectBoot::kernel},
+                    FieldDef{"initrd", &DirectBoot::initrd}, FieldDef{"cmdline", &DirectBoot::cmdline});
 GITVIRT_JSON_FIELDS(OsInfo, FieldDef{"type", &OsInfo::type}, FieldDef{"variant", &OsInfo::variant});
 GITVIRT_JSON_FIELDS(IpConfig, FieldDef{"v4", &IpConfig::v4},
                     FieldDef{"v4Address", &IpConfig::v4_address},
@@ -104,6 +106,7 @@ GITVIRT_JSON_FIELDS(VmSpec, FieldDef{"node", &VmSpec::node},
                     FieldDef{"maxMemory", &VmSpec::max_memory}, FieldDef{"cpu", &VmSpec::cpu},
                     FieldDef{"machine", &VmSpec::machine},
                     FieldDef{"firmware", &VmSpec::firmware}, FieldDef{"os", &VmSpec::os},
+                    FieldDef{"boot", &VmSpec::boot},
                     FieldDef{"guestAgent", &VmSpec::guest_agent},
                     FieldDef{"disks", &VmSpec::disks}, FieldDef{"cdroms", &VmSpec::cdroms},
                     FieldDef{"networks", &VmSpec::networks},

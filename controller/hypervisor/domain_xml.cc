@@ -269,6 +269,11 @@ std::string RenderDomainXml(const DomainDefinition& def, std::string_view virt_t
   Attr(type, "arch", "x86_64");
   Attr(type, "machine", spec.machine);
   type.text().set("hvm");
+  if (spec.boot) {
+    Text(os, "kernel", spec.boot->kernel);
+    if (!spec.boot->initrd.empty()) Text(os, "initrd", spec.boot->initrd);
+    if (!spec.boot->cmdline.empty()) Text(os, "cmdline", spec.boot->cmdline);
+  }
   if (spec.firmware.type == FirmwareType::kUefi) {
     xml_node fw = os.append_child("firmware");
     for (const char* feature : {"secure-boot", "enrolled-keys"}) {
@@ -471,6 +476,10 @@ Result<ParsedDomain> ParseDomainXml(std::string_view xml) {
 
   xml_node os = dom.child("os");
   spec.machine = os.child("type").attribute("machine").as_string();
+  if (xml_node kernel = os.child("kernel")) {
+    spec.boot = DirectBoot{kernel.text().as_string(), os.child("initrd").text().as_string(),
+                           os.child("cmdline").text().as_string()};
+  }
   const std::string firmware = os.attribute("firmware").as_string();
   if (firmware == "efi" || os.child("loader").attribute("type").as_string() == std::string("pflash")) {
     spec.firmware.type = FirmwareType::kUefi;

@@ -815,6 +815,25 @@ VmSpec ParseVmSpec(const Map& m, VmContext& ctx, bool is_template) {
       GetString(os, "variant", spec.os.variant);
     }
   }
+  if (auto f = m.Get("boot")) {
+    Map b(*f, {"kernel", "initrd", "cmdline"});
+    if (b.valid()) {
+      DirectBoot boot;
+      for (auto [key, out] : {std::pair{"kernel", &boot.kernel}, std::pair{"initrd", &boot.initrd}}) {
+        auto field = std::string_view(key) == "kernel" ? b.Require(key) : b.Get(key);
+        if (!field) continue;
+        if (auto path = field->NonEmptyString()) {
+          if (!path->starts_with("/")) {
+            field->Error("must be an absolute path on the node, got \"" + *path + "\"");
+          } else {
+            *out = *path;
+          }
+        }
+      }
+      GetString(b, "cmdline", boot.cmdline);
+      spec.boot = boot;
+    }
+  }
   GetBool(m, "guestAgent", spec.guest_agent);
 
   if (auto f = m.Get("disks")) {
@@ -948,13 +967,13 @@ VmSpec ParseVmSpec(const Map& m, VmContext& ctx, bool is_template) {
 
 const std::initializer_list<std::string_view> kVmKeys = {
     "node",      "placement", "description", "vcpus",        "maxVcpus",   "memory",
-    "maxMemory", "cpu",       "machine",     "firmware",     "os",         "guestAgent",
+    "maxMemory", "cpu",       "machine",     "firmware",     "os",         "boot",       "guestAgent",
     "disks",     "cdroms",    "networks",    "cloudInit",    "graphics",   "gpus",
     "autostart", "powerState", "updatePolicy", "deletionPolicy", "dependsOn", "readiness",
     "migration"};
 const std::initializer_list<std::string_view> kTemplateKeys = {
     "description", "vcpus",    "maxVcpus", "memory",       "maxMemory",      "cpu",
-    "machine",     "firmware", "os",       "guestAgent",   "disks",          "cdroms",
+    "machine",     "firmware", "os",       "boot",         "guestAgent",     "disks",          "cdroms",
     "networks",    "cloudInit", "graphics", "gpus",        "autostart",      "powerState",
     "updatePolicy", "deletionPolicy", "dependsOn", "readiness", "migration"};
 

@@ -58,6 +58,7 @@ VirtualMachine WebVm() {
   vm.spec.guest_agent = true;
   vm.spec.autostart = true;
   vm.spec.update_policy.restart = RestartPolicy::kAllowed;
+  vm.spec.boot = DirectBoot{"/srv/boot/vmlinuz", "/srv/boot/initrd.img", "root=/dev/vda rw console=ttyS0"};
   return vm;
 }
 

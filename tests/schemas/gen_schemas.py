@@ -474,6 +474,11 @@ def common() -> dict:
                           default="q35"),
         "firmware": local("firmware"),
         "os": local("vmOs"),
+        "boot": obj({
+            "kernel": string(ABS_PATH, "Kernel to boot directly (a path on the node)."),
+            "initrd": string(ABS_PATH, "Initial ramdisk (a path on the node)."),
+            "cmdline": {"type": "string", "description": "Kernel command line."},
+        }, required=["kernel"]),
         "guestAgent": boolean("Add the qemu-guest-agent channel."),
         "disks": array(local("disk"), maxItems=32),
         "cdroms": array(local("cdrom"), maxItems=4),

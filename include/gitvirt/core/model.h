@@ -120,6 +120,15 @@ struct Firmware {
   friend bool operator==(const Firmware&, const Firmware&) = default;
 };
 
+// Direct kernel boot: the node starts this kernel (and initrd) instead of a bootloader on a
+// disk. Paths are on the node.
+struct DirectBoot {
+  std::string kernel;
+  std::string initrd;
+  std::string cmdline;
+  friend bool operator==(const DirectBoot&, const DirectBoot&) = default;
+};
+
 struct OsInfo {
   std::string type;
   std::string variant;
@@ -219,6 +228,7 @@ struct VmSpec {
   std::string machine = "q35";
   Firmware firmware;
   OsInfo os;
+  std::optional<DirectBoot> boot;
   bool guest_agent = false;
   std::vector<Disk> disks;
   std::vector<Cdrom> cdroms;
