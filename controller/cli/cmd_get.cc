@@ -37,6 +37,10 @@ int RunGet(const GlobalOptions& global, const GetOptions& opts) {
   auto view = GatherView(global, opts.source, log);
   if (!view) return kExitError;
   const bool wide = opts.output == "wide";
+  if (opts.output == "json" || opts.output == "yaml") {
+    PrintStructured(std::cout, *view, opts.what, *selector, opts.output);
+    return kExitOk;
+  }
   if (opts.what == "vms" || opts.what == "vm") {
     std::vector<std::string> header = {"NAME", "NODE", "POWER", "SYNC", "HEALTH", "VCPUS", "MEMORY"};
     if (wide) header.insert(header.end(), {"CLUSTER", "ADDRESS", "REVISION", "LABELS"});
@@ -141,7 +145,8 @@ void AddGetCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) 
   cmd->add_option("what", opts->what, "vms | nodes | images | clusters")->required();
   AddSourceOptions(cmd, opts->source);
   cmd->add_option("-l,--selector", opts->selector, "Label selector, e.g. tier=web,env!=dev");
-  cmd->add_option("-o,--output", opts->output, "table | wide")->check(CLI::IsMember({"table", "wide"}));
+  cmd->add_option("-o,--output", opts->output, "table | wide | json | yaml")
+      ->check(CLI::IsMember({"table", "wide", "json", "yaml"}));
   cmd->callback([&global, &result, opts] { result.exit_code = RunGet(global, *opts); });
 }
 

@@ -26,4 +26,9 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+struct View;
+// `get -o json|yaml`: the resources of one type as the status API shows them.
+void PrintStructured(std::ostream& out, const View& view, const std::string& what,
+                     const LabelSelector& selector, const std::string& format);
+
 }  // namespace gitvirt::cli

@@ -9,111 +9,33 @@ checked from outside gitvirt: virsh for the host, HTTP for the status API.
 """
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
+
+from e2e_lib import Libvirtd, Repo, Serve, run, vm_manifest
 
 GITVIRT = ""
 HARNESS = ""
 INTERVAL = 1  # seconds, source.interval
 
 
-def run(*argv, check=True, **kw):
-    return subprocess.run(argv, check=check, capture_output=True, text=True, **kw)
-
-
-def vm_manifest(name, vcpus=1):
-    return f"""apiVersion: gitvirt.dev/v1
-kind: VirtualMachine
-metadata:
-  name: {name}
-  labels: {{app: e2e}}
-spec:
-  vcpus: {vcpus}
-  memory: 512MiB
-  disks:
-    - {{name: root, size: 1GiB}}
-  networks:
-    - network: default
-  updatePolicy: {{restart: Allowed}}
-"""
-
-
-class Serve:
-    """A running `gitvirt serve`, its URL parsed from what it prints."""
-
-    def __init__(self, config):
-        self.log = open(config + ".serve.log", "w")
-        self.proc = subprocess.Popen([GITVIRT, "--config", config, "serve"], stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True)
-        self.url = None
-        deadline = time.time() + 30
-        while time.time() < deadline and self.url is None:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"Dashboard:\s+(\S+?)/?$", line.strip())
-            if m:
-                self.url = m.group(1)
-        if self.url is None:
-            self.stop()
-            with open(config + ".serve.log") as log:
-                raise RuntimeError("serve did not print its URL; log: " + log.read()[-3000:])
-
-    def get(self, path, token=None, method="GET"):
-        req = urllib.request.Request(self.url + path, method=method)
-        if token:
-            req.add_header("Authorization", "Bearer " + token)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-
-    def status(self):
-        code, body = self.get("/api/v1/status")
-        return json.loads(body) if code == 200 else {}
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
-
-
 class ServeEndToEnd(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="gve2e-")
-        out = run(HARNESS, "start", os.path.join(cls.dir, "lv"), timeout=120).stdout
-        env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        cls.uri = env["TEST_URI"]
-        # The daemon keeps test-driver state only while a connection is open.
-        cls.keeper = subprocess.Popen(["virsh", "-c", cls.uri, "event", "--loop", "--all"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        cls.repo = os.path.join(cls.dir, "repo")
-        os.makedirs(cls.repo)
-        cls.git("init", "-q", "-b", "main")
-        cls.write("vm-a.yaml", vm_manifest("vm-a"))
-        cls.commit("vm-a")
+        cls.libvirtd = Libvirtd(HARNESS, os.path.join(cls.dir, "lv"))
+        cls.uri = cls.libvirtd.env["TEST_URI"]
+        cls.repo = Repo(os.path.join(cls.dir, "repo"))
+        cls.repo.write("vm-a.yaml", vm_manifest("vm-a"))
+        cls.repo.commit("vm-a")
         cls.config = os.path.join(cls.dir, "gitvirt.yaml")
         with open(cls.config, "w") as f:
             f.write(f"""apiVersion: gitvirt.dev/v1
 kind: ControllerConfig
-source: {{repo: {cls.repo}, ref: main, interval: {INTERVAL}s}}
+source: {{repo: {cls.repo.path}, ref: main, interval: {INTERVAL}s}}
 nodes:
   - name: hv1
     uri: "{cls.uri}"
@@ -122,31 +44,13 @@ sync: {{auto: true, prune: true, selfHeal: true}}
 state: {cls.dir}/gitvirt.db
 api: {{listen: "127.0.0.1:0"}}
 """)
-        cls.serve = Serve(cls.config)
+        cls.serve = Serve(GITVIRT, cls.config)
 
     @classmethod
     def tearDownClass(cls):
         cls.serve.stop()
-        cls.keeper.terminate()
-        cls.keeper.wait()
-        run(HARNESS, "stop", os.path.join(cls.dir, "lv"), check=False, timeout=120)
+        cls.libvirtd.stop()
         shutil.rmtree(cls.dir, ignore_errors=True)
-
-    @classmethod
-    def git(cls, *args):
-        return run("git", "-C", cls.repo, "-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid",
-                   *args).stdout.strip()
-
-    @classmethod
-    def write(cls, name, content):
-        with open(os.path.join(cls.repo, name), "w") as f:
-            f.write(content)
-
-    @classmethod
-    def commit(cls, message):
-        cls.git("add", "-A")
-        cls.git("commit", "-q", "-m", message)
-        return cls.git("rev-parse", "HEAD")
 
     def domains(self):
         out = run("virsh", "-c", self.uri, "list", "--all", "--name").stdout
@@ -166,11 +70,11 @@ api: {{listen: "127.0.0.1:0"}}
                   f"{json.dumps(self.serve.status())[:1500]}")
 
     def test_1_new_commit_is_applied_within_two_intervals(self):
-        first = self.git("rev-parse", "HEAD")
+        first = self.repo.git("rev-parse", "HEAD")
         self.wait_for("the first commit synced", lambda: self.serve.status().get("revision") == first
                       and "vm-a" in self.domains(), 30)
-        self.write("vm-b.yaml", vm_manifest("vm-b"))
-        second = self.commit("add vm-b")
+        self.repo.write("vm-b.yaml", vm_manifest("vm-b"))
+        second = self.repo.commit("add vm-b")
         committed = time.time()
         self.wait_for("vm-b to exist", lambda: "vm-b" in self.domains(), 2 * INTERVAL + 10)
         self.assertEqual(self.domstate("vm-b"), "running")
@@ -179,10 +83,10 @@ api: {{listen: "127.0.0.1:0"}}
         print(f"vm-b running {time.time() - committed:.1f}s after the commit (interval {INTERVAL}s)")
 
     def test_2_an_invalid_commit_changes_nothing(self):
-        good = self.git("rev-parse", "HEAD")
+        good = self.repo.git("rev-parse", "HEAD")
         before = self.domains()
-        self.write("broken.yaml", vm_manifest("vm-c").replace("memory: 512MiB", "memory: 512 megs"))
-        bad = self.commit("broken memory")
+        self.repo.write("broken.yaml", vm_manifest("vm-c").replace("memory: 512MiB", "memory: 512 megs"))
+        bad = self.repo.commit("broken memory")
         status = self.wait_for("the invalid commit to be reported", lambda: (lambda s: s if
                                s.get("fetchedRevision") == bad and s.get("diagnostics") else None)(
                                self.serve.status()), 2 * INTERVAL + 10)
@@ -194,8 +98,8 @@ api: {{listen: "127.0.0.1:0"}}
         self.assertIn("broken.yaml:8", status["lastError"])
         time.sleep(2 * INTERVAL)
         self.assertEqual(self.domains(), before, "nothing may change for an invalid commit")
-        os.remove(os.path.join(self.repo, "broken.yaml"))
-        fixed = self.commit("fix")
+        self.repo.remove("broken.yaml")
+        fixed = self.repo.commit("fix")
         self.wait_for("the fixed commit", lambda: self.serve.status().get("revision") == fixed, 2 * INTERVAL + 10)
 
     def test_3_self_heal_starts_a_vm_stopped_by_hand(self):
@@ -224,7 +128,7 @@ api: {{listen: "127.0.0.1:0"}}
             dst.write(src.read().replace('api: {listen: "127.0.0.1:0"}',
                                          f'api: {{listen: "127.0.0.1:0", tokensFile: {tokens}}}'))
         self.serve.stop()  # one serve per state file
-        serve = Serve(config)
+        serve = Serve(GITVIRT, config)
         try:
             self.assertEqual(serve.get("/api/v1/status")[0], 401)
             self.assertEqual(serve.get("/api/v1/status", token="wrong")[0], 401)
@@ -232,7 +136,7 @@ api: {{listen: "127.0.0.1:0"}}
             self.assertEqual(serve.get("/healthz")[0], 200)
         finally:
             serve.stop()
-            type(self).serve = Serve(self.config)
+            type(self).serve = Serve(GITVIRT, self.config)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+#include <yaml-cpp/yaml.h>
+
+#include <iostream>
+
+#include "gitvirt/api/views.h"
+#include "output.h"
+#include "view.h"
+
+namespace gitvirt::cli {
+namespace {
+
+using api_views::Json;
+
+// JSON -> YAML through yaml-cpp's emitter (keys keep the API's order).
+void Emit(YAML::Emitter& out, const Json& j) {
+  if (j.is_object()) {
+    out << YAML::BeginMap;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      out << YAML::Key << it.key() << YAML::Value;
+      Emit(out, it.value());
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    out << YAML::BeginSeq;
+    for (const Json& item : j) Emit(out, item);
+    out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    out << YAML::DoubleQuoted << j.get<std::string>();
+  } else if (j.is_null()) {
+    out << YAML::Null;
+  } else {
+    out << j.dump();
+  }
+}
+
+}  // namespace
+
+void PrintStructured(std::ostream& out, const View& view, const std::string& what, const LabelSelector& selector,
+                     const std::string& format) {
+  Json items = Json::array();
+  if (what == "vms" || what == "vm") {
+    for (const ResourceStatus& r : view.resources) {
+      if (r.kind == Kind::kVirtualMachine && selector.Matches(r.labels)) items.push_back(api_views::ResourceDetail(r));
+    }
+  } else if (what == "nodes" || what == "node") {
+    for (const NodeStatus& n : view.nodes) {
+      if (selector.Matches(n.labels)) items.push_back(api_views::Node(n));
+    }
+  } else if (what == "clusters" || what == "cluster") {
+    for (const ClusterStatus& c : view.clusters) items.push_back(api_views::Cluster(c));
+  } else if (what == "images" || what == "image") {
+    for (const ResourceStatus& r : view.resources) {
+      if (r.kind == Kind::kImage && selector.Matches(r.labels)) items.push_back(api_views::ResourceDetail(r));
+    }
+  }
+  const Json doc = {{"kind", what}, {"items", items}};
+  if (format == "json") {
+    out << doc.dump(2) << "\n";
+    return;
+  }
+  YAML::Emitter emitter;
+  Emit(emitter, doc);
+  out << emitter.c_str() << "\n";
+}
+
+}  // namespace gitvirt::cli
