@@ -9,7 +9,7 @@
 #include <chrono>
 #include <memory>
 
-#include <spdlog/logger.h>
+#include <spdlog/fwd.h>  // the logger by name: spdlog/logger.h costs seconds per file
 
 #include "gitvirt/core/config.h"
 #include "gitvirt/hypervisor/hypervisor.h"

@@ -16,7 +16,7 @@
 // Nothing here logs or returns a secret: tokens and keys are read when the remote asks for
 // them, and a password written into a URL (https://user:pw@host/...) is shown as "***".
 
-#include <spdlog/logger.h>
+#include <spdlog/fwd.h>  // the logger by name: spdlog/logger.h costs seconds per file
 
 #include <chrono>
 #include <cstdint>
