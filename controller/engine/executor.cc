@@ -222,6 +222,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       lock.lock();
     } else {
       s.status = StepStatus::kFailed;
+      s.completed_order = completed++;  // its partial work is undone in this order too
       s.error = result.error().ToString();
       const std::string& unit = s.action->unit;
       switch (s.strategy) {
@@ -373,28 +374,38 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
   // Rollback: every completed step of the job (FULL failure, cancel, or recovery), or of the
   // units whose FULL strategy tripped; in reverse order of completion. A step that was running
   // when an earlier process died is undone too: its undo tolerates a half-done step.
+  // A failed step may have done part of its work (volumes created before its define failed):
+  // whatever the strategy, that part is undone too, so a failed step leaves nothing behind that
+  // would stop the next apply from doing it again (its status stays failed).
   std::vector<Step*> to_undo;
+  int completed_to_undo = 0;
   for (Step& s : steps) {
+    if (s.status == StepStatus::kFailed && s.attempt > 0) {
+      to_undo.push_back(&s);
+      continue;
+    }
     const bool in_scope = rollback_job || full_units.contains(s.action->unit);
     if (!in_scope) continue;
     if (s.status == StepStatus::kSucceeded || (s.started_before && rollback_only && s.status != StepStatus::kUndone)) {
       to_undo.push_back(&s);
+      ++completed_to_undo;
     }
   }
   // Latest first; a step that was running when an earlier process died is the latest of all.
-  auto order = [](const Step* s) { return s->status == StepStatus::kSucceeded ? s->completed_order : INT32_MAX; };
+  auto order = [](const Step* s) { return s->completed_order >= 0 ? s->completed_order : INT32_MAX; };
   std::sort(to_undo.begin(), to_undo.end(), [&](const Step* a, const Step* b) {
     if (order(a) != order(b)) return order(a) > order(b);
     return a->seq > b->seq;
   });
-  if (!to_undo.empty()) {
+  if (completed_to_undo > 0) {
     (void)journal_.RecordJobStatus(job_id, JobStatus::kRollingBack);
     (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
-                               "rolling back " + std::to_string(to_undo.size()) + " completed step(s)");
+                               "rolling back " + std::to_string(completed_to_undo) + " completed step(s)");
   }
   for (Step* s : to_undo) {
     const Action& action = *s->action;
-    (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoing);
+    const bool failed_step = s->status == StepStatus::kFailed;
+    if (!failed_step) (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoing);
     Context ctx(journal_, job_id, action.id, Clock::now() + options.step_timeout, [] { return false; },
                 &s->undo_json, &mu);
     auto undone = runner_.Undo(action, s->undo_json, ctx);
@@ -406,6 +417,12 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       log_->error("job={} step={} undo failed: {}", job_id, action.id, s->error);
       (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoFailed, s->error);
       (void)journal_.AppendEvent(job_id, action.id, EventLevel::kError, "undo failed: " + s->error);
+    } else if (failed_step) {
+      (void)journal_.AppendEvent(job_id, action.id,
+                                 *undone == UndoOutcome::kNotUndoable ? EventLevel::kWarning : EventLevel::kInfo,
+                                 *undone == UndoOutcome::kNotUndoable
+                                     ? "what the failed step did, if anything, cannot be reversed"
+                                     : "undid what the failed step had done, if anything");
     } else if (*undone == UndoOutcome::kNotUndoable) {
       s->status = StepStatus::kNotUndoable;
       ++outcome.not_undoable;
@@ -420,7 +437,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       (void)journal_.AppendEvent(job_id, action.id, EventLevel::kInfo,
                                  "undid " + std::string(EnumName(action.type)) + " " + action.target.ToString());
     }
-    progress(*s, "rolled back");
+    progress(*s, failed_step ? "what it had done is undone" : "rolled back");
   }
 
   bool any_failed = false, only_marked = true;

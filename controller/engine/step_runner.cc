@@ -412,6 +412,7 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
       undo["previousPower"] = EnumName(current->power);
       undo["previousVcpus"] = current->actual.vcpus;
       undo["previousMemory"] = current->actual.memory;
+      undo["previousAutostart"] = current->actual.autostart;  // not part of the XML
       break;
     }
     case ActionType::kRelease: {
@@ -500,6 +501,9 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
       if (undo.contains("previousXml")) {
         if (auto r = hv.DefineXml(undo["previousXml"].get<std::string>()); !r) return std::unexpected(r.error());
       }
+      if (undo.contains("previousAutostart")) {
+        if (auto r = hv.SetAutostart(name, undo["previousAutostart"].get<bool>()); !r) return std::unexpected(r.error());
+      }
       auto power = hv.GetPower(name);
       if (power && *power != PowerState::kStopped && action.type == ActionType::kUpdateLive) {
         for (const std::string& disk : StringList(undo, "attached")) (void)hv.DetachDiskLive(name, disk);
@@ -523,6 +527,9 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
       if (!undo.contains("previousXml")) return UndoOutcome::kNotUndoable;
       if (!hv.ObserveVm(name)) {
         if (auto r = hv.DefineXml(undo["previousXml"].get<std::string>()); !r) return std::unexpected(r.error());
+        if (undo.value("previousAutostart", false)) {
+          if (auto r = hv.SetAutostart(name, true); !r) return std::unexpected(r.error());
+        }
       }
       if (previous_power != "Stopped" && !previous_power.empty()) {
         return ok(impl_->RestorePower(hv, name, previous_power));

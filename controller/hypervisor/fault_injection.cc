@@ -1,5 +1,6 @@
 #include "gitvirt/hypervisor/fault_injection.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -16,6 +17,10 @@ struct Faults {
   bool loaded = false;
   std::map<std::string, long, std::less<>> fail_at;  // kind -> call number to fail
   std::map<std::string, long, std::less<>> counts;
+  // Tests: GITVIRT_FAULTS_REPORT=FILE writes how many mutating operations of each kind this
+  // process asked for ("kind count" lines, and "any N"), at exit.
+  std::string report;
+  std::map<std::string, long, std::less<>> seen;
 };
 
 Faults& State() {
@@ -23,10 +28,17 @@ Faults& State() {
   return faults;
 }
 
+void WriteReport();
+
 void Load(Faults& f) {
   f.fail_at.clear();
   f.counts.clear();
+  f.seen.clear();
   f.loaded = true;
+  if (const char* report = std::getenv("GITVIRT_FAULTS_REPORT"); report != nullptr && *report) {
+    if (f.report.empty()) std::atexit(WriteReport);
+    f.report = report;
+  }
   const char* spec = std::getenv("GITVIRT_FAULTS");
   if (spec == nullptr) return;
   std::istringstream in(spec);
@@ -38,12 +50,27 @@ void Load(Faults& f) {
   }
 }
 
+void WriteReport() {
+  Faults& f = State();
+  std::lock_guard lock(f.mu);
+  if (std::FILE* out = std::fopen(f.report.c_str(), "w")) {
+    long any = 0;
+    for (const auto& [kind, n] : f.seen) {
+      std::fprintf(out, "%s %ld\n", kind.c_str(), n);
+      any += n;
+    }
+    std::fprintf(out, "any %ld\n", any);
+    std::fclose(out);
+  }
+}
+
 }  // namespace
 
 std::optional<Error> InjectedFault(std::string_view kind) {
   Faults& f = State();
   std::lock_guard lock(f.mu);
   if (!f.loaded) Load(f);
+  if (!f.report.empty()) ++f.seen[std::string(kind)];
   if (f.fail_at.empty()) return std::nullopt;
   for (std::string_view key : {kind, std::string_view("any")}) {
     auto it = f.fail_at.find(key);

@@ -165,7 +165,8 @@ TEST_F(ExecutorTest, FullUndoesEveryCompletedStepInReverse) {
   runner_.fail_run = {"d"};
   JobOutcome o = Run(plan, RollbackStrategy::kFull);
   EXPECT_EQ(o.status, JobStatus::kRolledBack);
-  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"c", "b", "a"}));
+  // The failed step's own partial work goes first, then the completed steps, latest first.
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"d", "c", "b", "a"}));
   auto statuses = StepStatuses(o.job_id);
   EXPECT_EQ(statuses["a"], StepStatus::kUndone);
   EXPECT_EQ(statuses["d"], StepStatus::kFailed);
@@ -181,7 +182,9 @@ TEST_F(ExecutorTest, PartialKeepsWhatSucceededAndStops) {
   runner_.fail_run = {"b"};
   JobOutcome o = Run(plan, RollbackStrategy::kPartial);
   EXPECT_EQ(o.status, JobStatus::kFailed);
-  EXPECT_TRUE(runner_.undone.empty());
+  // Only what the failed step itself had half done is cleaned up; its status stays failed.
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"b"}));
+  EXPECT_EQ(StepStatuses(o.job_id)["b"], StepStatus::kFailed);
   auto statuses = StepStatuses(o.job_id);
   EXPECT_EQ(statuses["a"], StepStatus::kSucceeded);
   EXPECT_EQ(statuses["c"], StepStatus::kSkipped);
@@ -197,7 +200,7 @@ TEST_F(ExecutorTest, NoneCarriesOnWithIndependentSteps) {
   EXPECT_EQ(statuses["c"], StepStatus::kSkipped);
   EXPECT_EQ(statuses["d"], StepStatus::kSucceeded);
   EXPECT_EQ(statuses["e"], StepStatus::kSucceeded);
-  EXPECT_TRUE(runner_.undone.empty());
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"b"}));
 }
 
 TEST_F(ExecutorTest, MarkFailedKeepsEverythingAndNamesTheFailedResource) {
@@ -208,7 +211,8 @@ TEST_F(ExecutorTest, MarkFailedKeepsEverythingAndNamesTheFailedResource) {
   EXPECT_EQ(o.status, JobStatus::kMarkedFailed);
   EXPECT_EQ(o.failed_targets, (std::vector<std::string>{"VirtualMachine/b"}));
   EXPECT_EQ(o.succeeded, 2);
-  EXPECT_TRUE(runner_.undone.empty());
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"b"}));
+  EXPECT_EQ(StepStatuses(o.job_id)["b"], StepStatus::kFailed);
 }
 
 TEST_F(ExecutorTest, AClusterWithFullRollsBackOnlyItsMembers) {
@@ -221,7 +225,7 @@ TEST_F(ExecutorTest, AClusterWithFullRollsBackOnlyItsMembers) {
   plan.actions = {m1, m2, m3, A("standalone")};
   runner_.fail_run = {"m3"};
   JobOutcome o = Run(plan, RollbackStrategy::kNone, 1);
-  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"m2", "m1"}));
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"m3", "m2", "m1"}));
   auto statuses = StepStatuses(o.job_id);
   EXPECT_EQ(statuses["standalone"], StepStatus::kSucceeded);
   EXPECT_EQ(statuses["m1"], StepStatus::kUndone);

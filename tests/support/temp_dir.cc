@@ -41,6 +41,10 @@ TempDir& TempDir::operator=(TempDir&& other) noexcept {
 
 void TempDir::Remove() noexcept {
   if (path_.empty() || keep_) return;
+  if (const char* keep = ::getenv("GITVIRT_KEEP_TEMP"); keep != nullptr && *keep) {
+    std::fprintf(stderr, "TempDir: kept %s (GITVIRT_KEEP_TEMP)\n", path_.c_str());
+    return;
+  }
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
   if (ec) {

@@ -1,5 +1,6 @@
 // A uniquely named directory under /tmp that is removed, with everything in it, when the
-// object goes away. Tests use it for scratch files, fake repositories and daemon state.
+// object goes away (unless GITVIRT_KEEP_TEMP is set, for post-mortems). Tests use it for scratch
+// files, fake repositories and daemon state.
 #pragma once
 
 #include <filesystem>

@@ -10,6 +10,8 @@
 // Kinds are the operation names the adapter uses (define, undefine, start, destroy, shutdown,
 // suspend, resume, create-volume, delete-volume, upload-volume, resize-volume, set-vcpus,
 // set-memory, snapshot-create, snapshot-delete, ...). Counting is per process. Thread-safe.
+// GITVIRT_FAULTS_REPORT=FILE (same builds) writes, at exit, how many mutating operations of each
+// kind the process asked for ("kind N" lines, then "any N"), so a test can sweep any:1..N.
 
 #include <optional>
 #include <string_view>
