@@ -23,7 +23,8 @@ int Run(int argc, char** argv) {
 
   CommandResult result;
   for (CommandAdder add : {AddValidateCommand, AddPlanCommand, AddApplyCommand, AddDiffCommand, AddGetCommand,
-                           AddDescribeCommand, AddJobsCommand, AddServeCommand, AddVersionCommand}) {
+                           AddDescribeCommand, AddJobsCommand, AddServeCommand, AddVersionCommand,
+                           AddSnapshotCommand, AddBackupCommand, AddPowerCommand}) {
     add(app, global, result);
   }
 

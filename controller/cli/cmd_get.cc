@@ -4,6 +4,7 @@
 #include "gitvirt/cli/app.h"
 #include "gitvirt/core/selector.h"
 #include "output.h"
+#include "policy_commands.h"
 #include "view.h"
 
 namespace gitvirt::cli {
@@ -132,6 +133,10 @@ int RunGet(const GlobalOptions& global, const GetOptions& opts) {
     table.Print(std::cout);
     return kExitOk;
   }
+  if (opts.what == "snapshots" || opts.what == "snapshot") {
+    return PrintSnapshots(std::cout, view->observed, *selector, !opts.selector.empty(), "", "", opts.output);
+  }
+  if (opts.what == "backups" || opts.what == "backup") return PrintBackups(std::cout, view->config, "", "", opts.output);
   std::cerr << "gitvirt get: unknown resource type \"" << opts.what
             << "\" (vms, nodes, images, clusters, snapshots, backups)\n";
   return kExitError;
@@ -142,7 +147,7 @@ int RunGet(const GlobalOptions& global, const GetOptions& opts) {
 void AddGetCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
   auto opts = std::make_shared<GetOptions>();
   auto* cmd = app.add_subcommand("get", "List vms, nodes, images or clusters with their sync status");
-  cmd->add_option("what", opts->what, "vms | nodes | images | clusters")->required();
+  cmd->add_option("what", opts->what, "vms | nodes | images | clusters | snapshots | backups")->required();
   AddSourceOptions(cmd, opts->source);
   cmd->add_option("-l,--selector", opts->selector, "Label selector, e.g. tier=web,env!=dev");
   cmd->add_option("-o,--output", opts->output, "table | wide | json | yaml")

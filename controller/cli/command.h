@@ -32,5 +32,8 @@ void AddGetCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddDescribeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddJobsCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddServeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 
 }  // namespace gitvirt::cli

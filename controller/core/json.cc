@@ -205,6 +205,7 @@ GITVIRT_JSON_FIELDS(Action, FieldDef{"id", &Action::id}, FieldDef{"type", &Actio
                     FieldDef{"unit", &Action::unit}, FieldDef{"vm", &Action::vm},
                     FieldDef{"image", &Action::image}, FieldDef{"volumes", &Action::volumes},
                     FieldDef{"snapshot", &Action::snapshot}, FieldDef{"policy", &Action::policy},
+                    FieldDef{"params", &Action::params},
                     FieldDef{"powerBefore", &Action::power_before});
 GITVIRT_JSON_FIELDS(PendingChange, FieldDef{"target", &PendingChange::target},
                     FieldDef{"node", &PendingChange::node},

@@ -788,6 +788,7 @@ PlanSummary Plan::Summary() const {
       case ActionType::kImageImport:
       case ActionType::kSnapshot:
       case ActionType::kBackup:
+      case ActionType::kBackupRestore:
         ++s.add;
         created.insert(a.target.ToString());
         break;
@@ -812,7 +813,7 @@ PlanSummary Plan::Summary() const {
                         a.type == ActionType::kMigrate || a.type == ActionType::kStart ||
                         a.type == ActionType::kStop || a.type == ActionType::kShutdown ||
                         a.type == ActionType::kReboot || a.type == ActionType::kSuspend ||
-                        a.type == ActionType::kResume;
+                        a.type == ActionType::kResume || a.type == ActionType::kSnapshotRevert;
     if (change && !created.contains(a.target.ToString())) changed.insert(a.target.ToString());
   }
   s.change = static_cast<int>(changed.size());

@@ -8,6 +8,8 @@
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/planner.h"
 #include "gitvirt/engine/executor.h"
+#include "gitvirt/engine/scheduler.h"
+#include "gitvirt/store/backup_catalog.h"
 #include "gitvirt/engine/status_builder.h"
 #include "gitvirt/engine/step_runner.h"
 #include "gitvirt/manifest/loader.h"
@@ -86,8 +88,71 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerConfig config, s
     if (!outcome) return std::unexpected(outcome.error().Wrap("recovering job " + job.id));
     log->warn("job={} recovered: {}", job.id, EnumName(outcome->status));
   }
+  {
+    SchedulerOptions options;
+    options.runner = StepRunnerOptions{CacheDir(c->config_), c->config_.secrets_dir, ""};
+    options.step_timeout = c->config_.apply.step_timeout;
+    for (const NodeConfig& n : c->config_.nodes) options.per_node[n.name] = n.max_parallel;
+    c->scheduler_ = std::make_unique<PolicyScheduler>(*c->nodes_, *c->journal_, SystemWallClock(), options, log);
+    if (auto catalog = BackupCatalog::Open(c->config_.state)) {
+      c->catalog_ = std::move(*catalog);
+    } else {
+      log->warn("backup catalog unavailable: {}", catalog.error().ToString());
+    }
+  }
   c->Publish(nullptr, nullptr);
   return c;
+}
+
+// Runs the policies that are due, counts what they did, and refreshes what Publish shows of
+// them; re-observes when a run changed something.
+void Controller::RunPolicies(const std::atomic<bool>& stop, std::shared_ptr<ObservedState>& observed) {
+  if (!scheduler_ || !desired_) return;
+  RunHooks hooks;
+  hooks.shutdown = &stop;
+  hooks.on_progress = [this](const StepProgress& p) {
+    bool first = false;
+    {
+      std::lock_guard lock(snapshot_mu_);
+      first = current_job_ != p.job_id;
+      current_job_ = p.job_id;
+    }
+    if (first) Publish(nullptr, nullptr);  // the dashboard follows the policy's job
+  };
+  bool ran = false;
+  if (!stop) {
+    for (const PolicyRunResult& r : scheduler_->RunDue(*desired_, *observed, revision_, hooks)) {
+      ran = ran || r.ran;
+      if (r.ran) {
+        ++metrics_.jobs_total;
+        if (r.status != JobStatus::kSucceeded) ++metrics_.jobs_failed_total;
+      }
+      metrics_.snapshots_total += static_cast<std::uint64_t>(r.snapshots);
+      metrics_.snapshots_failed_total += static_cast<std::uint64_t>(r.snapshots_failed);
+      metrics_.backups_total += static_cast<std::uint64_t>(r.backups);
+      metrics_.backups_failed_total += static_cast<std::uint64_t>(r.backups_failed);
+      metrics_.backup_bytes_total += r.backup_bytes;
+      metrics_.backup_seconds_sum += r.backup_seconds;
+    }
+  }
+  {
+    std::lock_guard lock(snapshot_mu_);
+    current_job_.clear();
+  }
+  if (ran) observed = std::make_shared<ObservedState>(nodes_->ObserveAll());
+  std::vector<PolicyStatus> statuses = scheduler_->Statuses(*desired_);
+  std::vector<BackupEntry> backups;
+  if (catalog_) {
+    if (auto records = catalog_->List(BackupFilter{})) {
+      for (const BackupRecord& r : *records) {
+        backups.push_back(BackupEntry{r.id, r.vm, r.node, r.policy, r.location, r.mode, r.compression, r.bytes,
+                                      r.verified, r.is_protected, r.status, r.created});
+      }
+    }
+  }
+  std::lock_guard lock(snapshot_mu_);
+  policy_statuses_ = std::move(statuses);
+  backup_entries_ = std::move(backups);
 }
 
 void Controller::RequestRefresh() {
@@ -292,6 +357,7 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
       (void)journal_->SetState("applied_revision", applied_revision_);
     }
   }
+  RunPolicies(stop, observed);
   metrics_.last_reconcile_seconds = std::chrono::duration<double>(Clock::now() - started).count();
   ready_ = true;
   Publish(observed, plan);
@@ -343,8 +409,19 @@ void Controller::Publish(std::shared_ptr<const ObservedState> observed, std::sha
     s->resources = BuildResourceStatuses(inputs);
     s->nodes = BuildNodeStatuses(config_, *observed);
     if (desired_) s->clusters = BuildClusterStatuses(*desired_, s->resources);
+    for (const ObservedNode& n : observed->nodes) {
+      for (const ObservedVm& vm : n.vms) {
+        if (!vm.Owned()) continue;
+        for (const ObservedSnapshot& snap : vm.snapshots) {
+          s->snapshots.push_back(
+              SnapshotEntry{vm.name, n.name, snap.name, snap.policy, snap.description, snap.state, snap.created});
+        }
+      }
+    }
   }
   std::lock_guard lock(snapshot_mu_);
+  s->policies = policy_statuses_;
+  s->backups = backup_entries_;
   s->current_job = current_job_;
   s->generation = ++generation_;
   snapshot_ = std::move(s);

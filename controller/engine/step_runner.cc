@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <mutex>
 #include <set>
 
 #include "gitvirt/core/cloud_init.h"
@@ -12,6 +13,7 @@
 #include "gitvirt/core/diff.h"
 #include "gitvirt/core/planner.h"
 #include "gitvirt/engine/artifacts.h"
+#include "gitvirt/engine/backup.h"
 #include "gitvirt/hypervisor/domain_xml.h"
 
 namespace gitvirt {
@@ -340,6 +342,8 @@ struct LibvirtStepRunner::Impl {
     } else if (auto current = hv.ObserveVm(action.target.name); current && current->last_applied) {
       policy = current->last_applied->update_policy;
     }
+    // `gitvirt power shutdown --force`: power off after the timeout whatever the VM says.
+    if (auto it = action.params.find("forceOff"); it != action.params.end()) policy.force_off = it->second == "true";
     if (auto ok = hv.Shutdown(action.target.name, policy.shutdown_timeout, policy.force_off); !ok) {
       return std::unexpected(ok.error());
     }
@@ -371,6 +375,208 @@ struct LibvirtStepRunner::Impl {
     return {};
   }
 
+  // ---- snapshots, backups, restores (issue 7) ----------------------------------------------
+
+  // The backup catalog in the configuration's state file, opened on first use.
+  struct CatalogSlot {
+    std::mutex mu;
+    std::unique_ptr<BackupCatalog> catalog;
+  };
+  std::shared_ptr<CatalogSlot> catalog_slot = std::make_shared<CatalogSlot>();
+
+  Result<BackupCatalog*> Catalog() {
+    std::lock_guard lock(catalog_slot->mu);
+    if (!catalog_slot->catalog) {
+      const std::string& state = nodes.config().state;
+      if (state.empty()) return Fail(ErrorCode::kFailedPrecondition, "no state file configured for the backup catalog");
+      auto opened = BackupCatalog::Open(state);
+      if (!opened) return std::unexpected(opened.error());
+      catalog_slot->catalog = std::move(*opened);
+    }
+    return catalog_slot->catalog.get();
+  }
+
+  static std::string Param(const Action& action, const std::string& key, const std::string& fallback = "") {
+    auto it = action.params.find(key);
+    return it == action.params.end() ? fallback : it->second;
+  }
+
+  // Whether the controller can read the node's files (qemu:///..., qemu+unix://, sim:).
+  bool LocalNode(const std::string& node) const {
+    const NodeConfig* config = nodes.config().FindNode(node);
+    if (config == nullptr) return false;
+    const std::string& uri = config->uri;
+    if (uri.starts_with("sim:")) return true;
+    const auto sep = uri.find("://");
+    if (sep == std::string::npos) return false;
+    const std::string scheme = uri.substr(0, sep);
+    const auto plus = scheme.find('+');
+    const std::string transport = plus == std::string::npos ? "" : scheme.substr(plus + 1);
+    if (transport.empty() || transport == "unix") return true;
+    std::string host = uri.substr(sep + 3, uri.find('/', sep + 3) - sep - 3);
+    if (const auto at = host.find('@'); at != std::string::npos) host = host.substr(at + 1);
+    if (const auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) {
+      host = host.substr(0, colon);
+    }
+    return host == "localhost" || host == "127.0.0.1" || host == "[::1]";
+  }
+
+  Result<std::string> Snapshot(Hypervisor& hv, const Action& action, StepContext& ctx) {
+    const std::string& vm = action.target.name;
+    auto existing = hv.ListSnapshots(vm);
+    if (!existing) return std::unexpected(existing.error());
+    for (const ObservedSnapshot& s : *existing) {
+      if (s.name != action.snapshot) continue;
+      if (s.policy == action.policy) {
+        ctx.Event(EventLevel::kInfo, "snapshot " + s.name + " of " + vm + " exists already");
+        return json{{"snapshot", s.name}, {"alreadyDone", true}}.dump();
+      }
+      return Fail(ErrorCode::kAlreadyExists, vm + " has a snapshot named " + s.name + " already" +
+                                                 (s.policy.empty() ? " (made by hand)" : " (of policy " + s.policy + ")"));
+    }
+    SnapshotRequest request;
+    request.name = action.snapshot;
+    request.description = Param(action, "description");
+    request.policy = action.policy;
+    request.memory = Param(action, "memory") == "true";
+    request.quiesce = Param(action, "quiesce") == "true";
+    if (auto ok = ctx.RecordUndo(json{{"snapshot", action.snapshot}}.dump()); !ok) return std::unexpected(ok.error());
+    if (auto ok = hv.CreateSnapshot(vm, request); !ok) return std::unexpected(ok.error());
+    ctx.Event(EventLevel::kInfo, "snapshot " + action.snapshot + " of " + vm + " created" +
+                                     (action.policy.empty() ? "" : " (policy " + action.policy + ")"));
+    return json{{"snapshot", action.snapshot}}.dump();
+  }
+
+  Result<std::string> SnapshotDelete(Hypervisor& hv, const Action& action, StepContext& ctx) {
+    const std::string& vm = action.target.name;
+    auto existing = hv.ListSnapshots(vm);
+    if (!existing) {
+      if (existing.error().code == ErrorCode::kNotFound) return json{{"gone", true}}.dump();
+      return std::unexpected(existing.error());
+    }
+    for (const ObservedSnapshot& s : *existing) {
+      if (s.name != action.snapshot) continue;
+      // Retention deletes only its own policy's snapshots: checked again here, at the last moment.
+      if (!action.policy.empty() && s.policy != action.policy) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    "snapshot " + s.name + " of " + vm + " was not made by policy " + action.policy + "; not deleting it");
+      }
+      if (auto ok = hv.DeleteSnapshot(vm, s.name); !ok) return std::unexpected(ok.error());
+      ctx.Event(EventLevel::kInfo, "snapshot " + s.name + " of " + vm + " deleted");
+      return json{{"deleted", s.name}}.dump();
+    }
+    return json{{"gone", true}}.dump();
+  }
+
+  Result<std::string> Backup(Hypervisor& hv, const Action& action, StepContext& ctx) {
+    BackupRequest req;
+    req.id = Param(action, "id");
+    req.directory = Param(action, "directory");
+    req.vm = action.target.name;
+    req.policy = action.policy;
+    req.revision = plan.revision;
+    req.description = Param(action, "description");
+    req.job_id = ctx.job_id();
+    req.mode = ParseEnum<BackupMode>(Param(action, "mode", "snapshot")).value_or(BackupMode::kSnapshot);
+    req.compression = ParseEnum<Compression>(Param(action, "compression", "zstd")).value_or(Compression::kZstd);
+    req.level = std::atoi(Param(action, "level", "3").c_str());
+    req.verify = Param(action, "verify") == "true";
+    req.is_protected = Param(action, "protect") == "true";
+    req.created = TimePoint{std::chrono::seconds{std::atoll(Param(action, "created", "0").c_str())}};
+    if (req.created == TimePoint{}) req.created = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    if (action.vm) {
+      req.update_policy = action.vm->spec.update_policy;
+      for (const Disk& d : action.vm->spec.disks) {
+        if (!d.backup) req.skip_disks.push_back(d.name);
+      }
+    }
+    if (auto it = action.params.find("shutdownTimeout"); it != action.params.end()) {
+      req.update_policy.shutdown_timeout = Seconds(std::atoll(it->second.c_str()));
+    }
+    if (auto it = action.params.find("forceOff"); it != action.params.end()) req.update_policy.force_off = it->second == "true";
+    req.local_node = LocalNode(hv.node());
+    if (req.id.empty() || req.directory.empty()) {
+      return Fail(ErrorCode::kInvalidArgument, "the backup step has no id or directory (a pool target is not supported yet)");
+    }
+    auto catalog = Catalog();
+    if (!catalog) return std::unexpected(catalog.error());
+    auto manifest = TakeBackup(hv, req, ctx);
+    if (!manifest) return std::unexpected(manifest.error());
+    BackupRecord record = RecordOf(*manifest, req.directory);
+    if (auto ok = (*catalog)->Put(record); !ok) return std::unexpected(ok.error());
+    std::uint64_t raw = 0;
+    for (const BackupFile& f : manifest->files) raw += f.raw_size;
+    ctx.Event(EventLevel::kInfo, "backup " + manifest->id + " of " + req.vm + ": " + FormatSize(manifest->Bytes()) +
+                                     " stored (" + manifest->compression + ") in " + req.directory);
+    return json{{"id", manifest->id},          {"location", record.location}, {"bytes", manifest->Bytes()},
+                {"rawBytes", raw},              {"seconds", manifest->seconds}, {"verified", manifest->verified},
+                {"mode", manifest->mode},       {"simulated", manifest->simulated}}
+        .dump();
+  }
+
+  Result<UndoOutcome> UndoBackup(Hypervisor* hv, const Action& action, const json& undo) {
+    const std::string dir = Param(action, "directory");
+    std::error_code ec;
+    if (!dir.empty()) {
+      if (auto ok = DeleteBackupDirectory(dir, /*force=*/true); !ok) return std::unexpected(ok.error());
+      std::filesystem::remove_all(dir + ".partial", ec);
+    }
+    if (auto catalog = Catalog()) (void)(*catalog)->Remove(Param(action, "id"));
+    if (hv != nullptr && undo.contains("powerBefore")) {
+      const std::string before = undo["powerBefore"].get<std::string>();
+      auto now = hv->GetPower(action.target.name);
+      if (now && std::string(EnumName(*now)) != before) {
+        if (auto ok = RestorePower(*hv, action.target.name, before); !ok) return std::unexpected(ok.error());
+      }
+    }
+    return UndoOutcome::kUndone;
+  }
+
+  Result<std::string> BackupDelete(const Action& action, StepContext& ctx) {
+    const std::string dir = Param(action, "directory");
+    const std::string id = Param(action, "id");
+    if (dir.empty()) return Fail(ErrorCode::kInvalidArgument, "the backup-delete step has no directory");
+    auto manifest = ReadManifest(dir);
+    if (manifest) {
+      if (!action.policy.empty() && manifest->policy != action.policy) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    "backup " + manifest->id + " was not made by policy " + action.policy + "; not deleting it");
+      }
+      const bool force = Param(action, "force") == "true";
+      if (manifest->is_protected && !force) {
+        return Fail(ErrorCode::kFailedPrecondition, "backup " + manifest->id + " is protected; not deleting it");
+      }
+      if (auto ok = DeleteBackupDirectory(dir, force); !ok) return std::unexpected(ok.error());
+      ctx.Event(EventLevel::kInfo, "backup " + manifest->id + " deleted (" + dir + ")");
+    } else if (manifest.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(manifest.error());
+    }
+    if (auto catalog = Catalog()) {
+      if (auto ok = (*catalog)->Remove(id); !ok) return std::unexpected(ok.error());
+    }
+    return json{{"deleted", id}}.dump();
+  }
+
+  Result<std::string> BackupRestore(Hypervisor& hv, const Action& action, StepContext& ctx) {
+    RestoreRequest req;
+    req.directory = Param(action, "directory");
+    req.new_name = action.target.name;
+    req.managed = Param(action, "managed") == "true";
+    req.cache_dir = (std::filesystem::path(options.cache_dir) / "restore").string();
+    req.job_id = ctx.job_id();
+    req.revision = plan.revision;
+    auto manifest = ReadManifest(req.directory);
+    if (!manifest) return std::unexpected(manifest.error());
+    std::set<std::string> pools;
+    for (const BackupFile& f : manifest->files) {
+      if (!f.disk.empty()) pools.insert(f.pool.empty() ? "default" : f.pool);
+    }
+    if (auto ok = EnsurePools(hv, pools); !ok) return std::unexpected(ok.error());
+    auto volumes = RestoreBackup(hv, req, ctx);
+    if (!volumes) return std::unexpected(volumes.error());
+    return json{{"vm", req.new_name}, {"volumes", *volumes}, {"backup", manifest->id}}.dump();
+  }
+
   Result<void> RestorePower(Hypervisor& hv, const std::string& name, const std::string& power) {
     const PowerState want = ParseEnum<PowerState>(power).value_or(PowerState::kStopped);
     switch (want) {
@@ -395,6 +601,7 @@ LibvirtStepRunner::LibvirtStepRunner(NodeSet& nodes, const Plan& plan, const std
                                         logger ? logger : spdlog::default_logger()})) {}
 
 Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext&) {
+  if (action.type == ActionType::kBackupDelete) return std::string("{}");  // a directory here, no node
   auto hv = impl_->Node(action.node);
   if (!hv) return std::unexpected(hv.error());
   json undo = json::object();
@@ -426,7 +633,9 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
     case ActionType::kShutdown:
     case ActionType::kSuspend:
     case ActionType::kResume:
-    case ActionType::kReboot: {
+    case ActionType::kReboot:
+    case ActionType::kSnapshotRevert:
+    case ActionType::kBackup: {
       auto power = (*hv)->GetPower(name);
       if (!power) return std::unexpected(power.error());
       undo["previousPower"] = EnumName(*power);
@@ -438,6 +647,7 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
 }
 
 Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ctx) {
+  if (action.type == ActionType::kBackupDelete) return impl_->BackupDelete(action, ctx);
   auto node = impl_->Node(action.node);
   if (!node) return std::unexpected(node.error());
   Hypervisor& hv = **node;
@@ -465,10 +675,16 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
     }
     case ActionType::kRelease: return done(hv.SetOwner(name, std::nullopt));
     case ActionType::kVolumeDelete: return done(impl_->DeleteVolumes(hv, action.volumes));
+    case ActionType::kSnapshot: return impl_->Snapshot(hv, action, ctx);
+    case ActionType::kSnapshotDelete: return impl_->SnapshotDelete(hv, action, ctx);
+    case ActionType::kSnapshotRevert: {
+      if (auto ok = hv.RevertSnapshot(name, action.snapshot); !ok) return std::unexpected(ok.error());
+      ctx.Event(EventLevel::kInfo, name + " reverted to snapshot " + action.snapshot);
+      return json{{"reverted", action.snapshot}}.dump();
+    }
+    case ActionType::kBackup: return impl_->Backup(hv, action, ctx);
+    case ActionType::kBackupRestore: return impl_->BackupRestore(hv, action, ctx);
     case ActionType::kMigrate:
-    case ActionType::kSnapshot:
-    case ActionType::kSnapshotDelete:
-    case ActionType::kBackup:
     case ActionType::kBackupDelete:
       break;
   }
@@ -477,6 +693,7 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
 }
 
 Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::string& undo_json, StepContext&) {
+  if (action.type == ActionType::kBackupDelete) return UndoOutcome::kNotUndoable;
   auto node = impl_->Node(action.node);
   if (!node) return std::unexpected(node.error());
   Hypervisor& hv = **node;
@@ -546,10 +763,29 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
     case ActionType::kVolumeDelete:
     case ActionType::kSnapshotDelete:
     case ActionType::kBackupDelete:
+    case ActionType::kSnapshotRevert:
       return UndoOutcome::kNotUndoable;
+    case ActionType::kSnapshot: {
+      // Only the snapshot this step made, and only while it carries this step's policy.
+      if (!undo.contains("snapshot")) return UndoOutcome::kUndone;
+      auto existing = hv.ListSnapshots(name);
+      if (!existing) return std::unexpected(existing.error());
+      for (const ObservedSnapshot& s : *existing) {
+        if (s.name == action.snapshot && s.policy == action.policy) return ok(hv.DeleteSnapshot(name, s.name));
+      }
+      return UndoOutcome::kUndone;
+    }
+    case ActionType::kBackup: return impl_->UndoBackup(&hv, action, undo);
+    case ActionType::kBackupRestore: {
+      // Like a create: what exists and is this restore's goes.
+      if (undo.value("defined", false)) {
+        if (auto current = hv.ObserveVm(name)) {
+          if (auto r = hv.Undefine(name); !r) return std::unexpected(r.error());
+        }
+      }
+      return ok(impl_->DeleteVolumes(hv, StringList(undo, "volumes")));
+    }
     case ActionType::kMigrate:
-    case ActionType::kSnapshot:
-    case ActionType::kBackup:
       break;
   }
   return Fail(ErrorCode::kUnsupported, "cannot undo " + std::string(EnumName(action.type)), action.id);

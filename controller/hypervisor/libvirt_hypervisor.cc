@@ -5,9 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
-#include <sstream>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -598,36 +597,7 @@ class LibvirtHypervisor final : public Hypervisor {
         [&](virConnectPtr c) -> Result<std::vector<ObservedSnapshot>> {
           auto dom = LookupDomain(c, name);
           if (!dom) return std::unexpected(dom.error());
-          virDomainSnapshotPtr* snaps = nullptr;
-          const int n = virDomainListAllSnapshots(dom->get(), &snaps, 0);
-          if (n < 0) return std::unexpected(LastError(""));
-          std::vector<ObservedSnapshot> out;
-          for (int i = 0; i < n; ++i) {
-            Snapshot s(snaps[i]);
-            const std::string xml = TakeString(virDomainSnapshotGetXMLDesc(s.get(), 0));
-            pugi::xml_document doc;
-            doc.load_string(xml.c_str());
-            pugi::xml_node root = doc.child("domainsnapshot");
-            ObservedSnapshot snap;
-            snap.name = root.child("name").text().as_string();
-            snap.created = TimePoint(std::chrono::seconds(root.child("creationTime").text().as_llong()));
-            snap.state = root.child("state").text().as_string();
-            std::string description = root.child("description").text().as_string();
-            if (description.starts_with(kPolicyPrefix)) {
-              const auto end = description.find(']');
-              snap.policy = description.substr(kPolicyPrefix.size(), end - kPolicyPrefix.size());
-              description = end + 2 <= description.size() ? description.substr(end + 2) : "";
-            }
-            snap.description = description;
-            snap.current = virDomainSnapshotIsCurrent(s.get(), 0) == 1;
-            out.push_back(std::move(snap));
-          }
-          free(snaps);
-          // libvirt's order is not by time: creation time, then name.
-          std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-            return std::tie(a.created, a.name) < std::tie(b.created, b.name);
-          });
-          return out;
+          return ReadSnapshots(dom->get());
         });
   }
 
@@ -646,15 +616,30 @@ class LibvirtHypervisor final : public Hypervisor {
                     if (!description.empty()) root.append_child("description").text().set(description.c_str());
                     std::ostringstream xml;
                     doc.save(xml, "", pugi::format_raw | pugi::format_no_declaration);
-                    unsigned int flags = request.quiesce ? VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE : 0;
+                    // Quiesce: QEMU takes the QUIESCE flag only with disk-only snapshots, so the
+                    // guest agent freezes the filesystems around an internal snapshot instead.
+                    unsigned int flags = 0;
+                    bool frozen = false;
+                    if (request.quiesce && virDomainIsActive(dom->get()) == 1) {
+                      if (caps_.driver == "TEST") {
+                        flags |= VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE;
+                      } else if (virDomainFSFreeze(dom->get(), nullptr, 0, 0) >= 0) {
+                        frozen = true;
+                      } else {
+                        log_->warn("node={} vm={} quiesce impossible ({}); snapshot taken without it",
+                                   config_.name, name, LastError("").message);
+                      }
+                    }
                     Snapshot s(virDomainSnapshotCreateXML(dom->get(), xml.str().c_str(), flags));
-                    if (!s && request.quiesce) {
+                    if (!s && flags != 0) {
                       // No guest agent to freeze filesystems: a crash-consistent snapshot instead.
                       log_->warn("node={} vm={} quiesce failed ({}); snapshot taken without it",
                                  config_.name, name, LastError("").message);
                       s.reset(virDomainSnapshotCreateXML(dom->get(), xml.str().c_str(), 0));
                     }
-                    if (!s) return std::unexpected(LastError(""));
+                    const Error failed = s ? Error{} : LastError("");
+                    if (frozen) virDomainFSThaw(dom->get(), nullptr, 0, 0);
+                    if (!s) return std::unexpected(failed);
                     return {};
                   });
   }
@@ -667,6 +652,124 @@ class LibvirtHypervisor final : public Hypervisor {
   Result<void> RevertSnapshot(const std::string& name, const std::string& snapshot) override {
     return SnapshotOp("snapshot-revert", "reverting " + name + " to snapshot " + snapshot, name, snapshot,
                       [](virDomainSnapshotPtr s) { return virDomainRevertToSnapshot(s, 0); });
+  }
+
+  // ---- backups -----------------------------------------------------------------------------
+
+  Result<void> BackupDisks(const std::string& name, const std::map<std::string, DiskBackupFile>& disks,
+                           std::chrono::seconds timeout) override {
+    if (!caps_.backup) {
+      return Fail(ErrorCode::kUnsupported,
+                  "node " + config_.name + " (" + caps_.driver + " driver) cannot take live backups",
+                  "backing up " + name);
+    }
+    const std::string context = "backing up " + name + " on " + config_.name;
+    auto begun = Run<void>("backup", true, context, [&](virConnectPtr c) -> Result<void> {
+      auto dom = LookupDomain(c, name);
+      if (!dom) return std::unexpected(dom.error());
+      if (virDomainIsActive(dom->get()) != 1) {
+        return Fail(ErrorCode::kFailedPrecondition, "a live backup needs a running (or paused) domain");
+      }
+      // A backup job an interrupted earlier attempt left running wrote into files we are about
+      // to replace: abort it.
+      virDomainJobInfo info{};
+      if (virDomainGetJobInfo(dom->get(), &info) == 0 && info.type != VIR_DOMAIN_JOB_NONE) {
+        int type = 0, nparams = 0;
+        virTypedParameterPtr params = nullptr;
+        int operation = 0;
+        if (virDomainGetJobStats(dom->get(), &type, &params, &nparams, 0) == 0) {
+          virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &operation);
+          virTypedParamsFree(params, nparams);
+        }
+        if (operation != VIR_DOMAIN_JOB_OPERATION_BACKUP) {
+          return Fail(ErrorCode::kFailedPrecondition, "the domain is busy with another job (operation " +
+                                                          std::to_string(operation) + ")");
+        }
+        log_->warn("node={} vm={} aborting a backup job left by an earlier attempt", config_.name, name);
+        virDomainAbortJob(dom->get());
+        for (int i = 0; i < 100 && virDomainGetJobInfo(dom->get(), &info) == 0 && info.type != VIR_DOMAIN_JOB_NONE; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+      // Every disk device of the running domain is listed: ours by alias, the rest (cdroms,
+      // disks not asked for) with backup='no'.
+      pugi::xml_document live;
+      live.load_string(TakeString(virDomainGetXMLDesc(dom->get(), 0)).c_str());
+      pugi::xml_document doc;
+      pugi::xml_node root = doc.append_child("domainbackup");
+      root.append_attribute("mode") = "push";
+      pugi::xml_node list = root.append_child("disks");
+      std::set<std::string> found;
+      for (pugi::xml_node dn : live.child("domain").child("devices").children("disk")) {
+        const std::string target = dn.child("target").attribute("dev").as_string();
+        if (target.empty()) continue;
+        const std::string alias = dn.child("alias").attribute("name").as_string();
+        pugi::xml_node d = list.append_child("disk");
+        d.append_attribute("name") = target.c_str();
+        const std::string disk = alias.starts_with("ua-disk-") ? alias.substr(8) : "";
+        auto it = disks.find(disk);
+        if (disk.empty() || it == disks.end() || std::string_view(dn.attribute("device").as_string()) != "disk") {
+          d.append_attribute("backup") = "no";
+          continue;
+        }
+        found.insert(disk);
+        d.append_attribute("backup") = "yes";
+        d.append_attribute("type") = "file";
+        d.append_child("target").append_attribute("file") = it->second.file.c_str();
+        d.append_child("driver").append_attribute("type") = it->second.format.c_str();
+        std::error_code ec;
+        std::filesystem::remove(it->second.file, ec);
+      }
+      for (const auto& [disk, _] : disks) {
+        if (!found.contains(disk)) return Fail(ErrorCode::kNotFound, "the running domain has no disk " + disk);
+      }
+      std::ostringstream xml;
+      doc.save(xml, "", pugi::format_raw | pugi::format_no_declaration);
+      if (virDomainBackupBegin(dom->get(), xml.str().c_str(), nullptr, 0) < 0) return std::unexpected(LastError(""));
+      return {};
+    });
+    if (!begun) return begun;
+    // Wait for the job in short calls, so a reconnect is never blocked behind the wait.
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      auto state = Run<int>("get-job", false, context, [&](virConnectPtr c) -> Result<int> {
+        auto dom = LookupDomain(c, name);
+        if (!dom) return std::unexpected(dom.error());
+        virDomainJobInfo info{};
+        if (virDomainGetJobInfo(dom->get(), &info) < 0) return std::unexpected(LastError("reading the job"));
+        return info.type;
+      });
+      if (!state) return std::unexpected(state.error());
+      if (*state == VIR_DOMAIN_JOB_NONE) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        (void)Run<void>("abort-job", false, context, [&](virConnectPtr c) -> Result<void> {
+          auto dom = LookupDomain(c, name);
+          if (dom) virDomainAbortJob(dom->get());
+          return {};
+        });
+        return Fail(ErrorCode::kTimeout, "the backup job did not finish within " + FormatDuration(timeout) +
+                                             "; it was aborted", context);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    // How it ended: the completed job's statistics.
+    return Run<void>("get-job", false, context, [&](virConnectPtr c) -> Result<void> {
+      auto dom = LookupDomain(c, name);
+      if (!dom) return std::unexpected(dom.error());
+      int type = 0, nparams = 0;
+      virTypedParameterPtr params = nullptr;
+      if (virDomainGetJobStats(dom->get(), &type, &params, &nparams, VIR_DOMAIN_JOB_STATS_COMPLETED) < 0) {
+        return std::unexpected(LastError("reading the completed job"));
+      }
+      const char* message = nullptr;
+      virTypedParamsGetString(params, nparams, VIR_DOMAIN_JOB_ERRMSG, &message);
+      const std::string why = message != nullptr ? message : "";
+      virTypedParamsFree(params, nparams);
+      if (type != VIR_DOMAIN_JOB_COMPLETED) {
+        return Fail(ErrorCode::kInternal, "the backup job failed" + (why.empty() ? "" : ": " + why));
+      }
+      return {};
+    });
   }
 
  private:
@@ -800,6 +903,41 @@ class LibvirtHypervisor final : public Hypervisor {
     });
   }
 
+  // A domain's snapshots, oldest first; the policy that made each is parsed out of its
+  // description ("[gitvirt policy=NAME] ...").
+  static Result<std::vector<ObservedSnapshot>> ReadSnapshots(virDomainPtr dom) {
+    virDomainSnapshotPtr* snaps = nullptr;
+    const int n = virDomainListAllSnapshots(dom, &snaps, 0);
+    if (n < 0) return std::unexpected(LastError(""));
+    std::vector<ObservedSnapshot> out;
+    for (int i = 0; i < n; ++i) {
+      Snapshot s(snaps[i]);
+      const std::string xml = TakeString(virDomainSnapshotGetXMLDesc(s.get(), 0));
+      pugi::xml_document doc;
+      doc.load_string(xml.c_str());
+      pugi::xml_node root = doc.child("domainsnapshot");
+      ObservedSnapshot snap;
+      snap.name = root.child("name").text().as_string();
+      snap.created = TimePoint(std::chrono::seconds(root.child("creationTime").text().as_llong()));
+      snap.state = root.child("state").text().as_string();
+      std::string description = root.child("description").text().as_string();
+      if (description.starts_with(kPolicyPrefix)) {
+        const auto end = description.find(']');
+        snap.policy = description.substr(kPolicyPrefix.size(), end - kPolicyPrefix.size());
+        description = end + 2 <= description.size() ? description.substr(end + 2) : "";
+      }
+      snap.description = description;
+      snap.current = virDomainSnapshotIsCurrent(s.get(), 0) == 1;
+      out.push_back(std::move(snap));
+    }
+    free(snaps);
+    // libvirt's order is not by time: creation time, then name.
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.created, a.name) < std::tie(b.created, b.name);
+    });
+    return out;
+  }
+
   static Result<Domain> LookupDomain(virConnectPtr c, const std::string& name) {
     Domain dom(virDomainLookupByName(c, name.c_str()));
     if (!dom) return std::unexpected(LastError("looking up domain " + name));
@@ -926,6 +1064,7 @@ class LibvirtHypervisor final : public Hypervisor {
     vm.actual.node = config_.name;
     vm.actual.power_state = vm.power;
     vm.actual.autostart = vm.autostart;
+    if (auto snapshots = ReadSnapshots(dom)) vm.snapshots = std::move(*snapshots);
     return vm;
   }
 

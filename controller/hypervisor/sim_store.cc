@@ -3,6 +3,7 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <atomic>
 
 #include <filesystem>
 #include <fstream>
@@ -17,7 +18,9 @@ constexpr const char* kTestNamespace = "http://libvirt.org/schemas/domain/test/1
 constexpr const char* kSimNamespace = "https://gitvirt.dev/xmlns/sim/1";
 
 Result<void> WriteAtomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  // Unique per call: threads of one process may write the same file at once.
+  static std::atomic<unsigned long> counter{0};
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << content;
@@ -139,6 +142,7 @@ Result<void> SimStore::AfterOpen(virConnectPtr conn) {
 }
 
 Result<void> SimStore::SaveDomain(virConnectPtr conn, const std::string& name) {
+  std::lock_guard lock(save_mu_);  // read and write as one: a later read is never overwritten by an older one
   Domain dom(virDomainLookupByName(conn, name.c_str()));
   if (!dom) {
     if (LastErrorCode() == VIR_ERR_NO_DOMAIN) return RemoveDomain(name);
@@ -197,6 +201,7 @@ Result<void> SimStore::RemoveDomain(const std::string& name) {
 }
 
 Result<void> SimStore::SavePool(virConnectPtr conn, const std::string& name) {
+  std::lock_guard lock(save_mu_);  // as SaveDomain
   Pool pool(virStoragePoolLookupByName(conn, name.c_str()));
   if (!pool) return std::unexpected(LastError("saving simulated pool " + name));
   pugi::xml_document doc;

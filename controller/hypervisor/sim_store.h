@@ -42,6 +42,7 @@ class SimStore {
   std::string node_file_;
   std::string dir_;
   std::mutex index_mu_;
+  std::mutex save_mu_;  // one SaveDomain/SavePool at a time (reads libvirt, then writes the file)
   std::string header_;  // the <cpu>/<memory> part of the node file, kept as written
 };
 

@@ -81,6 +81,29 @@ CREATE TABLE state (
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 1 -> 2: the backup catalog (issue 7). The backup directories are the truth; this table
+    // is an index of them, rebuilt by `gitvirt backup list --rescan`.
+    R"sql(
+CREATE TABLE backups (
+  id          TEXT PRIMARY KEY NOT NULL,
+  vm          TEXT NOT NULL,
+  node        TEXT NOT NULL DEFAULT '',
+  policy      TEXT NOT NULL DEFAULT '',
+  location    TEXT NOT NULL,
+  mode        TEXT NOT NULL DEFAULT '',
+  compression TEXT NOT NULL DEFAULT '',
+  bytes       INTEGER NOT NULL DEFAULT 0,
+  verified    INTEGER NOT NULL DEFAULT 0,
+  protected   INTEGER NOT NULL DEFAULT 0,
+  simulated   INTEGER NOT NULL DEFAULT 0,
+  status      TEXT NOT NULL,
+  revision    TEXT NOT NULL DEFAULT '',
+  job_id      TEXT NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL
+);
+CREATE INDEX backups_by_vm ON backups (vm, created_at);
+CREATE INDEX backups_by_policy ON backups (policy, created_at);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

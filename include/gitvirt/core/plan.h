@@ -36,6 +36,8 @@ enum class ActionType {
   kSnapshotDelete,
   kBackup,
   kBackupDelete,
+  kSnapshotRevert,  // `snapshot restore`: revert a VM to one of its snapshots
+  kBackupRestore,   // `backup restore`: new volumes + definition from a backup
 };
 
 GITVIRT_ENUM_TABLE(ActionType, {ActionType::kImageImport, "image-import"},
@@ -49,7 +51,9 @@ GITVIRT_ENUM_TABLE(ActionType, {ActionType::kImageImport, "image-import"},
                    {ActionType::kVolumeDelete, "volume-delete"},
                    {ActionType::kSnapshot, "snapshot"},
                    {ActionType::kSnapshotDelete, "snapshot-delete"},
-                   {ActionType::kBackup, "backup"}, {ActionType::kBackupDelete, "backup-delete"});
+                   {ActionType::kBackup, "backup"}, {ActionType::kBackupDelete, "backup-delete"},
+                   {ActionType::kSnapshotRevert, "snapshot-revert"},
+                   {ActionType::kBackupRestore, "backup-restore"});
 
 enum class ChangeClass {
   kLive,      // applied to the running VM without a restart
@@ -94,6 +98,9 @@ struct Action {
   std::vector<std::string> volumes;     // volume-delete: "pool/volume"
   std::string snapshot;                 // snapshot, snapshot-delete
   std::string policy;                   // snapshot/backup policy
+  // snapshot, backup, backup-delete, backup-restore, power: the settings the step needs
+  // (policy fields, backup id and location, ...), so a journaled job can be resumed as it was.
+  std::map<std::string, std::string> params;
   std::optional<PowerState> power_before;  // for undo of power actions
   friend bool operator==(const Action&, const Action&) = default;
 };

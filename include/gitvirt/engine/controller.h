@@ -36,6 +36,8 @@ namespace gitvirt {
 
 class GitSource;
 struct GitSnapshot;
+class PolicyScheduler;
+class BackupCatalog;
 
 class Controller final : public StatusSource {
  public:
@@ -93,6 +95,14 @@ class Controller final : public StatusSource {
   std::string latest_plan_json_;
   ControllerMetrics metrics_;
   bool ready_ = false;
+
+  // Snapshot and backup policies (issue 7): run after each pass's sync; what they did and the
+  // backup catalog, as last published.
+  std::unique_ptr<PolicyScheduler> scheduler_;
+  std::unique_ptr<BackupCatalog> catalog_;
+  std::vector<PolicyStatus> policy_statuses_;
+  std::vector<BackupEntry> backup_entries_;
+  void RunPolicies(const std::atomic<bool>& stop, std::shared_ptr<ObservedState>& observed);
 
   std::shared_ptr<const ObservedState> last_observed_;
   std::shared_ptr<const Plan> last_plan_;

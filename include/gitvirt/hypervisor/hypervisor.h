@@ -6,6 +6,7 @@
 // thread-safe, and the adapter serialises what is not). Names are domain names; methods on a
 // domain that does not exist fail with ErrorCode::kNotFound.
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,6 +55,13 @@ struct SnapshotRequest {
   std::string policy;  // recorded in the snapshot's metadata ("" = by hand)
   bool memory = false;
   bool quiesce = false;
+};
+
+// Where a live backup writes one disk: a file on the node, in the disk's format.
+struct DiskBackupFile {
+  std::string file;              // absolute path on the node; must not exist yet
+  std::string format = "qcow2";  // qcow2 | raw
+  friend bool operator==(const DiskBackupFile&, const DiskBackupFile&) = default;
 };
 
 class Hypervisor {
@@ -117,6 +125,20 @@ class Hypervisor {
   virtual Result<void> CreateSnapshot(const std::string& name, const SnapshotRequest& request) = 0;
   virtual Result<void> DeleteSnapshot(const std::string& name, const std::string& snapshot) = 0;
   virtual Result<void> RevertSnapshot(const std::string& name, const std::string& snapshot) = 0;
+
+  // ---- backups ----
+  // Copies the given disks (gitvirt disk names) of an active domain into files on the node, all
+  // at one instant, while the guest runs (libvirt's push-mode backup, virDomainBackupBegin);
+  // waits for the job up to `timeout`, then aborts it (kTimeout). A backup job left over by an
+  // earlier, interrupted call is aborted first. kUnsupported on drivers without backups (the
+  // test driver), kFailedPrecondition for an inactive domain.
+  virtual Result<void> BackupDisks(const std::string& name,
+                                   const std::map<std::string, DiskBackupFile>& disks,
+                                   std::chrono::seconds timeout) {
+    (void)disks;
+    (void)timeout;
+    return Fail(ErrorCode::kUnsupported, "this node cannot take live backups", name);
+  }
 };
 
 }  // namespace gitvirt

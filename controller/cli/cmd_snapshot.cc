@@ -1,0 +1,385 @@
+// gitvirt snapshot create|list|delete|run|restore: snapshots by hand and SnapshotPolicies run
+// now. Every change is a journaled job (kind "snapshot"), like apply's.
+#include <unistd.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "gitvirt/cli/app.h"
+#include "gitvirt/core/plan_text.h"
+#include "gitvirt/core/templating.h"
+#include "gitvirt/engine/scheduler.h"
+#include "gitvirt/store/backup_catalog.h"
+#include "output.h"
+#include "planning.h"
+#include "policy_commands.h"
+
+namespace gitvirt::cli {
+
+// ---- shared with `get` -------------------------------------------------------------------
+
+int PrintSnapshots(std::ostream& out, const ObservedState& observed, const LabelSelector& selector,
+                   bool selector_given, const std::string& vm_filter, const std::string& policy,
+                   const std::string& output) {
+  nlohmann::json list = nlohmann::json::array();
+  Table table(output == "wide" ? std::vector<std::string>{"VM", "NODE", "SNAPSHOT", "POLICY", "CREATED", "STATE",
+                                                          "CURRENT", "DESCRIPTION"}
+                               : std::vector<std::string>{"VM", "NODE", "SNAPSHOT", "POLICY", "CREATED", "STATE"});
+  for (const ObservedNode& node : observed.nodes) {
+    for (const ObservedVm& vm : node.vms) {
+      if (!vm_filter.empty() && vm.name != vm_filter) continue;
+      if (selector_given && (!vm.Owned() || !selector.Matches(vm.owner->labels))) continue;
+      for (const ObservedSnapshot& s : vm.snapshots) {
+        if (!policy.empty() && s.policy != policy) continue;
+        list.push_back({{"vm", vm.name},
+                        {"node", node.name},
+                        {"name", s.name},
+                        {"policy", s.policy},
+                        {"created", FormatTime(s.created)},
+                        {"state", s.state},
+                        {"current", s.current},
+                        {"description", s.description},
+                        {"managed", vm.Owned()}});
+        std::vector<std::string> row = {vm.name, node.name, s.name, s.policy.empty() ? "(by hand)" : s.policy,
+                                        FormatTime(s.created), s.state.empty() ? "-" : s.state};
+        if (output == "wide") row.insert(row.end(), {s.current ? "yes" : "", s.description.empty() ? "-" : s.description});
+        table.Add(row);
+      }
+    }
+  }
+  if (output == "json") {
+    out << list.dump(2) << "\n";
+  } else if (table.size() == 0) {
+    out << "No snapshots.\n";
+  } else {
+    table.Print(out);
+  }
+  return kExitOk;
+}
+
+int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::string& vm, const std::string& policy,
+                 const std::string& output) {
+  auto catalog = BackupCatalog::Open(config.state);
+  if (!catalog) {
+    std::cerr << "gitvirt: " << catalog.error().ToString() << "\n";
+    return kExitError;
+  }
+  auto records = (*catalog)->List(BackupFilter{vm, policy, ""});
+  if (!records) {
+    std::cerr << "gitvirt: " << records.error().ToString() << "\n";
+    return kExitError;
+  }
+  if (output == "json") {
+    nlohmann::json list = nlohmann::json::array();
+    for (const BackupRecord& r : *records) {
+      list.push_back({{"id", r.id},
+                      {"vm", r.vm},
+                      {"node", r.node},
+                      {"policy", r.policy},
+                      {"location", r.location},
+                      {"mode", r.mode},
+                      {"compression", r.compression},
+                      {"bytes", r.bytes},
+                      {"verified", r.verified},
+                      {"protected", r.is_protected},
+                      {"simulated", r.simulated},
+                      {"status", r.status},
+                      {"revision", r.revision},
+                      {"job", r.job_id},
+                      {"created", FormatTime(r.created)}});
+    }
+    out << list.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (records->empty()) {
+    out << "No backups.\n";
+    return kExitOk;
+  }
+  std::vector<std::string> header = {"ID", "VM", "POLICY", "CREATED", "MODE", "SIZE", "VERIFIED", "PROTECTED"};
+  if (output == "wide") header.insert(header.end(), {"NODE", "COMPRESSION", "JOB", "LOCATION"});
+  Table table(header);
+  for (const BackupRecord& r : *records) {
+    std::vector<std::string> row = {r.id,
+                                    r.vm,
+                                    r.policy.empty() ? "(by hand)" : r.policy,
+                                    FormatTime(r.created),
+                                    r.mode + (r.simulated && r.mode != "simulated" ? " (simulated)" : ""),
+                                    FormatSize(r.bytes),
+                                    r.verified ? "yes" : "no",
+                                    r.is_protected ? "yes" : "no"};
+    if (output == "wide") row.insert(row.end(), {r.node, r.compression, r.job_id.empty() ? "-" : r.job_id, r.location});
+    table.Add(row);
+  }
+  table.Print(out);
+  return kExitOk;
+}
+
+bool ConfirmAction(const std::string& question) {
+  if (!StdoutIsTerminal() || isatty(0) != 1) {
+    std::cerr << "gitvirt: this needs confirmation; run it on a terminal or pass --yes\n";
+    return false;
+  }
+  std::cout << question << " Only 'yes' will be accepted: " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "yes";
+}
+
+// The VM's domain, when gitvirt owns it; prints why not otherwise.
+const ObservedVm* FindOwnedVm(const ObservedState& observed, const std::string& name) {
+  auto found = observed.FindVms(name);
+  for (const ObservedVm* vm : found) {
+    if (vm->Owned()) return vm;
+  }
+  if (found.empty()) {
+    std::cerr << "gitvirt: no node runs a VM named " << name << "\n";
+  } else {
+    std::cerr << "gitvirt: " << name << " on " << found.front()->node
+              << " is not gitvirt's (gitvirt never touches domains it does not own)\n";
+  }
+  return nullptr;
+}
+
+std::optional<ChangeSession> OpenChangeSession(const GlobalOptions& global, const std::shared_ptr<spdlog::logger>& log) {
+  ChangeSession s;
+  auto config = LoadConfig(global);
+  if (!config) return std::nullopt;
+  s.config = std::move(*config);
+  s.lock = LockState(s.config);
+  if (!s.lock) return std::nullopt;
+  s.journal = OpenJournal(s.config);
+  if (!s.journal) return std::nullopt;
+  s.nodes = ConnectNodes(s.config, log);
+  if (!RecoverUnfinishedJobs(s.config, *s.nodes, *s.journal, log)) return std::nullopt;
+  return s;
+}
+
+int RunOneActionJob(ChangeSession& s, Plan plan, const std::string& kind, bool dry_run,
+                    const std::shared_ptr<spdlog::logger>& log, int parallel) {
+  std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal()});
+  if (dry_run) return kExitOk;
+  RunOptions run;
+  run.kind = kind;
+  run.strategy = RollbackStrategy::kNone;
+  run.parallel = std::max(1, parallel);
+  auto outcome = RunPlan(s.config, *s.nodes, *s.journal, plan, run, log);
+  return outcome && outcome->Ok() ? kExitOk : kExitError;
+}
+
+namespace {
+
+struct SnapshotOptions {
+  SourceOptions source;
+  std::string vm;
+  std::string name;
+  std::string description;
+  std::string policy;
+  bool quiesce = false;
+  bool memory = false;
+  bool yes = false;
+  bool dry_run = false;
+  std::string output = "table";
+};
+
+int RunCreate(const GlobalOptions& global, const SnapshotOptions& opts) {
+  auto log = MakeLogger(global.verbosity);
+  auto s = OpenChangeSession(global, log);
+  if (!s) return kExitError;
+  const ObservedState observed = s->nodes->ObserveAll();
+  const ObservedVm* vm = FindOwnedVm(observed, opts.vm);
+  if (vm == nullptr) return kExitError;
+  std::string name = opts.name;
+  if (name.empty()) {
+    const TimePoint now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    auto rendered = RenderSnapshotName("manual-{datetime}", vm->name, "", now, UtcZone());
+    name = *rendered;
+  }
+  Plan plan;
+  plan.source = "cli:snapshot create";
+  Action a;
+  a.id = "snapshot/" + vm->name + "/" + name;
+  a.type = ActionType::kSnapshot;
+  a.node = vm->node;
+  a.target = ResourceRef{Kind::kVirtualMachine, vm->name};
+  a.reason = "snapshot by hand";
+  a.snapshot = name;
+  a.params = {{"description", opts.description},
+              {"memory", opts.memory ? "true" : "false"},
+              {"quiesce", opts.quiesce ? "true" : "false"}};
+  plan.actions.push_back(std::move(a));
+  return RunOneActionJob(*s, std::move(plan), "snapshot", opts.dry_run, log);
+}
+
+int RunList(const GlobalOptions& global, const SnapshotOptions& opts) {
+  auto log = MakeLogger(global.verbosity);
+  auto config = LoadConfig(global);
+  if (!config) return kExitError;
+  auto nodes = ConnectNodes(*config, log);
+  const ObservedState observed = nodes->ObserveAll();
+  return PrintSnapshots(std::cout, observed, LabelSelector{}, false, opts.vm, opts.policy, opts.output);
+}
+
+int RunDelete(const GlobalOptions& global, const SnapshotOptions& opts) {
+  auto log = MakeLogger(global.verbosity);
+  auto s = OpenChangeSession(global, log);
+  if (!s) return kExitError;
+  const ObservedState observed = s->nodes->ObserveAll();
+  const ObservedVm* vm = FindOwnedVm(observed, opts.vm);
+  if (vm == nullptr) return kExitError;
+  const auto it = std::find_if(vm->snapshots.begin(), vm->snapshots.end(),
+                               [&](const ObservedSnapshot& snap) { return snap.name == opts.name; });
+  if (it == vm->snapshots.end()) {
+    std::cerr << "gitvirt: " << vm->name << " has no snapshot named " << opts.name << "\n";
+    return kExitError;
+  }
+  Plan plan;
+  plan.source = "cli:snapshot delete";
+  Action a;
+  a.id = "snapshot-delete/" + vm->name + "/" + opts.name;
+  a.type = ActionType::kSnapshotDelete;
+  a.node = vm->node;
+  a.target = ResourceRef{Kind::kVirtualMachine, vm->name};
+  a.reason = "deleted by hand";
+  a.snapshot = opts.name;
+  plan.actions.push_back(std::move(a));
+  if (!opts.dry_run && !opts.yes &&
+      !ConfirmAction("Delete snapshot " + opts.name + " of " + vm->name + (it->policy.empty() ? "" : " (policy " + it->policy + ")") + "?")) {
+    return kExitError;
+  }
+  return RunOneActionJob(*s, std::move(plan), "snapshot", opts.dry_run, log);
+}
+
+int RunRestore(const GlobalOptions& global, const SnapshotOptions& opts) {
+  auto log = MakeLogger(global.verbosity);
+  auto s = OpenChangeSession(global, log);
+  if (!s) return kExitError;
+  const ObservedState observed = s->nodes->ObserveAll();
+  const ObservedVm* vm = FindOwnedVm(observed, opts.vm);
+  if (vm == nullptr) return kExitError;
+  const bool exists = std::any_of(vm->snapshots.begin(), vm->snapshots.end(),
+                                  [&](const ObservedSnapshot& snap) { return snap.name == opts.name; });
+  if (!exists) {
+    std::cerr << "gitvirt: " << vm->name << " has no snapshot named " << opts.name << "\n";
+    return kExitError;
+  }
+  Plan plan;
+  plan.source = "cli:snapshot restore";
+  Action a;
+  a.id = "snapshot-revert/" + vm->name + "/" + opts.name;
+  a.type = ActionType::kSnapshotRevert;
+  a.node = vm->node;
+  a.target = ResourceRef{Kind::kVirtualMachine, vm->name};
+  a.reason = "revert by hand";
+  a.snapshot = opts.name;
+  a.power_before = vm->power;
+  plan.actions.push_back(std::move(a));
+  if (!opts.dry_run && !opts.yes &&
+      !ConfirmAction("Revert " + vm->name + " to snapshot " + opts.name + "? Its disks (and state) go back to then; "
+                     "what changed since is lost.")) {
+    return kExitError;
+  }
+  return RunOneActionJob(*s, std::move(plan), "restore", opts.dry_run, log);
+}
+
+}  // namespace
+
+// Runs a policy now, for `snapshot run` and `backup run`.
+int RunPolicyNow(const GlobalOptions& global, Kind kind, const std::string& name, const SourceOptions& source,
+                 bool dry_run) {
+  auto log = MakeLogger(global.verbosity);
+  auto config = LoadConfig(global);
+  if (!config) return kExitError;
+  auto lock = LockState(*config);
+  if (!lock) return kExitError;
+  auto journal = OpenJournal(*config);
+  if (!journal) return kExitError;
+  auto desired = LoadDesired(*config, source, log);
+  if (!desired) return kExitError;
+  auto nodes = ConnectNodes(*config, log);
+  if (!RecoverUnfinishedJobs(*config, *nodes, *journal, log)) return kExitError;
+  const ObservedState observed = nodes->ObserveAll();
+  SchedulerOptions options;
+  options.runner = StepRunnerOptions{CacheDir(*config), config->secrets_dir, ""};
+  options.step_timeout = config->apply.step_timeout;
+  for (const NodeConfig& n : config->nodes) options.per_node[n.name] = n.max_parallel;
+  PolicyScheduler scheduler(*nodes, *journal, SystemWallClock(), options, log);
+  auto plan = scheduler.PlanRun(kind, name, desired->state, observed, desired->revision);
+  if (!plan) {
+    std::cerr << "gitvirt: " << plan.error().ToString() << "\n";
+    return kExitError;
+  }
+  for (const Diagnostic& w : plan->warnings) std::cerr << "gitvirt: warning: " << w.message << "\n";
+  std::cout << RenderPlan(*plan, PlanTextOptions{StdoutIsTerminal()});
+  if (dry_run || plan->Empty()) return kExitOk;
+  std::mutex mu;
+  RunHooks hooks;
+  hooks.on_progress = [&mu](const StepProgress& p) {
+    std::lock_guard lock(mu);
+    std::cout << "[" << p.done << "/" << p.total << "] " << p.step_id << ": " << EnumName(p.status);
+    if (p.status == StepStatus::kFailed) std::cout << ": " << p.message;
+    std::cout << "\n" << std::flush;
+  };
+  auto result = scheduler.RunNow(kind, name, desired->state, observed, desired->revision, hooks);
+  if (!result) {
+    std::cerr << "gitvirt: " << result.error().ToString() << "\n";
+    return kExitError;
+  }
+  std::cout << "\n" << EnumName(kind) << " " << name << ": " << result->result;
+  if (!result->job_id.empty()) std::cout << " (job " << result->job_id << ")";
+  std::cout << "\n";
+  if (kind == Kind::kSnapshotPolicy) {
+    std::cout << "  snapshots created: " << result->snapshots << ", failed: " << result->snapshots_failed
+              << ", deleted by retention: " << result->deleted << "\n";
+  } else {
+    std::cout << "  backups taken: " << result->backups << ", failed: " << result->backups_failed
+              << ", deleted by retention: " << result->deleted << ", stored " << FormatSize(result->backup_bytes)
+              << " in " << result->backup_seconds << " s\n";
+  }
+  return result->status == JobStatus::kSucceeded ? kExitOk : kExitError;
+}
+
+void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
+  auto opts = std::make_shared<SnapshotOptions>();
+  auto* cmd = app.add_subcommand("snapshot", "Create, list, delete and restore snapshots; run a SnapshotPolicy now");
+  cmd->require_subcommand(1);
+
+  auto* create = cmd->add_subcommand("create", "Snapshot a VM now (by hand: retention never deletes it)");
+  create->add_option("vm", opts->vm, "The VM")->required();
+  create->add_option("name", opts->name, "Snapshot name (default manual-YYYYMMDDTHHMMSS, UTC)");
+  create->add_option("--description", opts->description, "Free text");
+  create->add_flag("--quiesce", opts->quiesce, "Freeze the guest's filesystems through its agent, if it answers");
+  create->add_flag("--memory", opts->memory, "Include the RAM state (running VM)");
+  create->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
+  create->callback([&global, &result, opts] { result.exit_code = RunCreate(global, *opts); });
+
+  auto* list = cmd->add_subcommand("list", "List snapshots (all VMs, or one)");
+  list->add_option("vm", opts->vm, "Only this VM");
+  list->add_option("--policy", opts->policy, "Only this policy's");
+  list->add_option("-o,--output", opts->output, "table | wide | json")->check(CLI::IsMember({"table", "wide", "json"}));
+  list->callback([&global, &result, opts] { result.exit_code = RunList(global, *opts); });
+
+  auto* del = cmd->add_subcommand("delete", "Delete one snapshot of a VM");
+  del->add_option("vm", opts->vm, "The VM")->required();
+  del->add_option("name", opts->name, "The snapshot")->required();
+  del->add_flag("--yes,-y", opts->yes, "Do not ask for confirmation");
+  del->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
+  del->callback([&global, &result, opts] { result.exit_code = RunDelete(global, *opts); });
+
+  auto* run = cmd->add_subcommand("run", "Run a SnapshotPolicy now, retention included");
+  run->add_option("policy", opts->policy, "The SnapshotPolicy")->required();
+  AddSourceOptions(run, opts->source);
+  run->add_flag("--dry-run", opts->dry_run, "Show what it would do, change nothing");
+  run->callback([&global, &result, opts] {
+    result.exit_code = RunPolicyNow(global, Kind::kSnapshotPolicy, opts->policy, opts->source, opts->dry_run);
+  });
+
+  auto* restore = cmd->add_subcommand("restore", "Revert a VM to one of its snapshots");
+  restore->add_option("vm", opts->vm, "The VM")->required();
+  restore->add_option("snapshot", opts->name, "The snapshot")->required();
+  restore->add_flag("--yes,-y", opts->yes, "Do not ask for confirmation");
+  restore->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
+  restore->callback([&global, &result, opts] { result.exit_code = RunRestore(global, *opts); });
+}
+
+}  // namespace gitvirt::cli

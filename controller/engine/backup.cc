@@ -1,0 +1,829 @@
+#include "gitvirt/engine/backup.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <tuple>
+
+#include "gitvirt/engine/subprocess.h"
+#include "gitvirt/hypervisor/domain_xml.h"
+#include "gitvirt/hypervisor/restore_xml.h"
+
+namespace gitvirt {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Steady = std::chrono::steady_clock;
+
+constexpr std::size_t kChunk = 1 << 20;
+
+// ---- hashing and files -------------------------------------------------------------------
+
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
+  void Update(const void* data, std::size_t n) {
+    EVP_DigestUpdate(ctx_.get(), data, n);
+    size_ += n;
+  }
+  std::string Hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_.get(), digest, &len);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out += kHex[digest[i] >> 4];
+      out += kHex[digest[i] & 15];
+    }
+    return out;
+  }
+  std::uint64_t size() const { return size_; }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+  std::uint64_t size_ = 0;
+};
+
+struct FileCloser {
+  void operator()(std::FILE* f) const {
+    if (f != nullptr) std::fclose(f);
+  }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
+Result<File> OpenFile(const std::string& path, const char* mode) {
+  File f(std::fopen(path.c_str(), mode));
+  if (!f) return Fail(ErrorCode::kIo, std::string("cannot open: ") + std::strerror(errno), path);
+  return f;
+}
+
+// Writes `n` bytes to `out` (null: discards them) and hashes them.
+Result<void> Emit(std::FILE* out, Sha256& sha, const void* data, std::size_t n, const std::string& path) {
+  sha.Update(data, n);
+  if (out != nullptr && n > 0 && std::fwrite(data, 1, n, out) != n) {
+    return Fail(ErrorCode::kIo, std::string("write failed: ") + std::strerror(errno), path);
+  }
+  return {};
+}
+
+// Flushes a written file to stable storage.
+Result<void> Sync(std::FILE* f, const std::string& path) {
+  if (std::fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    return Fail(ErrorCode::kIo, std::string("cannot flush: ") + std::strerror(errno), path);
+  }
+  return {};
+}
+
+void SyncDirectory(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+Result<void> WriteText(const std::string& path, const std::string& text) {
+  auto f = OpenFile(path, "wb");
+  if (!f) return std::unexpected(f.error());
+  if (std::fwrite(text.data(), 1, text.size(), f->get()) != text.size()) {
+    return Fail(ErrorCode::kIo, "write failed", path);
+  }
+  return Sync(f->get(), path);
+}
+
+std::string Extension(Compression c) {
+  switch (c) {
+    case Compression::kZstd: return ".zst";
+    case Compression::kGzip: return ".gz";
+    case Compression::kNone: return "";
+  }
+  return "";
+}
+
+
+json ParseObject(const std::string& text) {
+  json j = text.empty() ? json::object() : json::parse(text, nullptr, false);
+  return j.is_object() ? j : json::object();
+}
+
+}  // namespace
+
+// ---- compression -------------------------------------------------------------------------
+
+Result<StreamDigest> CompressFile(const std::string& in_path, const std::string& out_path, Compression compression,
+                                  int level) {
+  auto in = OpenFile(in_path, "rb");
+  if (!in) return std::unexpected(in.error());
+  auto out = OpenFile(out_path, "wb");
+  if (!out) return std::unexpected(out.error());
+  Sha256 raw, stored;
+  std::vector<char> buf(kChunk);
+  std::vector<char> obuf(compression == Compression::kZstd ? ZSTD_CStreamOutSize() : kChunk);
+  if (compression == Compression::kZstd) {
+    std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_checksumFlag, 1);
+    // Worker threads where libzstd has them (Debian's does); ignored otherwise.
+    const unsigned workers = std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
+    if (workers > 1) ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_nbWorkers, static_cast<int>(workers));
+    while (true) {
+      const std::size_t n = std::fread(buf.data(), 1, buf.size(), in->get());
+      if (std::ferror(in->get())) return Fail(ErrorCode::kIo, "read failed", in_path);
+      raw.Update(buf.data(), n);
+      const bool last = n < buf.size();
+      ZSTD_inBuffer input{buf.data(), n, 0};
+      const ZSTD_EndDirective mode = last ? ZSTD_e_end : ZSTD_e_continue;
+      bool finished = false;
+      while (!finished) {
+        ZSTD_outBuffer output{obuf.data(), obuf.size(), 0};
+        const std::size_t remaining = ZSTD_compressStream2(cctx.get(), &output, &input, mode);
+        if (ZSTD_isError(remaining)) {
+          return Fail(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(remaining), in_path);
+        }
+        if (auto ok = Emit(out->get(), stored, obuf.data(), output.pos, out_path); !ok) return std::unexpected(ok.error());
+        finished = last ? remaining == 0 : input.pos == input.size;
+      }
+      if (last) break;
+    }
+  } else if (compression == Compression::kGzip) {
+    z_stream z{};
+    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      return Fail(ErrorCode::kInternal, "zlib: cannot start deflate", in_path);
+    }
+    std::unique_ptr<z_stream, decltype(&deflateEnd)> guard(&z, deflateEnd);
+    while (true) {
+      const std::size_t n = std::fread(buf.data(), 1, buf.size(), in->get());
+      if (std::ferror(in->get())) return Fail(ErrorCode::kIo, "read failed", in_path);
+      raw.Update(buf.data(), n);
+      const bool last = n < buf.size();
+      z.next_in = reinterpret_cast<Bytef*>(buf.data());
+      z.avail_in = static_cast<uInt>(n);
+      do {
+        z.next_out = reinterpret_cast<Bytef*>(obuf.data());
+        z.avail_out = static_cast<uInt>(obuf.size());
+        const int rc = deflate(&z, last ? Z_FINISH : Z_NO_FLUSH);
+        if (rc == Z_STREAM_ERROR) return Fail(ErrorCode::kInternal, "zlib: deflate failed", in_path);
+        if (auto ok = Emit(out->get(), stored, obuf.data(), obuf.size() - z.avail_out, out_path); !ok) {
+          return std::unexpected(ok.error());
+        }
+      } while (z.avail_out == 0);
+      if (last) break;
+    }
+  } else {
+    while (true) {
+      const std::size_t n = std::fread(buf.data(), 1, buf.size(), in->get());
+      if (std::ferror(in->get())) return Fail(ErrorCode::kIo, "read failed", in_path);
+      raw.Update(buf.data(), n);
+      if (auto ok = Emit(out->get(), stored, buf.data(), n, out_path); !ok) return std::unexpected(ok.error());
+      if (n < buf.size()) break;
+    }
+  }
+  if (auto ok = Sync(out->get(), out_path); !ok) return std::unexpected(ok.error());
+  StreamDigest d;
+  d.raw_size = raw.size();
+  d.raw_sha256 = raw.Hex();
+  d.size = stored.size();
+  d.sha256 = stored.Hex();
+  return d;
+}
+
+Result<StreamDigest> DecompressFile(const std::string& in_path, const std::string& out_path, Compression compression) {
+  auto in = OpenFile(in_path, "rb");
+  if (!in) return std::unexpected(in.error());
+  File out;
+  if (!out_path.empty()) {
+    auto opened = OpenFile(out_path, "wb");
+    if (!opened) return std::unexpected(opened.error());
+    out = std::move(*opened);
+  }
+  Sha256 raw, stored;
+  std::vector<char> buf(kChunk);
+  std::vector<char> obuf(compression == Compression::kZstd ? ZSTD_DStreamOutSize() : kChunk);
+  if (compression == Compression::kZstd) {
+    std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+    std::size_t pending = 0;  // last return value: 0 at a frame's end
+    bool any = false;
+    while (true) {
+      const std::size_t n = std::fread(buf.data(), 1, buf.size(), in->get());
+      if (std::ferror(in->get())) return Fail(ErrorCode::kIo, "read failed", in_path);
+      if (n == 0) break;
+      any = true;
+      stored.Update(buf.data(), n);
+      ZSTD_inBuffer input{buf.data(), n, 0};
+      while (input.pos < input.size) {
+        ZSTD_outBuffer output{obuf.data(), obuf.size(), 0};
+        pending = ZSTD_decompressStream(dctx.get(), &output, &input);
+        if (ZSTD_isError(pending)) {
+          return Fail(ErrorCode::kIo, std::string("zstd: ") + ZSTD_getErrorName(pending) + " (corrupt backup file?)", in_path);
+        }
+        if (auto ok = Emit(out.get(), raw, obuf.data(), output.pos, out_path); !ok) return std::unexpected(ok.error());
+      }
+    }
+    // Drain what the decoder still holds.
+    while (any && pending != 0) {
+      ZSTD_inBuffer input{nullptr, 0, 0};
+      ZSTD_outBuffer output{obuf.data(), obuf.size(), 0};
+      pending = ZSTD_decompressStream(dctx.get(), &output, &input);
+      if (ZSTD_isError(pending)) return Fail(ErrorCode::kIo, std::string("zstd: ") + ZSTD_getErrorName(pending), in_path);
+      if (output.pos == 0) break;
+      if (auto ok = Emit(out.get(), raw, obuf.data(), output.pos, out_path); !ok) return std::unexpected(ok.error());
+    }
+    if (pending != 0) return Fail(ErrorCode::kIo, "zstd: the file ends in the middle of a frame (truncated?)", in_path);
+  } else if (compression == Compression::kGzip) {
+    z_stream z{};
+    if (inflateInit2(&z, 15 + 16) != Z_OK) return Fail(ErrorCode::kInternal, "zlib: cannot start inflate", in_path);
+    std::unique_ptr<z_stream, decltype(&inflateEnd)> guard(&z, inflateEnd);
+    int rc = Z_OK;
+    while (rc != Z_STREAM_END) {
+      const std::size_t n = std::fread(buf.data(), 1, buf.size(), in->get());
+      if (std::ferror(in->get())) return Fail(ErrorCode::kIo, "read failed", in_path);
+      if (n == 0) return Fail(ErrorCode::kIo, "gzip: the file ends early (truncated?)", in_path);
+      stored.Update(buf.data(), n);
+      z.next_in = reinterpret_cast<Bytef*>(buf.data());
+      z.avail_in = static_cast<uInt>(n);
+      // Until the input is used up and inflate has nothing more to give for it.
+      do {
+        z.next_out = reinterpret_cast<Bytef*>(obuf.data());
+        z.avail_out = static_cast<uInt>(obuf.size());
+        rc = inflate(&z, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+          return Fail(ErrorCode::kIo, std::string("gzip: ") + (z.msg != nullptr ? z.msg : "corrupt data"), in_path);
+        }
+        if (auto ok = Emit(out.get(), raw, obuf.data(), obuf.size() - z.avail_out, out_path); !ok) {
+          return std::unexpected(ok.error());
+        }
+      } while ((z.avail_in > 0 || z.avail_out == 0) && rc != Z_STREAM_END);
+    }
+    // Whatever follows the stream still counts toward the stored file's hash.
+    while (true) {
+      const std::size_t n = std::fread(buf.data(), 1, buf.size(), in->get());
+      if (n == 0) break;
+      stored.Update(buf.data(), n);
+    }
+  } else {
+    while (true) {
+      const std::size_t n = std::fread(buf.data(), 1, buf.size(), in->get());
+      if (std::ferror(in->get())) return Fail(ErrorCode::kIo, "read failed", in_path);
+      if (n == 0) break;
+      stored.Update(buf.data(), n);
+      if (auto ok = Emit(out.get(), raw, buf.data(), n, out_path); !ok) return std::unexpected(ok.error());
+    }
+  }
+  if (out) {
+    if (auto ok = Sync(out.get(), out_path); !ok) return std::unexpected(ok.error());
+  }
+  StreamDigest d;
+  d.raw_size = raw.size();
+  d.raw_sha256 = raw.Hex();
+  d.size = stored.size();
+  d.sha256 = stored.Hex();
+  return d;
+}
+
+// ---- manifest ----------------------------------------------------------------------------
+
+std::uint64_t BackupManifest::Bytes() const {
+  std::uint64_t total = 0;
+  for (const BackupFile& f : files) total += f.size;
+  return total;
+}
+
+json ManifestToJson(const BackupManifest& m) {
+  json files = json::array();
+  for (const BackupFile& f : m.files) {
+    files.push_back({{"name", f.name},
+                     {"disk", f.disk},
+                     {"format", f.format},
+                     {"pool", f.pool},
+                     {"volume", f.volume},
+                     {"path", f.path},
+                     {"capacity", f.capacity},
+                     {"size", f.size},
+                     {"sha256", f.sha256},
+                     {"rawSize", f.raw_size},
+                     {"rawSha256", f.raw_sha256}});
+  }
+  return json{{"formatVersion", BackupManifest::kFormatVersion},
+              {"kind", "gitvirt-backup"},
+              {"id", m.id},
+              {"vm", m.vm},
+              {"node", m.node},
+              {"policy", m.policy},
+              {"mode", m.mode},
+              {"compression", m.compression},
+              {"compressionLevel", m.level},
+              {"created", FormatTime(m.created)},
+              {"createdUnix", m.created.time_since_epoch().count()},
+              {"seconds", m.seconds},
+              {"revision", m.revision},
+              {"job", m.job_id},
+              {"description", m.description},
+              {"simulated", m.simulated},
+              {"protect", m.is_protected},
+              {"verified", m.verified},
+              {"bytes", m.Bytes()},
+              {"files", files},
+              {"domainXml", m.domain_xml}};
+}
+
+Result<BackupManifest> ManifestFromJson(const json& j) {
+  if (!j.is_object() || j.value("kind", "") != "gitvirt-backup") {
+    return Fail(ErrorCode::kInvalidArgument, "not a gitvirt backup manifest");
+  }
+  if (j.value("formatVersion", 0) != BackupManifest::kFormatVersion) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "backup manifest format " + std::to_string(j.value("formatVersion", 0)) + " is not supported");
+  }
+  try {
+    BackupManifest m;
+    m.id = j.at("id").get<std::string>();
+    m.vm = j.at("vm").get<std::string>();
+    m.node = j.value("node", "");
+    m.policy = j.value("policy", "");
+    m.mode = j.value("mode", "");
+    m.compression = j.value("compression", "none");
+    m.level = j.value("compressionLevel", 0);
+    m.created = TimePoint{std::chrono::seconds{j.value("createdUnix", std::int64_t{0})}};
+    m.seconds = j.value("seconds", 0.0);
+    m.revision = j.value("revision", "");
+    m.job_id = j.value("job", "");
+    m.description = j.value("description", "");
+    m.simulated = j.value("simulated", false);
+    m.is_protected = j.value("protect", false);
+    m.verified = j.value("verified", false);
+    m.domain_xml = j.value("domainXml", "");
+    for (const json& f : j.at("files")) {
+      BackupFile file;
+      file.name = f.at("name").get<std::string>();
+      file.disk = f.value("disk", "");
+      file.format = f.value("format", "");
+      file.pool = f.value("pool", "");
+      file.volume = f.value("volume", "");
+      file.path = f.value("path", "");
+      file.capacity = f.value("capacity", std::uint64_t{0});
+      file.size = f.value("size", std::uint64_t{0});
+      file.sha256 = f.at("sha256").get<std::string>();
+      file.raw_size = f.value("rawSize", std::uint64_t{0});
+      file.raw_sha256 = f.value("rawSha256", "");
+      if (file.name.find('/') != std::string::npos || file.name.starts_with(".")) {
+        return Fail(ErrorCode::kInvalidArgument, "backup manifest names a file outside its directory: " + file.name);
+      }
+      m.files.push_back(std::move(file));
+    }
+    return m;
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInvalidArgument, std::string("backup manifest: ") + e.what());
+  }
+}
+
+Result<BackupManifest> ReadManifest(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "manifest.json").string();
+  std::ifstream in(path);
+  if (!in) return Fail(ErrorCode::kNotFound, "no backup here (no manifest.json)", dir);
+  const json j = json::parse(in, nullptr, false);
+  if (j.is_discarded()) return Fail(ErrorCode::kInvalidArgument, "manifest.json is not JSON", dir);
+  auto m = ManifestFromJson(j);
+  if (!m) return std::unexpected(m.error().Wrap(path));
+  return m;
+}
+
+BackupRecord RecordOf(const BackupManifest& m, const std::string& dir) {
+  BackupRecord r;
+  r.id = m.id;
+  r.vm = m.vm;
+  r.node = m.node;
+  r.policy = m.policy;
+  r.location = fs::absolute(dir).lexically_normal().string();
+  r.mode = m.mode;
+  r.compression = m.compression;
+  r.bytes = m.Bytes();
+  r.verified = m.verified;
+  r.is_protected = m.is_protected;
+  r.simulated = m.simulated;
+  r.status = "complete";
+  r.revision = m.revision;
+  r.job_id = m.job_id;
+  r.created = m.created;
+  return r;
+}
+
+Result<void> VerifyBackup(const BackupManifest& m, const std::string& dir) {
+  const Compression compression = ParseEnum<Compression>(m.compression).value_or(Compression::kNone);
+  for (const BackupFile& f : m.files) {
+    const std::string path = (fs::path(dir) / f.name).string();
+    auto d = DecompressFile(path, "", f.name == "domain.xml" ? Compression::kNone : compression);
+    if (!d) return std::unexpected(d.error().Wrap("verifying backup " + m.id));
+    if (d->sha256 != f.sha256 || d->size != f.size) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  f.name + ": checksum mismatch (sha256 " + d->sha256 + ", manifest says " + f.sha256 + ")",
+                  "verifying backup " + m.id);
+    }
+    if (!f.raw_sha256.empty() && (d->raw_sha256 != f.raw_sha256 || d->raw_size != f.raw_size)) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  f.name + ": the decompressed content does not match (sha256 " + d->raw_sha256 + ", manifest says " +
+                      f.raw_sha256 + ")",
+                  "verifying backup " + m.id);
+    }
+  }
+  return {};
+}
+
+Result<void> DeleteBackupDirectory(const std::string& dir, bool force) {
+  auto m = ReadManifest(dir);
+  if (!m) {
+    if (m.error().code == ErrorCode::kNotFound && !fs::exists(dir)) return {};  // gone already
+    return std::unexpected(m.error());
+  }
+  if (m->is_protected && !force) {
+    return Fail(ErrorCode::kFailedPrecondition, "backup " + m->id + " is protected", dir);
+  }
+  // The manifest goes first: a half-deleted directory is then never taken for a backup.
+  std::error_code ec;
+  fs::remove(fs::path(dir) / "manifest.json", ec);
+  if (ec) return Fail(ErrorCode::kIo, ec.message(), dir);
+  fs::remove_all(dir, ec);
+  if (ec) return Fail(ErrorCode::kIo, ec.message(), dir);
+  return {};
+}
+
+std::vector<BackupRecord> ScanBackups(const std::string& target, std::vector<std::string>* problems) {
+  std::vector<BackupRecord> out;
+  std::error_code ec;
+  if (!fs::is_directory(target, ec)) return out;
+  for (const auto& vm_dir : fs::directory_iterator(target, ec)) {
+    if (!vm_dir.is_directory()) continue;
+    for (const auto& backup_dir : fs::directory_iterator(vm_dir.path(), ec)) {
+      if (!backup_dir.is_directory() || backup_dir.path().extension() == ".partial") continue;
+      auto m = ReadManifest(backup_dir.path().string());
+      if (!m) {
+        if (problems != nullptr) problems->push_back(m.error().ToString());
+        continue;
+      }
+      out.push_back(RecordOf(*m, backup_dir.path().string()));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const BackupRecord& a, const BackupRecord& b) {
+    return std::tie(a.created, a.id) < std::tie(b.created, b.id);
+  });
+  return out;
+}
+
+// ---- taking a backup ---------------------------------------------------------------------
+
+namespace {
+
+struct DiskToCopy {
+  std::string disk;
+  std::string format;  // qcow2 | raw
+  std::string pool;
+  std::string volume;
+  std::string path;
+  std::uint64_t capacity = 0;
+};
+
+Result<std::vector<DiskToCopy>> DisksOf(Hypervisor& hv, const std::string& vm, const std::string& xml,
+                                        const std::vector<std::string>& skip) {
+  auto parsed = ParseDomainXml(xml);
+  if (!parsed) return std::unexpected(parsed.error());
+  std::vector<DiskToCopy> out;
+  for (const Disk& d : parsed->spec.disks) {
+    if (std::find(skip.begin(), skip.end(), d.name) != skip.end()) continue;
+    auto it = parsed->disk_storage.find(d.name);
+    if (it == parsed->disk_storage.end()) continue;
+    DiskToCopy s;
+    s.disk = d.name;
+    s.format = std::string(EnumName(d.format));
+    s.pool = it->second.pool;
+    s.volume = it->second.volume;
+    s.path = it->second.path;
+    if (it->second.IsVolume()) {
+      auto vol = hv.GetVolume(it->second.pool, it->second.volume);
+      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.name + " of " + vm));
+      s.path = vol->path;
+      s.capacity = vol->capacity;
+      if (!vol->format.empty() && (vol->format == "qcow2" || vol->format == "raw")) s.format = vol->format;
+    } else {
+      std::error_code ec;
+      s.capacity = d.size.value_or(fs::file_size(s.path, ec));
+    }
+    out.push_back(std::move(s));
+  }
+  if (out.empty()) return Fail(ErrorCode::kFailedPrecondition, vm + " has no disk to back up");
+  return out;
+}
+
+Result<void> Convert(const DiskToCopy& d, const std::string& out) {
+  std::vector<std::string> argv = {"qemu-img", "convert", "-U", "-O", d.format};
+  if (d.format == "qcow2") argv.insert(argv.end(), {"-o", "compat=1.1"});
+  argv.insert(argv.end(), {d.path, out});
+  auto ran = RunChecked(argv);
+  if (!ran) return std::unexpected(ran.error().Wrap("copying disk " + d.disk));
+  return {};
+}
+
+Result<void> RestorePowerAfter(Hypervisor& hv, const std::string& vm, PowerState before, StepContext& ctx) {
+  auto now = hv.GetPower(vm);
+  if (!now) return std::unexpected(now.error());
+  if (*now == before) return {};
+  if (before == PowerState::kRunning) {
+    auto ok = *now == PowerState::kPaused ? hv.Resume(vm) : hv.Start(vm);
+    if (ok) ctx.Event(EventLevel::kInfo, vm + " is running again");
+    return ok;
+  }
+  if (before == PowerState::kPaused && *now == PowerState::kStopped) {
+    if (auto ok = hv.Start(vm); !ok) return ok;
+    return hv.Suspend(vm);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, StepContext& ctx) {
+  const auto started = Steady::now();
+  if (req.directory.empty()) {
+    return Fail(ErrorCode::kUnsupported, "a backup needs target.directory (target.pool is not supported yet)");
+  }
+  // Done already (a step run again after a crash)?
+  if (fs::exists(fs::path(req.directory) / "manifest.json")) {
+    auto done = ReadManifest(req.directory);
+    if (done) {
+      const json undo = ParseObject(ctx.undo_json());
+      if (undo.contains("powerBefore")) {
+        const auto before = ParseEnum<PowerState>(undo["powerBefore"].get<std::string>());
+        if (before) (void)RestorePowerAfter(hv, req.vm, *before, ctx);
+      }
+      ctx.Event(EventLevel::kInfo, "backup " + req.id + " was already complete");
+      return done;
+    }
+  }
+  auto observed = hv.ObserveVm(req.vm);
+  if (!observed) return std::unexpected(observed.error());
+  const bool simulated = hv.capabilities().driver == "TEST";
+  if (!simulated && !req.local_node) {
+    return Fail(ErrorCode::kUnsupported,
+                "node " + hv.node() + " is not on the controller's host; backups read disks with qemu-img here "
+                "and support only local nodes (qemu:///system, qemu+unix://)");
+  }
+  // The power state before the backup, as the first attempt saw it: a step run again after a
+  // crash finds the VM suspended or stopped by its earlier self.
+  PowerState before = observed->power;
+  {
+    const json undo = ParseObject(ctx.undo_json());
+    if (undo.contains("powerBefore")) {
+      before = ParseEnum<PowerState>(undo["powerBefore"].get<std::string>()).value_or(before);
+    } else {
+      auto ok = ctx.RecordUndo(json{{"powerBefore", EnumName(before)}, {"directory", req.directory}}.dump());
+      if (!ok) return std::unexpected(ok.error());
+    }
+  }
+  auto xml = hv.GetDefinitionXml(req.vm);
+  if (!xml) return std::unexpected(xml.error());
+  auto disks = DisksOf(hv, req.vm, *xml, req.skip_disks);
+  if (!disks) return std::unexpected(disks.error());
+
+  const std::string partial = req.directory + ".partial";
+  std::error_code ec;
+  fs::remove_all(partial, ec);
+  fs::create_directories(partial, ec);
+  if (ec) return Fail(ErrorCode::kIo, ec.message(), "creating " + partial);
+
+  BackupManifest m;
+  m.id = req.id;
+  m.vm = req.vm;
+  m.node = hv.node();
+  m.policy = req.policy;
+  m.compression = std::string(EnumName(req.compression));
+  m.level = req.compression == Compression::kNone ? 0 : req.level;
+  m.created = req.created;
+  m.revision = req.revision;
+  m.job_id = req.job_id;
+  m.description = req.description;
+  m.simulated = simulated;
+  m.is_protected = req.is_protected;
+  m.domain_xml = *xml;
+
+  // Raw images of each disk, in the partial directory: disk name -> file.
+  std::map<std::string, std::string> images;
+  for (const DiskToCopy& d : *disks) {
+    images[d.disk] = (fs::path(partial) / ("disk-" + d.disk + "." + (simulated ? "sim.json" : d.format))).string();
+  }
+  auto convert_all = [&]() -> Result<void> {
+    for (const DiskToCopy& d : *disks) {
+      if (auto ok = Convert(d, images[d.disk]); !ok) return ok;
+    }
+    return {};
+  };
+  const std::string policy_of = req.policy.empty() ? "" : " (policy " + req.policy + ")";
+  if (simulated) {
+    m.mode = "simulated";
+    for (const DiskToCopy& d : *disks) {
+      const json meta = {{"simulated", true},
+                         {"note", "made on a simulated node (libvirt test driver): there are no disk bytes; "
+                                  "this file stands in for the disk image"},
+                         {"vm", req.vm},
+                         {"disk", d.disk},
+                         {"pool", d.pool},
+                         {"volume", d.volume},
+                         {"path", d.path},
+                         {"capacity", d.capacity},
+                         {"format", d.format}};
+      if (auto ok = WriteText(images[d.disk], meta.dump(2) + "\n"); !ok) return std::unexpected(ok.error());
+    }
+    ctx.Event(EventLevel::kWarning, "simulated node " + hv.node() + ": backup " + req.id +
+                                        " holds the volumes' metadata only, not disk images");
+  } else if (before == PowerState::kStopped) {
+    m.mode = "offline";
+    if (auto ok = convert_all(); !ok) return std::unexpected(ok.error());
+  } else if (req.mode == BackupMode::kSnapshot) {
+    m.mode = "snapshot";
+    std::map<std::string, DiskBackupFile> targets;
+    for (const DiskToCopy& d : *disks) targets[d.disk] = DiskBackupFile{images[d.disk], d.format};
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(ctx.deadline() - Steady::now());
+    if (auto ok = hv.BackupDisks(req.vm, targets, std::max(left, std::chrono::seconds(10))); !ok) {
+      return std::unexpected(ok.error());
+    }
+    ctx.Event(EventLevel::kInfo, "live backup of " + req.vm + " taken (push mode)" + policy_of);
+  } else if (before == PowerState::kPaused) {
+    m.mode = std::string(EnumName(req.mode));
+    if (auto ok = convert_all(); !ok) return std::unexpected(ok.error());
+  } else if (req.mode == BackupMode::kSuspend) {
+    m.mode = "suspend";
+    if (auto ok = hv.Suspend(req.vm); !ok) return std::unexpected(ok.error());
+    ctx.Event(EventLevel::kInfo, req.vm + " suspended for its backup");
+    auto copied = convert_all();
+    auto resumed = RestorePowerAfter(hv, req.vm, before, ctx);
+    if (!copied) return std::unexpected(copied.error());
+    if (!resumed) return std::unexpected(resumed.error().Wrap("resuming after the backup"));
+  } else {
+    m.mode = "stop";
+    if (auto ok = hv.Shutdown(req.vm, req.update_policy.shutdown_timeout, req.update_policy.force_off); !ok) {
+      return std::unexpected(ok.error().Wrap("stopping " + req.vm + " for its backup"));
+    }
+    ctx.Event(EventLevel::kInfo, req.vm + " stopped for its backup");
+    auto copied = convert_all();
+    auto started_again = RestorePowerAfter(hv, req.vm, before, ctx);
+    if (!copied) return std::unexpected(copied.error());
+    if (!started_again) return std::unexpected(started_again.error().Wrap("starting after the backup"));
+  }
+
+  // Compress each image into its final name; hash both sides.
+  for (const DiskToCopy& d : *disks) {
+    const std::string& image = images[d.disk];
+    const std::string name = fs::path(image).filename().string() + Extension(req.compression);
+    const std::string stored = (fs::path(partial) / name).string();
+    Result<StreamDigest> digest = req.compression == Compression::kNone
+                                      ? DecompressFile(image, "", Compression::kNone)
+                                      : CompressFile(image, stored, req.compression, req.level);
+    if (!digest) return std::unexpected(digest.error().Wrap("compressing disk " + d.disk));
+    if (req.compression != Compression::kNone) fs::remove(image, ec);
+    BackupFile f;
+    f.name = name;
+    f.disk = d.disk;
+    f.format = simulated ? "simulated" : d.format;
+    f.pool = d.pool;
+    f.volume = d.volume;
+    f.path = d.path;
+    f.capacity = d.capacity;
+    f.size = digest->size;
+    f.sha256 = digest->sha256;
+    f.raw_size = digest->raw_size;
+    f.raw_sha256 = digest->raw_sha256;
+    m.files.push_back(std::move(f));
+  }
+  {
+    const std::string path = (fs::path(partial) / "domain.xml").string();
+    if (auto ok = WriteText(path, *xml); !ok) return std::unexpected(ok.error());
+    auto digest = DecompressFile(path, "", Compression::kNone);
+    if (!digest) return std::unexpected(digest.error());
+    BackupFile f;
+    f.name = "domain.xml";
+    f.size = digest->size;
+    f.sha256 = digest->sha256;
+    m.files.push_back(std::move(f));
+  }
+  if (req.verify) {
+    if (auto ok = VerifyBackup(m, partial); !ok) return std::unexpected(ok.error());
+    m.verified = true;
+    ctx.Event(EventLevel::kInfo, "backup " + req.id + " verified: every checksum matches");
+  }
+  m.seconds = std::chrono::duration<double>(Steady::now() - started).count();
+  if (auto ok = WriteText((fs::path(partial) / "manifest.json").string(), ManifestToJson(m).dump(2) + "\n"); !ok) {
+    return std::unexpected(ok.error());
+  }
+  SyncDirectory(partial);
+  fs::rename(partial, req.directory, ec);
+  if (ec) return Fail(ErrorCode::kIo, ec.message(), "moving " + partial + " into place");
+  SyncDirectory(fs::path(req.directory).parent_path().string());
+  return m;
+}
+
+// ---- restoring ---------------------------------------------------------------------------
+
+Result<std::vector<std::string>> RestoreBackup(Hypervisor& hv, const RestoreRequest& req, StepContext& ctx) {
+  auto m = ReadManifest(req.directory);
+  if (!m) return std::unexpected(m.error());
+  // The sums first: nothing is created from a damaged backup.
+  if (auto ok = VerifyBackup(*m, req.directory); !ok) return std::unexpected(ok.error());
+  const std::string name = req.new_name.empty() ? m->vm : req.new_name;
+  json undo = ParseObject(ctx.undo_json());
+  std::vector<std::string> recorded;
+  if (undo.contains("volumes")) recorded = undo["volumes"].get<std::vector<std::string>>();
+  const bool defined_before = undo.value("defined", false);
+  if (hv.ObserveVm(name)) {
+    if (defined_before) {
+      ctx.Event(EventLevel::kInfo, name + " was already restored");
+      return recorded;
+    }
+    return Fail(ErrorCode::kAlreadyExists, "a domain named " + name + " exists on " + hv.node() +
+                                              "; restore under another name with --as NAME");
+  }
+  const Compression compression = ParseEnum<Compression>(m->compression).value_or(Compression::kNone);
+  std::map<std::string, StorageRef> placed;
+  std::vector<std::string> volumes = recorded;
+  for (const BackupFile& f : m->files) {
+    if (f.disk.empty()) continue;  // domain.xml
+    const std::string format = m->simulated ? "" : f.format;
+    std::string vol_format = format;
+    std::uint64_t capacity = f.capacity;
+    const std::string stored = (fs::path(req.directory) / f.name).string();
+    if (m->simulated) {
+      // The stand-in file holds the volume's metadata.
+      std::string text;
+      {
+        const std::string tmp = (fs::path(req.cache_dir) / ("restore-" + m->id + "-" + f.disk + ".json")).string();
+        std::error_code ec;
+        fs::create_directories(req.cache_dir, ec);
+        auto written = DecompressFile(stored, tmp, compression);
+        if (!written) return std::unexpected(written.error());
+        std::ifstream in(tmp);
+        std::ostringstream s;
+        s << in.rdbuf();
+        text = s.str();
+        fs::remove(tmp, ec);
+      }
+      const json meta = json::parse(text, nullptr, false);
+      vol_format = meta.is_object() ? meta.value("format", "qcow2") : "qcow2";
+      if (meta.is_object()) capacity = meta.value("capacity", capacity);
+    }
+    const std::string pool = f.pool.empty() ? "default" : f.pool;
+    const std::string volume = name + "-" + f.disk + "." + vol_format;
+    const std::string key = pool + "/" + volume;
+    const bool ours = std::find(recorded.begin(), recorded.end(), key) != recorded.end();
+    if (hv.GetVolume(pool, volume) && !ours) {
+      return Fail(ErrorCode::kAlreadyExists, "volume " + key + " exists on " + hv.node() + " and is not this restore's");
+    }
+    if (!ours) {
+      volumes.push_back(key);
+      if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return std::unexpected(ok.error());
+    }
+    if (m->simulated) {
+      if (!ours || !hv.GetVolume(pool, volume)) {
+        VolumeSpec spec;
+        spec.pool = pool;
+        spec.name = volume;
+        spec.capacity = capacity;
+        spec.format = vol_format;
+        if (auto ok = hv.CreateVolume(spec); !ok) return std::unexpected(ok.error());
+      }
+    } else {
+      std::error_code ec;
+      fs::create_directories(req.cache_dir, ec);
+      const std::string tmp = (fs::path(req.cache_dir) / ("restore-" + m->id + "-" + f.disk + "." + format)).string();
+      auto d = DecompressFile(stored, tmp, compression);
+      if (!d) return std::unexpected(d.error().Wrap("decompressing disk " + f.disk));
+      if (!f.raw_sha256.empty() && d->raw_sha256 != f.raw_sha256) {
+        fs::remove(tmp, ec);
+        return Fail(ErrorCode::kFailedPrecondition, "disk " + f.disk + ": decompressed content does not match its sum");
+      }
+      auto uploaded = hv.UploadVolume(pool, volume, tmp, format);
+      fs::remove(tmp, ec);
+      if (!uploaded) return std::unexpected(uploaded.error().Wrap("writing disk " + f.disk));
+    }
+    ctx.Event(EventLevel::kInfo, "disk " + f.disk + " restored into " + key);
+    placed[f.disk] = StorageRef{pool, volume, ""};
+  }
+  auto xml = RewriteDomainForRestore(m->domain_xml, name, placed, req.managed, req.job_id);
+  if (!xml) return std::unexpected(xml.error());
+  if (auto ok = ctx.RecordUndo(json{{"defined", true}, {"name", name}}.dump()); !ok) return std::unexpected(ok.error());
+  if (auto ok = hv.DefineXml(*xml); !ok) return std::unexpected(ok.error());
+  ctx.Event(EventLevel::kInfo, name + " defined from backup " + m->id +
+                                   (req.managed ? " (managed: it is in the manifests)" : " (not managed by gitvirt)"));
+  return volumes;
+}
+
+}  // namespace gitvirt
