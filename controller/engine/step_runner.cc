@@ -50,6 +50,19 @@ struct LibvirtStepRunner::Impl {
   SecretResolver secrets;
   std::shared_ptr<spdlog::logger> log;
 
+  // Whether `action` depends on a create (or replace) of its own target in this plan.
+  bool FollowsCreateOf(const Action& action) const {
+    for (const std::string& id : action.depends_on) {
+      for (const Action& a : plan.actions) {
+        if (a.id == id && a.target == action.target && a.node == action.node &&
+            (a.type == ActionType::kCreate || a.type == ActionType::kReplace)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   Result<Hypervisor*> Node(const std::string& name) {
     Hypervisor* hv = nodes.Find(name);
     if (hv == nullptr) {
@@ -233,7 +246,11 @@ struct LibvirtStepRunner::Impl {
   // ---- actions ---------------------------------------------------------------------------
 
   Result<std::string> Create(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx) {
-    if (auto existing = hv.ObserveVm(vm.meta.name)) {
+    std::optional<std::string> uuid;  // what Define needs to know; unset: let it look
+    auto existing = hv.ObserveVm(vm.meta.name);
+    if (!existing && existing.error().code == ErrorCode::kNotFound) uuid = "";
+    if (existing) {
+      uuid = existing->uuid;
       if (!existing->Owned()) {
         return Fail(ErrorCode::kAlreadyExists,
                     "a domain named " + vm.meta.name + " exists on " + hv.node() + " and is not gitvirt's");
@@ -249,6 +266,7 @@ struct LibvirtStepRunner::Impl {
     if (!seed) return std::unexpected(seed.error());
     auto def = Definition(vm, ctx, {}, *seed);
     if (!def) return std::unexpected(def.error());
+    def->uuid = uuid;
     if (auto ok = ctx.RecordUndo(json{{"defined", true}}.dump()); !ok) return std::unexpected(ok.error());
     if (auto ok = hv.Define(*def); !ok) return std::unexpected(ok.error());
     return json{{"volumes", def->owner.created_volumes}}.dump();
@@ -289,6 +307,7 @@ struct LibvirtStepRunner::Impl {
     if (!seed) return std::unexpected(seed.error());
     auto def = Definition(vm, ctx, owned_before, *seed);
     if (!def) return std::unexpected(def.error());
+    def->uuid = current->uuid;
     if (auto ok = hv.Define(*def); !ok) return std::unexpected(ok.error());
 
     if (live) {
@@ -629,6 +648,12 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
       break;
     }
     case ActionType::kStart:
+      // Started after its own create in this job: it was stopped; no need to ask the node.
+      if (impl_->FollowsCreateOf(action)) {
+        undo["previousPower"] = EnumName(PowerState::kStopped);
+        break;
+      }
+      [[fallthrough]];
     case ActionType::kStop:
     case ActionType::kShutdown:
     case ActionType::kSuspend:

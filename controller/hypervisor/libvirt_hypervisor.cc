@@ -163,9 +163,7 @@ class LibvirtHypervisor final : public Hypervisor {
     return Run<ObservedVm>("observe", false, "observing " + name, [&](virConnectPtr c) -> Result<ObservedVm> {
       auto dom = LookupDomain(c, name);
       if (!dom) return std::unexpected(dom.error());
-      auto pools = ObservePools(c);
-      if (!pools) return std::unexpected(pools.error());
-      return ObserveDomain(dom->get(), *pools);
+      return ObserveDomain(dom->get(), SingleDomainFacts(c, dom->get()));
     });
   }
 
@@ -178,24 +176,30 @@ class LibvirtHypervisor final : public Hypervisor {
       std::string xml = rendered;
       // A redefinition must carry the domain's UUID: without one libvirt makes up a new UUID
       // and refuses ("domain 'x' already exists with uuid ...").
-      if (Domain existing{virDomainLookupByName(c, name.c_str())}) {
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        if (virDomainGetUUIDString(existing.get(), uuid) == 0) {
-          pugi::xml_document doc;
-          doc.load_string(xml.c_str());
-          pugi::xml_node dom = doc.child("domain");
-          dom.insert_child_after("uuid", dom.child("name")).text().set(uuid);
-          std::ostringstream out;
-          doc.save(out, "  ", pugi::format_indent | pugi::format_no_declaration);
-          xml = out.str();
+      std::string uuid = def.uuid.value_or("");
+      if (!def.uuid) {
+        if (Domain existing{virDomainLookupByName(c, name.c_str())}) {
+          char buf[VIR_UUID_STRING_BUFLEN];
+          if (virDomainGetUUIDString(existing.get(), buf) == 0) uuid = buf;
         }
+      }
+      if (!uuid.empty()) {
+        pugi::xml_document doc;
+        doc.load_string(xml.c_str());
+        pugi::xml_node dom = doc.child("domain");
+        dom.insert_child_after("uuid", dom.child("name")).text().set(uuid.c_str());
+        std::ostringstream out;
+        doc.save(out, "  ", pugi::format_indent | pugi::format_no_declaration);
+        xml = out.str();
       }
       std::unique_lock<std::mutex> validating;
       if (uri_.starts_with("test:///")) validating = std::unique_lock(InProcessValidationMutex());
       Domain dom(virDomainDefineXMLFlags(c, xml.c_str(), VIR_DOMAIN_DEFINE_VALIDATE));
       validating = {};
       if (!dom) return std::unexpected(LastError(""));
-      if (virDomainSetAutostart(dom.get(), def.vm.spec.autostart ? 1 : 0) < 0) {
+      // A new domain starts with autostart off: only say otherwise.
+      const bool is_new = def.uuid && def.uuid->empty();
+      if ((!is_new || def.vm.spec.autostart) && virDomainSetAutostart(dom.get(), def.vm.spec.autostart ? 1 : 0) < 0) {
         return std::unexpected(LastError("setting autostart"));
       }
       return {};
@@ -290,17 +294,15 @@ class LibvirtHypervisor final : public Hypervisor {
   // Power operations are idempotent: asking for the state a domain is in succeeds at once, so a
   // step retried after a crash does not fail on its own earlier success.
   Result<void> Start(const std::string& name) override {
-    auto started = PowerOp("start", name, [](virDomainPtr d, int state) {
-      if (ToPower(state) != PowerState::kStopped) return 0;
-      return virDomainCreate(d);
-    });
-    if (!started) return started;
-    // A guest that stops itself at once (firmware emulation failure, I/O error) starts
-    // "successfully" and sits paused: that is a failed start, not a running VM.
-    return Run<void>("get-state", false, "starting " + name, [&](virConnectPtr c) -> Result<void> {
+    return Mutate("start", "start " + name + " on " + config_.name, name, [&](virConnectPtr c) -> Result<void> {
       auto dom = LookupDomain(c, name);
       if (!dom) return std::unexpected(dom.error());
       int state = 0, reason = 0;
+      if (virDomainGetState(dom->get(), &state, &reason, 0) < 0) return std::unexpected(LastError(""));
+      if (ToPower(state) != PowerState::kStopped) return {};
+      if (virDomainCreate(dom->get()) < 0) return std::unexpected(LastError(""));
+      // A guest that stops itself at once (firmware emulation failure, I/O error) starts
+      // "successfully" and sits paused: that is a failed start, not a running VM.
       if (virDomainGetState(dom->get(), &state, &reason, 0) < 0) return std::unexpected(LastError(""));
       if (state == VIR_DOMAIN_PAUSED && reason != VIR_DOMAIN_PAUSED_USER) {
         return Fail(ErrorCode::kFailedPrecondition,
@@ -834,6 +836,8 @@ class LibvirtHypervisor final : public Hypervisor {
         if (!result) return std::unexpected(result.error().Wrap(context));
         return result;
       }
+      // An answer such as "no such domain" proves the connection works: no need to ask.
+      if (result.error().code == ErrorCode::kNotFound && !lost_) return std::unexpected(result.error().Wrap(context));
       bool lost = lost_ || IsConnectionLost(result.error());
       {
         std::shared_lock lock(conn_mu_);
@@ -1023,7 +1027,67 @@ class LibvirtHypervisor final : public Hypervisor {
     return out;
   }
 
-  ObservedVm ObserveDomain(virDomainPtr dom, const std::vector<ObservedPool>& pools) {
+  // What a node-wide observation learns once instead of asking every domain: the names of the
+  // persistent, autostarted and snapshotted domains (one listing each), and the pools' volumes
+  // by "pool/name" and by path.
+  struct NodeFacts {
+    std::set<std::string, std::less<>> persistent, autostart, with_snapshots;
+    std::map<std::string, std::uint64_t, std::less<>> capacity_by_volume, capacity_by_path;
+    virConnectPtr ask = nullptr;  // set: one domain's observation, volumes are looked up one by one
+  };
+
+  // The same for one domain, asked of the domain itself (cheaper than listing a large node).
+  static NodeFacts SingleDomainFacts(virConnectPtr c, virDomainPtr dom) {
+    NodeFacts f;
+    const std::string name = virDomainGetName(dom);
+    if (virDomainIsPersistent(dom) == 1) f.persistent.insert(name);
+    int autostart = 0;
+    if (virDomainGetAutostart(dom, &autostart) == 0 && autostart != 0) f.autostart.insert(name);
+    if (virDomainSnapshotNum(dom, 0) > 0) f.with_snapshots.insert(name);
+    f.ask = c;
+    return f;
+  }
+
+  static std::optional<std::uint64_t> AskCapacity(virConnectPtr c, const StorageRef& ref) {
+    Volume v;
+    if (ref.IsVolume()) {
+      Pool pool(virStoragePoolLookupByName(c, ref.pool.c_str()));
+      if (pool) v.reset(virStorageVolLookupByName(pool.get(), ref.volume.c_str()));
+    } else {
+      v.reset(virStorageVolLookupByPath(c, ref.path.c_str()));
+    }
+    virStorageVolInfo info;
+    if (!v || virStorageVolGetInfo(v.get(), &info) != 0) return std::nullopt;
+    return info.capacity;
+  }
+
+  static std::set<std::string, std::less<>> DomainNames(virConnectPtr c, unsigned int flags) {
+    std::set<std::string, std::less<>> names;
+    virDomainPtr* domains = nullptr;
+    const int n = virConnectListAllDomains(c, &domains, flags);
+    for (int i = 0; i < n; ++i) {
+      Domain dom(domains[i]);
+      names.emplace(virDomainGetName(dom.get()));
+    }
+    free(domains);
+    return names;
+  }
+
+  static NodeFacts GatherFacts(virConnectPtr c, const std::vector<ObservedPool>& pools) {
+    NodeFacts f;
+    f.persistent = DomainNames(c, VIR_CONNECT_LIST_DOMAINS_PERSISTENT);
+    f.autostart = DomainNames(c, VIR_CONNECT_LIST_DOMAINS_AUTOSTART);
+    f.with_snapshots = DomainNames(c, VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT);
+    for (const ObservedPool& p : pools) {
+      for (const ObservedVolume& v : p.volumes) {
+        f.capacity_by_volume.emplace(p.name + "/" + v.name, v.capacity);
+        if (!v.path.empty()) f.capacity_by_path.emplace(v.path, v.capacity);
+      }
+    }
+    return f;
+  }
+
+  ObservedVm ObserveDomain(virDomainPtr dom, const NodeFacts& facts) {
     ObservedVm vm;
     vm.node = config_.name;
     vm.name = virDomainGetName(dom);
@@ -1033,10 +1097,8 @@ class LibvirtHypervisor final : public Hypervisor {
     virDomainGetState(dom, &state, &reason, 0);
     vm.power = ToPower(state);
     vm.state_detail = StateName(state);
-    vm.persistent = virDomainIsPersistent(dom) == 1;
-    int autostart = 0;
-    virDomainGetAutostart(dom, &autostart);
-    vm.autostart = autostart != 0;
+    vm.persistent = facts.persistent.contains(vm.name);
+    vm.autostart = facts.autostart.contains(vm.name);
     const std::string xml = TakeString(virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE));
     vm.definition_fingerprint = Fingerprint(xml);
     auto parsed = ParseDomainXml(xml);
@@ -1052,19 +1114,19 @@ class LibvirtHypervisor final : public Hypervisor {
       }
     }
     auto capacity_of = [&](const StorageRef& ref) -> std::optional<std::uint64_t> {
-      for (const ObservedPool& p : pools) {
-        if (ref.IsVolume() && p.name != ref.pool) continue;
-        for (const ObservedVolume& v : p.volumes) {
-          if (ref.IsVolume() ? v.name == ref.volume : v.path == ref.path) return v.capacity;
-        }
-      }
-      return std::nullopt;
+      if (facts.ask != nullptr) return AskCapacity(facts.ask, ref);
+      const auto& index = ref.IsVolume() ? facts.capacity_by_volume : facts.capacity_by_path;
+      auto it = index.find(ref.IsVolume() ? ref.pool + "/" + ref.volume : ref.path);
+      if (it == index.end()) return std::nullopt;
+      return it->second;
     };
     vm.actual = NormalizeObserved(*parsed, vm.last_applied, capacity_of);
     vm.actual.node = config_.name;
     vm.actual.power_state = vm.power;
     vm.actual.autostart = vm.autostart;
-    if (auto snapshots = ReadSnapshots(dom)) vm.snapshots = std::move(*snapshots);
+    if (facts.with_snapshots.contains(vm.name)) {
+      if (auto snapshots = ReadSnapshots(dom)) vm.snapshots = std::move(*snapshots);
+    }
     return vm;
   }
 
@@ -1090,9 +1152,11 @@ class LibvirtHypervisor final : public Hypervisor {
     virDomainPtr* domains = nullptr;
     const int nd = virConnectListAllDomains(c, &domains, 0);
     if (nd < 0) return std::unexpected(LastError("listing domains"));
+    const NodeFacts facts = GatherFacts(c, node.pools);
+    node.vms.reserve(nd);
     for (int i = 0; i < nd; ++i) {
       Domain dom(domains[i]);
-      node.vms.push_back(ObserveDomain(dom.get(), node.pools));
+      node.vms.push_back(ObserveDomain(dom.get(), facts));
     }
     free(domains);
     std::sort(node.vms.begin(), node.vms.end(), [](const auto& a, const auto& b) { return a.name < b.name; });

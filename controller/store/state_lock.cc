@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <utility>
@@ -50,6 +51,12 @@ struct OpenFile {
 Result<StateLock> StateLock::Acquire(const std::string& state_file,
                                      std::chrono::milliseconds wait) {
   std::string lock_path = state_file + ".lock";
+  // The state's directory is gitvirt's to make, as terraform makes .terraform/.
+  if (const auto dir = std::filesystem::path(state_file).parent_path(); !dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Fail(ErrorCode::kIo, "cannot create the state directory " + dir.string() + ": " + ec.message());
+  }
   OpenFile file{::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)};
   const int fd = file.fd;
   if (fd < 0) {

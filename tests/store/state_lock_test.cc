@@ -145,11 +145,19 @@ TEST_F(StateLockTest, MovedLockStaysHeldAndAssigningOverItReleasesIt) {
   EXPECT_TRUE(StateLock::Acquire(state_, milliseconds(0)).has_value());
 }
 
-TEST_F(StateLockTest, MissingDirectoryIsAnIoError) {
-  auto lock = StateLock::Acquire((dir_.path() / "missing" / "gitvirt.db").string(), seconds(0));
+TEST_F(StateLockTest, MissingDirectoryIsCreated) {
+  const auto state = dir_.path() / "missing" / "deeper" / "gitvirt.db";
+  auto lock = StateLock::Acquire(state.string(), seconds(0));
+  ASSERT_TRUE(lock.has_value()) << lock.error().ToString();
+  EXPECT_TRUE(std::filesystem::exists(state.string() + ".lock"));
+}
+
+TEST_F(StateLockTest, AnUncreatableDirectoryIsAnIoError) {
+  std::ofstream(dir_.path() / "file") << "not a directory";
+  auto lock = StateLock::Acquire((dir_.path() / "file" / "gitvirt.db").string(), seconds(0));
   ASSERT_FALSE(lock.has_value());
   EXPECT_EQ(lock.error().code, ErrorCode::kIo);
-  EXPECT_THAT(lock.error().message, HasSubstr("missing/gitvirt.db.lock"));
+  EXPECT_THAT(lock.error().message, HasSubstr("file"));
 }
 
 }  // namespace

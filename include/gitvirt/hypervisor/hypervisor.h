@@ -37,6 +37,9 @@ struct DomainDefinition {
   std::optional<StorageRef> seed;                   // the cloud-init NoCloud ISO
   std::string graphics_password;  // resolved secret; only ever written into the XML
   std::string console_log;        // file the serial console is logged to ("" = none)
+  // The domain's UUID, which a redefinition must carry: unset = unknown (Define looks it up),
+  // "" = a new domain (libvirt assigns one; saves a round trip per create).
+  std::optional<std::string> uuid;
 };
 
 struct VolumeSpec {

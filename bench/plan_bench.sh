@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Loader and no-op plan benchmark on simulated nodes (no daemon, no root needed):
+#   1. `gitvirt validate` of N realistic VirtualMachine documents (two disks, two NICs,
+#      cloud-init, labels, tags; 100 files) — the loader;
+#   2. `gitvirt apply` of N plain VMs (a linked clone of an Image, a data disk, one NIC) over
+#      K simulated nodes — once, to own them (reported, not a target);
+#   3. `gitvirt plan --detailed-exitcode` over them, nothing to change — observe every domain of
+#      every node, diff, plan — best and median of R runs;
+#   4. the limit for 3: a C program per node, all at once, opening the same simulated node with
+#      libvirt's test driver (which parses the node's files) and reading every domain's XML and
+#      state (bench/raw_apply.c --observe);
+#   5. the same no-op plan inside `gitvirt serve`, which keeps its node connections open (so
+#      the test driver parses its files once, at start-up): the reconcile pass's duration from
+#      /metrics, R passes.
+#
+# usage: bench/plan_bench.sh [--vms N] [--nodes K] [--runs R]     defaults 10000, 10, 5
+# Targets (issues 2 and 3): loading 10,000 documents < 1 s; the no-op plan of 10,000 < 1.5 s.
+set -euo pipefail
+
+vms=10000 nodes=10 runs=5
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --vms) vms=$2; shift 2 ;;
+    --nodes) nodes=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    *) echo "usage: $0 [--vms N] [--nodes K] [--runs R]" >&2; exit 2 ;;
+  esac
+done
+root=$(cd "$(dirname "$0")/.." && pwd)
+gitvirt=${BUILD_DIR:-$root/build}/gitvirt
+[ -x "$gitvirt" ] || { echo "missing $gitvirt: cmake --build build --target gitvirt" >&2; exit 1; }
+work=$(mktemp -d /tmp/gvplan-XXXXXX)
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
+stats() {  # prints "best median" of the numbers on stdin
+  sort -n | awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[1], v[int((NR + 1) / 2)] }'
+}
+
+# --- 1. the loader -----------------------------------------------------------------------------------
+python3 "$root/bench/gen_manifests.py" "$work/rich" "$vms" --files 100
+: > "$work/validate.times"
+for _ in $(seq "$runs"); do
+  t=$(now)
+  "$gitvirt" validate -f "$work/rich" > "$work/validate.log"
+  elapsed "$t" >> "$work/validate.times"; echo >> "$work/validate.times"
+done
+read -r validate_best validate_median < <(stats < "$work/validate.times")
+
+# --- 2. own N VMs on K simulated nodes -----------------------------------------------------------
+cp "$root/examples/images/tiny.qcow2" "$work/base.qcow2"
+sha=$(sha256sum "$work/base.qcow2" | cut -d' ' -f1)
+python3 "$root/bench/gen_manifests.py" "$work/manifests" "$vms" --files 100 --nodes "$nodes" --plain \
+  --image "$work/base.qcow2" --sha256 "$sha"
+{
+  echo "apiVersion: gitvirt.dev/v1"
+  echo "kind: ControllerConfig"
+  echo "source: {path: manifests, interval: 1s}"
+  echo "nodes:"
+  for n in $(seq "$nodes"); do
+    echo "  - {name: hv$n, uri: 'sim:sim/hv$n.xml', capacity: {vcpus: 100000, memory: 100TiB}, maxParallel: 8}"
+  done
+  echo "apply: {parallel: 16}"
+  echo "api: {listen: '127.0.0.1:${PLAN_BENCH_PORT:-18931}'}"
+  echo "state: state/gitvirt.db"
+} > "$work/gitvirt.yaml"
+gv() { (cd "$work" && "$gitvirt" --config gitvirt.yaml "$@"); }
+t=$(now)
+gv apply --auto-approve --no-color > "$work/apply.log" 2>&1 || { tail -20 "$work/apply.log" >&2; exit 1; }
+apply_s=$(elapsed "$t")
+
+# --- 3. the no-op plan ------------------------------------------------------------------------------
+: > "$work/plan.times"
+for _ in $(seq "$runs"); do
+  t=$(now)
+  gv plan --detailed-exitcode --no-color > "$work/plan.log" 2>&1 ||
+    { echo "the plan is not empty (exit $?):" >&2; tail -20 "$work/plan.log" >&2; exit 1; }
+  elapsed "$t" >> "$work/plan.times"; echo >> "$work/plan.times"
+done
+read -r plan_best plan_median < <(stats < "$work/plan.times")
+
+# --- 4. the limit: libvirt alone, every node at once ---------------------------------------------------
+raw=${BUILD_DIR:-$root/build}/bench/bench_raw_apply
+raw_best=- raw_median=- ratio=-
+if [ -x "$raw" ]; then
+  : > "$work/raw.times"
+  for _ in $(seq "$runs"); do
+    t=$(now)
+    for n in $(seq "$nodes"); do "$raw" "test://$work/sim/hv$n.xml" --observe > /dev/null & done
+    wait
+    elapsed "$t" >> "$work/raw.times"; echo >> "$work/raw.times"
+  done
+  read -r raw_best raw_median < <(stats < "$work/raw.times")
+  ratio=$(awk -v a="$plan_median" -v b="$raw_median" 'BEGIN { printf "%.2f", a / b }')
+fi
+
+# --- 5. the reconcile pass in serve ------------------------------------------------------------------
+gv serve > "$work/serve.log" 2>&1 &
+serve_pid=$!
+metric() { curl -s "http://127.0.0.1:${PLAN_BENCH_PORT:-18931}/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+: > "$work/serve.times"
+seen=0 deadline=$(( $(date +%s) + 120 + 10 * runs ))
+while [ "$(wc -l < "$work/serve.times")" -lt "$runs" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+  sleep 0.2
+  total=$(metric gitvirt_reconciles_total || true)
+  [ -n "$total" ] || continue
+  total=${total%.*}
+  # The first pass also connects; count the ones after it.
+  if [ "$total" -gt "$seen" ]; then
+    [ "$seen" -ge 1 ] && metric gitvirt_reconcile_duration_seconds >> "$work/serve.times"
+    seen=$total
+  fi
+done
+kill -TERM "$serve_pid"; wait "$serve_pid" || true
+serve_best=- serve_median=-
+[ -s "$work/serve.times" ] && read -r serve_best serve_median < <(stats < "$work/serve.times")
+
+printf '\n%s, %s, %s cores, load %s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$("$gitvirt" version | head -1)" \
+  "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-60s %8s %8s %s\n' "what" "best s" "median s" "target"
+printf '%-60s %8s %8s %s\n' "validate: load $vms VirtualMachine documents (100 files)" "$validate_best" "$validate_median" "< 1 s"
+printf '%-60s %8s %8s %s\n' "apply: create + start $vms VMs on $nodes simulated nodes (once)" "$apply_s" "-" "-"
+printf '%-60s %8s %8s %s\n' "plan: no changes over $vms owned VMs on $nodes simulated nodes" "$plan_best" "$plan_median" "< 1.5 s"
+printf '%-60s %8s %8s %s\n' "C: load the same $nodes node files + read every domain" "$raw_best" "$raw_median" "the limit"
+printf '%-60s %8s %8s %s\n' "serve: no-op reconcile pass over the same (connections open)" "$serve_best" "$serve_median" "< 1.5 s"
+echo "no-op plan / C limit (medians): $ratio"
