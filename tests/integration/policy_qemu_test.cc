@@ -650,7 +650,8 @@ TEST_F(PolicyQemu, QuiesceThroughTheGuestAgent) {
   const Virsh& virsh = *virsh_;
   gv.Write("guest.yaml",
            "apiVersion: gitvirt.dev/v1\nkind: Image\nmetadata: {name: debian12}\n"
-           "spec: {source: " + guest->image + ", format: qcow2}\n"
+           "spec: {source: " + guest->image + ", format: qcow2, sha256: " +
+           Must({"sha256sum", guest->image}).substr(0, 64) + "}\n"
            "---\n"
            "apiVersion: gitvirt.dev/v1\nkind: VirtualMachine\nmetadata: {name: agent1}\n"
            "spec:\n"
@@ -686,7 +687,12 @@ TEST_F(PolicyQemu, QuiesceThroughTheGuestAgent) {
   std::getline(jobs, header);
   jobs >> job;  // the newest job's id
   const std::string detail = gv.Ok({"jobs", job});
-  EXPECT_NE(detail.find("frozen by the guest agent"), std::string::npos) << detail;
+  const auto frozen_at = detail.find("frozen by the guest agent");
+  EXPECT_NE(frozen_at, std::string::npos) << detail;
+  if (frozen_at != std::string::npos) {
+    const auto line = detail.rfind('\n', frozen_at) + 1;
+    std::cout << "[event] " << detail.substr(line, detail.find('\n', frozen_at) - line) << "\n";
+  }
   EXPECT_NE(virsh({"qemu-agent-command", "agent1", R"({"execute":"guest-fsfreeze-status"})"}).find("thawed"),
             std::string::npos)
       << "thawed again";
