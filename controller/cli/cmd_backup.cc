@@ -224,8 +224,8 @@ int RunDelete(const GlobalOptions& global, const BackupOptions& opts) {
   a.reason = "backup " + manifest.id + " deleted by hand";
   a.params = {{"id", manifest.id}, {"directory", dir}, {"force", opts.force ? "true" : "false"}};
   plan.actions.push_back(std::move(a));
-  if (!opts.dry_run && !opts.yes && !ConfirmAction("Delete backup " + manifest.id + " (" + dir + ")?")) return kExitError;
-  return RunOneActionJob(*s, std::move(plan), "backup", opts.dry_run, log);
+  const std::string question = opts.yes ? "" : "Delete backup " + manifest.id + " (" + dir + ")?";
+  return RunOneActionJob(*s, std::move(plan), "backup", opts.dry_run, log, 1, question);
 }
 
 int RunRestore(const GlobalOptions& global, const BackupOptions& opts) {
@@ -273,11 +273,9 @@ int RunRestore(const GlobalOptions& global, const BackupOptions& opts) {
     start.power_before = PowerState::kStopped;
     plan.actions.push_back(std::move(start));
   }
-  if (!opts.dry_run && !opts.yes &&
-      !ConfirmAction("Restore backup " + manifest.id + " of " + manifest.vm + " as " + name + " on " + node + "?")) {
-    return kExitError;
-  }
-  const int rc = RunOneActionJob(*s, std::move(plan), "restore", opts.dry_run, log);
+  const std::string question =
+      opts.yes ? "" : "Restore backup " + manifest.id + " of " + manifest.vm + " as " + name + " on " + node + "?";
+  const int rc = RunOneActionJob(*s, std::move(plan), "restore", opts.dry_run, log, 1, question);
   if (rc == kExitOk && !opts.dry_run && !managed) {
     std::cout << name << " is not in the manifests, so gitvirt leaves it alone; add a VirtualMachine named " << name
               << " to manage it.\n";
@@ -320,7 +318,7 @@ void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& resul
   auto* del = cmd->add_subcommand("delete", "Delete a backup");
   del->add_option("backup", opts->what, "Backup id or directory")->required();
   del->add_flag("--force", opts->force, "Delete a protected backup too");
-  del->add_flag("--yes,-y", opts->yes, "Do not ask for confirmation");
+  del->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
   del->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
   del->callback([&global, &result, opts] { result.exit_code = RunDelete(global, *opts); });
 
@@ -330,7 +328,7 @@ void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& resul
   restore->add_option("--node", opts->node, "Node to restore onto (default: where it was)");
   restore->add_flag("--start", opts->start, "Start the VM once restored");
   AddSourceOptions(restore, opts->source);
-  restore->add_flag("--yes,-y", opts->yes, "Do not ask for confirmation");
+  restore->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
   restore->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
   restore->callback([&global, &result, opts] { result.exit_code = RunRestore(global, *opts); });
 }

@@ -97,12 +97,10 @@ int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
               << ".\n";
     return kExitOk;
   }
-  if (!opts.dry_run && opts.operation != "start" && !opts.yes) {
-    if (!ConfirmAction(opts.operation + " " + std::to_string(plan.actions.size()) + " step(s) on the VMs above?")) {
-      return kExitError;
-    }
-  }
-  return RunOneActionJob(*s, std::move(plan), "power", opts.dry_run, log, opts.max_parallel);
+  const std::string question = opts.operation == "start" || opts.yes
+                                   ? ""
+                                   : opts.operation + ": run these " + std::to_string(plan.actions.size()) + " step(s)?";
+  return RunOneActionJob(*s, std::move(plan), "power", opts.dry_run, log, opts.max_parallel, question);
 }
 
 }  // namespace
@@ -126,7 +124,7 @@ void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
                   "shutdown: power off after the timeout; reboot: hard reset (off, then on)");
     sub->add_flag("--skip-if-in-state,!--no-skip-if-in-state", opts->skip_if_in_state,
                   "Skip VMs already in the wanted state (default on)");
-    sub->add_flag("--yes,-y", opts->yes, "Do not ask for confirmation");
+    sub->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
     sub->callback([&global, &result, opts] { result.exit_code = RunPower(global, *opts); });
   }
 }

@@ -117,7 +117,7 @@ int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::s
 
 bool ConfirmAction(const std::string& question) {
   if (!StdoutIsTerminal() || isatty(0) != 1) {
-    std::cerr << "gitvirt: this needs confirmation; run it on a terminal or pass --yes\n";
+    std::cerr << "gitvirt: this needs confirmation; run it on a terminal or pass --yes (-y, --auto-approve)\n";
     return false;
   }
   std::cout << question << " Only 'yes' will be accepted: " << std::flush;
@@ -156,9 +156,10 @@ std::optional<ChangeSession> OpenChangeSession(const GlobalOptions& global, cons
 }
 
 int RunOneActionJob(ChangeSession& s, Plan plan, const std::string& kind, bool dry_run,
-                    const std::shared_ptr<spdlog::logger>& log, int parallel) {
+                    const std::shared_ptr<spdlog::logger>& log, int parallel, const std::string& confirm) {
   std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal()});
   if (dry_run) return kExitOk;
+  if (!confirm.empty() && !ConfirmAction(confirm)) return kExitError;
   RunOptions run;
   run.kind = kind;
   run.strategy = RollbackStrategy::kNone;
@@ -243,11 +244,9 @@ int RunDelete(const GlobalOptions& global, const SnapshotOptions& opts) {
   a.reason = "deleted by hand";
   a.snapshot = opts.name;
   plan.actions.push_back(std::move(a));
-  if (!opts.dry_run && !opts.yes &&
-      !ConfirmAction("Delete snapshot " + opts.name + " of " + vm->name + (it->policy.empty() ? "" : " (policy " + it->policy + ")") + "?")) {
-    return kExitError;
-  }
-  return RunOneActionJob(*s, std::move(plan), "snapshot", opts.dry_run, log);
+  const std::string question =
+      opts.yes ? "" : "Delete snapshot " + opts.name + " of " + vm->name + (it->policy.empty() ? "" : " (policy " + it->policy + ")") + "?";
+  return RunOneActionJob(*s, std::move(plan), "snapshot", opts.dry_run, log, 1, question);
 }
 
 int RunRestore(const GlobalOptions& global, const SnapshotOptions& opts) {
@@ -274,12 +273,9 @@ int RunRestore(const GlobalOptions& global, const SnapshotOptions& opts) {
   a.snapshot = opts.name;
   a.power_before = vm->power;
   plan.actions.push_back(std::move(a));
-  if (!opts.dry_run && !opts.yes &&
-      !ConfirmAction("Revert " + vm->name + " to snapshot " + opts.name + "? Its disks (and state) go back to then; "
-                     "what changed since is lost.")) {
-    return kExitError;
-  }
-  return RunOneActionJob(*s, std::move(plan), "restore", opts.dry_run, log);
+  const std::string question = opts.yes ? "" : "Revert " + vm->name + " to snapshot " + opts.name +
+                                                   "? Its disks (and state) go back to then; what changed since is lost.";
+  return RunOneActionJob(*s, std::move(plan), "restore", opts.dry_run, log, 1, question);
 }
 
 }  // namespace
@@ -362,7 +358,7 @@ void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& res
   auto* del = cmd->add_subcommand("delete", "Delete one snapshot of a VM");
   del->add_option("vm", opts->vm, "The VM")->required();
   del->add_option("name", opts->name, "The snapshot")->required();
-  del->add_flag("--yes,-y", opts->yes, "Do not ask for confirmation");
+  del->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
   del->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
   del->callback([&global, &result, opts] { result.exit_code = RunDelete(global, *opts); });
 
@@ -377,7 +373,7 @@ void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& res
   auto* restore = cmd->add_subcommand("restore", "Revert a VM to one of its snapshots");
   restore->add_option("vm", opts->vm, "The VM")->required();
   restore->add_option("snapshot", opts->name, "The snapshot")->required();
-  restore->add_flag("--yes,-y", opts->yes, "Do not ask for confirmation");
+  restore->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
   restore->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
   restore->callback([&global, &result, opts] { result.exit_code = RunRestore(global, *opts); });
 }

@@ -23,7 +23,7 @@ int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::s
                  const std::string& policy, const std::string& output);
 
 // Asks "<question> Only 'yes' will be accepted:" on a terminal; false (with a hint to pass
-// --yes) when stdin or stdout is not one.
+// --yes, -y or --auto-approve) when stdin or stdout is not one.
 bool ConfirmAction(const std::string& question);
 
 // Config, state lock, journal, connected nodes, unfinished jobs recovered: what every command
@@ -39,9 +39,10 @@ std::optional<ChangeSession> OpenChangeSession(const GlobalOptions& global, cons
 // The VM's domain when gitvirt owns it; prints why not otherwise (null).
 const ObservedVm* FindOwnedVm(const ObservedState& observed, const std::string& name);
 
-// Prints the plan, and (unless `dry_run`) runs it as a job of `kind` (strategy NONE).
+// Prints the plan, and (unless `dry_run`) runs it as a job of `kind` (strategy NONE), after
+// asking `confirm` (ConfirmAction) when it is not empty.
 int RunOneActionJob(ChangeSession& s, Plan plan, const std::string& kind, bool dry_run,
-                    const std::shared_ptr<spdlog::logger>& log, int parallel = 1);
+                    const std::shared_ptr<spdlog::logger>& log, int parallel = 1, const std::string& confirm = "");
 
 // Runs a SnapshotPolicy or BackupPolicy now (retention included), printing the plan and the
 // outcome; `dry_run` prints the plan only.

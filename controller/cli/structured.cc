@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "gitvirt/api/views.h"
+#include "gitvirt/store/backup_catalog.h"
 #include "output.h"
 #include "view.h"
 
@@ -51,6 +52,29 @@ void PrintStructured(std::ostream& out, const View& view, const std::string& wha
   } else if (what == "images" || what == "image") {
     for (const ResourceStatus& r : view.resources) {
       if (r.kind == Kind::kImage && selector.Matches(r.labels)) items.push_back(api_views::ResourceDetail(r));
+    }
+  } else if (what == "snapshots" || what == "snapshot") {
+    // As the table: every VM's, or (with a selector) those of gitvirt's VMs it matches.
+    for (const ObservedNode& n : view.observed.nodes) {
+      for (const ObservedVm& vm : n.vms) {
+        if (!selector.requirements.empty() && (!vm.Owned() || !selector.Matches(vm.owner->labels))) continue;
+        for (const ObservedSnapshot& s : vm.snapshots) {
+          items.push_back(api_views::Snapshot(
+              SnapshotEntry{vm.name, n.name, s.name, s.policy, s.description, s.state, s.created}));
+        }
+      }
+    }
+  } else if (what == "backups" || what == "backup") {
+    auto catalog = BackupCatalog::Open(view.config.state);
+    Result<std::vector<BackupRecord>> records = std::unexpected(catalog ? Error{} : catalog.error());
+    if (catalog) records = (*catalog)->List(BackupFilter{});
+    if (!records) {
+      std::cerr << "gitvirt: " << records.error().ToString() << "\n";
+    } else {
+      for (const BackupRecord& r : *records) {
+        items.push_back(api_views::Backup(BackupEntry{r.id, r.vm, r.node, r.policy, r.location, r.mode, r.compression,
+                                                      r.bytes, r.verified, r.is_protected, r.status, r.created}));
+      }
     }
   }
   const Json doc = {{"kind", what}, {"items", items}};

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -482,6 +483,34 @@ std::vector<BackupRecord> ScanBackups(const std::string& target, std::vector<std
   return out;
 }
 
+Result<int> SyncCatalogWithTarget(BackupCatalog& catalog, const std::string& target, std::vector<std::string>* problems) {
+  const std::string root = fs::absolute(target).lexically_normal().string();
+  std::map<std::string, BackupRecord> found;
+  for (BackupRecord& r : ScanBackups(root, problems)) {
+    std::string id = r.id;
+    found.emplace(std::move(id), std::move(r));
+  }
+  auto known = catalog.List(BackupFilter{});
+  if (!known) return std::unexpected(known.error());
+  int changed = 0;
+  for (const BackupRecord& r : *known) {
+    const bool under = r.location.starts_with(root + "/");
+    if (!under || r.status != "complete") continue;
+    auto it = found.find(r.id);
+    if (it == found.end() && !fs::exists(fs::path(r.location) / "manifest.json")) {
+      if (auto ok = catalog.Remove(r.id); !ok) return std::unexpected(ok.error());
+      ++changed;
+    } else if (it != found.end() && it->second == r) {
+      found.erase(it);  // as recorded
+    }
+  }
+  for (const auto& [id, r] : found) {
+    if (auto ok = catalog.Put(r); !ok) return std::unexpected(ok.error());
+    ++changed;
+  }
+  return changed;
+}
+
 // ---- taking a backup ---------------------------------------------------------------------
 
 namespace {
@@ -492,6 +521,7 @@ struct DiskToCopy {
   std::string pool;
   std::string volume;
   std::string path;
+  std::string read_path;  // what qemu-img reads, when not `path` (the top overlay)
   std::uint64_t capacity = 0;
 };
 
@@ -520,6 +550,9 @@ Result<std::vector<DiskToCopy>> DisksOf(Hypervisor& hv, const std::string& vm, c
       std::error_code ec;
       s.capacity = d.size.value_or(fs::file_size(s.path, ec));
     }
+    // A disk on external-snapshot overlays is read through the one in use (qemu-img convert
+    // flattens the chain); the manifest still names its storage.
+    if (auto top = parsed->DiskTopPath(d.name); !top.empty()) s.read_path = top;
     out.push_back(std::move(s));
   }
   if (out.empty()) return Fail(ErrorCode::kFailedPrecondition, vm + " has no disk to back up");
@@ -529,7 +562,7 @@ Result<std::vector<DiskToCopy>> DisksOf(Hypervisor& hv, const std::string& vm, c
 Result<void> Convert(const DiskToCopy& d, const std::string& out) {
   std::vector<std::string> argv = {"qemu-img", "convert", "-U", "-O", d.format};
   if (d.format == "qcow2") argv.insert(argv.end(), {"-o", "compat=1.1"});
-  argv.insert(argv.end(), {d.path, out});
+  argv.insert(argv.end(), {d.read_path.empty() ? d.path : d.read_path, out});
   auto ran = RunChecked(argv);
   if (!ran) return std::unexpected(ran.error().Wrap("copying disk " + d.disk));
   return {};

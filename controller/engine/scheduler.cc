@@ -6,6 +6,7 @@
 
 #include "gitvirt/core/cron.h"
 #include "gitvirt/core/policy_plan.h"
+#include "gitvirt/engine/backup.h"
 #include "gitvirt/engine/timezone_db.h"
 #include "gitvirt/store/backup_catalog.h"
 
@@ -124,6 +125,14 @@ Result<Plan> PolicyScheduler::PlanRun(Kind kind, const std::string& name, const 
     if (p == nullptr) return Fail(ErrorCode::kNotFound, "no BackupPolicy named " + name + " in the manifests");
     auto catalog = BackupCatalog::Open(nodes_.config().state);
     if (!catalog) return std::unexpected(catalog.error());
+    if (!p->spec.target.directory.empty()) {
+      std::vector<std::string> problems;
+      auto synced = SyncCatalogWithTarget(**catalog, p->spec.target.directory, &problems);
+      if (!synced) return std::unexpected(synced.error().Wrap("BackupPolicy/" + name + ": scanning its target"));
+      if (*synced > 0) log_->info("policy=BackupPolicy/{} catalog brought in line with {}: {} record(s)", name,
+                                  p->spec.target.directory, *synced);
+      for (const std::string& problem : problems) log_->warn("policy=BackupPolicy/{} skipped: {}", name, problem);
+    }
     auto records = (*catalog)->List(BackupFilter{});
     if (!records) return std::unexpected(records.error());
     std::vector<CatalogBackup> backups;

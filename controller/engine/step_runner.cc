@@ -272,6 +272,16 @@ struct LibvirtStepRunner::Impl {
     return json{{"volumes", def->owner.created_volumes}}.dump();
   }
 
+  // The external-snapshot overlays a disk of the domain runs on (none when unreadable).
+  static std::vector<std::string> DiskOverlays(Hypervisor& hv, const std::string& vm, const std::string& disk) {
+    auto xml = hv.GetDefinitionXml(vm);
+    if (!xml) return {};
+    auto parsed = ParseDomainXml(*xml);
+    if (!parsed) return {};
+    auto it = parsed->disk_overlays.find(disk);
+    return it == parsed->disk_overlays.end() ? std::vector<std::string>{} : it->second;
+  }
+
   Result<std::string> Update(Hypervisor& hv, const Action& action, StepContext& ctx) {
     const VirtualMachine& vm = *action.vm;
     auto current = hv.ObserveVm(vm.meta.name);
@@ -295,6 +305,13 @@ struct LibvirtStepRunner::Impl {
       const Disk* old = find_disk(was, disk.name);
       if (old == nullptr || !disk.size || !old->size || *disk.size <= *old->size) continue;
       const StorageRef ref = DiskStorage(vm, disk);
+      if (auto overlays = DiskOverlays(hv, vm.meta.name, disk.name); !overlays.empty()) {
+        // Growing the volume would not grow the overlays above it (and a live resize only the
+        // top one): the guest would see a size the volume does not have.
+        return Fail(ErrorCode::kFailedPrecondition,
+                    "disk " + disk.name + " of " + vm.meta.name + " runs on " + std::to_string(overlays.size()) +
+                        " external snapshot overlay(s); delete those snapshots before growing it");
+      }
       grown.push_back(disk.name);
       if (auto ok = ctx.RecordUndo(json{{"grown", grown}}.dump()); !ok) return std::unexpected(ok.error());
       Result<void> resized = live && hv.capabilities().block_resize
@@ -444,9 +461,12 @@ struct LibvirtStepRunner::Impl {
     const std::string& vm = action.target.name;
     auto existing = hv.ListSnapshots(vm);
     if (!existing) return std::unexpected(existing.error());
+    // An earlier attempt of this step (before a crash) may have made it: only then is a
+    // snapshot of that name this step's.
+    const bool attempted = ParseObject(ctx.undo_json()).value("snapshot", "") == action.snapshot;
     for (const ObservedSnapshot& s : *existing) {
       if (s.name != action.snapshot) continue;
-      if (s.policy == action.policy) {
+      if (attempted && s.policy == action.policy) {
         ctx.Event(EventLevel::kInfo, "snapshot " + s.name + " of " + vm + " exists already");
         return json{{"snapshot", s.name}, {"alreadyDone", true}}.dump();
       }
@@ -460,10 +480,18 @@ struct LibvirtStepRunner::Impl {
     request.memory = Param(action, "memory") == "true";
     request.quiesce = Param(action, "quiesce") == "true";
     if (auto ok = ctx.RecordUndo(json{{"snapshot", action.snapshot}}.dump()); !ok) return std::unexpected(ok.error());
-    if (auto ok = hv.CreateSnapshot(vm, request); !ok) return std::unexpected(ok.error());
-    ctx.Event(EventLevel::kInfo, "snapshot " + action.snapshot + " of " + vm + " created" +
+    auto taken = hv.CreateSnapshot(vm, request);
+    if (!taken) return std::unexpected(taken.error());
+    if (request.quiesce && !taken->quiesced) ctx.Event(EventLevel::kWarning, "not quiesced: " + taken->note);
+    ctx.Event(EventLevel::kInfo, taken->kind + " snapshot " + action.snapshot + " of " + vm + " created" +
+                                     (taken->quiesced ? ", " + std::to_string(taken->frozen_filesystems) +
+                                                            " filesystem(s) frozen by the guest agent"
+                                                      : "") +
                                      (action.policy.empty() ? "" : " (policy " + action.policy + ")"));
-    return json{{"snapshot", action.snapshot}}.dump();
+    json result = {{"snapshot", action.snapshot}, {"kind", taken->kind}, {"quiesced", taken->quiesced}};
+    if (taken->quiesced) result["frozenFilesystems"] = taken->frozen_filesystems;
+    if (!taken->note.empty()) result["note"] = taken->note;
+    return result.dump();
   }
 
   Result<std::string> SnapshotDelete(Hypervisor& hv, const Action& action, StepContext& ctx) {

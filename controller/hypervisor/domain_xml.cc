@@ -3,7 +3,9 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "gitvirt/core/cloud_init.h"
@@ -443,6 +445,24 @@ StorageRef ReadSource(xml_node disk) {
   return ref;
 }
 
+bool IsGitvirtOverlay(const std::string& path) {
+  return std::filesystem::path(path).filename().string().find(kOverlayInfix) != std::string::npos;
+}
+
+// A disk's storage: its <source>, or, when that is one of gitvirt's external-snapshot overlays,
+// the first element down its <backingStore> chain that is not one; the overlays passed on the
+// way go to `overlays`, the one in use first.
+StorageRef ReadDiskSource(xml_node disk, std::vector<std::string>& overlays) {
+  xml_node at = disk;
+  while (true) {
+    const StorageRef ref = ReadSource(at);
+    xml_node below = at.child("backingStore");
+    if (ref.IsVolume() || !IsGitvirtOverlay(ref.path) || !below.child("source")) return ref;
+    overlays.push_back(ref.path);
+    at = below;
+  }
+}
+
 std::string Hex(const char* value, int width) {
   const unsigned long n = std::strtoul(value, nullptr, 16);
   char buf[16];
@@ -451,6 +471,20 @@ std::string Hex(const char* value, int width) {
 }
 
 }  // namespace
+
+std::string ExternalSnapshotOverlay(const std::string& base, const std::string& snapshot) {
+  std::string safe = snapshot;
+  for (char& c : safe) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') c = '_';
+  }
+  return base + std::string(kOverlayInfix) + safe;
+}
+
+std::string ParsedDomain::DiskTopPath(const std::string& disk) const {
+  if (auto it = disk_overlays.find(disk); it != disk_overlays.end() && !it->second.empty()) return it->second.front();
+  auto it = disk_storage.find(disk);
+  return it == disk_storage.end() || it->second.IsVolume() ? std::string() : it->second.path;
+}
 
 Result<ParsedDomain> ParseDomainXml(std::string_view xml) {
   pugi::xml_document doc;
@@ -507,7 +541,8 @@ Result<ParsedDomain> ParseDomainXml(std::string_view xml) {
   for (xml_node d : devices.children("disk")) {
     const std::string device = d.attribute("device").as_string("disk");
     const std::string alias = d.child("alias").attribute("name").as_string();
-    const StorageRef ref = ReadSource(d);
+    std::vector<std::string> overlays;
+    const StorageRef ref = device == "disk" ? ReadDiskSource(d, overlays) : ReadSource(d);
     xml_node target = d.child("target");
     const DiskBus bus = ParseEnum<DiskBus>(target.attribute("bus").as_string()).value_or(DiskBus::kVirtio);
     if (device == "cdrom") {
@@ -543,6 +578,7 @@ Result<ParsedDomain> ParseDomainXml(std::string_view xml) {
       disk.source = DiskSource{DiskSourceType::kPath, ref.path, CloneMode::kNone};
     }
     parsed.disk_storage[disk.name] = ref;
+    if (!overlays.empty()) parsed.disk_overlays[disk.name] = std::move(overlays);
     spec.disks.push_back(std::move(disk));
   }
   for (xml_node n : devices.children("interface")) {

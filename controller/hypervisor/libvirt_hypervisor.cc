@@ -176,11 +176,15 @@ class LibvirtHypervisor final : public Hypervisor {
       std::string xml = rendered;
       // A redefinition must carry the domain's UUID: without one libvirt makes up a new UUID
       // and refuses ("domain 'x' already exists with uuid ...").
+      // An existing domain's disks may run on external snapshot overlays: the new definition
+      // keeps them. A new domain (def.uuid == "") has neither.
       std::string uuid = def.uuid.value_or("");
-      if (!def.uuid) {
+      std::string existing_xml;
+      if (!def.uuid || !def.uuid->empty()) {
         if (Domain existing{virDomainLookupByName(c, name.c_str())}) {
           char buf[VIR_UUID_STRING_BUFLEN];
           if (virDomainGetUUIDString(existing.get(), buf) == 0) uuid = buf;
+          existing_xml = TakeString(virDomainGetXMLDesc(existing.get(), VIR_DOMAIN_XML_INACTIVE));
         }
       }
       if (!uuid.empty()) {
@@ -188,6 +192,7 @@ class LibvirtHypervisor final : public Hypervisor {
         doc.load_string(xml.c_str());
         pugi::xml_node dom = doc.child("domain");
         dom.insert_child_after("uuid", dom.child("name")).text().set(uuid.c_str());
+        if (!existing_xml.empty()) KeepOverlays(doc, existing_xml);
         std::ostringstream out;
         doc.save(out, "  ", pugi::format_indent | pugi::format_no_declaration);
         xml = out.str();
@@ -515,6 +520,25 @@ class LibvirtHypervisor final : public Hypervisor {
   Result<void> DeleteVolume(const std::string& pool, const std::string& name) override {
     return MutatePool("delete-volume", "deleting volume " + pool + "/" + name, pool,
                       [&](virConnectPtr c) -> Result<void> {
+                        // External-snapshot overlays of the volume (ExternalSnapshotOverlay) live
+                        // and die with it: nothing else can use them.
+                        if (!sim_) {
+                          Pool p(virStoragePoolLookupByName(c, pool.c_str()));
+                          if (p && virStoragePoolRefresh(p.get(), 0) == 0) {
+                            const std::string prefix = name + std::string(kOverlayInfix);
+                            virStorageVolPtr* vols = nullptr;
+                            const int n = virStoragePoolListAllVolumes(p.get(), &vols, 0);
+                            std::vector<Volume> all;
+                            for (int i = 0; i < n; ++i) all.emplace_back(vols[i]);
+                            free(vols);
+                            for (const Volume& v : all) {
+                              if (std::string_view(virStorageVolGetName(v.get())).starts_with(prefix) &&
+                                  virStorageVolDelete(v.get(), 0) < 0) {
+                                return std::unexpected(LastError("deleting an overlay of " + name));
+                              }
+                            }
+                          }
+                        }
                         auto vol = LookupVolume(c, pool, name);
                         if (!vol) return std::unexpected(vol.error());
                         if (virStorageVolDelete(vol->get(), 0) < 0) return std::unexpected(LastError(""));
@@ -603,47 +627,73 @@ class LibvirtHypervisor final : public Hypervisor {
         });
   }
 
-  Result<void> CreateSnapshot(const std::string& name, const SnapshotRequest& request) override {
-    return Mutate("snapshot-create", "creating snapshot " + request.name + " of " + name, name,
-                  [&](virConnectPtr c) -> Result<void> {
-                    auto dom = LookupDomain(c, name);
-                    if (!dom) return std::unexpected(dom.error());
-                    pugi::xml_document doc;
-                    pugi::xml_node root = doc.append_child("domainsnapshot");
-                    root.append_child("name").text().set(request.name.c_str());
-                    std::string description = request.description;
-                    if (!request.policy.empty()) {
-                      description = std::string(kPolicyPrefix) + request.policy + "] " + description;
-                    }
-                    if (!description.empty()) root.append_child("description").text().set(description.c_str());
-                    std::ostringstream xml;
-                    doc.save(xml, "", pugi::format_raw | pugi::format_no_declaration);
-                    // Quiesce: QEMU takes the QUIESCE flag only with disk-only snapshots, so the
-                    // guest agent freezes the filesystems around an internal snapshot instead.
-                    unsigned int flags = 0;
-                    bool frozen = false;
-                    if (request.quiesce && virDomainIsActive(dom->get()) == 1) {
-                      if (caps_.driver == "TEST") {
-                        flags |= VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE;
-                      } else if (virDomainFSFreeze(dom->get(), nullptr, 0, 0) >= 0) {
-                        frozen = true;
-                      } else {
-                        log_->warn("node={} vm={} quiesce impossible ({}); snapshot taken without it",
-                                   config_.name, name, LastError("").message);
-                      }
-                    }
-                    Snapshot s(virDomainSnapshotCreateXML(dom->get(), xml.str().c_str(), flags));
-                    if (!s && flags != 0) {
-                      // No guest agent to freeze filesystems: a crash-consistent snapshot instead.
-                      log_->warn("node={} vm={} quiesce failed ({}); snapshot taken without it",
-                                 config_.name, name, LastError("").message);
-                      s.reset(virDomainSnapshotCreateXML(dom->get(), xml.str().c_str(), 0));
-                    }
-                    const Error failed = s ? Error{} : LastError("");
-                    if (frozen) virDomainFSThaw(dom->get(), nullptr, 0, 0);
-                    if (!s) return std::unexpected(failed);
-                    return {};
-                  });
+  Result<SnapshotTaken> CreateSnapshot(const std::string& name, const SnapshotRequest& request) override {
+    SnapshotTaken taken;
+    auto made = Mutate(
+        "snapshot-create", "creating snapshot " + request.name + " of " + name, name,
+        [&](virConnectPtr c) -> Result<void> {
+          taken = SnapshotTaken{};
+          auto dom = LookupDomain(c, name);
+          if (!dom) return std::unexpected(dom.error());
+          const bool active = virDomainIsActive(dom->get()) == 1;
+          pugi::xml_document live;
+          live.load_string(TakeString(virDomainGetXMLDesc(dom->get(), 0)).c_str());
+          pugi::xml_document doc;
+          pugi::xml_node root = doc.append_child("domainsnapshot");
+          root.append_child("name").text().set(request.name.c_str());
+          std::string description = request.description;
+          if (!request.policy.empty()) description = std::string(kPolicyPrefix) + request.policy + "] " + description;
+          if (!description.empty()) root.append_child("description").text().set(description.c_str());
+          unsigned int flags = 0;
+          if (caps_.driver != "TEST" && UsesPflash(live)) {
+            // libvirt 9.0 refuses internal snapshots of a running VM with pflash firmware, and
+            // cannot delete the external snapshots it takes of a stopped one (their overlay
+            // chain is not recorded): external, and only while the VM runs.
+            if (!active) {
+              return Fail(ErrorCode::kFailedPrecondition,
+                          name + " has UEFI (pflash) firmware and is not running: libvirt 9.0 takes only external "
+                                 "snapshots of such a VM, and cannot delete those it takes of a stopped one; start it "
+                                 "first, or back it up instead");
+            }
+            if (auto disks = ExternalSnapshotDisks(c, live, request.name, root); !disks) {
+              return std::unexpected(disks.error());
+            }
+            flags = VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC;
+            taken.kind = "external";
+          }
+          std::ostringstream xml;
+          doc.save(xml, "", pugi::format_raw | pugi::format_no_declaration);
+          // Quiesce: the guest agent freezes the filesystems around the snapshot (for internal
+          // snapshots QEMU takes no QUIESCE flag, so the freeze is done here for both kinds).
+          bool frozen = false;
+          if (request.quiesce) {
+            if (!active) {
+              taken.note = "the VM is not running: nothing to quiesce";
+            } else if (caps_.driver == "TEST") {
+              taken.note = "simulated node: no guest agent";
+            } else if (const int n = virDomainFSFreeze(dom->get(), nullptr, 0, 0); n >= 0) {
+              frozen = true;
+              taken.frozen_filesystems = n;
+            } else {
+              taken.note = "the guest agent did not freeze the filesystems (" + LastError("").message + ")";
+              log_->warn("node={} vm={} quiesce impossible: {}; snapshot taken without it", config_.name, name,
+                         taken.note);
+            }
+          }
+          Snapshot s(virDomainSnapshotCreateXML(dom->get(), xml.str().c_str(), flags));
+          const Error failed = s ? Error{} : LastError("");
+          if (frozen) {
+            if (virDomainFSThaw(dom->get(), nullptr, 0, 0) < 0) {
+              log_->error("node={} vm={} thawing the guest's filesystems failed: {}", config_.name, name,
+                          LastError("").message);
+            }
+          }
+          if (!s) return std::unexpected(failed);
+          taken.quiesced = frozen;
+          return {};
+        });
+    if (!made) return std::unexpected(made.error());
+    return taken;
   }
 
   Result<void> DeleteSnapshot(const std::string& name, const std::string& snapshot) override {
@@ -954,6 +1004,94 @@ class LibvirtHypervisor final : public Hypervisor {
     Volume v(virStorageVolLookupByName(p.get(), name.c_str()));
     if (!v) return std::unexpected(LastError("looking up volume " + pool + "/" + name));
     return v;
+  }
+
+  // A redefinition renders each disk on its storage; a disk that runs on external-snapshot
+  // overlays of that storage keeps them (its current source and the <backingStore> chain down
+  // to the storage), or the writes since the snapshot would be dropped and the snapshots broken.
+  static void KeepOverlays(pugi::xml_document& rendered, const std::string& existing_xml) {
+    pugi::xml_document existing;
+    if (!existing.load_string(existing_xml.c_str())) return;
+    auto is_overlay = [](pugi::xml_node at) {
+      const std::string file = at.child("source").attribute("file").as_string();
+      return std::filesystem::path(file).filename().string().find(kOverlayInfix) != std::string::npos &&
+             at.child("backingStore").child("source");
+    };
+    auto same_source = [](pugi::xml_node a, pugi::xml_node b) {
+      for (const char* attr : {"pool", "volume", "file", "dev"}) {
+        if (std::string_view(a.attribute(attr).as_string()) != b.attribute(attr).as_string()) return false;
+      }
+      return true;
+    };
+    for (pugi::xml_node d : existing.child("domain").child("devices").children("disk")) {
+      if (!is_overlay(d)) continue;
+      pugi::xml_node storage = d;
+      while (is_overlay(storage)) storage = storage.child("backingStore");
+      const std::string alias = d.child("alias").attribute("name").as_string();
+      for (pugi::xml_node r : rendered.child("domain").child("devices").children("disk")) {
+        if (alias.empty() || alias != r.child("alias").attribute("name").as_string()) continue;
+        if (!same_source(storage.child("source"), r.child("source"))) break;  // new storage: no overlays
+        if (pugi::xml_attribute type = r.attribute("type")) {
+          type.set_value("file");
+        } else {
+          r.append_attribute("type") = "file";
+        }
+        r.remove_child("source");
+        r.remove_child("backingStore");
+        pugi::xml_node source = r.child("driver") ? r.insert_copy_after(d.child("source"), r.child("driver"))
+                                                  : r.prepend_copy(d.child("source"));
+        source.remove_attribute("index");
+        r.insert_copy_after(d.child("backingStore"), source);
+        break;
+      }
+    }
+  }
+
+  // Whether a domain boots pflash (UEFI) firmware.
+  static bool UsesPflash(const pugi::xml_document& xml) {
+    pugi::xml_node os = xml.child("domain").child("os");
+    return std::string_view(os.attribute("firmware").as_string()) == "efi" ||
+           std::string_view(os.child("loader").attribute("type").as_string()) == "pflash";
+  }
+
+  // The <disks> of an external disk-only snapshot named `snapshot`: every writable disk goes on
+  // a new qcow2 overlay next to its storage (ExternalSnapshotOverlay of the volume's or file's
+  // path, below any overlays it has already), cdroms and read-only disks are left out.
+  static Result<void> ExternalSnapshotDisks(virConnectPtr c, const pugi::xml_document& live,
+                                            const std::string& snapshot, pugi::xml_node root) {
+    pugi::xml_node list = root.append_child("disks");
+    for (pugi::xml_node d : live.child("domain").child("devices").children("disk")) {
+      const std::string target = d.child("target").attribute("dev").as_string();
+      if (target.empty()) continue;
+      pugi::xml_node out = list.append_child("disk");
+      out.append_attribute("name") = target.c_str();
+      if (std::string_view(d.attribute("device").as_string("disk")) != "disk" || d.child("readonly")) {
+        out.append_attribute("snapshot") = "no";
+        continue;
+      }
+      pugi::xml_node source = d.child("source");
+      std::string base = source.attribute("file").as_string();
+      if (const std::string volume = source.attribute("volume").as_string(); !volume.empty()) {
+        auto vol = LookupVolume(c, source.attribute("pool").as_string(), volume);
+        if (!vol) return std::unexpected(vol.error());
+        base = TakeString(virStorageVolGetPath(vol->get()));
+      } else if (const auto at = base.find(kOverlayInfix); at != std::string::npos) {
+        base = base.substr(0, at);  // on an overlay already: the new one goes next to the storage
+      }
+      if (base.empty()) {
+        return Fail(ErrorCode::kUnsupported, "disk " + target + " is neither a volume nor a file: no external snapshot");
+      }
+      const std::string overlay = ExternalSnapshotOverlay(base, snapshot);
+      std::error_code ec;
+      if (std::filesystem::exists(overlay, ec)) {
+        return Fail(ErrorCode::kAlreadyExists, "the overlay file " + overlay + " exists already");
+      }
+      out.append_attribute("snapshot") = "external";
+      out.append_attribute("type") = "file";
+      out.append_child("driver").append_attribute("type") = "qcow2";
+      out.append_child("source").append_attribute("file") = overlay.c_str();
+    }
+    return {};
   }
 
   static ObservedVolume DescribeVolume(virStorageVolPtr v, const std::string& pool, bool with_xml) {

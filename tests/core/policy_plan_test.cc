@@ -162,6 +162,29 @@ TEST(PlanSnapshotPolicyRun, RetentionDeletesOnlyThisPolicysOldestAfterTheNewSnap
   EXPECT_EQ(deletes, (std::vector<std::string>{"h0", "h1"}));
 }
 
+TEST(PlanSnapshotPolicyRun, KeepCountsTheNewSnapshotAsTheNewestEvenWhenTheNodesClockIsAhead) {
+  World w;
+  // The node's clock runs two hours ahead of the controller's: its 7 snapshots of the policy
+  // look newer than `now`. keep 7 still keeps the one this run makes and drops the oldest.
+  std::vector<ObservedSnapshot>& snaps = w.Find("web-01").snapshots;
+  for (int i = 0; i < 7; ++i) snaps.push_back(Snap("h" + std::to_string(i), "hourly", kT0 + hours(2) + std::chrono::minutes(i)));
+  auto plan = PlanSnapshotPolicyRun(Hourly(7), w.desired, w.observed, kT0, UtcZone(), "");
+  ASSERT_TRUE(plan);
+  std::vector<std::string> deletes;
+  for (const Action& a : plan->actions) {
+    if (a.type == ActionType::kSnapshotDelete) deletes.push_back(a.snapshot);
+  }
+  EXPECT_EQ(deletes, std::vector<std::string>{"h0"});
+  // And keep 1 leaves exactly the new one.
+  plan = PlanSnapshotPolicyRun(Hourly(1), w.desired, w.observed, kT0, UtcZone(), "");
+  ASSERT_TRUE(plan);
+  deletes.clear();
+  for (const Action& a : plan->actions) {
+    if (a.type == ActionType::kSnapshotDelete) deletes.push_back(a.snapshot);
+  }
+  EXPECT_EQ(deletes, (std::vector<std::string>{"h0", "h1", "h2", "h3", "h4", "h5", "h6"}));
+}
+
 TEST(PlanSnapshotPolicyRun, MaxAgeAndVmsNoLongerSelected) {
   World w;
   // db-01 is not selected any more but still holds two of the policy's snapshots.
@@ -245,6 +268,17 @@ TEST(PlanBackupPolicyRun, RetentionNeverDeletesProtectedOrOtherPoliciesBackups) 
     EXPECT_EQ(a.depends_on, std::vector<std::string>{"backup/web-01/web-01-20260301T000000Z"});
     EXPECT_EQ(a.params.at("directory"), "/backups/web-01/" + a.params.at("id"));
   }
+}
+
+TEST(PlanBackupPolicyRun, KeepCountsTheNewBackupAsTheNewest) {
+  World w;
+  // Two backups of the policy whose recorded times are after `now` (a clock set back):
+  // keep 2 keeps the new one and the newer of the two.
+  const std::vector<CatalogBackup> catalog = {Backup("b1", "nightly", kT0 + hours(1)),
+                                              Backup("b2", "nightly", kT0 + hours(2))};
+  auto plan = PlanBackupPolicyRun(Nightly(), w.desired, w.observed, catalog, kT0, "");
+  ASSERT_TRUE(plan);
+  EXPECT_EQ(Ids(*plan), (std::vector<std::string>{"backup/web-01/web-01-20260301T000000Z", "backup-delete/b1"}));
 }
 
 TEST(PlanBackupPolicyRun, AProtectingPolicyNeverDeletes) {

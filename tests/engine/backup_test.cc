@@ -379,6 +379,39 @@ TEST_F(SimBackupFlow, RetentionKeepsTwoAndNeverTouchesProtectedOrHandMadeBackups
   EXPECT_FALSE(DeleteBackupDirectory(catalog_->Get("db-01-old-protected")->location, false));
 }
 
+TEST_F(SimBackupFlow, TheCatalogFollowsTheTargetDirectoryBeforeEachRun) {
+  for (int day = 0; day < 2; ++day) {
+    ASSERT_EQ(RunPolicy().status, JobStatus::kSucceeded);
+    clock_.Advance(hours(24));
+  }
+  // The state file's catalog is lost (a new state file, say), and a backup directory of
+  // another policy is copied into the target by hand.
+  ASSERT_TRUE(catalog_->ReplaceAll({}));
+  {
+    Plan plan;
+    BackupPolicySpec spec = desired_.backup_policies[0].spec;
+    plan.actions = {MakeBackupAction(desired_.vms[0], "hv1", spec, "weekly", "db-01-weekly", kT0)};
+    ASSERT_TRUE(RunPlan(plan).Ok());
+  }
+  ASSERT_TRUE(catalog_->Remove("db-01-weekly"));
+  EXPECT_TRUE(catalog_->List(BackupFilter{})->empty());
+  // The next run finds all three, and retention (keep 2) counts the policy's two old ones.
+  ASSERT_EQ(RunPolicy().status, JobStatus::kSucceeded);
+  const auto records = catalog_->List(BackupFilter{});
+  ASSERT_TRUE(records);
+  std::vector<std::string> ids;
+  for (const BackupRecord& r : *records) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"db-01-weekly", "db-01-20260302T020000Z", "db-01-20260303T020000Z"}));
+  EXPECT_FALSE(fs::exists(dir_.path() / "backups" / "db-01" / "db-01-20260301T020000Z"));
+  // A backup directory deleted by hand leaves the catalog at the next sync.
+  fs::remove_all(dir_.path() / "backups" / "db-01" / "db-01-weekly");
+  auto changed = SyncCatalogWithTarget(*catalog_, (dir_.path() / "backups").string());
+  ASSERT_TRUE(changed) << changed.error().ToString();
+  EXPECT_EQ(*changed, 1);
+  EXPECT_FALSE(catalog_->Get("db-01-weekly"));
+  EXPECT_EQ(*SyncCatalogWithTarget(*catalog_, (dir_.path() / "backups").string()), 0) << "in line: nothing to do";
+}
+
 TEST_F(SimBackupFlow, RestoreAsANewUnmanagedVmAndUndoIt) {
   ASSERT_EQ(RunPolicy().status, JobStatus::kSucceeded);
   const BackupRecord rec = (*catalog_->List(BackupFilter{}))[0];

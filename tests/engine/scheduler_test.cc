@@ -14,8 +14,10 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "gitvirt/core/json.h"
 #include "gitvirt/engine/timezone_db.h"
@@ -80,8 +82,25 @@ class FakeHypervisor final : public Hypervisor {
     if (it == vms_.end()) return Fail(ErrorCode::kNotFound, "no domain " + name);
     return it->second.snapshots;
   }
-  Result<void> CreateSnapshot(const std::string& name, const SnapshotRequest& r) override {
+  // Concurrency probe: every CreateSnapshot holds until more than `hold_until_more_than` are in
+  // flight at once or `hold_for` passes, so a run that exceeds its limit is caught in the act;
+  // the most seen at once is `max_in_flight`. Off when hold_for is 0.
+  std::chrono::milliseconds hold_for{0};
+  int hold_until_more_than = 0;
+  int max_in_flight = 0;
+  std::set<std::string> failing;  // VMs whose snapshots fail
+
+  Result<SnapshotTaken> CreateSnapshot(const std::string& name, const SnapshotRequest& r) override {
+    if (hold_for.count() > 0) {
+      std::unique_lock lock(mu_);
+      ++in_flight_;
+      max_in_flight = std::max(max_in_flight, in_flight_);
+      changed_.notify_all();
+      changed_.wait_for(lock, hold_for, [&] { return in_flight_ > hold_until_more_than; });
+      --in_flight_;
+    }
     std::lock_guard lock(mu_);
+    if (failing.contains(name)) return Fail(ErrorCode::kInternal, "snapshot of " + name + " failed (injected)");
     auto it = vms_.find(name);
     if (it == vms_.end()) return Fail(ErrorCode::kNotFound, "no domain " + name);
     for (const ObservedSnapshot& s : it->second.snapshots) {
@@ -94,7 +113,7 @@ class FakeHypervisor final : public Hypervisor {
     s.created = clock_.Now();
     it->second.snapshots.push_back(s);
     ++creates;
-    return {};
+    return SnapshotTaken{};
   }
   Result<void> DeleteSnapshot(const std::string& name, const std::string& snapshot) override {
     std::lock_guard lock(mu_);
@@ -145,6 +164,8 @@ class FakeHypervisor final : public Hypervisor {
   const FakeClock& clock_;
   NodeCapabilities caps_;
   std::mutex mu_;
+  std::condition_variable changed_;
+  int in_flight_ = 0;
   std::map<std::string, ObservedVm> vms_;
 };
 
@@ -287,6 +308,53 @@ TEST_F(SchedulerTest, DownAcrossTwoSlotsRunsOnce) {
   EXPECT_EQ(statuses[0].last_result, "succeeded");
 }
 
+TEST_F(SchedulerTest, MaxParallelBoundsTheSnapshotsAtOnce) {
+  for (int i = 3; i <= 6; ++i) {
+    const std::string name = "web-0" + std::to_string(i);
+    hv_->AddVm(name);
+    desired_.vms.push_back(Vm(name, {{"tier", "web"}}));
+  }
+  desired_.snapshot_policies[0].spec.max_parallel = 2;
+  hv_->hold_for = std::chrono::milliseconds(300);
+  hv_->hold_until_more_than = 2;
+  auto r = scheduler_->RunNow(Kind::kSnapshotPolicy, "hourly", desired_, nodes_->ObserveAll(), "rev");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->snapshots, 6);
+  EXPECT_EQ(hv_->max_in_flight, 2) << "maxParallel 2: two at once, never more";
+
+  // The node's maxParallel bounds it too.
+  desired_.snapshot_policies[0].spec.max_parallel = 6;
+  SchedulerOptions options;
+  options.per_node["hv1"] = 1;
+  scheduler_ = std::make_unique<PolicyScheduler>(*nodes_, *journal_, clock_, options, nullptr);
+  hv_->max_in_flight = 0;
+  hv_->hold_until_more_than = 1;
+  clock_.Advance(minutes(1));
+  r = scheduler_->RunNow(Kind::kSnapshotPolicy, "hourly", desired_, nodes_->ObserveAll(), "rev");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(hv_->max_in_flight, 1);
+}
+
+TEST_F(SchedulerTest, AFailedSnapshotKeepsThatVmsOldOnes) {
+  desired_.snapshot_policies[0].spec.retention.keep = 2;
+  for (int i = 1; i <= 3; ++i) {
+    clock_.Set(kT0 + hours(i));
+    ASSERT_TRUE(scheduler_->RunNow(Kind::kSnapshotPolicy, "hourly", desired_, nodes_->ObserveAll(), "rev"));
+  }
+  ASSERT_EQ(hv_->SnapshotNames("web-01").size(), 2u);
+  const auto before = hv_->SnapshotNames("web-01");
+  hv_->failing = {"web-01"};
+  clock_.Set(kT0 + hours(4));
+  auto r = scheduler_->RunNow(Kind::kSnapshotPolicy, "hourly", desired_, nodes_->ObserveAll(), "rev");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->snapshots, 1);
+  EXPECT_EQ(r->snapshots_failed, 1);
+  EXPECT_EQ(r->deleted, 1) << "web-02 rotates";
+  EXPECT_NE(r->status, JobStatus::kSucceeded);
+  EXPECT_EQ(hv_->SnapshotNames("web-01"), before) << "no new snapshot, so none of the old ones goes";
+  EXPECT_EQ(hv_->SnapshotNames("web-02").size(), 2u);
+}
+
 TEST_F(SchedulerTest, SlotRecordedBeforeTheRun) {
   clock_.Set(kT0 + minutes(5));
   Tick();
@@ -380,6 +448,71 @@ TEST_F(SchedulerTest, DstZoneSchedulesInLocalTime) {
 }
 
 // ---- the real adapter on a simulated node --------------------------------------------------
+
+// The example through libvirt's test driver (the real adapter, snapshots in the node's
+// file): hourly for 10 days with keep 7 ends with exactly the newest 7 of the policy's own; a
+// hand-made snapshot and another policy's survive. The test driver stamps snapshots with the
+// real time, so here the order comes from the names (equal creation times are ordered by name).
+TEST(SchedulerSimNode, TenDaysHourlyKeepSeven) {
+  testing::TempDir dir("gv-sched10");
+  ControllerConfig config;
+  config.state = (dir.path() / "gitvirt.db").string();
+  NodeConfig node;
+  node.name = "hv1";
+  node.uri = "sim:" + (dir.path() / "hv1.xml").string();
+  config.nodes = {node};
+  auto hv = ConnectNode(node, HypervisorOptions{});
+  ASSERT_TRUE(hv) << hv.error().ToString();
+  for (const std::string name : {"web-01", "web-02"}) {
+    DomainDefinition def;
+    def.vm = Vm(name, {{"tier", "web"}});
+    def.owner.name = name;
+    ASSERT_TRUE((*hv)->Define(def));
+    ASSERT_TRUE((*hv)->Start(name));
+  }
+  ASSERT_TRUE((*hv)->CreateSnapshot("web-01", SnapshotRequest{"by-hand", "", "", false, false}));
+  ASSERT_TRUE((*hv)->CreateSnapshot("web-01", SnapshotRequest{"daily-keepme", "", "daily", false, false}));
+  NodeSet nodes(config);
+  nodes.Put("hv1", std::move(*hv));
+  auto journal = Journal::Open(config.state);
+  ASSERT_TRUE(journal);
+  FakeClock clock(kT0 + seconds(30));
+  PolicyScheduler scheduler(nodes, **journal, clock, SchedulerOptions{}, nullptr);
+  DesiredState desired;
+  desired.vms = {Vm("web-01", {{"tier", "web"}}), Vm("web-02", {{"tier", "web"}})};
+  desired.snapshot_policies = {Hourly(7)};
+  EXPECT_TRUE(scheduler.RunDue(desired, nodes.ObserveAll(), "rev").empty()) << "first seen: waits for its slot";
+  int runs = 0;
+  for (int h = 1; h <= 240; ++h) {
+    clock.Set(kT0 + hours(h) + seconds(30));
+    for (const PolicyRunResult& r : scheduler.RunDue(desired, nodes.ObserveAll(), "rev")) {
+      ++runs;
+      ASSERT_EQ(r.status, JobStatus::kSucceeded) << r.result;
+      ASSERT_EQ(r.snapshots, 2);
+      EXPECT_EQ(r.deleted, h <= 7 ? 0 : 2) << "hour " << h;
+    }
+  }
+  EXPECT_EQ(runs, 240);
+  auto again = ConnectNode(node, HypervisorOptions{});  // as another process would see it
+  ASSERT_TRUE(again);
+  auto snaps = (*again)->ListSnapshots("web-01");
+  ASSERT_TRUE(snaps);
+  std::vector<std::string> names;
+  for (const ObservedSnapshot& s : *snaps) names.push_back(s.name);
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> expected = {"by-hand", "daily-keepme"};
+  for (int h = 234; h <= 240; ++h) {
+    const TimePoint t = kT0 + hours(h);
+    const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(t)};
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "hourly-web-01-%04d%02u%02uT%02d0030", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), h % 24);
+    expected.push_back(buf);
+  }
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(names, expected) << "the newest 7 of its own (the last one made by the last run) and the two others";
+  EXPECT_EQ((*again)->ListSnapshots("web-02")->size(), 7u);
+}
 
 TEST(SchedulerSimNode, PolicyRunCreatesSnapshotsNamedByThePattern) {
   testing::TempDir dir("gv-schedsim");

@@ -8,12 +8,24 @@
 //                           markers read back from the restored volumes; the restored VM is not
 //                           gitvirt's (left alone by plan/prune) and starts
 //   OfflineAndSuspendModes  mode stop on a stopped VM (qemu-img convert, the VM stays stopped);
-//                           mode suspend with gzip on a running VM (it runs again afterwards)
+//                           mode suspend with gzip on a running VM (it runs again afterwards);
+//                           mode stop, uncompressed, on a running VM (stopped, copied, started)
 //   SnapshotPolicyOnQemu    internal qcow2 snapshots made by a policy, retention keeps 2 of its
 //                           own, a hand-made one survives; `snapshot restore` reverts
 //   Throughput              a 256 MiB disk of mixed data backed up with zstd: MB/s printed
 //
-// No guest OS runs; VMs stop with `power stop` (destroy).
+//   UefiSnapshotsAreExternal  a running UEFI (pflash) VM, where libvirt refuses internal
+//                           snapshots: a policy's snapshots are external disk-only ones on
+//                           overlay files, marked with the policy; retention deletes the oldest
+//                           (libvirt commits it); the overlays are no drift for plan, survive a
+//                           redefinition, are read by an offline backup (a marker written into
+//                           the top overlay comes back from the restored copy), refuse a stopped
+//                           VM with a reason, and go with the VM when it is pruned
+//   QuiesceThroughTheGuestAgent  a Debian guest (tests/guest image) with qemu-guest-agent:
+//                           `snapshot create --quiesce` has the agent freeze its filesystems
+//                           (reported in the job), and they are thawed again
+//
+// No guest OS runs except in QuiesceThroughTheGuestAgent; VMs stop with `power stop` (destroy).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -25,6 +37,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "libvirtd_harness.h"
@@ -83,6 +96,25 @@ std::string ReadFile(const fs::path& path) {
   return s.str();
 }
 
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      unsetenv(name_.c_str());
+    }
+  }
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
 std::string Tail(const std::string& text, std::size_t lines) {
   std::size_t pos = text.size();
   for (std::size_t n = 0; n <= lines && pos > 0; ++n) {
@@ -103,6 +135,16 @@ class Virsh {
   std::string State(const std::string& domain) const { return Trim((*this)({"domstate", domain})); }
   std::string VolumePath(const std::string& pool, const std::string& volume) const {
     return Trim((*this)({"vol-path", "--pool", pool, volume}));
+  }
+  // The file a disk's <source> names in the persistent definition ("" for a volume source).
+  std::string DiskSourceFile(const std::string& domain, const std::string& target) const {
+    std::istringstream in((*this)({"domblklist", "--inactive", "--details", domain}));
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream fields(line);
+      std::string type, device, dev, source;
+      if (fields >> type >> device >> dev >> source && dev == target) return source;
+    }
+    return "";
   }
   std::set<std::string> Snapshots(const std::string& domain) const {
     std::set<std::string> names;
@@ -391,6 +433,28 @@ TEST_F(PolicyQemu, OfflineAndSuspendModes) {
   m = nlohmann::json::parse(ReadFile(*dir / "manifest.json"));
   EXPECT_EQ(m.value("policy", "x"), "");
   EXPECT_EQ(m.value("mode", ""), "snapshot");
+  // Mode stop on a running VM, uncompressed: shut down (no guest OS here, so powered off after
+  // its 3 s shutdownTimeout, forceOff), copied, started again.
+  const std::string id_warm = Trim(virsh({"domid", "warm"}));
+  Output stop = gv({"backup", "run", "warm", "--target", (work_->path() / "stop").string(), "--mode", "stop",
+                    "--compression", "none", "--verify"});
+  ASSERT_EQ(stop.rc, 0) << gv.Explain(stop);
+  EXPECT_EQ(virsh.State("warm"), "running") << "started again after its backup";
+  EXPECT_NE(Trim(virsh({"domid", "warm"})), id_warm) << "mode stop restarts the VM";
+  dir = NewestBackup(work_->path() / "stop", "warm");
+  ASSERT_TRUE(dir);
+  m = nlohmann::json::parse(ReadFile(*dir / "manifest.json"));
+  EXPECT_EQ(m.value("mode", ""), "stop");
+  EXPECT_EQ(m.value("compression", ""), "none");
+  EXPECT_TRUE(m.value("verified", false));
+  for (const nlohmann::json& f : m["files"]) {
+    if (f.value("disk", "").empty()) continue;
+    const fs::path file = *dir / f.value("name", "");
+    EXPECT_EQ(file.extension(), ".qcow2") << f.dump();
+    EXPECT_EQ(Must({"sha256sum", file.string()}).substr(0, 64), f.value("sha256", ""));
+    EXPECT_EQ(f.value("sha256", ""), f.value("rawSha256", "")) << "stored as it is";
+    EXPECT_NE(Must({"qemu-img", "info", file.string()}).find("file format: qcow2"), std::string::npos);
+  }
   gv.Ok({"power", "stop", "-l", "suite=policy", "--yes"});
 }
 
@@ -437,6 +501,203 @@ TEST_F(PolicyQemu, SnapshotPolicyOnQemu) {
   EXPECT_EQ(restore.rc, 0) << gv.Explain(restore);
   EXPECT_NE(virsh({"snapshot-current", "--name", "snap1"}).find(own[0]), std::string::npos);
   gv.Ok({"power", "stop", "snap1", "--yes"});
+}
+
+TEST_F(PolicyQemu, UefiSnapshotsAreExternal) {
+  // TCG: OVMF is guest code, which this machine's KVM (kvm_pvm) cannot run.
+  ScopedEnv tcg("GITVIRT_VIRT_TYPE", "qemu");
+  Gitvirt& gv = *gv_;
+  const Virsh& virsh = *virsh_;
+  const std::string uefi_vm = VmYaml("efi1", "Running") + "  firmware: {type: uefi}\n";
+  gv.Write("vm.yaml", uefi_vm);
+  gv.Write("policy.yaml",
+           "apiVersion: gitvirt.dev/v1\nkind: SnapshotPolicy\nmetadata: {name: efi-rot}\nspec:\n"
+           "  selector: {names: [efi1]}\n"
+           "  namePattern: \"rot-{vm}-{datetime}\"\n"
+           "  quiesce: true\n"
+           "  retention: {keep: 2}\n");
+  gv.Ok({"apply", "--auto-approve"});
+  ASSERT_EQ(virsh.State("efi1"), "running");
+  ASSERT_NE(virsh({"dumpxml", "efi1"}).find("type='pflash'"), std::string::npos);
+  // What libvirt says to an internal snapshot of this VM.
+  {
+    Output internal = ::gitvirt::testing::Run({"virsh", "-q", "-c", daemon_->qemu_uri(), "snapshot-create-as", "efi1", "internal"});
+    EXPECT_NE(internal.rc, 0);
+    EXPECT_NE(internal.text.find("pflash"), std::string::npos) << internal.text;
+  }
+  for (int i = 0; i < 3; ++i) {
+    Output run = gv({"snapshot", "run", "efi-rot"});
+    ASSERT_EQ(run.rc, 0) << gv.Explain(run);
+    Timing("snapshot run efi-rot (external disk-only snapshot of 2 disks + retention)", run.seconds);
+  }
+  const std::set<std::string> kept = virsh.Snapshots("efi1");
+  const std::vector<std::string> own(kept.begin(), kept.end());  // by name = by time
+  ASSERT_EQ(own.size(), 2u) << ::testing::PrintToString(own);
+  for (const std::string& snap : own) {
+    const std::string xml = virsh({"snapshot-dumpxml", "efi1", snap});
+    EXPECT_NE(xml.find("[gitvirt policy=efi-rot]"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("snapshot='external'"), std::string::npos) << xml;
+    EXPECT_NE(xml.find("<state>disk-snapshot</state>"), std::string::npos) << xml;
+  }
+  // Each kept snapshot has an overlay per disk next to the volume; the deleted one's were
+  // committed and removed by libvirt.
+  const std::string root = virsh.VolumePath("default", "efi1-root.qcow2");
+  std::set<std::string> files;
+  for (const auto& e : fs::directory_iterator(pool_)) files.insert(e.path().filename().string());
+  std::set<std::string> overlays;
+  for (const std::string& f : files) {
+    if (f.find(".gvsnap-") != std::string::npos) overlays.insert(f);
+  }
+  EXPECT_EQ(overlays, (std::set<std::string>{"efi1-root.qcow2.gvsnap-" + own[0], "efi1-root.qcow2.gvsnap-" + own[1],
+                                             "efi1-data.qcow2.gvsnap-" + own[0], "efi1-data.qcow2.gvsnap-" + own[1]}))
+      << ::testing::PrintToString(files);
+  const std::string top = virsh.DiskSourceFile("efi1", "vda");
+  EXPECT_EQ(fs::path(top).filename().string(), "efi1-root.qcow2.gvsnap-" + own[1]);
+  EXPECT_NE(Must({"qemu-img", "info", "-U", "--backing-chain", top}).find(root), std::string::npos);
+  // The overlays are not a change of the disks.
+  {
+    Output plan = gv({"plan", "--detailed-exitcode", "--no-color"});
+    EXPECT_EQ(plan.rc, 0) << gv.Explain(plan);
+  }
+  // A redefinition (a new description) keeps the VM on its overlays.
+  gv.Write("vm.yaml", uefi_vm + "  description: \"redefined\"\n");
+  gv.Ok({"apply", "--auto-approve"});
+  EXPECT_NE(virsh({"dumpxml", "--inactive", "efi1"}).find("redefined"), std::string::npos);
+  EXPECT_EQ(virsh.DiskSourceFile("efi1", "vda"), top) << "the redefinition kept the overlay";
+  {
+    Output plan = gv({"plan", "--detailed-exitcode", "--no-color"});
+    EXPECT_EQ(plan.rc, 0) << gv.Explain(plan);
+  }
+  // A hand-made snapshot is external too, and the policy's retention leaves it alone.
+  gv.Ok({"snapshot", "create", "efi1", "by-hand"});
+  Output again = gv({"snapshot", "run", "efi-rot"});
+  ASSERT_EQ(again.rc, 0) << gv.Explain(again);
+  EXPECT_TRUE(virsh.Snapshots("efi1").contains("by-hand"));
+  EXPECT_EQ(virsh.Snapshots("efi1").size(), 3u) << ::testing::PrintToString(virsh.Snapshots("efi1"));
+  // Reverting to an external snapshot is not something libvirt 9.0 can do: refused, said why.
+  {
+    Output revert = gv({"snapshot", "restore", "efi1", "by-hand", "--yes"});
+    EXPECT_NE(revert.rc, 0) << gv.Explain(revert);
+    EXPECT_EQ(virsh.State("efi1"), "running");
+  }
+
+  // Stopped, a UEFI VM cannot be snapshotted (libvirt could not delete such a snapshot later).
+  gv.Write("vm.yaml", VmYaml("efi1", "Stopped") + "  firmware: {type: uefi}\n  description: \"redefined\"\n");
+  gv.Ok({"apply", "--auto-approve"});
+  ASSERT_EQ(virsh.State("efi1"), "shut off");
+  {
+    Output stopped = gv({"snapshot", "run", "efi-rot"});
+    EXPECT_EQ(stopped.rc, 1) << gv.Explain(stopped);
+    EXPECT_NE(stopped.text.find("UEFI"), std::string::npos) << gv.Explain(stopped);
+  }
+  // A marker written into the overlay in use (the disk's current content) comes back from an
+  // offline backup: the copy reads through the chain.
+  const std::string current = virsh.DiskSourceFile("efi1", "vda");
+  ASSERT_NE(current.find(".gvsnap-"), std::string::npos) << current;
+  std::string io;
+  ASSERT_TRUE(QemuIo(current, {"write -P 0x7e 5M 64k"}, false, &io)) << io;
+  const fs::path target = work_->path() / "backups";
+  Output backup = gv({"backup", "run", "efi1", "--target", target.string(), "--verify"});
+  ASSERT_EQ(backup.rc, 0) << gv.Explain(backup);
+  auto dir = NewestBackup(target, "efi1");
+  ASSERT_TRUE(dir);
+  Output restore = gv({"backup", "restore", dir->string(), "--as", "efi1-copy", "--yes"});
+  ASSERT_EQ(restore.rc, 0) << gv.Explain(restore);
+  EXPECT_TRUE(QemuIo(virsh.VolumePath("default", "efi1-copy-root.qcow2"), {"read -P 0x7e 5M 64k"}, true, &io)) << io;
+  EXPECT_EQ(virsh({"dumpxml", "--inactive", "efi1-copy"}).find("gvsnap"), std::string::npos)
+      << "the copy runs on its own volumes";
+  virsh({"undefine", "--nvram", "efi1-copy"});
+
+  // Pruned, the VM takes its overlays with it.
+  fs::remove(work_->path() / "manifests" / "vm.yaml");
+  fs::remove(work_->path() / "manifests" / "policy.yaml");
+  Output prune = gv({"apply", "--auto-approve", "--prune"});
+  ASSERT_EQ(prune.rc, 0) << gv.Explain(prune);
+  EXPECT_FALSE(virsh.Exists("efi1"));
+  files.clear();
+  for (const auto& e : fs::directory_iterator(pool_)) {
+    if (e.path().filename().string().starts_with("efi1-") &&
+        !e.path().filename().string().starts_with("efi1-copy")) {
+      files.insert(e.path().filename().string());
+    }
+  }
+  EXPECT_TRUE(files.empty()) << ::testing::PrintToString(files);
+}
+
+// The guest image of tests/guest/build-image.sh when it is built (cached) on this machine.
+struct GuestImage {
+  std::string image, kernel, initrd, cmdline;
+};
+std::optional<GuestImage> CachedGuestImage(std::string* why) {
+  const fs::path script = fs::path(GITVIRT_SOURCE_DIR) / "tests" / "guest" / "build-image.sh";
+  const std::string hash = Must({"sha256sum", script.string()}).substr(0, 16);
+  const char* cache = std::getenv("GITVIRT_CACHE_DIR");
+  const fs::path dir = fs::path(cache != nullptr ? cache : "/var/cache/gitvirt") / "guest" / ("debian12-" + hash);
+  if (!fs::exists(dir / "disk.qcow2")) {
+    *why = "no guest image at " + dir.string() + " (build it with sudo tests/guest/build-image.sh)";
+    return std::nullopt;
+  }
+  return GuestImage{(dir / "disk.qcow2").string(), (dir / "vmlinuz").string(), (dir / "initrd.img").string(),
+                    Trim(ReadFile(dir / "cmdline"))};
+}
+
+TEST_F(PolicyQemu, QuiesceThroughTheGuestAgent) {
+  std::string why;
+  auto guest = CachedGuestImage(&why);
+  if (!guest) GTEST_SKIP() << why;
+  ScopedEnv tcg("GITVIRT_VIRT_TYPE", "qemu");  // this machine's KVM cannot boot a stock kernel
+  Gitvirt& gv = *gv_;
+  const Virsh& virsh = *virsh_;
+  gv.Write("guest.yaml",
+           "apiVersion: gitvirt.dev/v1\nkind: Image\nmetadata: {name: debian12}\n"
+           "spec: {source: " + guest->image + ", format: qcow2, sha256: " +
+           Must({"sha256sum", guest->image}).substr(0, 64) + "}\n"
+           "---\n"
+           "apiVersion: gitvirt.dev/v1\nkind: VirtualMachine\nmetadata: {name: agent1}\n"
+           "spec:\n"
+           "  node: hv1\n"
+           "  vcpus: 2\n"
+           "  memory: 1GiB\n"
+           "  boot: {kernel: " + guest->kernel + ", initrd: " + guest->initrd + ", cmdline: \"" + guest->cmdline +
+           "\"}\n"
+           "  guestAgent: true\n"
+           "  disks: [{name: root, size: 5GiB, source: {image: debian12}}]\n"
+           "  updatePolicy: {restart: Allowed, shutdownTimeout: 5s, forceOff: true}\n");
+  gv.Ok({"apply", "--auto-approve"});
+  ASSERT_EQ(virsh.State("agent1"), "running");
+  // Booting under TCG takes one to three minutes here; the agent answers when the guest is up.
+  const auto boot_start = Clock::now();
+  bool answered = false;
+  while (Clock::now() - boot_start < std::chrono::minutes(10)) {
+    if (::gitvirt::testing::Run({"virsh", "-q", "-c", daemon_->qemu_uri(), "qemu-agent-command", "agent1", R"({"execute":"guest-ping"})"})
+            .rc == 0) {
+      answered = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+  ASSERT_TRUE(answered) << "the guest agent never answered";
+  Timing("Debian guest boot until its agent answers (TCG)",
+         std::chrono::duration<double>(Clock::now() - boot_start).count());
+  Output quiesced = gv({"snapshot", "create", "agent1", "frozen", "--quiesce"});
+  ASSERT_EQ(quiesced.rc, 0) << gv.Explain(quiesced);
+  // The job says the agent froze the filesystems.
+  std::istringstream jobs(gv.Ok({"jobs", "--kind", "snapshot", "--limit", "1"}));
+  std::string header, job;
+  std::getline(jobs, header);
+  jobs >> job;  // the newest job's id
+  const std::string detail = gv.Ok({"jobs", job});
+  const auto frozen_at = detail.find("frozen by the guest agent");
+  EXPECT_NE(frozen_at, std::string::npos) << detail;
+  if (frozen_at != std::string::npos) {
+    const auto line = detail.rfind('\n', frozen_at) + 1;
+    std::cout << "[event] " << detail.substr(line, detail.find('\n', frozen_at) - line) << "\n";
+  }
+  EXPECT_NE(virsh({"qemu-agent-command", "agent1", R"({"execute":"guest-fsfreeze-status"})"}).find("thawed"),
+            std::string::npos)
+      << "thawed again";
+  EXPECT_TRUE(virsh.Snapshots("agent1").contains("frozen"));
+  gv.Ok({"power", "stop", "agent1", "--yes"});
 }
 
 TEST_F(PolicyQemu, Throughput) {

@@ -131,6 +131,14 @@ Result<void> DeleteBackupDirectory(const std::string& dir, bool force);
 // Every complete backup under a target directory (<target>/<vm>/<id>/manifest.json).
 std::vector<BackupRecord> ScanBackups(const std::string& target, std::vector<std::string>* problems = nullptr);
 
+// Brings the catalog in line with what `target` holds (the directories are the truth): backups
+// found there are put in, complete records located under it whose directory is gone are
+// removed; records elsewhere are not touched. Returns how many records changed. Run before
+// every BackupPolicy run, so retention sees every backup of the policy even after the state
+// file was lost, and `backup list --rescan` does it for every target.
+Result<int> SyncCatalogWithTarget(BackupCatalog& catalog, const std::string& target,
+                                  std::vector<std::string>* problems = nullptr);
+
 struct RestoreRequest {
   std::string directory;  // the backup
   std::string new_name;   // "" = the backed-up VM's name

@@ -22,6 +22,13 @@ namespace gitvirt {
 inline constexpr std::string_view kOwnerNamespace = "https://gitvirt.dev/xmlns/owner/1";
 inline constexpr std::string_view kOwnerPrefix = "gitvirt";
 
+// The overlay file of an external (disk-only) snapshot gitvirt takes of a disk whose storage is
+// the file `base` (the VMs whose firmware makes internal snapshots impossible): "<base>" +
+// kOverlayInfix + the snapshot name, with characters other than [A-Za-z0-9._-] replaced by '_'.
+// The infix is how a definition read back tells gitvirt's overlays from a disk's real source.
+inline constexpr std::string_view kOverlayInfix = ".gvsnap-";
+std::string ExternalSnapshotOverlay(const std::string& base, const std::string& snapshot);
+
 // Where a disk's storage is, by gitvirt's naming rules (see DiskVolumeName).
 StorageRef DiskStorage(const VirtualMachine& vm, const Disk& disk);
 
@@ -45,6 +52,13 @@ struct ParsedDomain {
   std::map<std::string, StorageRef> cdrom_storage;  // cdrom name -> storage
   std::optional<StorageRef> seed;                   // the cloud-init ISO, when attached
   std::vector<std::string> mdev_uuids;              // in device order
+  // Disks running on gitvirt's external-snapshot overlays (ExternalSnapshotOverlay): disk name
+  // -> the overlay files above its storage, the one in use first. disk_storage stays the
+  // volume (or file) underneath, so an external snapshot is not a change of the disk.
+  std::map<std::string, std::vector<std::string>> disk_overlays;
+  // The file a reader of the disk must open to see its current content: the top overlay, or
+  // the storage's path when there is none ("" for a volume: ask the pool).
+  std::string DiskTopPath(const std::string& disk) const;
 };
 
 Result<ParsedDomain> ParseDomainXml(std::string_view xml);

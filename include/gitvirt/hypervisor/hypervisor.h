@@ -60,6 +60,19 @@ struct SnapshotRequest {
   bool quiesce = false;
 };
 
+// How a snapshot was taken.
+struct SnapshotTaken {
+  // internal: qcow2 snapshots inside the disk images (with the RAM state of a running VM);
+  // external: disk-only, each writable disk continues on a new overlay file
+  // (ExternalSnapshotOverlay), for VMs whose firmware rules internal snapshots out.
+  std::string kind = "internal";
+  // The guest agent froze the filesystems around it (SnapshotRequest::quiesce); when it was
+  // asked for and could not be, `note` says why and the snapshot is crash-consistent.
+  bool quiesced = false;
+  int frozen_filesystems = 0;
+  std::string note;
+};
+
 // Where a live backup writes one disk: a file on the node, in the disk's format.
 struct DiskBackupFile {
   std::string file;              // absolute path on the node; must not exist yet
@@ -125,7 +138,12 @@ class Hypervisor {
 
   // ---- snapshots ----
   virtual Result<std::vector<ObservedSnapshot>> ListSnapshots(const std::string& name) = 0;
-  virtual Result<void> CreateSnapshot(const std::string& name, const SnapshotRequest& request) = 0;
+  // QEMU: an internal snapshot; for a running VM with pflash (UEFI) firmware, where libvirt 9.0
+  // refuses internal snapshots, an external disk-only one (a stopped UEFI VM cannot be
+  // snapshotted: libvirt 9.0 cannot delete the external snapshots it makes of stopped VMs).
+  // Deleting an external snapshot commits its overlay (libvirt does it); reverting to one is
+  // not possible on libvirt 9.0.
+  virtual Result<SnapshotTaken> CreateSnapshot(const std::string& name, const SnapshotRequest& request) = 0;
   virtual Result<void> DeleteSnapshot(const std::string& name, const std::string& snapshot) = 0;
   virtual Result<void> RevertSnapshot(const std::string& name, const std::string& snapshot) = 0;
 

@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""End to end: the imperative commands of issue 7 and what serve shows of policies.
+
+usage: policy_test.py GITVIRT_BINARY
+
+The binary against a simulated node (sim:FILE: libvirt's test driver, its state kept in a file
+between runs), so it needs no daemon. Checked from outside: exit codes, `-o json` output, the
+backup directories on disk, the state file with sqlite3, and serve's HTTP API.
+
+  power      --dry-run changes nothing; confirmation is asked (refused without a terminal) and
+             skipped with -y; --max-parallel; VMs already in the state are skipped; jobs
+  snapshots  create/list/delete by hand, `snapshot run POLICY` with retention keep 2 that never
+             touches the hand-made one; a name taken by hand is refused
+  backups    `backup run POLICY|VM`, list, verify (and a tampered file failing it), restore --as
+             with and without confirmation, a damaged backup restoring nothing, the catalog
+             rebuilt by `backup list --rescan` after it was lost
+  serve      scheduled runs (6-field cron with seconds and ?): /api/v1/snapshots, /api/v1/backups,
+             policy last/next run in /api/v1/status, backup bytes/durations/failures in /metrics
+"""
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from e2e_lib import Serve, run, wait_for
+
+GITVIRT = ""
+
+
+def vm(name, tier):
+    return f"""apiVersion: gitvirt.dev/v1
+kind: VirtualMachine
+metadata: {{name: {name}, labels: {{tier: {tier}}}}}
+spec:
+  node: hv1
+  vcpus: 1
+  memory: 512MiB
+  disks: [{{name: root, size: 1GiB}}, {{name: data, size: 2GiB}}]
+"""
+
+
+class PolicyEndToEnd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="gve2epol-")
+        cls.manifests = os.path.join(cls.dir, "manifests")
+        cls.backups = os.path.join(cls.dir, "backups")
+        cls.manual = os.path.join(cls.dir, "manual")
+        os.makedirs(cls.manifests)
+        cls.write("vms.yaml", "---\n".join([vm("web-01", "web"), vm("web-02", "web"), vm("db-01", "db")]))
+        cls.write("policies.yaml", f"""apiVersion: gitvirt.dev/v1
+kind: SnapshotPolicy
+metadata: {{name: hourly}}
+spec:
+  selector: {{matchLabels: {{tier: web}}}}
+  namePattern: "{{policy}}-{{vm}}-{{datetime}}"
+  retention: {{keep: 2}}
+---
+apiVersion: gitvirt.dev/v1
+kind: BackupPolicy
+metadata: {{name: nightly}}
+spec:
+  selector: {{names: [db-01]}}
+  target: {{directory: {cls.backups}}}
+  compression: zstd
+  verify: true
+  retention: {{keep: 2}}
+""")
+        cls.config = os.path.join(cls.dir, "gitvirt.yaml")
+        with open(cls.config, "w") as f:
+            f.write(f"""apiVersion: gitvirt.dev/v1
+kind: ControllerConfig
+source: {{path: manifests, interval: 1s}}
+nodes:
+  - name: hv1
+    uri: sim:state/hv1.xml
+    pools: [{{name: default, path: {cls.dir}/pool}}]
+sync: {{auto: true}}
+state: state/gitvirt.db
+api: {{listen: "127.0.0.1:0"}}
+""")
+        os.makedirs(os.path.join(cls.dir, "state"))
+        out = cls.gv("apply", "--auto-approve")
+        assert out.returncode == 0, out.stdout + out.stderr
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True) if not os.environ.get("KEEP") else print(cls.dir)
+
+    @classmethod
+    def write(cls, name, text):
+        with open(os.path.join(cls.manifests, name), "w") as f:
+            f.write(text)
+
+    @classmethod
+    def gv(cls, *args):
+        # stdin is not a terminal: a command that needs confirmation must refuse.
+        return run(GITVIRT, "--config", cls.config, *args, check=False, stdin=subprocess.DEVNULL, timeout=300)
+
+    def ok(self, *args):
+        out = self.gv(*args)
+        self.assertEqual(out.returncode, 0, f"gitvirt {' '.join(args)}\n{out.stdout}\n{out.stderr}")
+        return out.stdout
+
+    def power(self):
+        # The table, which also lists the domains gitvirt does not own (a restored copy).
+        rows = [line.split() for line in self.ok("get", "vms").splitlines()[1:] if line.strip()]
+        return {row[0]: row[2] for row in rows}
+
+    def jobs(self, kind):
+        return [line for line in self.ok("jobs", "--kind", kind, "--limit", "100").splitlines()[1:] if line.strip()]
+
+    # ---- power -------------------------------------------------------------------------
+
+    def test_1_power(self):
+        self.assertEqual(self.power(), {"web-01": "Running", "web-02": "Running", "db-01": "Running"})
+        jobs_before = len(self.jobs("power"))
+        dry = self.ok("power", "stop", "-l", "tier=web", "--dry-run")
+        self.assertIn("web-01", dry)
+        self.assertIn("web-02", dry)
+        self.assertNotIn("db-01", dry)
+        self.assertEqual(self.power()["web-01"], "Running", "--dry-run changes nothing")
+
+        refused = self.gv("power", "stop", "-l", "tier=web")
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("confirmation", refused.stderr)
+        self.assertEqual(self.power()["web-01"], "Running")
+
+        self.ok("power", "stop", "-l", "tier=web", "-y", "--max-parallel", "1")
+        self.assertEqual(self.power(), {"web-01": "Stopped", "web-02": "Stopped", "db-01": "Running"})
+        self.assertEqual(len(self.jobs("power")), jobs_before + 1, "one job for the whole selector")
+
+        again = self.ok("power", "stop", "-l", "tier=web", "--auto-approve")
+        self.assertIn("skipping web-01", again)
+        self.assertIn("Nothing to do", again)
+        self.assertEqual(len(self.jobs("power")), jobs_before + 1, "nothing to do is no job")
+
+        self.ok("power", "start", "-l", "tier=web")  # start asks nothing
+        self.assertEqual(self.power(), {"web-01": "Running", "web-02": "Running", "db-01": "Running"})
+        forced = self.ok("power", "start", "web-01", "--no-skip-if-in-state")
+        self.assertNotIn("skipping", forced)
+        self.assertEqual(len(self.jobs("power")), jobs_before + 3)
+
+    # ---- snapshots ---------------------------------------------------------------------
+
+    def snapshots(self, vm_name):
+        listed = json.loads(self.ok("snapshot", "list", vm_name, "-o", "json"))
+        return {s["name"]: s["policy"] for s in listed}
+
+    def test_2_snapshots(self):
+        self.ok("snapshot", "create", "web-01", "keep-me", "--description", "by hand")
+        taken = self.gv("snapshot", "create", "web-01", "keep-me")
+        self.assertEqual(taken.returncode, 1, "a name taken (by hand) is refused, not taken over")
+        for _ in range(3):
+            self.ok("snapshot", "run", "hourly")
+            time.sleep(1.1)  # names and creation times have one-second resolution
+        for name in ["web-01", "web-02"]:
+            snaps = self.snapshots(name)
+            own = sorted(s for s, policy in snaps.items() if policy == "hourly")
+            self.assertEqual(len(own), 2, f"keep 2 of its own on {name}: {snaps}")
+            self.assertTrue(all(s.startswith("hourly-" + name + "-") for s in own), own)
+        self.assertEqual(self.snapshots("web-01")["keep-me"], "", "the hand-made one survives")
+        self.assertEqual(self.snapshots("db-01"), {}, "not selected")
+        listed = json.loads(self.ok("get", "snapshots", "-o", "json"))
+        self.assertEqual(listed["kind"], "snapshots")
+        self.assertEqual(len(listed["items"]), 5)
+        self.assertIn("keep-me", self.ok("get", "snapshots"))
+        self.assertIn("name: \"keep-me\"", self.ok("get", "snapshots", "-o", "yaml"))
+
+        refused = self.gv("snapshot", "delete", "web-01", "keep-me")
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("keep-me", self.snapshots("web-01"))
+        self.ok("snapshot", "delete", "web-01", "keep-me", "--auto-approve")
+        self.assertNotIn("keep-me", self.snapshots("web-01"))
+        self.assertGreaterEqual(len(self.jobs("snapshot")), 5)
+
+    # ---- backups -----------------------------------------------------------------------
+
+    def catalog(self):
+        return {b["id"]: b for b in json.loads(self.ok("backup", "list", "-o", "json"))}
+
+    def test_3_backups(self):
+        self.ok("backup", "run", "nightly")
+        self.ok("backup", "run", "db-01", "--target", self.manual, "--compression", "gzip")
+        catalog = self.catalog()
+        self.assertEqual(len(catalog), 2)
+        by_policy = {b["policy"]: b for b in catalog.values()}
+        nightly, manual = by_policy["nightly"], by_policy[""]
+        self.assertTrue(nightly["verified"])
+        self.assertEqual(nightly["compression"], "zstd")
+        self.assertEqual(manual["compression"], "gzip")
+        self.assertTrue(os.path.isfile(os.path.join(nightly["location"], "manifest.json")))
+        with open(os.path.join(nightly["location"], "manifest.json")) as f:
+            manifest = json.load(f)
+        self.assertEqual(manifest["vm"], "db-01")
+        self.assertIn("<name>db-01</name>", manifest["domainXml"])
+        self.assertEqual({f["disk"] for f in manifest["files"]}, {"root", "data", ""})
+        self.assertTrue(all(len(f["sha256"]) == 64 for f in manifest["files"]))
+        got = json.loads(self.ok("get", "backups", "-o", "json"))["items"]
+        self.assertEqual({b["id"] for b in got}, set(catalog))
+        self.assertIn(nightly["id"], self.ok("get", "backups"))
+        self.ok("backup", "verify", nightly["id"])
+
+        # Restore: asks first, then recreates the VM under a new name, as a job.
+        refused = self.gv("backup", "restore", nightly["id"], "--as", "db-copy")
+        self.assertEqual(refused.returncode, 1)
+        self.assertNotIn("db-copy", self.power())
+        self.ok("backup", "restore", nightly["id"], "--as", "db-copy", "-y")
+        self.assertEqual(self.power()["db-copy"], "Stopped")
+        self.assertTrue(self.jobs("restore"))
+
+        # A damaged backup fails verification and restores nothing.
+        with open(os.path.join(manual["location"], "domain.xml"), "a") as f:
+            f.write("<!-- tampered -->")
+        self.assertEqual(self.gv("backup", "verify", manual["id"]).returncode, 1)
+        bad = self.gv("backup", "restore", manual["id"], "--as", "db-bad", "-y")
+        self.assertEqual(bad.returncode, 1)
+        self.assertNotIn("db-bad", self.power())
+
+        # The catalog is an index over the directories: lost, it is rebuilt by a rescan.
+        with sqlite3.connect(os.path.join(self.dir, "state", "gitvirt.db")) as db:
+            db.execute("DELETE FROM backups")
+        self.assertEqual(self.catalog(), {})
+        rescanned = self.gv("backup", "list", "--rescan", "--dir", self.manual, "-o", "json")
+        self.assertEqual(rescanned.returncode, 0, rescanned.stderr)
+        self.assertIn("catalog rebuilt", rescanned.stderr)
+        self.assertEqual({b["id"] for b in json.loads(rescanned.stdout)}, set(catalog))
+
+    # ---- serve: scheduled runs and what the API shows -----------------------------------
+
+    def test_4_serve_runs_schedules_and_shows_them(self):
+        with open(os.path.join(self.manifests, "policies.yaml")) as f:
+            text = f.read()
+        # Quartz-style 6 fields with seconds and `?`: every 2 seconds.
+        text = text.replace("  namePattern:", '  schedule: "*/2 * * * * ?"\n  namePattern:')
+        text = text.replace("  target:", '  schedule: "*/2 * * * * ?"\n  target:')
+        self.write("policies.yaml", text)
+        serve = Serve(GITVIRT, self.config)
+        try:
+            def policies():
+                return {p["name"]: p for p in serve.status().get("policies", [])}
+
+            wait_for("two scheduled runs of each policy", lambda: self.metric(serve, "gitvirt_backups_total") >= 2
+                     and all(v.get("lastRun") for v in policies().values()), 60,
+                     lambda: json.dumps(serve.status().get("policies")))
+            status = policies()
+            for name in ["hourly", "nightly"]:
+                self.assertEqual(status[name]["schedule"], "*/2 * * * * ?")
+                self.assertTrue(status[name]["nextRun"], status[name])
+                self.assertTrue(status[name]["lastResult"].startswith("succeeded"), status[name])
+            code, body = serve.get("/api/v1/snapshots?policy=hourly")
+            self.assertEqual(code, 200)
+            snaps = json.loads(body)
+            self.assertEqual(snaps["total"], 4, "keep 2 on each of the two web VMs")
+            self.assertEqual({s["vm"] for s in snaps["items"]}, {"web-01", "web-02"})
+            code, body = serve.get("/api/v1/backups?policy=nightly")
+            self.assertEqual(code, 200)
+            self.assertEqual(json.loads(body)["total"], 2, "keep 2")
+            self.assertGreater(self.metric(serve, "gitvirt_backup_bytes_total"), 0)
+            self.assertGreaterEqual(self.metric(serve, "gitvirt_snapshots_total"), 4)
+            self.assertEqual(self.metric(serve, "gitvirt_backups_failed_total"), 0)
+            self.assertGreater(self.metric(serve, "gitvirt_backup_duration_seconds_sum"), 0)
+        finally:
+            serve.stop()
+
+    @staticmethod
+    def metric(serve, name):
+        code, body = serve.get("/metrics")
+        if code != 200:
+            return -1
+        for line in body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return -1
+
+
+if __name__ == "__main__":
+    GITVIRT = sys.argv[1]
+    unittest.main(argv=[sys.argv[0], "-v"])
