@@ -90,7 +90,7 @@ apply: {parallel: $parallel, rollback: FULL}
 state: state/gitvirt.db
 EOF
 
-gv() { (cd "$work" && "$gitvirt" --config gitvirt.yaml "$@"); }
+gv() { (cd "$work" && exec "$gitvirt" --config gitvirt.yaml "$@"); }
 
 # --- 1. gitvirt apply ----------------------------------------------------------------------------
 run_gitvirt() {  # $1: --parallel value

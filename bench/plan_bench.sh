@@ -65,7 +65,7 @@ python3 "$root/bench/gen_manifests.py" "$work/manifests" "$vms" --files 100 --no
   echo "api: {listen: '127.0.0.1:${PLAN_BENCH_PORT:-18931}'}"
   echo "state: state/gitvirt.db"
 } > "$work/gitvirt.yaml"
-gv() { (cd "$work" && "$gitvirt" --config gitvirt.yaml "$@"); }
+gv() { (cd "$work" && exec "$gitvirt" --config gitvirt.yaml "$@"); }
 t=$(now)
 gv apply --auto-approve --no-color > "$work/apply.log" 2>&1 || { tail -20 "$work/apply.log" >&2; exit 1; }
 apply_s=$(elapsed "$t")
