@@ -246,9 +246,19 @@ struct LibvirtStepRunner::Impl {
   // ---- actions ---------------------------------------------------------------------------
 
   Result<std::string> Create(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx) {
+    // A first attempt trusts the plan, which saw no such domain moments ago: Define itself
+    // refuses a name that appeared since (without a UUID libvirt will not redefine it), so only a
+    // resumed attempt, which may have defined it already, looks first. Saves a round trip.
+    const std::string earlier = ctx.undo_json();
+    const bool first_attempt = earlier.empty() || earlier == "{}";
     std::optional<std::string> uuid;  // what Define needs to know; unset: let it look
-    auto existing = hv.ObserveVm(vm.meta.name);
-    if (!existing && existing.error().code == ErrorCode::kNotFound) uuid = "";
+    Result<ObservedVm> existing = Fail(ErrorCode::kNotFound, "not looked up");
+    if (first_attempt) {
+      uuid = "";
+    } else {
+      existing = hv.ObserveVm(vm.meta.name);
+      if (!existing && existing.error().code == ErrorCode::kNotFound) uuid = "";
+    }
     if (existing) {
       uuid = existing->uuid;
       if (!existing->Owned()) {
@@ -268,7 +278,14 @@ struct LibvirtStepRunner::Impl {
     if (!def) return std::unexpected(def.error());
     def->uuid = uuid;
     if (auto ok = ctx.RecordUndo(json{{"defined", true}}.dump()); !ok) return std::unexpected(ok.error());
-    if (auto ok = hv.Define(*def); !ok) return std::unexpected(ok.error());
+    if (auto ok = hv.Define(*def); !ok) {
+      // Say why in plain words when the name was taken since the plan.
+      if (auto now = hv.ObserveVm(vm.meta.name); first_attempt && now && !now->Owned()) {
+        return Fail(ErrorCode::kAlreadyExists, "a domain named " + vm.meta.name + " appeared on " + hv.node() +
+                                                   " since the plan and is not gitvirt's");
+      }
+      return std::unexpected(ok.error());
+    }
     return json{{"volumes", def->owner.created_volumes}}.dump();
   }
 

@@ -303,9 +303,13 @@ class LibvirtHypervisor final : public Hypervisor {
       auto dom = LookupDomain(c, name);
       if (!dom) return std::unexpected(dom.error());
       int state = 0, reason = 0;
-      if (virDomainGetState(dom->get(), &state, &reason, 0) < 0) return std::unexpected(LastError(""));
-      if (ToPower(state) != PowerState::kStopped) return {};
-      if (virDomainCreate(dom->get()) < 0) return std::unexpected(LastError(""));
+      // Start first, ask after: a domain that already runs refuses, and is then fine as it is.
+      if (virDomainCreate(dom->get()) < 0) {
+        Error refused = LastError("");
+        if (virDomainGetState(dom->get(), &state, &reason, 0) < 0) return std::unexpected(LastError(""));
+        if (ToPower(state) != PowerState::kStopped) return {};
+        return std::unexpected(std::move(refused));
+      }
       // A guest that stops itself at once (firmware emulation failure, I/O error) starts
       // "successfully" and sits paused: that is a failed start, not a running VM.
       if (virDomainGetState(dom->get(), &state, &reason, 0) < 0) return std::unexpected(LastError(""));
