@@ -920,7 +920,10 @@ class LibvirtHypervisor final : public Hypervisor {
                                 std::max<std::uint64_t>(1, *options.bandwidth >> 20));
       }
       unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE;
-      if (!devices.empty()) flags |= VIR_MIGRATE_NON_SHARED_INC;
+      // The whole disk: libvirt 9.0 refuses NON_SHARED_INC for volume disks ("pre-creation of
+      // storage targets for incremental storage migration is not supported"), even when the
+      // target volumes exist.
+      if (!devices.empty()) flags |= VIR_MIGRATE_NON_SHARED_DISK;
       if (options.trust_storage) flags |= VIR_MIGRATE_UNSAFE;
       std::shared_lock target_lock(dst->conn_mu_);
       Domain moved(virDomainMigrate3(dom->get(), dst->conn_.get(), params, static_cast<unsigned>(n), flags));

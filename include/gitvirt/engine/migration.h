@@ -4,8 +4,10 @@
 //   live     a running VM moves while it runs (libvirt's managed migration, LIVE |
 //            PERSIST_DEST | UNDEFINE_SOURCE); volumes that are not on shared storage are
 //            created empty on the target first (a linked clone over the same image) and filled
-//            by QEMU while the guest runs (NON_SHARED_INC); read-only volumes (the cloud-init
-//            seed) are copied beforehand. With migration.allowOffline a failed live migration
+//            by QEMU while the guest runs (NON_SHARED_DISK: the whole disk, as libvirt 9 cannot
+//            pre-create volume disks for an incremental copy, so a linked clone arrives with
+//            its base's data in it); read-only volumes (the cloud-init seed) are copied
+//            beforehand. With migration.allowOffline a failed live migration
 //            falls back to offline: the VM is shut down, moved, and started again.
 //   offline  a stopped VM: its volumes are streamed from the source to the target (sparse
 //            libvirt streams; a linked clone's qcow2 header gets the target's path of its

@@ -94,7 +94,7 @@ class VolumeSink {
 // How a running domain moves to another node.
 struct LiveMigration {
   // "pool/volume" of the disks whose contents are copied to the target while the guest runs
-  // (libvirt NON_SHARED_INC: each must exist on the target already, empty or with the same
+  // (libvirt NON_SHARED_DISK: each must exist on the target already, empty or with the same
   // backing image); empty = every disk is on shared storage.
   std::vector<std::string> copy_volumes;
   std::optional<std::uint64_t> bandwidth;  // bytes per second
@@ -197,7 +197,7 @@ class Hypervisor {
 
   // ---- migration ----
   // Moves a running (or paused) domain to `target` while it runs, persistently, undefining it
-  // here (libvirt LIVE | PERSIST_DEST | UNDEFINE_SOURCE, plus NON_SHARED_INC for copy_volumes).
+  // here (libvirt LIVE | PERSIST_DEST | UNDEFINE_SOURCE, plus NON_SHARED_DISK for copy_volumes).
   // kUnsupported unless both nodes are QEMU nodes of this adapter.
   virtual Result<void> MigrateLive(const std::string& name, Hypervisor& target, const LiveMigration& options) {
     (void)target;
