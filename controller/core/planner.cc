@@ -4,6 +4,9 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
 
 #include "gitvirt/core/diff.h"
 #include "gitvirt/core/json.h"
@@ -904,36 +907,42 @@ class Builder {
   // Kahn's algorithm; among ready actions the lowest (stage, id) goes first, so the order is
   // deterministic and reads in stages.
   void Order() {
-    std::map<std::string, Action> by_id;
-    std::map<std::string, int> indegree;
-    std::map<std::string, std::vector<std::string>> dependents;
-    std::map<std::string, int> stage;
-    for (Action& a : plan_.actions) {
-      stage[a.id] = a.stage;
-      indegree[a.id] += 0;
-      for (const std::string& dep : a.depends_on) {
-        ++indegree[a.id];
-        dependents[dep].push_back(a.id);
+    // Positions, not Actions, move through the queue and the sort: each Action moves once.
+    const std::size_t n = plan_.actions.size();
+    std::unordered_map<std::string_view, std::size_t> index;
+    index.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) index.emplace(plan_.actions[i].id, i);
+    std::vector<int> indegree(n, 0);
+    std::vector<std::vector<std::size_t>> dependents(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (const std::string& dep : plan_.actions[i].depends_on) {
+        ++indegree[i];  // an unknown dependency never clears: the action is dropped, as before
+        if (auto it = index.find(dep); it != index.end()) dependents[it->second].push_back(i);
       }
-      by_id.emplace(a.id, std::move(a));
     }
-    using Key = std::pair<int, std::string>;
+    using Key = std::tuple<int, std::string_view, std::size_t>;
     std::priority_queue<Key, std::vector<Key>, std::greater<>> ready;
-    for (const auto& [id, n] : indegree) {
-      if (n == 0) ready.emplace(stage.at(id), id);
+    auto push = [&](std::size_t i) { ready.emplace(plan_.actions[i].stage, plan_.actions[i].id, i); };
+    for (std::size_t i = 0; i < n; ++i) {
+      if (indegree[i] == 0) push(i);
     }
-    std::vector<Action> ordered;
+    std::vector<std::size_t> order;
+    order.reserve(n);
     while (!ready.empty()) {
-      const std::string id = ready.top().second;
+      const std::size_t i = std::get<2>(ready.top());
       ready.pop();
-      ordered.push_back(std::move(by_id.at(id)));
-      for (const std::string& next : dependents[id]) {
-        if (--indegree[next] == 0) ready.emplace(stage.at(next), next);
+      order.push_back(i);
+      for (std::size_t next : dependents[i]) {
+        if (--indegree[next] == 0) push(next);
       }
     }
     // Stages are barriers: stable-sort by stage keeps the topological order within each.
-    std::stable_sort(ordered.begin(), ordered.end(),
-                     [](const Action& a, const Action& b) { return a.stage < b.stage; });
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return plan_.actions[a].stage < plan_.actions[b].stage;
+    });
+    std::vector<Action> ordered;
+    ordered.reserve(order.size());
+    for (std::size_t i : order) ordered.push_back(std::move(plan_.actions[i]));
     plan_.actions = std::move(ordered);
   }
 
