@@ -207,11 +207,26 @@ class Migration {
     auto there = dst.ObserveVm(r_.vm);
     auto here = src.ObserveVm(r_.vm);
     const std::string before = undo.value("sourcePower", std::string("Stopped"));
+    const std::vector<std::string> copied = StringList(undo, "copied");
     if (there && there->Owned() && !here) {
+      current_ = *there;
       const bool running = there->power != PowerState::kStopped;
       if (running && !Simulated(src, dst)) {
-        // Back the way it came, while it runs: the source's volumes still exist and receive
-        // the disks again.
+        // Back the way it came, while it runs: the source's volumes receive the disks again
+        // (any a later step deleted are made again, empty, first).
+        for (const std::string& v : copied) {
+          const auto [pool, name] = SplitVolume(v);
+          if (src.GetVolume(pool, name) || !dst.GetVolume(pool, name)) continue;
+          if (!DiskOn(*there, v)) {
+            if (auto ok = Copy(dst, src, v); !ok) return std::unexpected(ok.error());
+            continue;
+          }
+          auto info = dst.GetVolume(pool, name);
+          if (!info) return std::unexpected(info.error());
+          auto layout = Layout(*info, v);
+          if (!layout) return std::unexpected(layout.error());
+          if (auto ok = src.CreateVolume(*layout); !ok) return std::unexpected(ok.error());
+        }
         LiveMigration back;
         back.copy_volumes = DiskVolumes(*there, made);
         back.bandwidth = r_.bandwidth;
@@ -223,18 +238,17 @@ class Migration {
         if (running) {
           if (auto ok = dst.Destroy(r_.vm); !ok) return std::unexpected(ok.error());
         }
-        // Its disks as they are now go back where they came from.
-        current_ = *there;
-        if (!Simulated(src, dst)) {
-          for (const std::string& v : made) {
-            if (!Contains(StringList(undo, "copied"), v)) continue;
-            const auto [pool, name] = SplitVolume(v);
-            if (!dst.GetVolume(pool, name)) continue;
-            if (src.GetVolume(pool, name)) {
-              if (auto ok = src.DeleteVolume(pool, name); !ok) return std::unexpected(ok.error());
-            }
-            if (auto ok = Copy(dst, src, v); !ok) return std::unexpected(ok.error());
+        // Its disks as they are now go back where they came from (on simulated nodes, the
+        // volumes a later step deleted from the source are made again).
+        for (const std::string& v : copied) {
+          const auto [pool, name] = SplitVolume(v);
+          if (!dst.GetVolume(pool, name)) continue;
+          const bool on_source = static_cast<bool>(src.GetVolume(pool, name));
+          if (Simulated(src, dst) && on_source) continue;
+          if (on_source) {
+            if (auto ok = src.DeleteVolume(pool, name); !ok) return std::unexpected(ok.error());
           }
+          if (auto ok = Copy(dst, src, v); !ok) return std::unexpected(ok.error());
         }
         auto snapshots = dst.GetSnapshotXmls(r_.vm);
         if (!undo.contains("sourceXml")) return UndoOutcome::kNotUndoable;
@@ -260,6 +274,13 @@ class Migration {
     if (auto back = src.ObserveVm(r_.vm); !back) {
       // Never delete the copies while the source does not hold the VM again.
       return std::unexpected(back.error().Wrap("moving " + r_.vm + " back to " + src.node()));
+    }
+    for (const std::string& v : copied) {
+      const auto [pool, name] = SplitVolume(v);
+      if (!src.GetVolume(pool, name)) {
+        return Fail(ErrorCode::kFailedPrecondition, "volume " + v + " is on " + dst.node() + " only; keeping it there",
+                    "moving " + r_.vm + " back to " + src.node());
+      }
     }
     for (const std::string& v : made) {
       const auto [pool, name] = SplitVolume(v);

@@ -13,12 +13,16 @@
 //   FullRollbackOnFifthMember     GITVIRT_FAULTS=define:5 while creating 6 members with FULL:
 //                                 no member, no member's volume left, job rolled back; a second
 //                                 apply creates them all.
-//   Migrate*                      simulated migration: a running VM (live), a stopped one
-//                                 (offline), `describe vm` shows them, and a FULL rollback of a
-//                                 job that failed after the migration moves the VM back.
+//   MigrationSimTest              simulated migration: a running VM (live), a stopped one
+//                                 (offline), `describe vm` shows them, a FULL rollback of a job
+//                                 that failed after the migration moves the VM back, and every
+//                                 libvirt operation of a migration job failing in turn leaves
+//                                 both nodes as they were.
 // The nodes are observed with gitvirt's adapter (ConnectNode + Observe) through new
 // connections, i.e. from the files the binary wrote.
 #include <gtest/gtest.h>
+
+#include <iostream>
 
 #include <algorithm>
 #include <map>
@@ -473,6 +477,53 @@ TEST_F(MigrationSimTest, FailedMigrationLeavesTheSource) {
   const Inventory after = TakeInventory(NodeConfigs());
   EXPECT_TRUE(before == after) << DiffInventories(before, after);
 }
+
+// Every mutating libvirt operation of a migration job fails in turn (GITVIRT_FAULTS=any:k, from
+// the same starting state): FULL must leave both nodes exactly as they were, and the next
+// fault-free apply must then move the VM.
+class MigrationFaultSweep : public MigrationSimTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(MigrationFaultSweep, EveryFaultRollsBackToTheStart) {
+  const std::string power = GetParam();
+  WriteFile(manifests() / "app.yaml", MigrantYaml("hv1", power));
+  Output first = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(first.rc, 0) << first.text;
+  Output snap = Gv({"snapshot", "create", "app-01", "kept"});
+  ASSERT_EQ(snap.rc, 0) << snap.text;
+  WriteFile(manifests() / "app.yaml", MigrantYaml("hv2", power));
+  const fs::path start = work_.path() / "start";
+  CopyTree(work_.path() / "sim", start);
+  const Inventory before = TakeInventory(NodeConfigs());
+
+  const fs::path report = work_.path() / "faults-report";
+  Output counted = Gv({"apply", "--auto-approve"}, {"GITVIRT_FAULTS=any:1000000", "GITVIRT_FAULTS_REPORT=" + report.string()});
+  ASSERT_EQ(counted.rc, 0) << counted.text;
+  std::istringstream in(ReadFile(report));
+  int operations = 0;
+  for (std::string kind; in >> kind;) {
+    long n = 0;
+    in >> n;
+    if (kind == "any") operations = static_cast<int>(n);
+  }
+  ASSERT_GE(operations, 5) << ReadFile(report);
+  std::cout << "[sweep] " << power << ": " << operations << " mutating libvirt operations, each made to fail\n";
+  for (int k = 1; k <= operations; ++k) {
+    SCOPED_TRACE("GITVIRT_FAULTS=any:" + std::to_string(k));
+    CopyTree(start, work_.path() / "sim");
+    Output failed = Gv({"apply", "--auto-approve"}, {"GITVIRT_FAULTS=any:" + std::to_string(k)});
+    EXPECT_EQ(failed.rc, 1) << failed.text;
+    const JobView job = ReadJobs(state_file()).back();
+    EXPECT_EQ(job.job.status, JobStatus::kRolledBack) << job.Describe();
+    const Inventory after = TakeInventory(NodeConfigs());
+    EXPECT_TRUE(before == after) << DiffInventories(before, after) << job.Describe();
+  }
+  CopyTree(start, work_.path() / "sim");
+  Output clean = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(clean.rc, 0) << clean.text;
+  EXPECT_EQ(Vms().at("app-01").node, "hv2");
+}
+
+INSTANTIATE_TEST_SUITE_P(Power, MigrationFaultSweep, ::testing::Values("Running", "Stopped"));
 
 }  // namespace
 }  // namespace gitvirt::crash

@@ -201,8 +201,10 @@ class MigrationQemu : public ::testing::Test {
     b_.reset();
   }
 
-  Output Gv(std::vector<std::string> args) {
+  // With `env` ("NAME=value") set for the gitvirt process only.
+  Output Gv(std::vector<std::string> args, const std::string& env = "") {
     args.insert(args.begin(), {GITVIRT_BINARY, "--config", (work_->path() / "gitvirt.yaml").string()});
+    if (!env.empty()) args.insert(args.begin(), {"env", env});
     return Exec(std::move(args));
   }
 
@@ -253,6 +255,17 @@ TEST_F(MigrationQemu, OfflineThenLive) {
 
   // ---- offline: hv1 -> hv2
   WriteVm("hv2", "Stopped", "");
+  {
+    // Defining on hv2 fails once the volumes are there: FULL takes the copies away again and
+    // hv1 keeps the VM as it was.
+    Output failed = Gv({"apply", "--auto-approve"}, "GITVIRT_FAULTS=define:1");
+    ASSERT_EQ(failed.rc, 1) << failed.text;
+    EXPECT_NE(failed.text.find("injected fault: define"), std::string::npos) << failed.text;
+    ASSERT_TRUE(hv1.Exists("mig-01"));
+    EXPECT_FALSE(hv2.Exists("mig-01"));
+    for (const std::string& v : hv2.Volumes("default")) EXPECT_FALSE(v.starts_with("mig-01")) << v << " left on hv2";
+    EXPECT_TRUE(QemuIo(root1, "read -P 0x5a 1M 64k", false, &out)) << out;
+  }
   Output plan = Gv({"plan"});
   ASSERT_EQ(plan.rc, 0) << plan.text;
   EXPECT_NE(plan.text.find("migrate VirtualMachine/mig-01 from hv1 to hv2"), std::string::npos) << plan.text;
@@ -300,6 +313,15 @@ TEST_F(MigrationQemu, OfflineThenLive) {
   Output live_plan = Gv({"plan"});
   ASSERT_EQ(live_plan.rc, 0) << live_plan.text;
   EXPECT_NE(live_plan.text.find("mode: live"), std::string::npos) << live_plan.text;
+  {
+    // libvirt's migration call fails: the VM runs on where it was, the empty volumes made for
+    // it on hv1 are gone.
+    Output failed = Gv({"apply", "--auto-approve"}, "GITVIRT_FAULTS=migrate:1");
+    ASSERT_EQ(failed.rc, 1) << failed.text;
+    EXPECT_EQ(hv2.State("mig-01"), "running");
+    EXPECT_FALSE(hv1.Exists("mig-01"));
+    for (const std::string& v : hv1.Volumes("default")) EXPECT_FALSE(v.starts_with("mig-01")) << v << " left on hv1";
+  }
   Output live = Gv({"apply", "--auto-approve"});
   std::cout << "[timing] live migration apply: " << live.seconds << " s\n";
   if (live.rc != 0) {
