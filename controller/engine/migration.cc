@@ -154,7 +154,7 @@ class Migration {
       if (here.error().code != ErrorCode::kNotFound) return std::unexpected(here.error());
       if (there) {
         ctx_.Event(EventLevel::kInfo, r_.vm + " is on " + dst.node() + " already");
-        return Result_("done before", true);
+        return Outcome("done before", true);
       }
       return Fail(ErrorCode::kNotFound, r_.vm + " is on neither " + src.node() + " nor " + dst.node());
     }
@@ -189,8 +189,7 @@ class Migration {
                                       (Simulated(src, dst) ? ", simulated" : "") + ", " +
                                       std::to_string(r_.volumes.size()) + " volume(s) copied, " +
                                       FormatSize(bytes_) + ")");
-    mode_ = mode;
-    return Result_(mode, false);
+    return Outcome(mode, false);
   }
 
   Result<UndoOutcome> Undo(const std::string& undo_json) {
@@ -291,7 +290,8 @@ class Migration {
   }
 
  private:
-  Result<std::string> Result_(const std::string& mode, bool already) {
+  // The step's result, which the journal keeps: describe vm reads it.
+  Result<std::string> Outcome(const std::string& mode, bool already) {
     json out{{"source", r_.source->node()},
              {"target", r_.target->node()},
              {"mode", mode},
@@ -509,7 +509,6 @@ class Migration {
   ObservedVm current_;
   std::uint64_t bytes_ = 0;
   double seconds_ = 0;
-  std::string mode_;
 };
 
 }  // namespace
