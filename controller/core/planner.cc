@@ -284,7 +284,7 @@ class Builder {
     }
     auto node_it = node_of_.find(vm.meta.name);
     if (node_it == node_of_.end()) return;  // placement failed; reported
-    const std::string& node = node_it->second;
+    std::string node = node_it->second;  // where the VM will be (where it is, if it cannot move)
     const ObservedNode* target_node = Node(node);
     if (target_node == nullptr || !target_node->reachable) {
       Pending(vm, node, {}, "node " + node + " is unreachable");
@@ -346,10 +346,16 @@ class Builder {
     // The power state once the migration, if any, is done (an offline one stops the VM).
     PowerState power = current.power;
     if (current.node != node) {
-      auto after = PlanMigration(vm, want, current, node);
-      if (!after) return;  // an error or a pending change says why
-      power = *after;
-      changed = true;
+      const Move move = PlanMigration(vm, want, current, node);
+      if (move.outcome == Move::kImpossible) return;  // the plan fails, saying why
+      if (move.outcome == Move::kPending) {
+        // The move waits (and says why); every other change is made where the VM is.
+        node = current.node;
+        want.spec.node = node;
+      } else {
+        power = move.power;
+        changed = true;
+      }
     }
     // Changes are made where the VM will be, with that node's driver.
     const ObservedNode* current_node = Node(node);
@@ -465,10 +471,14 @@ class Builder {
   // Plans moving `current` to `node`: the preconditions (the target's room, networks, pools and
   // storage; what both drivers can do), the mode (live for a running VM when it can be, else
   // offline, stopping the VM first when its policies allow), the volumes to copy, and their
-  // removal from the source at the end of the job. Returns the VM's power state after the
-  // migration, or nothing when it cannot be planned (an error or a pending change says why).
-  std::optional<PowerState> PlanMigration(const VirtualMachine& vm, const VirtualMachine& want,
-                                          const ObservedVm& current, const std::string& node) {
+  // removal from the source at the end of the job. Says the VM's power state after the
+  // migration; or that the move is pending (the VM stays) or impossible (the plan fails).
+  struct Move {
+    enum Outcome { kPlanned, kPending, kImpossible } outcome = kPlanned;
+    PowerState power = PowerState::kStopped;
+  };
+  Move PlanMigration(const VirtualMachine& vm, const VirtualMachine& want, const ObservedVm& current,
+                     const std::string& node) {
     const std::string& from = current.node;
     const ObservedNode* source = Node(from);
     const ObservedNode* target = Node(node);
@@ -554,7 +564,7 @@ class Builder {
                        "); set migration.copyStorage: true to copy them while it runs";
       }
     }
-    if (errors_.size() > errors_before) return std::nullopt;
+    if (errors_.size() > errors_before) return Move{Move::kImpossible};
     const FieldChange node_change{"node", from, node, ChangeClass::kLive};
     PowerState after = current.power;
     std::string mode = "offline";
@@ -566,7 +576,7 @@ class Builder {
         Pending(vm, from, {node_change},
                 "cannot migrate live: " + live_blocker + ". An offline migration stops the VM: allow "
                 "it with migration.allowOffline: true or updatePolicy.restart: Allowed");
-        return std::nullopt;
+        return Move{Move::kPending};
       }
       StopForRestart(want, from, current.power, "to migrate offline: " + live_blocker);
       after = PowerState::kStopped;
@@ -602,7 +612,7 @@ class Builder {
       cleanup.stage = kStageVolumes;
       source_cleanups_.push_back(std::move(cleanup));
     }
-    return after;
+    return Move{Move::kPlanned, after};
   }
 
   static std::string FormatRoom(const Room& room) {
