@@ -196,17 +196,24 @@ class Migration {
     Hypervisor& src = *r_.source;
     Hypervisor& dst = *r_.target;
     const json undo = ParseObject(undo_json);
+    // Everything this step made on the target; what holds the VM's data once it is there (the
+    // byte copies, and the disks a live migration filled).
     const std::vector<std::string> made = [&] {
       auto list = StringList(undo, "copied");
-      for (const std::string& v : StringList(undo, "copying")) {
-        if (!Contains(list, v)) list.push_back(v);
+      for (const char* key : {"copying", "created"}) {
+        for (const std::string& v : StringList(undo, key)) {
+          if (!Contains(list, v)) list.push_back(v);
+        }
       }
       return list;
     }();
     auto there = dst.ObserveVm(r_.vm);
     auto here = src.ObserveVm(r_.vm);
     const std::string before = undo.value("sourcePower", std::string("Stopped"));
-    const std::vector<std::string> copied = StringList(undo, "copied");
+    std::vector<std::string> copied = StringList(undo, "copied");
+    for (const std::string& v : StringList(undo, "created")) {
+      if (!Contains(copied, v)) copied.push_back(v);
+    }
     if (there && there->Owned() && !here) {
       current_ = *there;
       const bool running = there->power != PowerState::kStopped;
@@ -388,8 +395,11 @@ class Migration {
     return {};
   }
 
-  // Copies the volumes to the target, recording each before it is made ("copying") and once it
-  // is whole ("copied"); a copy an interrupted attempt left half-made is made again.
+  // Makes the volumes on the target, recording each before it is made ("copying") and once it
+  // is done: "copied" when it holds the source's bytes (or, simulated, metadata), "created" when
+  // it is an empty disk a live migration fills. A volume an interrupted attempt left half-made is
+  // made again; so is an empty one when the bytes are needed (a live migration that fell back
+  // to offline).
   Result<void> CopyAll(bool empty_disks) {
     Hypervisor& src = *r_.source;
     Hypervisor& dst = *r_.target;
@@ -397,27 +407,32 @@ class Migration {
       const json undo = ParseObject(ctx_.undo_json());
       auto copying = StringList(undo, "copying");
       auto copied = StringList(undo, "copied");
+      auto created = StringList(undo, "created");
+      const bool empty = empty_disks && DiskOn(current_, key).has_value();
       const auto [pool, name] = SplitVolume(key);
       if (dst.GetVolume(pool, name)) {
-        if (Contains(copied, key)) continue;
-        if (!Contains(copying, key)) {
+        if (Contains(copied, key) || (empty && Contains(created, key))) continue;
+        if (!Contains(copying, key) && !Contains(created, key)) {
           return Fail(ErrorCode::kAlreadyExists, "volume " + key + " exists on " + dst.node() +
                                                       " and this migration did not copy it there");
         }
         if (auto ok = dst.DeleteVolume(pool, name); !ok) return ok;
       }
       if (!Contains(copying, key)) copying.push_back(key);
-      if (auto ok = ctx_.RecordUndo(json{{"copying", copying}}.dump()); !ok) return ok;
-      if (empty_disks && DiskOn(current_, key)) {
+      std::erase(created, key);
+      if (auto ok = ctx_.RecordUndo(json{{"copying", copying}, {"created", created}}.dump()); !ok) return ok;
+      if (empty) {
         // Filled by QEMU during the live migration.
         auto info = src.GetVolume(pool, name);
         if (!info) return std::unexpected(info.error());
         auto layout = Layout(*info, key);
         if (!layout) return std::unexpected(layout.error());
         if (auto ok = dst.CreateVolume(*layout); !ok) return ok;
-      } else if (auto ok = Copy(src, dst, key); !ok) {
-        return ok;
+        created.push_back(key);
+        if (auto ok = ctx_.RecordUndo(json{{"created", created}}.dump()); !ok) return ok;
+        continue;
       }
+      if (auto ok = Copy(src, dst, key); !ok) return ok;
       copied.push_back(key);
       if (auto ok = ctx_.RecordUndo(json{{"copied", copied}}.dump()); !ok) return ok;
     }

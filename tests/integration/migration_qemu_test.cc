@@ -10,7 +10,10 @@
 //                    the image), the markers read back on hv2, hv1 keeps nothing, the VM starts
 //                    on hv2, `describe vm` lists the migration. Then `node: hv1` with
 //                    copyStorage moves it back live, while it runs; if this machine cannot
-//                    migrate live, the test is skipped with libvirt's exact error.
+//                    migrate live, the test is skipped with libvirt's exact error. Last, with
+//                    allowOffline, a live migration made to fail falls back to offline.
+//                    Injected faults (a define on the target, libvirt's migrate call) leave the
+//                    VM where it was and no copy behind.
 //
 // The guests run no OS (TCG, GITVIRT_VIRT_TYPE=qemu); the markers are the disks' content.
 #include <gtest/gtest.h>
@@ -349,6 +352,22 @@ TEST_F(MigrationQemu, OfflineThenLive) {
   EXPECT_EQ(after_live.rc, 0) << after_live.text;
   Output described = Gv({"describe", "vm", "mig-01"});
   EXPECT_NE(described.text.find("hv2 -> hv1  live"), std::string::npos) << described.text;
+
+  // ---- allowOffline: the live migration fails (injected), the VM is shut down (forced after
+  // 5 s: no guest OS answers ACPI), moved offline and started on hv2.
+  WriteVm("hv2", "Running", "  migration: {copyStorage: true, allowOffline: true}\n");
+  Output fallback = Gv({"apply", "--auto-approve"}, "GITVIRT_FAULTS=migrate:1");
+  ASSERT_EQ(fallback.rc, 0) << fallback.text;
+  EXPECT_FALSE(hv1.Exists("mig-01"));
+  ASSERT_TRUE(hv2.Exists("mig-01"));
+  EXPECT_EQ(hv2.State("mig-01"), "running");
+  const std::string root_fb = hv2.VolumePath("default", "mig-01-root.qcow2");
+  EXPECT_TRUE(QemuIo(root_fb, "read -P 0x5a 1M 64k", true, &out)) << out;
+  EXPECT_TRUE(QemuIo(hv2.VolumePath("default", "mig-01-data.qcow2"), "read -P 0xa5 4M 128k", true, &out)) << out;
+  // The empty disks made for the live copy were not taken for copies: the markers above say so.
+  Output fell = Gv({"describe", "vm", "mig-01"});
+  EXPECT_NE(fell.text.find("hv1 -> hv2  offline (live failed)"), std::string::npos) << fell.text;
+  EXPECT_NE(fell.text.find("injected fault: migrate"), std::string::npos) << fell.text;
 }
 
 }  // namespace

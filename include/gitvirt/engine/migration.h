@@ -20,7 +20,8 @@
 //
 // Undo information (JSON):
 //   {"sourceXml", "sourcePower", "sourceAutostart",  recorded before anything changes
-//    "copying": [...], "copied": [...],                target volumes this step made
+//    "copying": [...], "copied": [...], "created": [...]   target volumes this step made
+//                                                   (copied: bytes; created: empty, filled live)
 //    "defined": true, "sourceUndefined": true,         offline progress
 //    "live": true, "stoppedForOffline": true}          what happened to the running VM
 // Undo moves the VM back: live when it runs on the target (the source's volumes receive the
