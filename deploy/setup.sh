@@ -29,6 +29,8 @@ packages=(
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libpugixml-dev libcli11-dev
   nlohmann-json3-dev libssl-dev libzstd-dev zlib1g-dev libcrypt-dev
   libhowardhinnant-date-dev
+  # bench/placement_bench (built only when found)
+  libbenchmark-dev
   # real hypervisor for integration tests: libvirtd + QEMU + qemu-img
   libvirt-daemon libvirt-daemon-driver-qemu
   libvirt-clients qemu-system-x86 qemu-utils ovmf swtpm-tools

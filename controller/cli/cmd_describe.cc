@@ -28,6 +28,36 @@ void PrintJson(const std::string& title, const std::string& text) {
   while (std::getline(in, line)) std::cout << "  " << line << "\n";
 }
 
+// The VM's recent migrations, from the journal: when, from where to where, how, and how it
+// ended (a migration a rollback undid says so).
+void PrintMigrations(const std::string& state, const std::string& name) {
+  auto journal = Journal::Open(state);
+  if (!journal) return;
+  auto steps = (*journal)->FindSteps(StepFilter{"migrate", "VirtualMachine/" + name, 5});
+  if (!steps) return;
+  std::cout << "Migrations:\n";
+  if (steps->empty()) std::cout << "  none\n";
+  for (const StepRecord& s : *steps) {
+    const auto action = nlohmann::json::parse(s.action_json, nullptr, false);
+    const auto result = nlohmann::json::parse(s.result_json, nullptr, false);
+    auto text = [](const nlohmann::json& j, const char* key, const std::string& fallback = "?") {
+      return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+    };
+    std::string mode = text(result, "mode", "");
+    if (mode.empty() && action.is_object() && action.contains("params")) mode = text(action["params"], "mode");
+    const bool simulated = result.is_object() && result.value("simulated", false);
+    std::cout << "  " << (s.started_at ? FormatTime(*s.started_at) : std::string("-")) << "  "
+              << text(result, "source", text(action, "sourceNode")) << " -> " << s.node << "  " << mode;
+    if (simulated) std::cout << " (simulated)";
+    if (!simulated && result.is_object() && result.contains("bytes")) {
+      std::cout << "  " << FormatSize(result["bytes"].get<std::uint64_t>()) << " copied";
+    }
+    std::cout << "  " << EnumName(s.status) << "  job " << s.job_id;
+    if (!s.error.empty()) std::cout << ": " << s.error;
+    std::cout << "\n";
+  }
+}
+
 int RunDescribe(const GlobalOptions& global, const DescribeOptions& opts) {
   if (opts.kind != "vm" && opts.kind != "vms" && opts.kind != "VirtualMachine") {
     std::cerr << "gitvirt describe: only `vm NAME` is described\n";
@@ -102,6 +132,7 @@ int RunDescribe(const GlobalOptions& global, const DescribeOptions& opts) {
         }
       }
     }
+    PrintMigrations(view->config.state, opts.name);
     if (!observed->owner->job.empty()) {
       if (auto journal = Journal::Open(view->config.state)) {
         auto job = (*journal)->GetJob(observed->owner->job);

@@ -4,6 +4,9 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
 
 #include "gitvirt/core/diff.h"
 #include "gitvirt/core/json.h"
@@ -25,6 +28,11 @@ enum Stage : int {
 bool IsRunningLike(PowerState p) { return p != PowerState::kStopped; }
 
 class Builder {
+  struct Room {  // free capacity on a node (times its overcommit ratios)
+    double vcpus = 0;
+    double memory = 0;
+  };
+
  public:
   Builder(const ControllerConfig& config, const DesiredState& desired,
           const ObservedState& observed, const PlanOptions& options)
@@ -49,6 +57,7 @@ class Builder {
     for (const VirtualMachine& vm : desired_.vms) PlanVm(vm);
     PlanOrphans();
     HoldBackDependents();
+    AddSourceCleanups();
     PlanImages();
     LinkDependencies();
     RollRestarts();
@@ -151,6 +160,17 @@ class Builder {
       }
     }
     PlacementResult placement = Place(inventory, requests);
+    // What each node has left once placement is done: the precondition for pinned migrations.
+    for (const NodeInventory& n : inventory) {
+      free_[n.name] = Room{n.vcpus * n.cpu_overcommit - n.vcpus_used,
+                           static_cast<double>(n.memory) * n.memory_overcommit - static_cast<double>(n.memory_used)};
+    }
+    for (const PlacementRequest& r : requests) {
+      if (auto it = placement.node_of.find(r.vm); it != placement.node_of.end()) {
+        free_[it->second].vcpus -= r.vcpus;
+        free_[it->second].memory -= static_cast<double>(r.memory);
+      }
+    }
     for (const std::string& e : placement.errors) errors_.push_back(e);
     for (const std::string& w : placement.warnings) {
       plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "placement", w});
@@ -208,17 +228,16 @@ class Builder {
     }
     for (const std::string& pool : pools) {
       if (!has_pool(pool)) {
-        errors_.push_back("VirtualMachine \"" + vm.meta.name + "\" needs pool \"" + pool +
-                          "\" on node " + node_name +
-                          ", which neither exists there nor is listed in the node's pools");
+        Error("VirtualMachine \"" + vm.meta.name + "\" needs pool \"" + pool + "\" on node " + node_name +
+              ", which neither exists there nor is listed in the node's pools");
       }
     }
     for (const Nic& nic : vm.spec.networks) {
       if (!nic.network.empty() &&
           std::find(node->networks.begin(), node->networks.end(), nic.network) ==
               node->networks.end()) {
-        errors_.push_back("VirtualMachine \"" + vm.meta.name + "\" uses network \"" +
-                          nic.network + "\", which does not exist on node " + node_name);
+        Error("VirtualMachine \"" + vm.meta.name + "\" uses network \"" + nic.network +
+              "\", which does not exist on node " + node_name);
       }
     }
   }
@@ -265,7 +284,7 @@ class Builder {
     }
     auto node_it = node_of_.find(vm.meta.name);
     if (node_it == node_of_.end()) return;  // placement failed; reported
-    const std::string& node = node_it->second;
+    std::string node = node_it->second;  // where the VM will be (where it is, if it cannot move)
     const ObservedNode* target_node = Node(node);
     if (target_node == nullptr || !target_node->reachable) {
       Pending(vm, node, {}, "node " + node + " is unreachable");
@@ -323,28 +342,28 @@ class Builder {
     }
 
     const ObservedVm& current = *owned.front();
-    const ObservedNode* current_node = Node(current.node);
     bool changed = false;
+    // The power state once the migration, if any, is done (an offline one stops the VM).
+    PowerState power = current.power;
     if (current.node != node) {
-      CheckNodeResources(want, node);
-      std::string reason = "desired node is " + node;
-      if (const NodeConfig* from = config_.FindNode(current.node); from != nullptr && from->drain) {
-        reason = "node " + current.node + " is draining";
-      } else if (auto why = moved_by_placement_.find(vm.meta.name); why != moved_by_placement_.end()) {
-        reason = why->second;
+      const Move move = PlanMigration(vm, want, current, node);
+      if (move.outcome == Move::kImpossible) return;  // the plan fails, saying why
+      if (move.outcome == Move::kPending) {
+        // The move waits (and says why); every other change is made where the VM is.
+        node = current.node;
+        want.spec.node = node;
+      } else {
+        power = move.power;
+        changed = true;
       }
-      Action migrate = VmAction(ActionType::kMigrate, want, node, reason);
-      migrate.source_node = current.node;
-      migrate.changes.push_back(FieldChange{"node", current.node, node, ChangeClass::kLive});
-      migrate.vm = want;
-      Add(std::move(migrate), kStageChanges);
-      changed = true;
     }
+    // Changes are made where the VM will be, with that node's driver.
+    const ObservedNode* current_node = Node(node);
     if (const NodeConfig* pinned = config_.FindNode(node);
         pinned != nullptr && pinned->drain && !want.spec.node.empty() && vm.spec.node == node) {
       Pending(vm, node, {}, "node " + node + " is draining, but spec.node pins the VM to it; change spec.node to move it");
     }
-    const bool running = IsRunningLike(current.power);
+    const bool running = IsRunningLike(power);
     // A VM this plan stops anyway can take every change while it is down: no restart needed.
     const bool stopping = running && want.spec.power_state == PowerState::kStopped;
     DiffContext ctx{running, current_node ? current_node->capabilities : NodeCapabilities{}};
@@ -354,7 +373,7 @@ class Builder {
     }
     std::vector<FieldChange> metadata = MetadataChanges(want, current);
     if (diff.changes.empty() && metadata.empty()) {
-      PlanPower(want, node, current.power, /*power_only=*/!changed);
+      PlanPower(want, node, power, /*power_only=*/!changed);
       return;
     }
     if (std::any_of(diff.changes.begin(), diff.changes.end(),
@@ -369,7 +388,7 @@ class Builder {
         Pending(vm, node, diff.changes,
                 "the change replaces the VM, which is running; updatePolicy.restart is Never");
       } else {
-        if (running) StopForRestart(want, node, current.power, "to replace the VM");
+        if (running) StopForRestart(want, node, power, "to replace the VM");
         Action replace = VmAction(ActionType::kReplace, want, node, "a disk's source, pool or format changed");
         replace.changes = diff.changes;
         replace.vm = want;
@@ -388,7 +407,7 @@ class Builder {
         c.change_class = ChangeClass::kRestart;
       } else if (!can) {
         errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + c.path + " grows, but node " +
-                          current.node + " (" + ctx.capabilities.driver + " driver) cannot resize volumes");
+                          node + " (" + ctx.capabilities.driver + " driver) cannot resize volumes");
       }
     }
     std::vector<FieldChange> now = metadata, later;
@@ -402,7 +421,7 @@ class Builder {
       // Every change rides along with the redefine while the VM is down.
       later.insert(later.end(), now.begin(), now.end());
       std::sort(later.begin(), later.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
-      StopForRestart(want, node, current.power, "to apply changes that need a restart");
+      StopForRestart(want, node, power, "to apply changes that need a restart");
       Action update = VmAction(ActionType::kUpdateRestart, want, node, "redefine while stopped");
       update.changes = later;
       update.vm = want;
@@ -431,7 +450,183 @@ class Builder {
       Add(std::move(update), kStageChanges);
       changed = true;
     }
-    PlanPower(want, node, current.power, /*power_only=*/!changed);
+    PlanPower(want, node, power, /*power_only=*/!changed);
+  }
+
+  // ---- migration ---------------------------------------------------------------------------
+
+  bool SharedPool(const std::string& a, const std::string& b, const std::string& pool) const {
+    auto shared_on = [&](const std::string& node) {
+      const NodeConfig* nc = config_.FindNode(node);
+      return nc != nullptr && std::any_of(nc->pools.begin(), nc->pools.end(),
+                                          [&](const PoolConfig& p) { return p.name == pool && p.shared; });
+    };
+    return shared_on(a) && shared_on(b);
+  }
+
+  void Error(std::string message) {
+    if (std::find(errors_.begin(), errors_.end(), message) == errors_.end()) errors_.push_back(std::move(message));
+  }
+
+  // Plans moving `current` to `node`: the preconditions (the target's room, networks, pools and
+  // storage; what both drivers can do), the mode (live for a running VM when it can be, else
+  // offline, stopping the VM first when its policies allow), the volumes to copy, and their
+  // removal from the source at the end of the job. Says the VM's power state after the
+  // migration; or that the move is pending (the VM stays) or impossible (the plan fails).
+  struct Move {
+    enum Outcome { kPlanned, kPending, kImpossible } outcome = kPlanned;
+    PowerState power = PowerState::kStopped;
+  };
+  Move PlanMigration(const VirtualMachine& vm, const VirtualMachine& want, const ObservedVm& current,
+                     const std::string& node) {
+    const std::string& from = current.node;
+    const ObservedNode* source = Node(from);
+    const ObservedNode* target = Node(node);
+    const std::size_t errors_before = errors_.size();
+    const std::string who = "VirtualMachine \"" + vm.meta.name + "\"";
+    std::string reason = "desired node is " + node;
+    if (const NodeConfig* nc = config_.FindNode(from); nc != nullptr && nc->drain) {
+      reason = "node " + from + " is draining";
+    } else if (auto why = moved_by_placement_.find(vm.meta.name); why != moved_by_placement_.end()) {
+      reason = why->second;
+    }
+
+    // The target must hold what the VM uses now (it arrives as it is) and what it will use.
+    CheckNodeResources(want, node);
+    VirtualMachine as_is = want;
+    as_is.spec = current.actual;
+    as_is.spec.node = node;
+    CheckNodeResources(as_is, node);
+    if (!vm.spec.node.empty()) {
+      // Placement checks what it places; a pinned VM is checked here. ResolveNodes counted it
+      // on the target already (with every other VM pinned there), so the room must not be
+      // negative.
+      const Room& room = free_[node];
+      if (room.vcpus < 0 || room.memory < 0) {
+        const Room before{room.vcpus + want.spec.vcpus, room.memory + static_cast<double>(want.spec.memory)};
+        Error(who + " cannot move to node " + node + ": it needs " + std::to_string(want.spec.vcpus) +
+              " vCPUs and " + FormatSize(want.spec.memory) + ", and " + node + " has " + FormatRoom(before) +
+              " free (capacity times overcommit, minus what its domains hold)");
+      }
+    }
+    const NodeCapabilities& sc = source->capabilities;
+    const NodeCapabilities& tc = target->capabilities;
+    const bool simulated = sc.driver == "TEST" && tc.driver == "TEST";
+    if (!simulated && !(sc.volume_upload && tc.volume_upload)) {
+      Error(who + " cannot move from " + from + " (" + sc.driver + " driver) to " + node + " (" + tc.driver +
+            " driver): a migration needs both nodes real (QEMU) or both simulated");
+    }
+    // Storage: what gitvirt created is copied unless the pool is shared by both nodes; what it
+    // did not create must already be there.
+    std::vector<std::string> copy;
+    const std::vector<std::string>& created = current.owner->created_volumes;
+    for (const std::string& v : created) {
+      const std::string pool = v.substr(0, v.find('/'));
+      if (SharedPool(from, node, pool)) continue;
+      copy.push_back(v);
+      if (const ObservedPool* p = target->FindPool(pool); p != nullptr && p->FindVolume(v.substr(v.find('/') + 1))) {
+        Error(who + " cannot move to node " + node + ": volume " + v + " exists there already; remove it "
+              "(an earlier copy?) or declare pool " + pool + " shared on both nodes");
+      }
+    }
+    for (const Disk& d : current.actual.disks) {
+      if (d.source.type == DiskSourceType::kPath) {
+        plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "VirtualMachine/" + vm.meta.name,
+                                            "disk " + d.name + " is the file " + d.source.ref +
+                                                ", which a migration does not copy: it must exist on " + node});
+        continue;
+      }
+      if (d.source.type != DiskSourceType::kVolume) continue;
+      const std::string key = d.pool + "/" + d.source.ref;
+      if (std::find(created.begin(), created.end(), key) != created.end() || SharedPool(from, node, d.pool)) continue;
+      const ObservedPool* p = target->FindPool(d.pool);
+      if (p == nullptr || p->FindVolume(d.source.ref) == nullptr) {
+        Error(who + " cannot move to node " + node + ": disk " + d.name + " uses volume " + key +
+              ", which gitvirt did not create and " + node + " does not have; copy it there, or declare pool " +
+              d.pool + " shared on both nodes");
+      }
+    }
+
+    const bool running = IsRunningLike(current.power);
+    const MigrationPolicy& policy = want.spec.migration;
+    std::string live_blocker;  // why a running VM cannot move live
+    if (running) {
+      if (!policy.live) {
+        live_blocker = "migration.live is false";
+      } else if (!simulated && !(sc.migration && tc.migration)) {
+        live_blocker = "node " + (sc.migration ? node : from) + " cannot migrate live";
+      } else if (!current.snapshots.empty() && !simulated) {
+        live_blocker = "it has " + std::to_string(current.snapshots.size()) +
+                       " snapshot(s), which libvirt does not migrate live";
+      } else if (!copy.empty() && !policy.copy_storage) {
+        live_blocker = "its volumes are on storage " + node + " does not share (" + copy.front() +
+                       (copy.size() > 1 ? " and " + std::to_string(copy.size() - 1) + " more" : "") +
+                       "); set migration.copyStorage: true to copy them while it runs";
+      }
+    }
+    if (errors_.size() > errors_before) return Move{Move::kImpossible};
+    const FieldChange node_change{"node", from, node, ChangeClass::kLive};
+    PowerState after = current.power;
+    std::string mode = "offline";
+    if (running && live_blocker.empty()) {
+      mode = "live";
+    } else if (running) {
+      // Offline means stopped: only when the VM's policies accept the downtime.
+      if (!policy.allow_offline && want.spec.update_policy.restart != RestartPolicy::kAllowed) {
+        Pending(vm, from, {node_change},
+                "cannot migrate live: " + live_blocker + ". An offline migration stops the VM: allow "
+                "it with migration.allowOffline: true or updatePolicy.restart: Allowed");
+        return Move{Move::kPending};
+      }
+      StopForRestart(want, from, current.power, "to migrate offline: " + live_blocker);
+      after = PowerState::kStopped;
+    }
+    Action migrate = VmAction(ActionType::kMigrate, want, node, reason);
+    migrate.source_node = from;
+    migrate.changes.push_back(node_change);
+    migrate.changes.push_back(FieldChange{"mode", "", mode, ChangeClass::kLive});
+    for (const std::string& v : copy) {
+      migrate.changes.push_back(FieldChange{"copy " + v, "", from + " -> " + node, ChangeClass::kLive});
+    }
+    migrate.params["mode"] = mode;
+    if (mode == "live" && policy.allow_offline) migrate.params["allowOffline"] = "true";
+    if (policy.bandwidth) migrate.params["bandwidth"] = std::to_string(*policy.bandwidth);
+    if (simulated) migrate.params["simulated"] = "true";
+    migrate.volumes = copy;
+    migrate.vm = want;
+    const std::string migrate_id = migrate.id;
+    Add(std::move(migrate), kStageChanges);
+    if (!copy.empty()) {
+      // The source's copies go with the other deletions, last: until then FULL can move the VM
+      // back onto them.
+      Action cleanup;
+      cleanup.type = ActionType::kVolumeDelete;
+      cleanup.id = "volume-delete/" + from + "/" + vm.meta.name;
+      cleanup.target = {Kind::kVirtualMachine, vm.meta.name};
+      cleanup.node = from;
+      cleanup.unit = want.cluster ? want.cluster->cluster : "";
+      cleanup.volumes = copy;
+      cleanup.reason = "the source's copies, once " + vm.meta.name + " runs from " + node;
+      for (const std::string& v : copy) cleanup.changes.push_back(FieldChange{"volume", v, "", ChangeClass::kDestroy});
+      cleanup.depends_on.push_back(migrate_id);
+      cleanup.stage = kStageVolumes;
+      source_cleanups_.push_back(std::move(cleanup));
+    }
+    return Move{Move::kPlanned, after};
+  }
+
+  static std::string FormatRoom(const Room& room) {
+    const auto vcpus = static_cast<long long>(std::max(0.0, room.vcpus));
+    const auto memory = static_cast<std::uint64_t>(std::max(0.0, room.memory));
+    return std::to_string(vcpus) + " vCPU" + (vcpus == 1 ? "" : "s") + " and " + FormatSize(memory);
+  }
+
+  // Source clean-ups whose migration is still in the plan (HoldBackDependents may drop one).
+  void AddSourceCleanups() {
+    for (Action& a : source_cleanups_) {
+      if (plan_.FindAction(a.depends_on.front()) != nullptr) plan_.actions.push_back(std::move(a));
+    }
+    source_cleanups_.clear();
   }
 
   // Labels, tags and cluster membership live in gitvirt's owner metadata, not in the spec.
@@ -658,24 +853,30 @@ class Builder {
     for (const auto& [id, imports] : image_users_) {
       for (const std::string& import : imports) depend(id, import);
     }
+    // Cluster members by cluster, and by (cluster, group position): looked up per member, so
+    // that ten thousand members do not cost ten thousand passes over every VM.
+    std::map<std::string, std::vector<const VirtualMachine*>> by_cluster;
+    std::map<std::pair<std::string, int>, std::vector<const VirtualMachine*>> by_group;
+    for (const VirtualMachine& m : desired_.vms) {
+      if (!m.cluster) continue;
+      by_cluster[m.cluster->cluster].push_back(&m);
+      by_group[{m.cluster->cluster, m.cluster->group_order}].push_back(&m);
+    }
     for (const VirtualMachine& vm : desired_.vms) {
       const std::string first = FirstOf(vm.meta.name);
       if (first.empty()) continue;
       for (const ResourceRef& dep : vm.spec.depends_on) {
         if (dep.kind == Kind::kVirtualMachine) depend(first, LastOf(dep.name));
         if (dep.kind == Kind::kCluster) {
-          for (const VirtualMachine& m : desired_.vms) {
-            if (m.cluster && m.cluster->cluster == dep.name) depend(first, LastOf(m.meta.name));
+          if (auto it = by_cluster.find(dep.name); it != by_cluster.end()) {
+            for (const VirtualMachine* m : it->second) depend(first, LastOf(m->meta.name));
           }
         }
       }
       // Cluster groups come up in order: a member waits for the previous group's members.
       if (vm.cluster && vm.cluster->group_order > 0) {
-        for (const VirtualMachine& m : desired_.vms) {
-          if (m.cluster && m.cluster->cluster == vm.cluster->cluster &&
-              m.cluster->group_order == vm.cluster->group_order - 1) {
-            depend(first, LastOf(m.meta.name));
-          }
+        if (auto it = by_group.find({vm.cluster->cluster, vm.cluster->group_order - 1}); it != by_group.end()) {
+          for (const VirtualMachine* m : it->second) depend(first, LastOf(m->meta.name));
         }
       }
     }
@@ -716,36 +917,42 @@ class Builder {
   // Kahn's algorithm; among ready actions the lowest (stage, id) goes first, so the order is
   // deterministic and reads in stages.
   void Order() {
-    std::map<std::string, Action> by_id;
-    std::map<std::string, int> indegree;
-    std::map<std::string, std::vector<std::string>> dependents;
-    std::map<std::string, int> stage;
-    for (Action& a : plan_.actions) {
-      stage[a.id] = a.stage;
-      indegree[a.id] += 0;
-      for (const std::string& dep : a.depends_on) {
-        ++indegree[a.id];
-        dependents[dep].push_back(a.id);
+    // Positions, not Actions, move through the queue and the sort: each Action moves once.
+    const std::size_t n = plan_.actions.size();
+    std::unordered_map<std::string_view, std::size_t> index;
+    index.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) index.emplace(plan_.actions[i].id, i);
+    std::vector<int> indegree(n, 0);
+    std::vector<std::vector<std::size_t>> dependents(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      for (const std::string& dep : plan_.actions[i].depends_on) {
+        ++indegree[i];  // an unknown dependency never clears: the action is dropped, as before
+        if (auto it = index.find(dep); it != index.end()) dependents[it->second].push_back(i);
       }
-      by_id.emplace(a.id, std::move(a));
     }
-    using Key = std::pair<int, std::string>;
+    using Key = std::tuple<int, std::string_view, std::size_t>;
     std::priority_queue<Key, std::vector<Key>, std::greater<>> ready;
-    for (const auto& [id, n] : indegree) {
-      if (n == 0) ready.emplace(stage.at(id), id);
+    auto push = [&](std::size_t i) { ready.emplace(plan_.actions[i].stage, plan_.actions[i].id, i); };
+    for (std::size_t i = 0; i < n; ++i) {
+      if (indegree[i] == 0) push(i);
     }
-    std::vector<Action> ordered;
+    std::vector<std::size_t> order;
+    order.reserve(n);
     while (!ready.empty()) {
-      const std::string id = ready.top().second;
+      const std::size_t i = std::get<2>(ready.top());
       ready.pop();
-      ordered.push_back(std::move(by_id.at(id)));
-      for (const std::string& next : dependents[id]) {
-        if (--indegree[next] == 0) ready.emplace(stage.at(next), next);
+      order.push_back(i);
+      for (std::size_t next : dependents[i]) {
+        if (--indegree[next] == 0) push(next);
       }
     }
     // Stages are barriers: stable-sort by stage keeps the topological order within each.
-    std::stable_sort(ordered.begin(), ordered.end(),
-                     [](const Action& a, const Action& b) { return a.stage < b.stage; });
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return plan_.actions[a].stage < plan_.actions[b].stage;
+    });
+    std::vector<Action> ordered;
+    ordered.reserve(order.size());
+    for (std::size_t i : order) ordered.push_back(std::move(plan_.actions[i]));
     plan_.actions = std::move(ordered);
   }
 
@@ -761,6 +968,8 @@ class Builder {
   std::map<std::string, std::vector<std::string>> image_users_;
   std::vector<std::string> restart_chains_;  // VMs restarted by this plan, by name
   std::map<std::string, std::string> moved_by_placement_;  // vm -> why placement moves it
+  std::map<std::string, Room> free_;  // node -> what is left after placement
+  std::vector<Action> source_cleanups_;  // volume-delete of migrated volumes on their source
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "gitvirt/core/planner.h"
 #include "gitvirt/engine/artifacts.h"
 #include "gitvirt/engine/backup.h"
+#include "gitvirt/engine/migration.h"
 #include "gitvirt/hypervisor/domain_xml.h"
 
 namespace gitvirt {
@@ -641,6 +642,29 @@ struct LibvirtStepRunner::Impl {
     return json{{"vm", req.new_name}, {"volumes", *volumes}, {"backup", manifest->id}}.dump();
   }
 
+  // ---- migration (issue 6) -----------------------------------------------------------------
+
+  Result<MigrationRequest> Migration(const Action& action) {
+    auto source = Node(action.source_node);
+    if (!source) return std::unexpected(source.error());
+    auto target = Node(action.node);
+    if (!target) return std::unexpected(target.error());
+    MigrationRequest r;
+    r.source = *source;
+    r.target = *target;
+    r.vm = action.target.name;
+    r.mode = Param(action, "mode", "offline");
+    r.allow_offline = Param(action, "allowOffline") == "true";
+    r.volumes = action.volumes;
+    if (auto b = Param(action, "bandwidth"); !b.empty()) r.bandwidth = std::stoull(b);
+    if (const NodeConfig* n = nodes.config().FindNode(action.node)) r.target_address = n->migration_address;
+    if (const NodeConfig* n = nodes.config().FindNode(action.source_node)) r.source_address = n->migration_address;
+    if (action.vm) r.update_policy = action.vm->spec.update_policy;
+    r.ensure_pools = [this](Hypervisor& hv, const std::set<std::string>& pools) { return EnsurePools(hv, pools); };
+    r.volume_for = [this](const VirtualMachine& vm, const Disk& disk) { return VolumeFor(vm, disk); };
+    return r;
+  }
+
   Result<void> RestorePower(Hypervisor& hv, const std::string& name, const std::string& power) {
     const PowerState want = ParseEnum<PowerState>(power).value_or(PowerState::kStopped);
     switch (want) {
@@ -666,6 +690,11 @@ LibvirtStepRunner::LibvirtStepRunner(NodeSet& nodes, const Plan& plan, const std
 
 Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext&) {
   if (action.type == ActionType::kBackupDelete) return std::string("{}");  // a directory here, no node
+  if (action.type == ActionType::kMigrate) {
+    auto request = impl_->Migration(action);
+    if (!request) return std::unexpected(request.error());
+    return PrepareMigration(*request);
+  }
   auto hv = impl_->Node(action.node);
   if (!hv) return std::unexpected(hv.error());
   json undo = json::object();
@@ -718,6 +747,11 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
 
 Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ctx) {
   if (action.type == ActionType::kBackupDelete) return impl_->BackupDelete(action, ctx);
+  if (action.type == ActionType::kMigrate) {
+    auto request = impl_->Migration(action);
+    if (!request) return std::unexpected(request.error());
+    return RunMigration(*request, ctx);
+  }
   auto node = impl_->Node(action.node);
   if (!node) return std::unexpected(node.error());
   Hypervisor& hv = **node;
@@ -754,7 +788,7 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
     }
     case ActionType::kBackup: return impl_->Backup(hv, action, ctx);
     case ActionType::kBackupRestore: return impl_->BackupRestore(hv, action, ctx);
-    case ActionType::kMigrate:
+    case ActionType::kMigrate:  // above: it needs two nodes
     case ActionType::kBackupDelete:
       break;
   }
@@ -762,8 +796,13 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
               action.id);
 }
 
-Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::string& undo_json, StepContext&) {
+Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::string& undo_json, StepContext& ctx) {
   if (action.type == ActionType::kBackupDelete) return UndoOutcome::kNotUndoable;
+  if (action.type == ActionType::kMigrate) {
+    auto request = impl_->Migration(action);
+    if (!request) return std::unexpected(request.error());
+    return UndoMigration(*request, undo_json, ctx);
+  }
   auto node = impl_->Node(action.node);
   if (!node) return std::unexpected(node.error());
   Hypervisor& hv = **node;
@@ -855,7 +894,7 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
       }
       return ok(impl_->DeleteVolumes(hv, StringList(undo, "volumes")));
     }
-    case ActionType::kMigrate:
+    case ActionType::kMigrate:  // above
       break;
   }
   return Fail(ErrorCode::kUnsupported, "cannot undo " + std::string(EnumName(action.type)), action.id);

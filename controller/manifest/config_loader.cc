@@ -47,7 +47,7 @@ double ReadRatio(const Field& f) {
 
 NodeConfig ReadNode(const Field& field, const std::filesystem::path& base) {
   NodeConfig node;
-  Map m(field, {"name", "uri", "labels", "capacity", "overcommit", "pools", "drain", "maxParallel"});
+  Map m(field, {"name", "uri", "labels", "capacity", "overcommit", "pools", "drain", "maxParallel", "migration"});
   if (!m.valid()) return node;
   if (auto f = m.Require("name")) {
     if (auto name = f->String()) {
@@ -100,7 +100,7 @@ NodeConfig ReadNode(const Field& field, const std::filesystem::path& base) {
   if (auto f = m.Get("pools")) {
     if (auto items = f->Items()) {
       for (const Field& item : *items) {
-        Map p(item, {"name", "path"});
+        Map p(item, {"name", "path", "shared"});
         if (!p.valid()) continue;
         PoolConfig pool;
         if (auto n = p.Require("name")) {
@@ -109,11 +109,20 @@ NodeConfig ReadNode(const Field& field, const std::filesystem::path& base) {
         if (auto n = p.Require("path")) {
           if (auto v = n->NonEmptyString()) pool.path = Resolve(base, *v);
         }
+        ReadBool(p, "shared", pool.shared);
         node.pools.push_back(std::move(pool));
       }
     }
   }
   ReadBool(m, "drain", node.drain);
+  if (auto f = m.Get("migration")) {
+    Map mg(*f, {"address"});
+    if (mg.valid()) {
+      if (auto a = mg.Get("address")) {
+        if (auto v = a->NonEmptyString()) node.migration_address = *v;
+      }
+    }
+  }
   if (auto f = m.Get("maxParallel")) {
     if (auto v = f->Integer(1, 256)) node.max_parallel = static_cast<int>(*v);
   }

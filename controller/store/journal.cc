@@ -502,6 +502,19 @@ class SqliteJournal final : public Journal {
     });
   }
 
+  Result<std::vector<StepRecord>> FindSteps(const StepFilter& filter) override {
+    return Read([&](Connection& db) -> Result<std::vector<StepRecord>> {
+      auto steps = SelectRows<StepRecord>(db,
+                                          std::string("SELECT ") + kStepColumns +
+                                              " FROM steps WHERE type = ? AND target = ?"
+                                              " ORDER BY COALESCE(started_at, 0) DESC, rowid DESC LIMIT ?",
+                                          ReadStep, filter.type, filter.target,
+                                          static_cast<std::int64_t>(filter.limit <= 0 ? -1 : filter.limit));
+      if (!steps) return std::unexpected(steps.error().Wrap("reading " + filter.type + " steps of " + filter.target));
+      return std::move(*steps);
+    });
+  }
+
   Result<std::vector<EventRecord>> GetEvents(const std::string& job_id,
                                              std::int64_t after_seq) override {
     return Read([&](Connection& db) -> Result<std::vector<EventRecord>> {

@@ -153,6 +153,21 @@ class FakeJournal : public Journal {
     return entry->steps;
   }
 
+  Result<std::vector<StepRecord>> FindSteps(const StepFilter& filter) override {
+    std::lock_guard lock(mutex_);
+    std::vector<StepRecord> out;
+    for (const auto& [id, entry] : jobs_) {
+      for (const StepRecord& s : entry.steps) {
+        if (s.type == filter.type && s.target == filter.target) out.push_back(s);
+      }
+    }
+    std::stable_sort(out.begin(), out.end(), [](const StepRecord& a, const StepRecord& b) {
+      return a.started_at.value_or(TimePoint{}) > b.started_at.value_or(TimePoint{});
+    });
+    if (filter.limit > 0 && out.size() > static_cast<std::size_t>(filter.limit)) out.resize(filter.limit);
+    return out;
+  }
+
   Result<std::vector<EventRecord>> GetEvents(const std::string& job_id,
                                              std::int64_t after_seq = 0) override {
     std::lock_guard lock(mutex_);

@@ -653,10 +653,14 @@ def controller_config() -> dict:
         "overcommit": obj({"cpu": {"type": "number", "exclusiveMinimum": 0, "default": 4.0},
                            "memory": {"type": "number", "exclusiveMinimum": 0, "default": 1.0}},
                           description="Placement ratios."),
-        "pools": array(obj({"name": string(POOL_NAME), "path": string(".+")},
+        "pools": array(obj({"name": string(POOL_NAME), "path": string(".+"),
+                            "shared": boolean("The same storage on every node that declares this "
+                                              "pool shared: migrations copy none of its volumes.",
+                                              False)},
                            required=["name"])),
         "drain": boolean("Move every VM off this node.", False),
         "maxParallel": integer(1),
+        "migration": obj({"address": string(".+", "Address this node receives live migrations on.")}),
     }, required=["name", "uri"])
     return {
         "$schema": DRAFT,

@@ -14,6 +14,9 @@ namespace gitvirt {
 struct PoolConfig {
   std::string name;
   std::string path;
+  // The pool's storage is the same on every node that declares a shared pool of this name (NFS,
+  // a cluster file system): a migration between two such nodes copies none of its volumes.
+  bool shared = false;
   friend bool operator==(const PoolConfig&, const PoolConfig&) = default;
 };
 
@@ -28,6 +31,10 @@ struct NodeConfig {
   std::vector<PoolConfig> pools;
   bool drain = false;
   int max_parallel = 4;
+  // The address this node receives live migrations on (the migration network): the source
+  // sends to tcp://ADDRESS and the node listens there. Empty: libvirt's default (the node's
+  // hostname).
+  std::string migration_address;
 
   bool IsSimulated() const { return uri.starts_with("sim:"); }
   std::string SimPath() const { return uri.substr(4); }

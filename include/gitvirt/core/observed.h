@@ -68,6 +68,7 @@ struct ObservedVolume {
   std::string path;
   std::uint64_t capacity = 0;
   std::uint64_t allocation = 0;
+  std::uint64_t physical = 0;  // bytes of the file itself (GetVolume only; 0 = not read)
   std::string format;
   std::string backing;  // path of the backing file, for linked clones
   friend bool operator==(const ObservedVolume&, const ObservedVolume&) = default;

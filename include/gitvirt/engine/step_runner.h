@@ -10,6 +10,7 @@
 //   delete:   {"previousXml": "...", "previousPower": "..."}
 //   release:  {"owner": "<owner XML>"}
 //   image-import: {"volumes": ["pool/name"]} when this step created it
+//   migrate:  see migration.h (source definition and power, copies made, progress)
 // Secrets are resolved here, used, and dropped: never in undo information or events.
 
 #include <memory>

@@ -80,6 +80,30 @@ struct DiskBackupFile {
   friend bool operator==(const DiskBackupFile&, const DiskBackupFile&) = default;
 };
 
+// Receives the bytes of a volume copied from another node (an offline migration): data and
+// holes in order, then Finish, or Abort after an error.
+class VolumeSink {
+ public:
+  virtual ~VolumeSink() = default;
+  virtual Result<void> Write(const char* data, std::size_t size) = 0;
+  virtual Result<void> Hole(std::uint64_t length) = 0;
+  virtual Result<void> Finish() = 0;
+  virtual void Abort() = 0;
+};
+
+// How a running domain moves to another node.
+struct LiveMigration {
+  // "pool/volume" of the disks whose contents are copied to the target while the guest runs
+  // (libvirt NON_SHARED_DISK: each must exist on the target already, empty or with the same
+  // backing image); empty = every disk is on shared storage.
+  std::vector<std::string> copy_volumes;
+  std::optional<std::uint64_t> bandwidth;  // bytes per second
+  std::string address;  // where the target receives the migration; "" = libvirt's default
+  // Every disk not copied is read-only and already on the target (cdroms, the cloud-init seed):
+  // libvirt's shared-storage check (VIR_MIGRATE_UNSAFE) would refuse them for being local.
+  bool trust_storage = false;
+};
+
 class Hypervisor {
  public:
   virtual ~Hypervisor() = default;
@@ -135,6 +159,19 @@ class Hypervisor {
   // Creates (or replaces) a volume with the bytes of a local file.
   virtual Result<void> UploadVolume(const std::string& pool, const std::string& name,
                                     const std::string& local_file, const std::string& format) = 0;
+  // Streams the bytes of a volume's file (a qcow2 container as it is, not the guest's view),
+  // holes as holes, into `sink`, and finishes it. kUnsupported where volumes hold no bytes
+  // (the test driver).
+  virtual Result<void> ReadVolume(const std::string& pool, const std::string& name, VolumeSink& sink) {
+    (void)sink;
+    return Fail(ErrorCode::kUnsupported, "this node cannot download volumes", pool + "/" + name);
+  }
+  // Creates volume spec.name in spec.pool, spec.capacity bytes long, and returns the sink that
+  // fills it with the bytes of a volume file read elsewhere; after Finish the pool sees the
+  // format of what was written. kUnsupported where volumes hold no bytes.
+  virtual Result<std::unique_ptr<VolumeSink>> WriteVolume(const VolumeSpec& spec) {
+    return Fail(ErrorCode::kUnsupported, "this node cannot upload volumes", spec.pool + "/" + spec.name);
+  }
 
   // ---- snapshots ----
   virtual Result<std::vector<ObservedSnapshot>> ListSnapshots(const std::string& name) = 0;
@@ -146,6 +183,27 @@ class Hypervisor {
   virtual Result<SnapshotTaken> CreateSnapshot(const std::string& name, const SnapshotRequest& request) = 0;
   virtual Result<void> DeleteSnapshot(const std::string& name, const std::string& snapshot) = 0;
   virtual Result<void> RevertSnapshot(const std::string& name, const std::string& snapshot) = 0;
+
+  // Snapshot metadata, oldest first (parents before children), to carry it with a domain that
+  // moves; RedefineSnapshots recreates it on a node where the domain's disks already hold the
+  // snapshots (libvirt's REDEFINE).
+  virtual Result<std::vector<std::string>> GetSnapshotXmls(const std::string& name) {
+    return Fail(ErrorCode::kUnsupported, "this node cannot export snapshot metadata", name);
+  }
+  virtual Result<void> RedefineSnapshots(const std::string& name, const std::vector<std::string>& xmls) {
+    if (xmls.empty()) return {};
+    return Fail(ErrorCode::kUnsupported, "this node cannot redefine snapshots", name);
+  }
+
+  // ---- migration ----
+  // Moves a running (or paused) domain to `target` while it runs, persistently, undefining it
+  // here (libvirt LIVE | PERSIST_DEST | UNDEFINE_SOURCE, plus NON_SHARED_DISK for copy_volumes).
+  // kUnsupported unless both nodes are QEMU nodes of this adapter.
+  virtual Result<void> MigrateLive(const std::string& name, Hypervisor& target, const LiveMigration& options) {
+    (void)target;
+    (void)options;
+    return Fail(ErrorCode::kUnsupported, "this node cannot migrate live", name);
+  }
 
   // ---- backups ----
   // Copies the given disks (gitvirt disk names) of an active domain into files on the node, all

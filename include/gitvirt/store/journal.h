@@ -147,6 +147,13 @@ struct JobFilter {
   int offset = 0;
 };
 
+// Steps across jobs: a resource's history of one kind of action (its migrations).
+struct StepFilter {
+  std::string type;    // action type, "migrate"
+  std::string target;  // "VirtualMachine/web-01"
+  int limit = 10;
+};
+
 struct SyncRecord {
   std::int64_t id = 0;
   TimePoint time{};
@@ -217,6 +224,8 @@ class Journal {
   virtual Result<std::vector<StepRecord>> GetSteps(const std::string& job_id) = 0;
   virtual Result<std::vector<EventRecord>> GetEvents(const std::string& job_id,
                                                      std::int64_t after_seq = 0) = 0;
+  // Steps of every job matching the filter, newest first (by start, then creation).
+  virtual Result<std::vector<StepRecord>> FindSteps(const StepFilter& filter) = 0;
   // Jobs whose status is pending, running, rolling-back or interrupted: what a restart must
   // deal with.
   // Oldest first.
