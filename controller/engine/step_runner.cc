@@ -413,15 +413,18 @@ struct LibvirtStepRunner::Impl {
 
   // Starts the VM and, when its spec has a readiness block and wants it Running, waits until
   // it is Ready: what comes after it in the plan (dependsOn, the next cluster group) starts
-  // only then. The spec is the plan's, else the one last applied (a power-only start).
+  // only then. The spec is the one this plan writes (its create, update or replace), else the
+  // one last applied (a power-only start; only then is the node asked).
   Result<std::string> Start(Hypervisor& hv, const Action& action, StepContext& ctx) {
     const std::string& name = action.target.name;
     if (auto ok = hv.Start(name); !ok) return std::unexpected(ok.error());
     std::optional<VmSpec> spec;
-    if (action.vm) {
-      spec = action.vm->spec;
-    } else if (auto current = hv.ObserveVm(name); current && current->last_applied) {
-      spec = current->last_applied;
+    if (action.vm) spec = action.vm->spec;
+    for (const Action& a : plan.actions) {
+      if (!spec && a.vm && a.target == action.target && a.node == action.node) spec = a.vm->spec;
+    }
+    if (!spec) {
+      if (auto current = hv.ObserveVm(name); current && current->last_applied) spec = current->last_applied;
     }
     if (!spec || !spec->readiness.Enabled() || spec->power_state != PowerState::kRunning) return std::string("{}");
     return WaitReady(hv, name, *spec, ctx);

@@ -69,8 +69,10 @@ class ScriptedGuest final : public Hypervisor {
     power = PowerState::kRunning;
     return {};
   }
+  int observes = 0;
   Result<ObservedVm> ObserveVm(const std::string& name) override {
     std::lock_guard lock(mu);
+    ++observes;
     ObservedVm vm;
     vm.name = name;
     vm.power = power;
@@ -415,6 +417,20 @@ TEST_F(StartStepTest, PowerOnlyStartUsesTheSpecLastApplied) {
   ASSERT_TRUE(result) << result.error().ToString();
   EXPECT_THAT(*result, HasSubstr("\"ready\":true"));
   EXPECT_THAT(ctx.events.back(), HasSubstr("\"login:\" appeared on the console"));
+}
+
+TEST_F(StartStepTest, StartAfterCreateUsesThePlansSpecWithoutAskingTheNode) {
+  Action create = StartOf(SpecWith(Readiness{.console_marker = "login:"}));
+  create.id = "create/web-01";
+  create.type = ActionType::kCreate;
+  plan_.actions = {create, StartOf(std::nullopt)};
+  plan_.actions[1].depends_on = {"create/web-01"};
+  hv_->console = std::string("web-01 login: ");
+  RecordingContext ctx;
+  auto result = runner_->Run(plan_.actions[1], ctx);
+  ASSERT_TRUE(result) << result.error().ToString();
+  EXPECT_THAT(ctx.events.back(), HasSubstr("\"login:\" appeared on the console"));
+  EXPECT_EQ(hv_->observes, 0);
 }
 
 TEST_F(StartStepTest, StartTimesOut) {
