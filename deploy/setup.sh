@@ -34,8 +34,9 @@ packages=(
   # real hypervisor for integration tests: libvirtd + QEMU + qemu-img
   libvirt-daemon libvirt-daemon-driver-qemu
   libvirt-clients qemu-system-x86 qemu-utils ovmf swtpm-tools
-  # the test guest image (tests/guest/build-image.sh)
-  debootstrap
+  # the test guest image (tests/guest/build-image.sh), and DHCP/DNS (dnsmasq, run by libvirt)
+  # for the libvirt network the guest tests define
+  debootstrap dnsmasq-base
   # cloud-init NoCloud seeds
   xorriso
   # schema tests (Debian's python, not a pyenv one)

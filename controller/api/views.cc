@@ -178,7 +178,8 @@ Json ResourceSummary(const ResourceStatus& r) {
               {"tags", r.tags},           {"sync", Name(r.sync)},
               {"health", Name(r.health)}, {"ready", ready ? Json(*ready) : Json(nullptr)},
               {"revision", r.revision},   {"power", r.power},
-              {"address", r.address},     {"cluster", r.cluster},
+              {"address", r.address},     {"addressSource", r.address_source},
+              {"cluster", r.cluster},
               {"group", r.group},         {"driftCount", r.drift.size()},
               {"lastJob", r.last_job}};
 }

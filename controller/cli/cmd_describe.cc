@@ -101,7 +101,10 @@ int RunDescribe(const GlobalOptions& global, const DescribeOptions& opts) {
   if (r != nullptr) {
     std::cout << "Sync:        " << EnumName(r->sync) << "\n"
               << "Health:      " << EnumName(r->health) << "\n";
-    if (!r->address.empty()) std::cout << "Address:     " << r->address << "\n";
+    if (!r->address.empty()) {
+      std::cout << "Address:     " << r->address << (r->address_source.empty() ? "" : " (" + r->address_source + ")")
+                << "\n";
+    }
     std::cout << "Conditions:\n";
     for (const Condition& c : r->conditions) {
       std::cout << "  " << c.type << "=" << (c.status ? "True" : "False") << "  " << c.reason << ": " << c.message

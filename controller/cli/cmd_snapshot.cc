@@ -296,7 +296,7 @@ int RunPolicyNow(const GlobalOptions& global, Kind kind, const std::string& name
   if (!RecoverUnfinishedJobs(*config, *nodes, *journal, log)) return kExitError;
   const ObservedState observed = nodes->ObserveAll();
   SchedulerOptions options;
-  options.runner = StepRunnerOptions{CacheDir(*config), config->secrets_dir, ""};
+  options.runner = StepRunnerOptionsFor(*config);
   options.step_timeout = config->apply.step_timeout;
   for (const NodeConfig& n : config->nodes) options.per_node[n.name] = n.max_parallel;
   PolicyScheduler scheduler(*nodes, *journal, SystemWallClock(), options, log);

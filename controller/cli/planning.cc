@@ -102,7 +102,7 @@ bool RecoverUnfinishedJobs(const ControllerConfig& config, NodeSet& nodes, Journ
       std::cerr << "gitvirt: job " << job.id << ": " << plan.error().ToString() << "\n";
       return false;
     }
-    StepRunnerOptions runner_options{CacheDir(config), config.secrets_dir, ""};
+    StepRunnerOptions runner_options = StepRunnerOptionsFor(config);
     LibvirtStepRunner runner(nodes, *plan, plan->images, runner_options, log);
     Executor executor(runner, journal, log);
     ExecutionOptions options;
@@ -123,7 +123,7 @@ bool RecoverUnfinishedJobs(const ControllerConfig& config, NodeSet& nodes, Journ
 std::optional<JobOutcome> RunPlan(const ControllerConfig& config, NodeSet& nodes, Journal& journal,
                                   const Plan& plan, const RunOptions& run,
                                   const std::shared_ptr<spdlog::logger>& log) {
-  StepRunnerOptions runner_options{CacheDir(config), config.secrets_dir, ""};
+  StepRunnerOptions runner_options = StepRunnerOptionsFor(config);
   LibvirtStepRunner runner(nodes, plan, plan.images, runner_options, log);
   Executor executor(runner, journal, log);
   ProgressPrinter printer(StdoutIsTerminal() && !run.quiet);

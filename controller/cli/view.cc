@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "gitvirt/core/planner.h"
+#include "gitvirt/engine/readiness.h"
 #include "gitvirt/engine/status_builder.h"
 
 namespace gitvirt::cli {
@@ -35,6 +36,8 @@ std::optional<View> GatherView(const GlobalOptions& global, const SourceOptions&
   inputs.desired = view.desired ? &view.desired->state : nullptr;
   inputs.observed = &view.observed;
   inputs.plan = view.plan ? &*view.plan : nullptr;
+  // Addresses and readiness of the running VMs, asked of their guests now.
+  inputs.guests = ProbeGuests(*nodes, inputs.desired, view.observed);
   view.resources = BuildResourceStatuses(inputs);
   view.nodes = BuildNodeStatuses(view.config, view.observed);
   if (view.desired) view.clusters = BuildClusterStatuses(view.desired->state, view.resources);

@@ -82,7 +82,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerConfig config, s
   for (const JobRecord& job : *unfinished) {
     auto plan = PlanFromJson(nlohmann::json::parse(job.plan_json, nullptr, false));
     if (!plan) return std::unexpected(plan.error().Wrap("recovering job " + job.id));
-    LibvirtStepRunner runner(*c->nodes_, *plan, plan->images, StepRunnerOptions{CacheDir(c->config_), c->config_.secrets_dir, ""}, log);
+    LibvirtStepRunner runner(*c->nodes_, *plan, plan->images, StepRunnerOptionsFor(c->config_), log);
     Executor executor(runner, *c->journal_, log);
     auto outcome = executor.Recover(job.id, ExecutionFor(c->config_));
     if (!outcome) return std::unexpected(outcome.error().Wrap("recovering job " + job.id));
@@ -90,7 +90,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerConfig config, s
   }
   {
     SchedulerOptions options;
-    options.runner = StepRunnerOptions{CacheDir(c->config_), c->config_.secrets_dir, ""};
+    options.runner = StepRunnerOptionsFor(c->config_);
     options.step_timeout = c->config_.apply.step_timeout;
     for (const NodeConfig& n : c->config_.nodes) options.per_node[n.name] = n.max_parallel;
     c->scheduler_ = std::make_unique<PolicyScheduler>(*c->nodes_, *c->journal_, SystemWallClock(), options, log);
@@ -289,7 +289,7 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
     log_->info("revision={} applying {} action(s){}", revision_, plan->actions.size(),
                unapplied ? "" : " (self-heal)");
     LibvirtStepRunner runner(*nodes_, *plan, plan->images,
-                             StepRunnerOptions{CacheDir(config_), config_.secrets_dir, ""}, log_);
+                             StepRunnerOptionsFor(config_), log_);
     Executor executor(runner, *journal_, log_);
     ExecutionOptions options = ExecutionFor(config_);
     options.shutdown = &stop;
@@ -358,6 +358,11 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
     }
   }
   RunPolicies(stop, observed);
+  {
+    auto guests = ProbeGuests(*nodes_, desired_ ? &*desired_ : nullptr, *observed);
+    std::lock_guard lock(snapshot_mu_);
+    guests_ = std::move(guests);
+  }
   metrics_.last_reconcile_seconds = std::chrono::duration<double>(Clock::now() - started).count();
   ready_ = true;
   Publish(observed, plan);
@@ -373,6 +378,11 @@ void Controller::Publish(std::shared_ptr<const ObservedState> observed, std::sha
       observed = last_observed_;
       plan = last_plan_;
     }
+  }
+  std::map<std::string, ReadinessReport> guests;
+  {
+    std::lock_guard lock(snapshot_mu_);
+    guests = guests_;
   }
   auto s = std::make_shared<StatusSnapshot>();
   s->generated_at = Now();
@@ -398,6 +408,7 @@ void Controller::Publish(std::shared_ptr<const ObservedState> observed, std::sha
     inputs.observed = observed.get();
     inputs.plan = plan.get();
     inputs.failed = failed_targets_;
+    inputs.guests = std::move(guests);
     std::string job;
     {
       std::lock_guard lock(snapshot_mu_);

@@ -23,6 +23,27 @@ std::string PrimaryAddress(const VmSpec& spec) {
   return "";
 }
 
+// Ready: the power state matches, and, for a VM that should run and has a readiness block, its
+// checks pass. Lowers `s.health` to Progressing while the checks do not pass yet.
+Condition ReadyCondition(const VirtualMachine& vm, const ObservedVm* o, const ReadinessReport* report,
+                         ResourceStatus& s) {
+  const std::string power = o == nullptr ? "not found on any node"
+                                         : "observed " + s.power + ", desired " +
+                                               std::string(EnumName(vm.spec.power_state));
+  if (s.health != Health::kHealthy) return Condition{"Ready", false, "PowerStateDiffers", power, {}};
+  const bool checks = vm.spec.readiness.Enabled() && vm.spec.power_state == PowerState::kRunning;
+  if (!checks) return Condition{"Ready", true, "PowerStateMatches", power, {}};
+  if (report == nullptr) {
+    s.health = Health::kProgressing;
+    return Condition{"Ready", false, "ReadinessUnknown", "readiness (" + DescribeReadiness(vm.spec.readiness) +
+                                                             ") has not been checked", {}};
+  }
+  if (!report->checked) return Condition{"Ready", true, "ReadinessNotCheckable", report->message, {}};
+  if (report->ready) return Condition{"Ready", true, "ReadinessPassed", report->message, {}};
+  s.health = Health::kProgressing;
+  return Condition{"Ready", false, "ReadinessPending", report->message, {}};
+}
+
 }  // namespace
 
 std::vector<ResourceStatus> BuildResourceStatuses(const StatusInputs& in) {
@@ -75,7 +96,15 @@ std::vector<ResourceStatus> BuildResourceStatuses(const StatusInputs& in) {
       } else {
         s.node = vm.spec.node;
       }
-      s.address = PrimaryAddress(vm.spec);
+      const auto guest = in.guests.find(vm.meta.name);
+      const ReadinessReport* report = guest == in.guests.end() ? nullptr : &guest->second;
+      if (report != nullptr && !report->address.empty()) {
+        s.address = report->address;
+        s.address_source = report->address_source;
+      } else {
+        s.address = PrimaryAddress(vm.spec);
+        if (!s.address.empty()) s.address_source = "static";
+      }
       fill_drift(s, key);
       if (in.failed.contains(key)) {
         s.sync = SyncStatus::kFailed;
@@ -87,13 +116,7 @@ std::vector<ResourceStatus> BuildResourceStatuses(const StatusInputs& in) {
         s.sync = SyncStatus::kSynced;
       }
       s.health = VmHealth(&vm, o, in.in_progress.contains(key));
-      const bool ready = s.health == Health::kHealthy;
-      s.conditions.insert(s.conditions.begin(),
-                          Condition{"Ready", ready, ready ? "PowerStateMatches" : "PowerStateDiffers",
-                                    o == nullptr ? "not found on any node"
-                                                 : "observed " + s.power + ", desired " +
-                                                       std::string(EnumName(vm.spec.power_state)),
-                                    {}});
+      s.conditions.insert(s.conditions.begin(), ReadyCondition(vm, o, report, s));
       out.push_back(std::move(s));
       observed.erase(vm.meta.name);
     }

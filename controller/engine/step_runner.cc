@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "gitvirt/core/cloud_init.h"
 #include "gitvirt/core/json.h"
@@ -15,6 +16,7 @@
 #include "gitvirt/engine/artifacts.h"
 #include "gitvirt/engine/backup.h"
 #include "gitvirt/engine/migration.h"
+#include "gitvirt/engine/readiness.h"
 #include "gitvirt/hypervisor/domain_xml.h"
 
 namespace gitvirt {
@@ -202,7 +204,7 @@ struct LibvirtStepRunner::Impl {
     return std::optional<Seed>{seed};
   }
 
-  Result<DomainDefinition> Definition(const VirtualMachine& vm, StepContext& ctx,
+  Result<DomainDefinition> Definition(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx,
                                       const std::vector<std::string>& owned_before,
                                       const std::optional<Seed>& seed) {
     DomainDefinition def;
@@ -238,10 +240,30 @@ struct LibvirtStepRunner::Impl {
       if (!password) return std::unexpected(password.error().Wrap("graphics password of " + vm.meta.name));
       def.graphics_password = *password;
     }
-    if (!options.console_dir.empty()) {
-      def.console_log = (std::filesystem::path(options.console_dir) / (vm.meta.name + ".log")).string();
-    }
+    if (auto dir = ConsoleDir(hv); !dir.empty()) def.console_log = (std::filesystem::path(dir) / (vm.meta.name + ".log")).string();
     return def;
+  }
+
+  // Where the node logs serial consoles: the node's consoleDir, else (on a node with guests
+  // whose files the controller can read) the runner's console_dir, created here. Remote nodes
+  // without consoleDir log nothing: gitvirt cannot create a directory there.
+  std::string ConsoleDir(Hypervisor& hv) {
+    const NodeConfig* node = nodes.config().FindNode(hv.node());
+    if (node != nullptr && !node->console_dir.empty()) {
+      if (node->IsLocal()) {
+        std::error_code ec;
+        std::filesystem::create_directories(node->console_dir, ec);
+      }
+      return node->console_dir;
+    }
+    if (!hv.capabilities().guests || node == nullptr || !node->IsLocal() || options.console_dir.empty()) return "";
+    std::error_code ec;
+    std::filesystem::create_directories(options.console_dir, ec);
+    if (ec) {
+      log->warn("node={} cannot create the console log directory {}: {}", hv.node(), options.console_dir, ec.message());
+      return "";
+    }
+    return options.console_dir;
   }
 
   // ---- actions ---------------------------------------------------------------------------
@@ -275,7 +297,7 @@ struct LibvirtStepRunner::Impl {
     if (auto ok = EnsureDiskVolumes(hv, vm, ctx, {}); !ok) return std::unexpected(ok.error());
     auto seed = EnsureSeed(hv, vm, ctx);
     if (!seed) return std::unexpected(seed.error());
-    auto def = Definition(vm, ctx, {}, *seed);
+    auto def = Definition(hv, vm, ctx, {}, *seed);
     if (!def) return std::unexpected(def.error());
     def->uuid = uuid;
     if (auto ok = ctx.RecordUndo(json{{"defined", true}}.dump()); !ok) return std::unexpected(ok.error());
@@ -340,7 +362,7 @@ struct LibvirtStepRunner::Impl {
     }
     auto seed = EnsureSeed(hv, vm, ctx);
     if (!seed) return std::unexpected(seed.error());
-    auto def = Definition(vm, ctx, owned_before, *seed);
+    auto def = Definition(hv, vm, ctx, owned_before, *seed);
     if (!def) return std::unexpected(def.error());
     def->uuid = current->uuid;
     if (auto ok = hv.Define(*def); !ok) return std::unexpected(ok.error());
@@ -387,6 +409,74 @@ struct LibvirtStepRunner::Impl {
       }
     }
     return Create(hv, vm, ctx);
+  }
+
+  // Starts the VM and, when its spec has a readiness block and wants it Running, waits until
+  // it is Ready: what comes after it in the plan (dependsOn, the next cluster group) starts
+  // only then. The spec is the one this plan writes (its create, update or replace), else the
+  // one last applied (a power-only start; only then is the node asked).
+  Result<std::string> Start(Hypervisor& hv, const Action& action, StepContext& ctx) {
+    const std::string& name = action.target.name;
+    if (auto ok = hv.Start(name); !ok) return std::unexpected(ok.error());
+    std::optional<VmSpec> spec;
+    if (action.vm) spec = action.vm->spec;
+    for (const Action& a : plan.actions) {
+      if (!spec && a.vm && a.target == action.target && a.node == action.node) spec = a.vm->spec;
+    }
+    if (!spec) {
+      if (auto current = hv.ObserveVm(name); current && current->last_applied) spec = current->last_applied;
+    }
+    if (!spec || !spec->readiness.Enabled() || spec->power_state != PowerState::kRunning) return std::string("{}");
+    return WaitReady(hv, name, *spec, ctx);
+  }
+
+  Result<std::string> WaitReady(Hypervisor& hv, const std::string& name, const VmSpec& spec, StepContext& ctx) {
+    using Clock = std::chrono::steady_clock;
+    const Readiness& want = spec.readiness;
+    const auto started = Clock::now();
+    const auto deadline = std::min(started + want.timeout, ctx.deadline());
+    const bool step_bound = ctx.deadline() < started + want.timeout;
+    auto elapsed = [&] { return std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started); };
+    ctx.Event(EventLevel::kInfo, "waiting up to " + FormatDuration(want.timeout) + " for " + name + " to be Ready (" +
+                                     DescribeReadiness(want) + ")");
+    std::string last_message;
+    auto last_event = Clock::now();
+    while (true) {
+      const ReadinessReport report = CheckReadiness(hv, name, spec);
+      json result = {{"ready", report.ready}, {"checked", report.checked}, {"seconds", elapsed().count()}};
+      if (!report.address.empty()) {
+        result["address"] = report.address;
+        result["addressSource"] = report.address_source;
+      }
+      if (!report.checked) {
+        ctx.Event(EventLevel::kWarning, report.message);
+        return result.dump();
+      }
+      if (report.ready) {
+        ctx.Event(EventLevel::kInfo, name + " is Ready after " + FormatDuration(elapsed()) + ": " + report.message);
+        return result.dump();
+      }
+      if (!report.running) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    name + " stopped while waiting for it to be Ready: " + report.message);
+      }
+      if (ctx.Cancelled()) return Fail(ErrorCode::kCancelled, "cancelled while waiting for " + name + " to be Ready");
+      if (Clock::now() >= deadline) {
+        return Fail(ErrorCode::kTimeout,
+                    name + " was not Ready within " + FormatDuration(elapsed()) +
+                        (step_bound ? " (the step timeout, apply.stepTimeout, ran out first)" : "") + ": " +
+                        report.message);
+      }
+      // Progress in the journal: when what is missing changes, and at least every minute.
+      if (report.message != last_message || Clock::now() - last_event >= std::chrono::seconds(60)) {
+        ctx.Event(EventLevel::kInfo, "not Ready yet after " + FormatDuration(elapsed()) + ": " + report.message);
+        last_message = report.message;
+        last_event = Clock::now();
+      }
+      for (int i = 0; i < 8 && !ctx.Cancelled() && Clock::now() < deadline; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+    }
   }
 
   Result<std::string> Shutdown(Hypervisor& hv, const Action& action) {
@@ -458,21 +548,7 @@ struct LibvirtStepRunner::Impl {
   // Whether the controller can read the node's files (qemu:///..., qemu+unix://, sim:).
   bool LocalNode(const std::string& node) const {
     const NodeConfig* config = nodes.config().FindNode(node);
-    if (config == nullptr) return false;
-    const std::string& uri = config->uri;
-    if (uri.starts_with("sim:")) return true;
-    const auto sep = uri.find("://");
-    if (sep == std::string::npos) return false;
-    const std::string scheme = uri.substr(0, sep);
-    const auto plus = scheme.find('+');
-    const std::string transport = plus == std::string::npos ? "" : scheme.substr(plus + 1);
-    if (transport.empty() || transport == "unix") return true;
-    std::string host = uri.substr(sep + 3, uri.find('/', sep + 3) - sep - 3);
-    if (const auto at = host.find('@'); at != std::string::npos) host = host.substr(at + 1);
-    if (const auto colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) {
-      host = host.substr(0, colon);
-    }
-    return host == "localhost" || host == "127.0.0.1" || host == "[::1]";
+    return config != nullptr && config->IsLocal();
   }
 
   Result<std::string> Snapshot(Hypervisor& hv, const Action& action, StepContext& ctx) {
@@ -683,6 +759,11 @@ struct LibvirtStepRunner::Impl {
   }
 };
 
+StepRunnerOptions StepRunnerOptionsFor(const ControllerConfig& config) {
+  const std::string cache = config.state + ".cache";
+  return StepRunnerOptions{cache, config.secrets_dir, (std::filesystem::path(cache) / "console").string()};
+}
+
 LibvirtStepRunner::LibvirtStepRunner(NodeSet& nodes, const Plan& plan, const std::vector<Image>& images,
                                      StepRunnerOptions options, std::shared_ptr<spdlog::logger> logger)
     : impl_(std::make_shared<Impl>(Impl{nodes, plan, images, options, SecretResolver(options.secrets_dir),
@@ -766,7 +847,7 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
     case ActionType::kUpdateLive:
     case ActionType::kUpdateRestart: return impl_->Update(hv, action, ctx);
     case ActionType::kReplace: return impl_->Replace(hv, *action.vm, ctx);
-    case ActionType::kStart: return done(hv.Start(name));
+    case ActionType::kStart: return impl_->Start(hv, action, ctx);
     case ActionType::kStop: return done(hv.Destroy(name));
     case ActionType::kShutdown: return impl_->Shutdown(hv, action);
     case ActionType::kReboot: return done(hv.Reboot(name));

@@ -385,7 +385,9 @@ std::string RenderDomainXml(const DomainDefinition& def, std::string_view virt_t
   if (!def.console_log.empty()) {
     xml_node log = serial.append_child("log");
     Attr(log, "file", def.console_log);
-    Attr(log, "append", "on");
+    // Truncated at every start: the log is this boot's, which is what readiness by
+    // consoleMarker needs (an old boot's marker must not count).
+    Attr(log, "append", "off");
   }
   Attr(serial.append_child("target"), "port", "0");
   Attr(devices.append_child("memballoon"), "model", "virtio");

@@ -23,6 +23,8 @@
 #include "libvirt_util.h"
 #include "sim_store.h"
 
+#include <libvirt/libvirt-qemu.h>
+
 namespace gitvirt {
 namespace {
 
@@ -137,6 +139,7 @@ class LibvirtHypervisor final : public Hypervisor {
       caps_.backup = caps_.driver == "QEMU";
       caps_.migration = caps_.driver == "QEMU";
       caps_.volume_upload = true;
+      caps_.guests = true;
       if (const char* forced = std::getenv("GITVIRT_VIRT_TYPE"); forced != nullptr && *forced) {
         virt_type_ = forced;
       } else {
@@ -938,6 +941,94 @@ class LibvirtHypervisor final : public Hypervisor {
     });
   }
 
+  // ---- the guest ---------------------------------------------------------------------------
+
+  Result<void> GuestPing(const std::string& name, std::chrono::seconds timeout) override {
+    if (!caps_.guests) return Hypervisor::GuestPing(name, timeout);
+    return Run<void>("agent", false, "asking the guest agent of " + name, [&](virConnectPtr c) -> Result<void> {
+      auto dom = LookupDomain(c, name);
+      if (!dom) return std::unexpected(dom.error());
+      char* reply = virDomainQemuAgentCommand(dom->get(), R"({"execute":"guest-ping"})",
+                                              static_cast<int>(timeout.count()), 0);
+      if (reply == nullptr) return std::unexpected(AgentError());
+      free(reply);
+      return {};
+    });
+  }
+
+  Result<std::vector<GuestAddress>> InterfaceAddresses(const std::string& name, AddressSource source) override {
+    if (!caps_.guests) return Hypervisor::InterfaceAddresses(name, source);
+    const bool agent = source == AddressSource::kAgent;
+    return Run<std::vector<GuestAddress>>(
+        "addresses", false, std::string("reading the addresses of ") + name + (agent ? " from its agent" : " from DHCP leases"),
+        [&](virConnectPtr c) -> Result<std::vector<GuestAddress>> {
+          auto dom = LookupDomain(c, name);
+          if (!dom) return std::unexpected(dom.error());
+          virDomainInterfacePtr* ifaces = nullptr;
+          const int n = virDomainInterfaceAddresses(
+              dom->get(), &ifaces,
+              agent ? VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT : VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0);
+          if (n < 0) return std::unexpected(agent ? AgentError() : LastError(""));
+          std::vector<GuestAddress> out;
+          for (int i = 0; i < n; ++i) {
+            const virDomainInterfacePtr iface = ifaces[i];
+            std::string mac = iface->hwaddr != nullptr ? iface->hwaddr : "";
+            std::transform(mac.begin(), mac.end(), mac.begin(), [](unsigned char ch) { return std::tolower(ch); });
+            for (unsigned j = 0; j < iface->naddrs; ++j) {
+              GuestAddress a;
+              a.interface = iface->name != nullptr ? iface->name : "";
+              a.mac = mac;
+              a.address = iface->addrs[j].addr != nullptr ? iface->addrs[j].addr : "";
+              a.prefix = static_cast<int>(iface->addrs[j].prefix);
+              a.ipv6 = iface->addrs[j].type == VIR_IP_ADDR_TYPE_IPV6;
+              if (a.address.empty() || a.address.starts_with("127.") || a.address == "::1") continue;
+              out.push_back(std::move(a));
+            }
+            virDomainInterfaceFree(iface);
+          }
+          free(ifaces);
+          return out;
+        });
+  }
+
+  // The log file of the first serial port (<serial><log file=...>), read when the controller
+  // shares the node's filesystem. It is truncated at every start (append='off').
+  Result<std::string> ReadConsoleLog(const std::string& name) override {
+    if (!caps_.guests) return Hypervisor::ReadConsoleLog(name);
+    auto file = Run<std::string>("get-xml", false, "reading the console log of " + name,
+                                 [&](virConnectPtr c) -> Result<std::string> {
+                                   auto dom = LookupDomain(c, name);
+                                   if (!dom) return std::unexpected(dom.error());
+                                   pugi::xml_document doc;
+                                   doc.load_string(TakeString(virDomainGetXMLDesc(dom->get(), 0)).c_str());
+                                   pugi::xml_node serial = doc.child("domain").child("devices").child("serial");
+                                   std::string path = serial.child("log").attribute("file").as_string();
+                                   if (path.empty() && std::string_view(serial.attribute("type").as_string()) == "file") {
+                                     path = serial.child("source").attribute("path").as_string();
+                                   }
+                                   return path;
+                                 });
+    if (!file) return std::unexpected(file.error());
+    if (file->empty()) {
+      return Fail(ErrorCode::kFailedPrecondition, "its serial console is not logged to a file", "console of " + name);
+    }
+    if (!config_.IsLocal()) {
+      return Fail(ErrorCode::kUnsupported,
+                  "the console log " + *file + " is on node " + config_.name +
+                      ", whose files the controller cannot read (it reads console logs on local nodes only)",
+                  "console of " + name);
+    }
+    std::ifstream in(*file, std::ios::binary);
+    if (!in) return Fail(ErrorCode::kNotFound, "cannot open " + *file, "console of " + name);
+    // A chatty guest can log a lot; the marker is looked for in the first 64 MiB.
+    std::error_code ec;
+    const std::size_t size = std::min<std::uintmax_t>(std::filesystem::file_size(*file, ec), 64u << 20);
+    std::string text(ec ? 0 : size, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    return text;
+  }
+
   // ---- backups -----------------------------------------------------------------------------
 
   Result<void> BackupDisks(const std::string& name, const std::map<std::string, DiskBackupFile>& disks,
@@ -1222,6 +1313,19 @@ class LibvirtHypervisor final : public Hypervisor {
       return std::tie(a.created, a.name) < std::tie(b.created, b.name);
     });
     return out;
+  }
+
+  // A guest-agent failure: "not connected" and "not responding" mean the guest is not (yet)
+  // answering, which is kUnavailable for readiness but must not look like a lost connection.
+  static Error AgentError() {
+    Error e = LastError("");
+    const int code = LastErrorCode();
+    if (code == VIR_ERR_AGENT_UNRESPONSIVE || code == VIR_ERR_AGENT_UNSYNCED || code == VIR_ERR_OPERATION_TIMEOUT) {
+      e.code = ErrorCode::kTimeout;
+    } else if (code == VIR_ERR_OPERATION_INVALID || code == VIR_ERR_ARGUMENT_UNSUPPORTED) {
+      e.code = ErrorCode::kFailedPrecondition;  // no agent channel, or the domain is not running
+    }
+    return e;
   }
 
   static Result<Domain> LookupDomain(virConnectPtr c, const std::string& name) {

@@ -47,7 +47,8 @@ double ReadRatio(const Field& f) {
 
 NodeConfig ReadNode(const Field& field, const std::filesystem::path& base) {
   NodeConfig node;
-  Map m(field, {"name", "uri", "labels", "capacity", "overcommit", "pools", "drain", "maxParallel", "migration"});
+  Map m(field, {"name", "uri", "labels", "capacity", "overcommit", "pools", "drain", "maxParallel", "migration",
+                "consoleDir"});
   if (!m.valid()) return node;
   if (auto f = m.Require("name")) {
     if (auto name = f->String()) {
@@ -125,6 +126,15 @@ NodeConfig ReadNode(const Field& field, const std::filesystem::path& base) {
   }
   if (auto f = m.Get("maxParallel")) {
     if (auto v = f->Integer(1, 256)) node.max_parallel = static_cast<int>(*v);
+  }
+  if (auto f = m.Get("consoleDir")) {
+    if (auto v = f->NonEmptyString()) {
+      if (v->front() != '/') {
+        f->Error("consoleDir is a directory on the node and must be absolute, got \"" + *v + "\"");
+      } else {
+        node.console_dir = *v;
+      }
+    }
   }
   return node;
 }

@@ -288,7 +288,7 @@ TEST_F(HandlerTest, ResourceSummaryShape) {
   const json item = GetJson("/api/v1/resources?status=OutOfSync")["items"][0];
   for (const char* key :
        {"kind", "name", "node", "labels", "tags", "sync", "health", "ready", "revision", "power",
-        "address", "cluster", "group", "driftCount", "lastJob"}) {
+        "address", "addressSource", "cluster", "group", "driftCount", "lastJob"}) {
     EXPECT_TRUE(item.contains(key)) << key;
   }
   EXPECT_EQ(item["kind"], "VirtualMachine");

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "gitvirt/core/cloud_init.h"
+#include "gitvirt/manifest/config_loader.h"
 
 namespace gitvirt {
 namespace {
@@ -46,6 +47,55 @@ TEST(LoaderTest, ReportsEveryProblemInEveryFileAtOnce) {
   EXPECT_THAT(m, HasSubstr("b.yaml:1:13: error: apiVersion: expected apiVersion gitvirt.dev/v1"));
   EXPECT_THAT(m, HasSubstr("b.yaml:4:1: error: spec.source: missing required field"));
   EXPECT_TRUE(r.desired.vms.empty()) << "one invalid document means no desired state at all";
+}
+
+TEST(LoaderTest, ReadsReadinessAndImpliesTheAgentChannel) {
+  std::string vm = kVm;
+  vm += "  readiness: {agent: true, tcp: 22, consoleMarker: \"login:\", timeout: 90s}\n";
+  LoadResult r = Load({{"vm.yaml", vm}});
+  ASSERT_TRUE(r.ok()) << Messages(r);
+  const VmSpec& s = r.desired.vms.at(0).spec;
+  EXPECT_EQ(s.readiness, (Readiness{.agent = true, .tcp = 22, .console_marker = "login:", .timeout = Seconds(90)}));
+  EXPECT_TRUE(s.guest_agent) << "readiness by agent adds the agent channel";
+
+  LoadResult defaults = Load({{"vm.yaml", std::string(kVm) + "  readiness: {tcp: 5432}\n"}});
+  ASSERT_TRUE(defaults.ok()) << Messages(defaults);
+  EXPECT_EQ(defaults.desired.vms.at(0).spec.readiness.timeout, Seconds(300));
+  EXPECT_FALSE(defaults.desired.vms.at(0).spec.guest_agent);
+  EXPECT_FALSE(Load({{"vm.yaml", kVm}}).desired.vms.at(0).spec.readiness.Enabled());
+
+  LoadResult refused = Load({{"vm.yaml", std::string(kVm) + "  guestAgent: false\n  readiness: {agent: true}\n"}});
+  EXPECT_THAT(Messages(refused), HasSubstr("vm.yaml:10:22: error: spec.readiness.agent: readiness by agent needs guestAgent: true"));
+}
+
+TEST(LoaderTest, ReadsTheNodesConsoleDir) {
+  const std::string config = R"(apiVersion: gitvirt.dev/v1
+kind: ControllerConfig
+source: {path: manifests}
+nodes:
+  - {name: hv1, uri: "qemu:///system", consoleDir: /var/log/gitvirt/console}
+  - {name: hv2, uri: "qemu+ssh://hv2/system", consoleDir: logs}
+)";
+  ConfigLoadResult r = ParseControllerConfig(config, "/etc/gitvirt/gitvirt.yaml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_THAT(r.diagnostics[0].ToString(),
+              HasSubstr("gitvirt.yaml:6:59: error: nodes[1].consoleDir: consoleDir is a directory on the node and "
+                        "must be absolute, got \"logs\""));
+  EXPECT_EQ(r.config.nodes.at(0).console_dir, "/var/log/gitvirt/console");
+  EXPECT_TRUE(r.config.nodes.at(0).IsLocal());
+  EXPECT_FALSE(r.config.nodes.at(1).IsLocal());
+}
+
+TEST(LoaderTest, NodesTheControllerSharesAFilesystemWith) {
+  auto local = [](std::string uri) { return NodeConfig{.uri = std::move(uri)}.IsLocal(); };
+  EXPECT_TRUE(local("qemu:///system"));
+  EXPECT_TRUE(local("qemu+unix:///system?socket=/tmp/x/sock"));
+  EXPECT_TRUE(local("test:///default"));
+  EXPECT_TRUE(local("sim:/var/lib/gitvirt/hv1.xml"));
+  EXPECT_TRUE(local("qemu+ssh://root@localhost/system"));
+  EXPECT_FALSE(local("qemu+ssh://hv1/system"));
+  EXPECT_FALSE(local("qemu://hv1/system")) << "no transport with a host is TLS to that host";
+  EXPECT_FALSE(local("qemu+tls://hv1.example.com:16514/system"));
 }
 
 TEST(LoaderTest, AppliesDefaults) {

@@ -661,6 +661,8 @@ def controller_config() -> dict:
         "drain": boolean("Move every VM off this node.", False),
         "maxParallel": integer(1),
         "migration": obj({"address": string(".+", "Address this node receives live migrations on.")}),
+        "consoleDir": string("/.*", "Directory on the node for serial console logs "
+                                    "(<vm>.log); absolute."),
     }, required=["name", "uri"])
     return {
         "$schema": DRAFT,
@@ -675,7 +677,8 @@ def controller_config() -> dict:
             "nodes": array(node, minItems=1),
             "sync": obj({"auto": boolean(), "prune": boolean(), "selfHeal": boolean()}),
             "apply": obj({"parallel": integer(1),
-                          "rollback": enum(["FULL", "PARTIAL", "NONE", "MARK_FAILED"])}),
+                          "rollback": enum(["FULL", "PARTIAL", "NONE", "MARK_FAILED"]),
+                          "stepTimeout": ref("duration")}),
             "state": string(".+", "SQLite journal (relative to this file)."),
             "secretsDir": string(".+", "Base for relative secret files."),
             "api": obj({

@@ -35,8 +35,15 @@ struct NodeConfig {
   // sends to tcp://ADDRESS and the node listens there. Empty: libvirt's default (the node's
   // hostname).
   std::string migration_address;
+  // Where the node writes each VM's serial console log, as `<dir>/<vm>.log` (truncated at
+  // every start, so it holds the current boot). Empty: the controller's cache directory on a
+  // node it shares a filesystem with, else no log.
+  std::string console_dir;
 
   bool IsSimulated() const { return uri.starts_with("sim:"); }
+  // Whether the controller shares the node's filesystem: sim:, URIs without a host
+  // (qemu:///system, qemu+unix:///system?socket=..., test:///default), and localhost.
+  bool IsLocal() const;
   std::string SimPath() const { return uri.substr(4); }
   friend bool operator==(const NodeConfig&, const NodeConfig&) = default;
 };

@@ -93,6 +93,7 @@ struct NodeCapabilities {
   bool migration = false;
   bool volume_upload = false;
   bool persistent_simulation = false;  // sim: node, state saved to a file
+  bool guests = false;  // domains run a guest OS that readiness can check (not the test driver)
   friend bool operator==(const NodeCapabilities&, const NodeCapabilities&) = default;
 };
 

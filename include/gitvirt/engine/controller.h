@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "gitvirt/core/config.h"
 #include "gitvirt/core/model.h"
 #include "gitvirt/engine/nodes.h"
+#include "gitvirt/engine/readiness.h"
 #include "gitvirt/engine/status.h"
 #include "gitvirt/store/journal.h"
 #include "gitvirt/store/state_lock.h"
@@ -106,6 +108,9 @@ class Controller final : public StatusSource {
 
   std::shared_ptr<const ObservedState> last_observed_;
   std::shared_ptr<const Plan> last_plan_;
+  // Readiness and addresses of the running VMs, probed once per pass (not at every Publish:
+  // those also come from job worker threads and must stay cheap).
+  std::map<std::string, ReadinessReport> guests_;
   mutable std::mutex snapshot_mu_;
   std::shared_ptr<const StatusSnapshot> snapshot_;
   std::uint64_t generation_ = 0;

@@ -48,6 +48,7 @@ struct ResourceStatus {
   std::string revision;  // the revision that last applied it
   std::string power;     // observed power state: Running | Stopped | Paused | "" (not found)
   std::string address;   // the VM's IP address when known
+  std::string address_source;  // agent | lease | static ("" when unknown)
   std::string cluster;   // for cluster members
   std::string group;
   std::vector<Condition> conditions;

@@ -7,8 +7,13 @@
 //   Synced     otherwise
 // Health judges the observed power state against the desired one (a VM declared Stopped that
 // is stopped is Healthy): Healthy, Progressing (a job is working on it), Degraded, Unknown.
+// A VM declared Running with a `readiness` block is Ready (and Healthy) only when its
+// readiness report says so; until then it is Progressing. Without a report (nobody probed)
+// it is not Ready either. The address is the report's, else the first static address of its
+// cloud-init ipConfigs.
 // Pure functions of their inputs.
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,6 +22,7 @@
 #include "gitvirt/core/model.h"
 #include "gitvirt/core/observed.h"
 #include "gitvirt/core/plan.h"
+#include "gitvirt/engine/readiness.h"
 #include "gitvirt/engine/status.h"
 
 namespace gitvirt {
@@ -27,6 +33,7 @@ struct StatusInputs {
   const Plan* plan = nullptr;              // null when no plan could be made
   std::set<std::string> failed;            // "VirtualMachine/x" marked Failed by a job
   std::set<std::string> in_progress;       // targets a running job is working on
+  std::map<std::string, ReadinessReport> guests;  // running VMs by name (ProbeGuests)
 };
 
 std::vector<ResourceStatus> BuildResourceStatuses(const StatusInputs& inputs);

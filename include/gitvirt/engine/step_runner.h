@@ -25,8 +25,13 @@ namespace gitvirt {
 struct StepRunnerOptions {
   std::string cache_dir;    // seeds and downloaded images
   std::string secrets_dir;
-  std::string console_dir;  // serial console logs ("" = none)
+  // Serial console logs of VMs on local nodes without a consoleDir of their own ("" = none).
+  std::string console_dir;
 };
+
+// The options every runner of a configuration uses: the cache next to the state file
+// ("<state>.cache"), its "console" directory, and the secrets directory.
+StepRunnerOptions StepRunnerOptionsFor(const ControllerConfig& config);
 
 class LibvirtStepRunner final : public StepRunner {
  public:

@@ -104,6 +104,18 @@ struct LiveMigration {
   bool trust_storage = false;
 };
 
+// One address a running guest has, as libvirt reports it (guest agent or DHCP lease).
+struct GuestAddress {
+  std::string interface;  // the guest's name for the NIC (agent), or libvirt's (lease)
+  std::string mac;        // lowercase, "" when unknown
+  std::string address;    // without the prefix length
+  int prefix = 0;
+  bool ipv6 = false;
+  friend bool operator==(const GuestAddress&, const GuestAddress&) = default;
+};
+
+enum class AddressSource { kAgent, kLease };
+
 class Hypervisor {
  public:
   virtual ~Hypervisor() = default;
@@ -203,6 +215,28 @@ class Hypervisor {
     (void)target;
     (void)options;
     return Fail(ErrorCode::kUnsupported, "this node cannot migrate live", name);
+  }
+
+  // ---- the guest (readiness, addresses) ----
+  // Defaults: kUnsupported, for drivers without a guest OS behind their domains (the test
+  // driver); NodeCapabilities::guests says whether a node has them.
+  //
+  // The guest agent answers guest-ping within `timeout` (kUnavailable when it is not connected
+  // or does not answer).
+  virtual Result<void> GuestPing(const std::string& name, std::chrono::seconds timeout) {
+    (void)timeout;
+    return Fail(ErrorCode::kUnsupported, "this node cannot reach a guest agent", name);
+  }
+  // Addresses of a running domain: from its guest agent, or from the DHCP leases of the libvirt
+  // networks it is on. Loopback addresses are left out.
+  virtual Result<std::vector<GuestAddress>> InterfaceAddresses(const std::string& name, AddressSource source) {
+    (void)source;
+    return Fail(ErrorCode::kUnsupported, "this node cannot report guest addresses", name);
+  }
+  // What the running domain has written to its serial console since it started (the log file
+  // the definition names), when the controller can read it.
+  virtual Result<std::string> ReadConsoleLog(const std::string& name) {
+    return Fail(ErrorCode::kUnsupported, "this node cannot show a console log", name);
   }
 
   // ---- backups ----
