@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "gitvirt/core/json.h"
+#include "gitvirt/engine/crash_points.h"
 
 namespace gitvirt {
 namespace {
@@ -107,6 +108,7 @@ Result<JobOutcome> Executor::Apply(const Plan& plan, const ExecutionOptions& opt
   }
   auto job_id = journal_.CreateJob(job, steps);
   if (!job_id) return std::unexpected(job_id.error().Wrap("recording the job"));
+  CrashPoint("job-created");
   return Execute(*job_id, plan, steps, /*rollback_only=*/false, options);
 }
 
@@ -121,13 +123,18 @@ Result<JobOutcome> Executor::Recover(const std::string& job_id, const ExecutionO
   ExecutionOptions opts = options;
   opts.strategy = ParseEnum<RollbackStrategy>(job->strategy).value_or(RollbackStrategy::kFull);
   opts.kind = job->kind;
-  (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
-                             "the process running this job stopped; " +
-                                 std::string(opts.strategy == RollbackStrategy::kFull ? "rolling it back"
-                                                                                      : "resuming it"));
-  log_->warn("job={} found unfinished ({}): {}", job_id, EnumName(job->status),
-             opts.strategy == RollbackStrategy::kFull ? "rolling back (FULL)" : "resuming");
-  return Execute(job_id, *plan, *steps, opts.strategy == RollbackStrategy::kFull, opts);
+  // Every step succeeded: the process died after the last one, before the job's own status was
+  // durable. The job is done; rolling it back would undo a successful apply.
+  const bool all_succeeded = std::all_of(steps->begin(), steps->end(), [](const StepRecord& s) {
+    return s.status == StepStatus::kSucceeded;
+  });
+  const bool roll_back = opts.strategy == RollbackStrategy::kFull && !all_succeeded;
+  const std::string what = all_succeeded ? "every step had succeeded; recording it as finished"
+                           : roll_back   ? "rolling it back"
+                                         : "resuming it";
+  (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning, "the process running this job stopped; " + what);
+  log_->warn("job={} found unfinished ({}): {}", job_id, EnumName(job->status), what);
+  return Execute(job_id, *plan, *steps, roll_back, opts);
 }
 
 Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan,
@@ -215,6 +222,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       s.completed_order = completed++;
       lock.unlock();
       (void)journal_.RecordStepFinished(job_id, s.action->id, StepStatus::kSucceeded, "", *result);
+      CrashPoint("step-finished", s.action->id);
       (void)journal_.AppendEvent(job_id, s.action->id, EventLevel::kInfo,
                                  std::string(EnumName(s.action->type)) + " " + s.action->target.ToString() +
                                      " succeeded");
@@ -250,6 +258,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       lock.unlock();
       log_->error("job={} step={} node={} failed: {}", job_id, s.action->id, s.action->node, s.error);
       (void)journal_.RecordStepFinished(job_id, s.action->id, StepStatus::kFailed, s.error);
+      CrashPoint("step-finished", s.action->id);
       (void)journal_.AppendEvent(job_id, s.action->id, EventLevel::kError, s.error);
       progress(s, s.error);
       lock.lock();
@@ -275,10 +284,13 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     if (auto ok = journal_.RecordStepStarted(job_id, action.id, s.attempt, s.undo_json); !ok) {
       return finish(i, std::unexpected(ok.error().Wrap("journal")));
     }
+    CrashPoint("step-started", action.id);
+    StepDelay();
     (void)journal_.AppendEvent(job_id, action.id, EventLevel::kInfo,
                                std::string(EnumName(action.type)) + " " + action.target.ToString() +
                                    (action.node.empty() ? "" : " on " + action.node));
     auto result = runner_.Run(action, ctx);
+    CrashPoint("step-ran", action.id);
     finish(i, std::move(result));
   };
 
@@ -304,7 +316,13 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     if (is_cancelled() && !abort_job) {
       abort_job = true;
       if (options.strategy == RollbackStrategy::kFull) rollback_job = true;
-      log_->warn("job={} cancelled: starting no more steps", job_id);
+      const std::string why = cancelled ? "cancel requested (gitvirt jobs cancel)" : "interrupted (SIGINT or SIGTERM)";
+      const std::string then = options.strategy == RollbackStrategy::kFull
+                                   ? "then undoing every completed step (FULL)"
+                                   : "keeping what is done (" + std::string(EnumName(options.strategy)) + ")";
+      log_->warn("job={} {}: starting no more steps, {}", job_id, why, then);
+      (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
+                                 why + ": starting no more steps, waiting for the running ones, " + then);
     }
     // Skip what can no longer run: dependents of failed or skipped steps, stopped units.
     bool changed = true;
@@ -325,6 +343,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
           ++done_count;
           (void)journal_.RecordStepStatus(job_id, s.action->id, StepStatus::kSkipped,
                                           abort_job ? "the job stopped before it" : "a step it needs did not succeed");
+          CrashPoint("step-skipped", s.action->id);
           changed = true;
         }
       }
@@ -334,7 +353,8 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     for (const Step& s : steps) {
       if (!Terminal(s.status)) lowest_open_stage = std::min(lowest_open_stage, s.action->stage);
     }
-    for (std::size_t i = 0; i < steps.size() && running < options.parallel; ++i) {
+    // Nothing starts once the job stops (on shutdown the steps not started stay pending).
+    for (std::size_t i = 0; i < steps.size() && running < options.parallel && !abort_job; ++i) {
       Step& s = steps[i];
       if (s.status != StepStatus::kPending || s.action->stage > lowest_open_stage) continue;
       if (running_per_node[s.action->node] >= node_limit(s.action->node)) continue;
@@ -406,9 +426,11 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     const Action& action = *s->action;
     const bool failed_step = s->status == StepStatus::kFailed;
     if (!failed_step) (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoing);
+    CrashPoint("undo-started", action.id);
     Context ctx(journal_, job_id, action.id, Clock::now() + options.step_timeout, [] { return false; },
                 &s->undo_json, &mu);
     auto undone = runner_.Undo(action, s->undo_json, ctx);
+    CrashPoint("undo-ran", action.id);
     if (!undone) {
       s->status = StepStatus::kUndoFailed;
       s->error = undone.error().ToString();
@@ -437,6 +459,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       (void)journal_.AppendEvent(job_id, action.id, EventLevel::kInfo,
                                  "undid " + std::string(EnumName(action.type)) + " " + action.target.ToString());
     }
+    CrashPoint("step-undone", action.id);
     progress(*s, failed_step ? "what it had done is undone" : "rolled back");
   }
 
@@ -471,6 +494,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
   (void)journal_.RecordJobStatus(job_id, outcome.status, error, OutcomeSummaryJson(outcome));
   (void)journal_.AppendEvent(job_id, "", outcome.Ok() ? EventLevel::kInfo : EventLevel::kError,
                              "job " + std::string(EnumName(outcome.status)));
+  CrashPoint("job-finished");
   if (auto flushed = journal_.Flush(); !flushed) return std::unexpected(flushed.error());
   return outcome;
 }
