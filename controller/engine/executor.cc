@@ -39,6 +39,7 @@ struct Step {
   RollbackStrategy strategy = RollbackStrategy::kFull;
   std::string error;
   bool started_before = false;  // recovery: it was running when the previous process died
+  bool undoing_before = false;  // recovery: it was being undone when the previous process died
 };
 
 class Context final : public StepContext {
@@ -153,7 +154,9 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     index[a.id] = i;
   }
   // What an earlier process recorded (recovery): succeeded steps stay done, in the order they
-  // finished; a step that was running is run again (or undone, when rolling back).
+  // finished; a step that was running is run again, or, when the job no longer starts steps,
+  // undone (it may have done part of its work); a step whose undo was cut short had succeeded
+  // and is undone again.
   int completed = 0;
   {
     std::vector<const StepRecord*> done;
@@ -163,8 +166,9 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       Step& s = steps[it->second];
       s.undo_json = r.undo_json;
       s.attempt = r.attempt;
-      if (r.status == StepStatus::kSucceeded) done.push_back(&r);
-      if (r.status == StepStatus::kRunning || r.status == StepStatus::kUndoing) s.started_before = true;
+      if (r.status == StepStatus::kSucceeded || r.status == StepStatus::kUndoing) done.push_back(&r);
+      if (r.status == StepStatus::kRunning) s.started_before = true;
+      if (r.status == StepStatus::kUndoing) s.undoing_before = true;
       if (r.status == StepStatus::kFailed || r.status == StepStatus::kSkipped ||
           r.status == StepStatus::kUndone || r.status == StepStatus::kNotUndoable) {
         s.status = r.status;
@@ -211,6 +215,37 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     return cancelled || (options.interrupt != nullptr && options.interrupt->load());
   };
 
+  // What a failed step's strategy does to the rest of the job (called with `mu` held).
+  auto apply_strategy = [&](const Step& s) {
+    const std::string& unit = s.action->unit;
+    switch (s.strategy) {
+      case RollbackStrategy::kFull:
+        if (unit.empty()) {
+          abort_job = rollback_job = true;
+        } else {
+          stopped_units.insert(unit);
+          full_units.insert(unit);
+        }
+        break;
+      case RollbackStrategy::kPartial:
+        if (unit.empty()) {
+          abort_job = true;
+        } else {
+          stopped_units.insert(unit);
+        }
+        break;
+      case RollbackStrategy::kNone:
+        break;
+      case RollbackStrategy::kMarkFailed:
+        outcome.failed_targets.push_back(s.action->target.ToString());
+        break;
+    }
+  };
+  // Recovery: a failure an earlier process recorded still decides what happens to the rest.
+  for (const Step& s : steps) {
+    if (s.status == StepStatus::kFailed) apply_strategy(s);
+  }
+
   auto finish = [&](std::size_t i, Result<std::string> result) {
     std::unique_lock lock(mu);
     Step& s = steps[i];
@@ -232,29 +267,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       s.status = StepStatus::kFailed;
       s.completed_order = completed++;  // its partial work is undone in this order too
       s.error = result.error().ToString();
-      const std::string& unit = s.action->unit;
-      switch (s.strategy) {
-        case RollbackStrategy::kFull:
-          if (unit.empty()) {
-            abort_job = rollback_job = true;
-          } else {
-            stopped_units.insert(unit);
-            full_units.insert(unit);
-          }
-          break;
-        case RollbackStrategy::kPartial:
-          if (unit.empty()) {
-            abort_job = true;
-          } else {
-            stopped_units.insert(unit);
-          }
-          break;
-        case RollbackStrategy::kNone:
-          break;
-        case RollbackStrategy::kMarkFailed:
-          outcome.failed_targets.push_back(s.action->target.ToString());
-          break;
-      }
+      apply_strategy(s);
       lock.unlock();
       log_->error("job={} step={} node={} failed: {}", job_id, s.action->id, s.action->node, s.error);
       (void)journal_.RecordStepFinished(job_id, s.action->id, StepStatus::kFailed, s.error);
@@ -341,10 +354,14 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
         if (skip) {
           s.status = StepStatus::kSkipped;
           ++done_count;
+          changed = true;
+          // A step an earlier process started was not skipped: whatever it did is undone below,
+          // and until then the journal goes on saying it ran, so that a process killed before
+          // the undo still finds it.
+          if (s.started_before) continue;
           (void)journal_.RecordStepStatus(job_id, s.action->id, StepStatus::kSkipped,
                                           abort_job ? "the job stopped before it" : "a step it needs did not succeed");
           CrashPoint("step-skipped", s.action->id);
-          changed = true;
         }
       }
     }
@@ -393,7 +410,8 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
 
   // Rollback: every completed step of the job (FULL failure, cancel, or recovery), or of the
   // units whose FULL strategy tripped; in reverse order of completion. A step that was running
-  // when an earlier process died is undone too: its undo tolerates a half-done step.
+  // when an earlier process died and is not run again is undone whatever the strategy, as a
+  // failed step's partial work is: its undo tolerates a half-done step.
   // A failed step may have done part of its work (volumes created before its define failed):
   // whatever the strategy, that part is undone too, so a failed step leaves nothing behind that
   // would stop the next apply from doing it again (its status stays failed).
@@ -406,7 +424,10 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     }
     const bool in_scope = rollback_job || full_units.contains(s.action->unit);
     if (!in_scope) continue;
-    if (s.status == StepStatus::kSucceeded || (s.started_before && rollback_only && s.status != StepStatus::kUndone)) {
+    // Undone whatever the scope: what was started and not run again, or half undone.
+    const bool abandoned = s.started_before && s.status == StepStatus::kSkipped;
+    const bool half_undone = s.undoing_before && s.status == StepStatus::kSucceeded;
+    if (abandoned || half_undone || (in_scope && s.status == StepStatus::kSucceeded)) {
       to_undo.push_back(&s);
       ++completed_to_undo;
     }

@@ -259,7 +259,9 @@ class OnLibvirtd : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure() && daemon_) {
-      std::cout << "---- " << daemon_->log_path() << "\n" << ReadFile(daemon_->log_path()).substr(0, 20000) << std::flush;
+      const std::string log = ReadFile(daemon_->log_path());
+      std::cout << "---- " << daemon_->log_path() << " (end)\n" << log.substr(log.size() - std::min<std::size_t>(log.size(), 6000))
+                << std::flush;
     }
   }
 
@@ -277,7 +279,7 @@ TEST_F(OnLibvirtd, RestartDuringAJobDoesNotFailIt) {
   constexpr int kN = 6;
   for (int i = 1; i <= kN; ++i) {
     WriteFile(ws_->manifests() / (VmName(i) + ".yaml"),
-              VmYaml(VmName(i), {.node = "hv1", .memory = "128MiB", .data_disk = false}));
+              VmYaml(VmName(i), {.node = "hv1", .data_disk = false}));
   }
   const pid_t old_pid = daemon_->pid();
   const auto start = Clock::now();
@@ -319,7 +321,7 @@ TEST_F(OnLibvirtd, ShutdownWaitsTheTimeoutThenForcesOffOnlyIfAllowed) {
            "}\n";
   };
   const fs::path file = ws_->manifests() / "vm-01.yaml";
-  WriteFile(file, vm("128MiB", false));
+  WriteFile(file, vm("512MiB", false));
   Output created = (*ws_)({"apply", "--auto-approve", "--no-color"}, Env());
   ASSERT_EQ(created.rc, 0) << created.text;
   const Inventory running = TakeInventory(ws_->NodeConfigs());
@@ -327,11 +329,11 @@ TEST_F(OnLibvirtd, ShutdownWaitsTheTimeoutThenForcesOffOnlyIfAllowed) {
 
   // forceOff: false: the shutdown step waits 3 s, fails, and the job rolls back; the VM runs on
   // with its old definition.
-  WriteFile(file, vm("192MiB", false));
+  WriteFile(file, vm("768MiB", false));
   Output refused = (*ws_)({"apply", "--auto-approve", "--no-color"}, Env());
   EXPECT_EQ(refused.rc, 1) << refused.text;
   JobView job = ReadJobs(ws_->state_file()).back();
-  const StepRecord* shutdown = job.Step("shutdown/hv1/vm-01");
+  const StepRecord* shutdown = job.Step("shutdown/vm-01");
   ASSERT_NE(shutdown, nullptr) << job.Describe();
   EXPECT_EQ(shutdown->status, StepStatus::kFailed) << job.Describe();
   EXPECT_TRUE(Contains(shutdown->error, "did not shut down within 3s")) << shutdown->error;
@@ -343,12 +345,12 @@ TEST_F(OnLibvirtd, ShutdownWaitsTheTimeoutThenForcesOffOnlyIfAllowed) {
   EXPECT_EQ(after_refused.domains, running.domains) << DiffInventories(running, after_refused);
 
   // forceOff: true: powered off after the 3 s, redefined, started again.
-  WriteFile(file, vm("192MiB", true));
+  WriteFile(file, vm("768MiB", true));
   Output forced = (*ws_)({"apply", "--auto-approve", "--no-color"}, Env());
   EXPECT_EQ(forced.rc, 0) << forced.text;
   EXPECT_TRUE(Contains(forced.text, "graceful shutdown timed out after 3s; forcing off")) << forced.text;
   job = ReadJobs(ws_->state_file()).back();
-  shutdown = job.Step("shutdown/hv1/vm-01");
+  shutdown = job.Step("shutdown/vm-01");
   ASSERT_NE(shutdown, nullptr) << job.Describe();
   EXPECT_EQ(shutdown->status, StepStatus::kSucceeded) << job.Describe();
   ASSERT_TRUE(shutdown->started_at && shutdown->finished_at);
