@@ -108,8 +108,8 @@ bool RecoverUnfinishedJobs(const ControllerConfig& config, NodeSet& nodes, Journ
     ExecutionOptions options;
     options.parallel = config.apply.parallel;
     for (const NodeConfig& n : config.nodes) options.per_node[n.name] = n.max_parallel;
-    std::cerr << "gitvirt: job " << job.id << " was interrupted (" << EnumName(job.status) << "); "
-              << (job.strategy == "FULL" ? "rolling it back" : "resuming it") << "\n";
+    std::cerr << "gitvirt: job " << job.id << " was interrupted (" << EnumName(job.status) << "); recovering it ("
+              << job.strategy << ": " << (job.strategy == "FULL" ? "roll back" : "resume") << ")\n";
     auto outcome = executor.Recover(job.id, options);
     if (!outcome) {
       std::cerr << "gitvirt: recovering job " << job.id << ": " << outcome.error().ToString() << "\n";

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "gitvirt/core/json.h"
+#include "gitvirt/engine/crash_points.h"
 
 namespace gitvirt {
 namespace {
@@ -38,6 +39,7 @@ struct Step {
   RollbackStrategy strategy = RollbackStrategy::kFull;
   std::string error;
   bool started_before = false;  // recovery: it was running when the previous process died
+  bool undoing_before = false;  // recovery: it was being undone when the previous process died
 };
 
 class Context final : public StepContext {
@@ -107,6 +109,7 @@ Result<JobOutcome> Executor::Apply(const Plan& plan, const ExecutionOptions& opt
   }
   auto job_id = journal_.CreateJob(job, steps);
   if (!job_id) return std::unexpected(job_id.error().Wrap("recording the job"));
+  CrashPoint("job-created");
   return Execute(*job_id, plan, steps, /*rollback_only=*/false, options);
 }
 
@@ -121,13 +124,18 @@ Result<JobOutcome> Executor::Recover(const std::string& job_id, const ExecutionO
   ExecutionOptions opts = options;
   opts.strategy = ParseEnum<RollbackStrategy>(job->strategy).value_or(RollbackStrategy::kFull);
   opts.kind = job->kind;
-  (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
-                             "the process running this job stopped; " +
-                                 std::string(opts.strategy == RollbackStrategy::kFull ? "rolling it back"
-                                                                                      : "resuming it"));
-  log_->warn("job={} found unfinished ({}): {}", job_id, EnumName(job->status),
-             opts.strategy == RollbackStrategy::kFull ? "rolling back (FULL)" : "resuming");
-  return Execute(job_id, *plan, *steps, opts.strategy == RollbackStrategy::kFull, opts);
+  // Every step succeeded: the process died after the last one, before the job's own status was
+  // durable. The job is done; rolling it back would undo a successful apply.
+  const bool all_succeeded = std::all_of(steps->begin(), steps->end(), [](const StepRecord& s) {
+    return s.status == StepStatus::kSucceeded;
+  });
+  const bool roll_back = opts.strategy == RollbackStrategy::kFull && !all_succeeded;
+  const std::string what = all_succeeded ? "every step had succeeded; recording it as finished"
+                           : roll_back   ? "rolling it back"
+                                         : "resuming it";
+  (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning, "the process running this job stopped; " + what);
+  log_->warn("job={} found unfinished ({}): {}", job_id, EnumName(job->status), what);
+  return Execute(job_id, *plan, *steps, roll_back, opts);
 }
 
 Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan,
@@ -146,7 +154,9 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     index[a.id] = i;
   }
   // What an earlier process recorded (recovery): succeeded steps stay done, in the order they
-  // finished; a step that was running is run again (or undone, when rolling back).
+  // finished; a step that was running is run again, or, when the job no longer starts steps,
+  // undone (it may have done part of its work); a step whose undo was cut short had succeeded
+  // and is undone again.
   int completed = 0;
   {
     std::vector<const StepRecord*> done;
@@ -156,8 +166,9 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       Step& s = steps[it->second];
       s.undo_json = r.undo_json;
       s.attempt = r.attempt;
-      if (r.status == StepStatus::kSucceeded) done.push_back(&r);
-      if (r.status == StepStatus::kRunning || r.status == StepStatus::kUndoing) s.started_before = true;
+      if (r.status == StepStatus::kSucceeded || r.status == StepStatus::kUndoing) done.push_back(&r);
+      if (r.status == StepStatus::kRunning) s.started_before = true;
+      if (r.status == StepStatus::kUndoing) s.undoing_before = true;
       if (r.status == StepStatus::kFailed || r.status == StepStatus::kSkipped ||
           r.status == StepStatus::kUndone || r.status == StepStatus::kNotUndoable) {
         s.status = r.status;
@@ -204,6 +215,37 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     return cancelled || (options.interrupt != nullptr && options.interrupt->load());
   };
 
+  // What a failed step's strategy does to the rest of the job (called with `mu` held).
+  auto apply_strategy = [&](const Step& s) {
+    const std::string& unit = s.action->unit;
+    switch (s.strategy) {
+      case RollbackStrategy::kFull:
+        if (unit.empty()) {
+          abort_job = rollback_job = true;
+        } else {
+          stopped_units.insert(unit);
+          full_units.insert(unit);
+        }
+        break;
+      case RollbackStrategy::kPartial:
+        if (unit.empty()) {
+          abort_job = true;
+        } else {
+          stopped_units.insert(unit);
+        }
+        break;
+      case RollbackStrategy::kNone:
+        break;
+      case RollbackStrategy::kMarkFailed:
+        outcome.failed_targets.push_back(s.action->target.ToString());
+        break;
+    }
+  };
+  // Recovery: a failure an earlier process recorded still decides what happens to the rest.
+  for (const Step& s : steps) {
+    if (s.status == StepStatus::kFailed) apply_strategy(s);
+  }
+
   auto finish = [&](std::size_t i, Result<std::string> result) {
     std::unique_lock lock(mu);
     Step& s = steps[i];
@@ -215,6 +257,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       s.completed_order = completed++;
       lock.unlock();
       (void)journal_.RecordStepFinished(job_id, s.action->id, StepStatus::kSucceeded, "", *result);
+      CrashPoint("step-finished", s.action->id);
       (void)journal_.AppendEvent(job_id, s.action->id, EventLevel::kInfo,
                                  std::string(EnumName(s.action->type)) + " " + s.action->target.ToString() +
                                      " succeeded");
@@ -224,32 +267,11 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       s.status = StepStatus::kFailed;
       s.completed_order = completed++;  // its partial work is undone in this order too
       s.error = result.error().ToString();
-      const std::string& unit = s.action->unit;
-      switch (s.strategy) {
-        case RollbackStrategy::kFull:
-          if (unit.empty()) {
-            abort_job = rollback_job = true;
-          } else {
-            stopped_units.insert(unit);
-            full_units.insert(unit);
-          }
-          break;
-        case RollbackStrategy::kPartial:
-          if (unit.empty()) {
-            abort_job = true;
-          } else {
-            stopped_units.insert(unit);
-          }
-          break;
-        case RollbackStrategy::kNone:
-          break;
-        case RollbackStrategy::kMarkFailed:
-          outcome.failed_targets.push_back(s.action->target.ToString());
-          break;
-      }
+      apply_strategy(s);
       lock.unlock();
       log_->error("job={} step={} node={} failed: {}", job_id, s.action->id, s.action->node, s.error);
       (void)journal_.RecordStepFinished(job_id, s.action->id, StepStatus::kFailed, s.error);
+      CrashPoint("step-finished", s.action->id);
       (void)journal_.AppendEvent(job_id, s.action->id, EventLevel::kError, s.error);
       progress(s, s.error);
       lock.lock();
@@ -275,10 +297,13 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     if (auto ok = journal_.RecordStepStarted(job_id, action.id, s.attempt, s.undo_json); !ok) {
       return finish(i, std::unexpected(ok.error().Wrap("journal")));
     }
+    CrashPoint("step-started", action.id);
+    StepDelay();
     (void)journal_.AppendEvent(job_id, action.id, EventLevel::kInfo,
                                std::string(EnumName(action.type)) + " " + action.target.ToString() +
                                    (action.node.empty() ? "" : " on " + action.node));
     auto result = runner_.Run(action, ctx);
+    CrashPoint("step-ran", action.id);
     finish(i, std::move(result));
   };
 
@@ -304,7 +329,13 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     if (is_cancelled() && !abort_job) {
       abort_job = true;
       if (options.strategy == RollbackStrategy::kFull) rollback_job = true;
-      log_->warn("job={} cancelled: starting no more steps", job_id);
+      const std::string why = cancelled ? "cancel requested (gitvirt jobs cancel)" : "interrupted (SIGINT or SIGTERM)";
+      const std::string then = options.strategy == RollbackStrategy::kFull
+                                   ? "then undoing every completed step (FULL)"
+                                   : "keeping what is done (" + std::string(EnumName(options.strategy)) + ")";
+      log_->warn("job={} {}: starting no more steps, {}", job_id, why, then);
+      (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
+                                 why + ": starting no more steps, waiting for the running ones, " + then);
     }
     // Skip what can no longer run: dependents of failed or skipped steps, stopped units.
     bool changed = true;
@@ -323,9 +354,14 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
         if (skip) {
           s.status = StepStatus::kSkipped;
           ++done_count;
+          changed = true;
+          // A step an earlier process started was not skipped: whatever it did is undone below,
+          // and until then the journal goes on saying it ran, so that a process killed before
+          // the undo still finds it.
+          if (s.started_before) continue;
           (void)journal_.RecordStepStatus(job_id, s.action->id, StepStatus::kSkipped,
                                           abort_job ? "the job stopped before it" : "a step it needs did not succeed");
-          changed = true;
+          CrashPoint("step-skipped", s.action->id);
         }
       }
     }
@@ -334,7 +370,8 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     for (const Step& s : steps) {
       if (!Terminal(s.status)) lowest_open_stage = std::min(lowest_open_stage, s.action->stage);
     }
-    for (std::size_t i = 0; i < steps.size() && running < options.parallel; ++i) {
+    // Nothing starts once the job stops (on shutdown the steps not started stay pending).
+    for (std::size_t i = 0; i < steps.size() && running < options.parallel && !abort_job; ++i) {
       Step& s = steps[i];
       if (s.status != StepStatus::kPending || s.action->stage > lowest_open_stage) continue;
       if (running_per_node[s.action->node] >= node_limit(s.action->node)) continue;
@@ -373,7 +410,8 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
 
   // Rollback: every completed step of the job (FULL failure, cancel, or recovery), or of the
   // units whose FULL strategy tripped; in reverse order of completion. A step that was running
-  // when an earlier process died is undone too: its undo tolerates a half-done step.
+  // when an earlier process died and is not run again is undone whatever the strategy, as a
+  // failed step's partial work is: its undo tolerates a half-done step.
   // A failed step may have done part of its work (volumes created before its define failed):
   // whatever the strategy, that part is undone too, so a failed step leaves nothing behind that
   // would stop the next apply from doing it again (its status stays failed).
@@ -386,7 +424,10 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     }
     const bool in_scope = rollback_job || full_units.contains(s.action->unit);
     if (!in_scope) continue;
-    if (s.status == StepStatus::kSucceeded || (s.started_before && rollback_only && s.status != StepStatus::kUndone)) {
+    // Undone whatever the scope: what was started and not run again, or half undone.
+    const bool abandoned = s.started_before && s.status == StepStatus::kSkipped;
+    const bool half_undone = s.undoing_before && s.status == StepStatus::kSucceeded;
+    if (abandoned || half_undone || (in_scope && s.status == StepStatus::kSucceeded)) {
       to_undo.push_back(&s);
       ++completed_to_undo;
     }
@@ -406,9 +447,11 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     const Action& action = *s->action;
     const bool failed_step = s->status == StepStatus::kFailed;
     if (!failed_step) (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoing);
+    CrashPoint("undo-started", action.id);
     Context ctx(journal_, job_id, action.id, Clock::now() + options.step_timeout, [] { return false; },
                 &s->undo_json, &mu);
     auto undone = runner_.Undo(action, s->undo_json, ctx);
+    CrashPoint("undo-ran", action.id);
     if (!undone) {
       s->status = StepStatus::kUndoFailed;
       s->error = undone.error().ToString();
@@ -437,6 +480,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       (void)journal_.AppendEvent(job_id, action.id, EventLevel::kInfo,
                                  "undid " + std::string(EnumName(action.type)) + " " + action.target.ToString());
     }
+    CrashPoint("step-undone", action.id);
     progress(*s, failed_step ? "what it had done is undone" : "rolled back");
   }
 
@@ -471,6 +515,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
   (void)journal_.RecordJobStatus(job_id, outcome.status, error, OutcomeSummaryJson(outcome));
   (void)journal_.AppendEvent(job_id, "", outcome.Ok() ? EventLevel::kInfo : EventLevel::kError,
                              "job " + std::string(EnumName(outcome.status)));
+  CrashPoint("job-finished");
   if (auto flushed = journal_.Flush(); !flushed) return std::unexpected(flushed.error());
   return outcome;
 }

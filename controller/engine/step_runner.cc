@@ -928,7 +928,14 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
     case ActionType::kSuspend:
     case ActionType::kResume:
       if (previous_power.empty()) return UndoOutcome::kUndone;
-      return ok(impl_->RestorePower(hv, name, previous_power));
+      // A domain that is gone has no power state to restore: the undo of its create, later
+      // in the plan and so earlier in the rollback, already ran (a rollback resumed after a
+      // crash undoes again what the journal had not yet recorded as undone).
+      if (auto r = impl_->RestorePower(hv, name, previous_power); !r && r.error().code == ErrorCode::kNotFound) {
+        return UndoOutcome::kUndone;
+      } else {
+        return ok(std::move(r));
+      }
     case ActionType::kReboot: return UndoOutcome::kUndone;
     case ActionType::kDelete: {
       if (!undo.contains("previousXml")) return UndoOutcome::kNotUndoable;

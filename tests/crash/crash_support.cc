@@ -381,4 +381,36 @@ std::string DiffInventories(const Inventory& before, const Inventory& after) {
   return s.str();
 }
 
+std::vector<std::string> FindOrphans(const Inventory& before, const Inventory& after,
+                                     const std::set<std::string>& allowed) {
+  std::vector<std::string> problems;
+  std::map<std::string, std::string> owner_of;  // "node/pool/volume" -> "node/domain"
+  for (const auto& [key, volumes] : after.owned_volumes) {
+    const std::string node = key.substr(0, key.find('/'));
+    for (const std::string& v : volumes) {
+      const std::string volume = node + "/" + v;
+      if (auto [it, added] = owner_of.emplace(volume, key); !added) {
+        problems.push_back("duplicate: volume " + volume + " is owned by " + it->second + " and " + key);
+      }
+      if (!after.volumes.contains(volume)) problems.push_back(key + " owns " + volume + ", which does not exist");
+    }
+  }
+  for (const auto& [key, line] : after.domains) {
+    if (!before.domains.contains(key) && line.find(" owner=-") != std::string::npos) {
+      problems.push_back("orphaned domain " + key + " (no owner mark)");
+    }
+  }
+  for (const auto& [key, line] : after.volumes) {
+    if (key.ends_with("/") || before.volumes.contains(key) || owner_of.contains(key) || allowed.contains(key)) continue;
+    problems.push_back("orphaned volume " + key + " (" + line + ")");
+  }
+  for (const auto& [key, line] : before.domains) {
+    if (!after.domains.contains(key)) problems.push_back("pre-existing domain " + key + " is gone");
+  }
+  for (const auto& [key, line] : before.volumes) {
+    if (!after.volumes.contains(key)) problems.push_back("pre-existing volume " + key + " is gone");
+  }
+  return problems;
+}
+
 }  // namespace gitvirt::crash

@@ -156,4 +156,11 @@ Inventory TakeInventory(const std::vector<NodeConfig>& nodes);
 // The lines only one side has, for failure messages.
 std::string DiffInventories(const Inventory& before, const Inventory& after);
 
+// What no run may leave behind, given the state before it: a new domain without gitvirt's owner
+// mark (orphaned domain); a new volume that is not one of `allowed` (images) and that no domain
+// owns (orphaned volume); a volume two domains own (duplicate); a volume a domain says it owns
+// that does not exist; a domain or volume that existed before and is gone. One line each.
+std::vector<std::string> FindOrphans(const Inventory& before, const Inventory& after,
+                                     const std::set<std::string>& allowed);
+
 }  // namespace gitvirt::crash

@@ -28,6 +28,8 @@ class FakeRunner : public StepRunner {
   std::set<std::string> not_undoable;
   std::chrono::milliseconds delay{0};
   Journal* journal = nullptr;       // to check journal-ahead from inside Run
+  std::function<void(const std::string&)> on_run;   // called as each step runs
+  std::function<void(const std::string&)> on_undo;  // called as each step is undone
 
   Result<std::string> Prepare(const Action& action, StepContext&) override {
     return json{{"prepared", action.id}}.dump();
@@ -49,6 +51,7 @@ class FakeRunner : public StepRunner {
         }
       }
     }
+    if (on_run) on_run(action.id);
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
     std::lock_guard lock(mu);
     --running;
@@ -59,6 +62,7 @@ class FakeRunner : public StepRunner {
   }
 
   Result<UndoOutcome> Undo(const Action& action, const std::string& undo_json, StepContext&) override {
+    if (on_undo) on_undo(action.id);
     std::lock_guard lock(mu);
     undone.push_back(action.id);
     EXPECT_NE(undo_json.find("prepared"), std::string::npos) << action.id;
@@ -108,7 +112,8 @@ class ExecutorTest : public ::testing::Test {
 
   std::map<std::string, StepStatus> StepStatuses(const std::string& job) {
     std::map<std::string, StepStatus> out;
-    for (const StepRecord& s : *journal_->GetSteps(job)) out[s.id] = s.status;
+    const auto steps = journal_->GetSteps(job);  // named: `*temporary` in a range-for dangles
+    for (const StepRecord& s : *steps) out[s.id] = s.status;
     return out;
   }
 
@@ -288,6 +293,161 @@ TEST_F(ExecutorTest, RecoveryRollsBackAJobThatUsedFull) {
   EXPECT_TRUE(runner_.started.empty()) << "nothing new runs when rolling back";
   EXPECT_EQ(runner_.undone, (std::vector<std::string>{"c", "b", "a"}));
   EXPECT_EQ(StepStatuses(*id)["d"], StepStatus::kSkipped);
+}
+
+TEST_F(ExecutorTest, RecoveryFinishesAFullJobWhoseEveryStepSucceeded) {
+  // The previous process died after its last step, before the job's own status was durable:
+  // the apply was a success, and rolling it back would undo it.
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"})};
+  JobRecord job;
+  job.kind = "apply";
+  job.strategy = "FULL";
+  job.plan_json = PlanToJson(plan).dump();
+  auto id = journal_->CreateJob(job, {StepRecord{"", "a", 0}, StepRecord{"", "b", 1}});
+  ASSERT_TRUE(id);
+  for (const char* s : {"a", "b"}) {
+    ASSERT_TRUE(journal_->RecordStepStarted(*id, s, 1, R"({"prepared":"x"})"));
+    ASSERT_TRUE(journal_->RecordStepFinished(*id, s, StepStatus::kSucceeded));
+  }
+  ASSERT_TRUE(journal_->Flush());
+
+  Executor executor(runner_, *journal_, nullptr);
+  auto o = executor.Recover(*id, ExecutionOptions{});
+  ASSERT_TRUE(o) << o.error().ToString();
+  EXPECT_EQ(o->status, JobStatus::kSucceeded);
+  EXPECT_EQ(o->succeeded, 2);
+  EXPECT_TRUE(runner_.started.empty());
+  EXPECT_TRUE(runner_.undone.empty());
+  EXPECT_EQ(journal_->GetJob(*id)->status, JobStatus::kSucceeded);
+}
+
+TEST_F(ExecutorTest, ShutdownLetsRunningStepsFinishAndStartsNoMore) {
+  // Eight independent steps, two at a time; the controller stops while the first two run
+  // (the executor starts both in one pass, before either runs).
+  Plan plan;
+  for (int i = 0; i < 8; ++i) plan.actions.push_back(A("s" + std::to_string(i)));
+  std::atomic<bool> shutdown{false};
+  runner_.on_run = [&](const std::string&) { shutdown = true; };
+  Executor executor(runner_, *journal_, nullptr);
+  ExecutionOptions options;
+  options.parallel = 2;
+  options.shutdown = &shutdown;
+  auto o = executor.Apply(plan, options);
+  ASSERT_TRUE(o) << o.error().ToString();
+  EXPECT_EQ(o->status, JobStatus::kInterrupted);
+  // The two running when it stopped finished; none started after.
+  EXPECT_EQ(runner_.started.size(), 2u) << ::testing::PrintToString(runner_.started);
+  EXPECT_EQ(runner_.finished.size(), 2u);
+  EXPECT_TRUE(runner_.undone.empty());
+  int pending = 0;
+  for (const auto& [id, status] : StepStatuses(o->job_id)) pending += status == StepStatus::kPending;
+  EXPECT_EQ(pending, 6) << "the steps not started wait for the next start";
+  EXPECT_EQ(journal_->GetJob(o->job_id)->status, JobStatus::kInterrupted);
+}
+
+TEST_F(ExecutorTest, CancellingIsAnEventOfTheJob) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"})};
+  runner_.delay = std::chrono::milliseconds(100);
+  std::atomic<bool> interrupt{true};  // SIGINT before the first step even starts
+  Executor executor(runner_, *journal_, nullptr);
+  ExecutionOptions options;
+  options.strategy = RollbackStrategy::kPartial;
+  options.interrupt = &interrupt;
+  auto o = executor.Apply(plan, options);
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->status, JobStatus::kCancelled);
+  EXPECT_EQ(o->skipped, 3);
+  bool found = false;
+  const auto events = journal_->GetEvents(o->job_id);
+  for (const EventRecord& e : *events) {
+    found = found || e.message == "interrupted (SIGINT or SIGTERM): starting no more steps, waiting for the "
+                                  "running ones, keeping what is done (PARTIAL)";
+  }
+  EXPECT_TRUE(found) << "the job's events do not say why it stopped";
+}
+
+TEST_F(ExecutorTest, RecoveryOfACutShortRollbackUndoesEveryStartedStep) {
+  // A FULL job was being rolled back when its process died too: `a` half undone, `b` started
+  // (by the first process) and not yet undone, `c` never started.
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c", {"b"})};
+  JobRecord job;
+  job.kind = "apply";
+  job.strategy = "FULL";
+  job.plan_json = PlanToJson(plan).dump();
+  auto id = journal_->CreateJob(job, {StepRecord{"", "a", 0}, StepRecord{"", "b", 1}, StepRecord{"", "c", 2}});
+  ASSERT_TRUE(id);
+  for (const char* s : {"a", "b"}) ASSERT_TRUE(journal_->RecordStepStarted(*id, s, 1, R"({"prepared":"x"})"));
+  ASSERT_TRUE(journal_->RecordStepFinished(*id, "a", StepStatus::kSucceeded));
+  ASSERT_TRUE(journal_->RecordStepStatus(*id, "a", StepStatus::kUndoing));
+  ASSERT_TRUE(journal_->Flush());
+
+  Executor executor(runner_, *journal_, nullptr);
+  auto o = executor.Recover(*id, ExecutionOptions{});
+  ASSERT_TRUE(o) << o.error().ToString();
+  EXPECT_EQ(o->status, JobStatus::kRolledBack);
+  EXPECT_TRUE(runner_.started.empty());
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"b", "a"}));
+  auto statuses = StepStatuses(*id);
+  EXPECT_EQ(statuses["a"], StepStatus::kUndone);
+  EXPECT_EQ(statuses["b"], StepStatus::kUndone);
+  EXPECT_EQ(statuses["c"], StepStatus::kSkipped);
+}
+
+TEST_F(ExecutorTest, AStepStartedBeforeACrashIsNeverRecordedSkipped) {
+  Plan plan;
+  plan.actions = {A("a"), A("b")};
+  JobRecord job;
+  job.kind = "apply";
+  job.strategy = "FULL";
+  job.plan_json = PlanToJson(plan).dump();
+  auto id = journal_->CreateJob(job, {StepRecord{"", "a", 0}, StepRecord{"", "b", 1}});
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(journal_->RecordStepStarted(*id, "a", 1, R"({"prepared":"x"})"));
+  ASSERT_TRUE(journal_->Flush());
+  // `a` was started by the dead process. While it is undone, the journal must still say it ran
+  // (undoing): a process killed at that moment leaves it for the next one to undo, where
+  // "skipped" would have it forgotten with whatever it had done.
+  std::vector<StepStatus> during_undo;
+  runner_.on_undo = [&](const std::string& step) {
+    const auto records = journal_->GetSteps(*id);
+    for (const StepRecord& r : *records) {
+      if (r.id == step) during_undo.push_back(r.status);
+    }
+  };
+  Executor executor(runner_, *journal_, nullptr);
+  auto o = executor.Recover(*id, ExecutionOptions{});
+  ASSERT_TRUE(o) << o.error().ToString();
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"a"}));
+  EXPECT_EQ(during_undo, (std::vector<StepStatus>{StepStatus::kUndoing}));
+  EXPECT_EQ(StepStatuses(*id)["a"], StepStatus::kUndone);
+  const auto records = journal_->GetSteps(*id);
+  EXPECT_EQ(records->front().error, "") << "`a` was recorded skipped on the way to its undo";
+  EXPECT_EQ(StepStatuses(*id)["b"], StepStatus::kSkipped);
+}
+
+TEST_F(ExecutorTest, RecoveryKeepsToTheStrategyOfARecordedFailure) {
+  // PARTIAL: `a` failed before the process died; `b` does not depend on it but comes after the
+  // failure, so it must not start after the restart either.
+  Plan plan;
+  plan.actions = {A("a"), A("b")};
+  JobRecord job;
+  job.kind = "apply";
+  job.strategy = "PARTIAL";
+  job.plan_json = PlanToJson(plan).dump();
+  auto id = journal_->CreateJob(job, {StepRecord{"", "a", 0}, StepRecord{"", "b", 1}});
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(journal_->RecordStepStarted(*id, "a", 1, R"({"prepared":"x"})"));
+  ASSERT_TRUE(journal_->RecordStepFinished(*id, "a", StepStatus::kFailed, "boom"));
+  ASSERT_TRUE(journal_->Flush());
+  Executor executor(runner_, *journal_, nullptr);
+  auto o = executor.Recover(*id, ExecutionOptions{});
+  ASSERT_TRUE(o) << o.error().ToString();
+  EXPECT_TRUE(runner_.started.empty()) << ::testing::PrintToString(runner_.started);
+  EXPECT_EQ(o->status, JobStatus::kFailed);
+  EXPECT_EQ(StepStatuses(*id)["b"], StepStatus::kSkipped);
 }
 
 TEST_F(ExecutorTest, RecoveryResumesAJobThatUsedPartial) {
