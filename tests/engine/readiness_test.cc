@@ -127,7 +127,7 @@ class ScriptedGuest final : public Hypervisor {
     return No();
   }
   Result<std::vector<ObservedSnapshot>> ListSnapshots(const std::string&) override { return No(); }
-  Result<void> CreateSnapshot(const std::string&, const SnapshotRequest&) override { return No(); }
+  Result<SnapshotTaken> CreateSnapshot(const std::string&, const SnapshotRequest&) override { return No(); }
   Result<void> DeleteSnapshot(const std::string&, const std::string&) override { return No(); }
   Result<void> RevertSnapshot(const std::string&, const std::string&) override { return No(); }
 
