@@ -17,6 +17,8 @@ struct Faults {
   bool loaded = false;
   std::map<std::string, long, std::less<>> fail_at;  // kind -> call number to fail
   std::map<std::string, long, std::less<>> counts;
+  long lose_at = 0;  // "lost:N": the Nth mutating operation's answer is lost
+  long mutating = 0;
   // Tests: GITVIRT_FAULTS_REPORT=FILE writes how many mutating operations of each kind this
   // process asked for ("kind count" lines, and "any N"), at exit.
   std::string report;
@@ -34,6 +36,8 @@ void Load(Faults& f) {
   f.fail_at.clear();
   f.counts.clear();
   f.seen.clear();
+  f.lose_at = 0;
+  f.mutating = 0;
   f.loaded = true;
   if (const char* report = std::getenv("GITVIRT_FAULTS_REPORT"); report != nullptr && *report) {
     if (f.report.empty()) std::atexit(WriteReport);
@@ -46,7 +50,12 @@ void Load(Faults& f) {
   while (std::getline(in, item, ',')) {
     const auto colon = item.find(':');
     if (colon == std::string::npos) continue;
-    f.fail_at[item.substr(0, colon)] = std::strtol(item.c_str() + colon + 1, nullptr, 10);
+    const long n = std::strtol(item.c_str() + colon + 1, nullptr, 10);
+    if (item.substr(0, colon) == "lost") {
+      f.lose_at = n;
+    } else {
+      f.fail_at[item.substr(0, colon)] = n;
+    }
   }
 }
 
@@ -86,6 +95,13 @@ std::optional<Error> InjectedFault(std::string_view kind) {
   return std::nullopt;
 }
 
+bool InjectedConnectionLoss(std::string_view) {
+  Faults& f = State();
+  std::lock_guard lock(f.mu);
+  if (!f.loaded) Load(f);
+  return f.lose_at > 0 && ++f.mutating == f.lose_at;
+}
+
 void ResetFaultInjection() {
   Faults& f = State();
   std::lock_guard lock(f.mu);
@@ -93,6 +109,8 @@ void ResetFaultInjection() {
 }
 
 #else
+
+bool InjectedConnectionLoss(std::string_view) { return false; }
 
 std::optional<Error> InjectedFault(std::string_view) { return std::nullopt; }
 void ResetFaultInjection() {}

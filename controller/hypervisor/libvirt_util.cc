@@ -60,8 +60,9 @@ Error LastError(std::string context) {
       if (e->domain == VIR_FROM_RPC || e->domain == VIR_FROM_REMOTE) code = ErrorCode::kUnavailable;
       break;
   }
-  if (e->code == VIR_ERR_OPERATION_FAILED && e->message != nullptr &&
-      std::string_view(e->message).find("already exists") != std::string_view::npos) {
+  if (e->code == VIR_ERR_STORAGE_VOL_EXIST || e->code == VIR_ERR_DOM_EXIST ||
+      (e->code == VIR_ERR_OPERATION_FAILED && e->message != nullptr &&
+       std::string_view(e->message).find("already exists") != std::string_view::npos)) {
     code = ErrorCode::kAlreadyExists;
   }
   return Error{code, e->message != nullptr ? e->message : "libvirt error", std::move(context)};

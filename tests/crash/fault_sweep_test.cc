@@ -21,7 +21,8 @@
 // and tries every k; the others run with --parallel 1 (a deterministic order, so "nothing after
 // the failure" is exact) and try every GITVIRT_CRASH_STRIDE-th k (default 3, starting at 1; the
 // last k is always tried). GITVIRT_CRASH_STRIDE=1 tries every k everywhere; GITVIRT_CRASH_K=7,42
-// tries only those (to reproduce a failure).
+// tries only those (to reproduce a failure). ALostAnswer... loses the answer of every
+// GITVIRT_CRASH_STRIDE-th operation instead (GITVIRT_FAULTS=lost:k) and wants the job to succeed.
 //
 // The scenario: two nodes, an Image `base` not yet imported anywhere, 20 new VMs (alternating
 // nodes; a linked clone of `base` as root disk plus a new data disk; every third with
@@ -380,6 +381,44 @@ class FaultSweep : public ::testing::Test {
   int operations_ = 0;
   double clean_seconds_ = 0;
 };
+
+// The answer to every mutating operation is lost in turn (GITVIRT_FAULTS=lost:k: the operation
+// is carried out, then the connection drops, as when libvirtd restarts in the middle of a
+// call): the adapter reconnects and asks again, and the job must succeed all the same, with
+// nothing twice and nothing orphaned.
+TEST_F(FaultSweep, ALostAnswerAtEveryOperationDoesNotFailTheJob) {
+  const auto start = Clock::now();
+  const std::vector<int> ks = Ks(Stride());
+  std::vector<std::string> failures;
+  for (int k : ks) {
+    Restore();
+    std::vector<std::string> problems;
+    Output out = (*setup_)({"-v", "apply", "--auto-approve", "--no-color"}, {"GITVIRT_FAULTS=lost:" + std::to_string(k)});
+    if (out.rc != 0) problems.push_back("apply exited " + std::to_string(out.rc));
+    if (out.text.find("reconnected to") == std::string::npos) problems.push_back("no reconnection");
+    const auto jobs = ReadJobs(setup_->state_file());
+    if (jobs.size() != 1 || jobs.back().job.status != JobStatus::kSucceeded) problems.push_back("the job did not succeed");
+    Output plan = (*setup_)({"plan", "--detailed-exitcode", "--no-color"});
+    if (plan.rc != 0) problems.push_back("plan is not empty:\n" + plan.text);
+    const Inventory after = TakeInventory(setup_->NodeConfigs());
+    if (after.domains.size() != after_clean_.domains.size() || after.volumes.size() != after_clean_.volumes.size()) {
+      problems.push_back("the nodes differ from a run without the loss:\n" + DiffInventories(after_clean_, after));
+    }
+    std::set<std::string> images;
+    for (const auto& [key, line] : after.volumes) {
+      if (key.ends_with("/base.qcow2")) images.insert(key);
+    }
+    for (const std::string& p : FindOrphans(before_, after, images)) problems.push_back(p);
+    if (problems.empty()) continue;
+    std::string text = "k=" + std::to_string(k) + ":\n";
+    for (const std::string& p : problems) text += "  " + p + "\n";
+    failures.push_back(text + (jobs.empty() ? "" : jobs.back().Describe()) + out.text);
+  }
+  std::cout << "[sweep] lost answers: " << ks.size() << " of " << operations_ << " operations (stride " << Stride()
+            << "), " << SecondsSince(start) << " s\n" << std::flush;
+  EXPECT_TRUE(failures.empty()) << failures.size() << " of " << ks.size() << " runs failed; the first:\n"
+                                << failures.front();
+}
 
 TEST_F(FaultSweep, FullRestoresTheNodesExactly) { Sweep("FULL", /*parallel=*/true, 1); }
 TEST_F(FaultSweep, PartialKeepsWhatSucceededAndRunsNothingAfter) { Sweep("PARTIAL", /*parallel=*/false, Stride()); }

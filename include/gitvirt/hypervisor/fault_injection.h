@@ -7,6 +7,10 @@
 //   GITVIRT_FAULTS="define:3"          the 3rd define fails
 //   GITVIRT_FAULTS="start:1,create-volume:2"
 //   GITVIRT_FAULTS="any:7"             the 7th mutating operation of any kind fails
+//   GITVIRT_FAULTS="lost:7"            the 7th mutating operation is carried out, and then the
+//                                      connection is lost before its answer (as when libvirtd
+//                                      restarts in the middle of a call): the adapter
+//                                      reconnects and asks again
 // Kinds are the operation names the adapter uses (define, undefine, start, destroy, shutdown,
 // suspend, resume, create-volume, delete-volume, upload-volume, resize-volume, set-vcpus,
 // set-memory, snapshot-create, snapshot-delete, ...). Counting is per process. Thread-safe.
@@ -22,6 +26,9 @@ namespace gitvirt {
 
 // The injected error for this operation, if it is the one chosen to fail.
 std::optional<Error> InjectedFault(std::string_view kind);
+
+// Whether the answer to this (carried out) operation is to be lost with the connection.
+bool InjectedConnectionLoss(std::string_view kind);
 
 // Re-reads GITVIRT_FAULTS and resets the counters (for tests that change it in-process).
 void ResetFaultInjection();
