@@ -362,8 +362,10 @@ TEST_F(SchedulerTest, SlotRecordedBeforeTheRun) {
   // that the state holds the slot while the job runs: read it from a step's progress.
   clock_.Set(kT0 + hours(1));
   std::optional<std::string> seen;
+  std::mutex seen_mu;  // progress is reported from the executor's worker threads
   RunHooks hooks;
   hooks.on_progress = [&](const StepProgress&) {
+    std::lock_guard lock(seen_mu);
     if (!seen) seen = **journal_->GetState(PolicyScheduler::StateKey(Kind::kSnapshotPolicy, "hourly"));
   };
   const ObservedState observed = nodes_->ObserveAll();
