@@ -77,7 +77,24 @@ void PrintStructured(std::ostream& out, const View& view, const std::string& wha
       }
     }
   }
-  const Json doc = {{"kind", what}, {"items", items}};
+  Json doc = {{"kind", what}, {"items", items}};
+  if ((what == "vms" || what == "vm") && selector.requirements.empty()) {
+    // As the table: domains gitvirt does not own are listed (apart from its resources, which
+    // `items` holds), never touched. A selector matches gitvirt's labels, which they lack.
+    Json unmanaged = Json::array();
+    for (const ObservedNode& n : view.observed.nodes) {
+      for (const ObservedVm& vm : n.vms) {
+        if (vm.Owned()) continue;
+        unmanaged.push_back({{"name", vm.name},
+                             {"node", n.name},
+                             {"power", EnumName(vm.power)},
+                             {"state", vm.state_detail},
+                             {"vcpus", vm.actual.vcpus},
+                             {"memory", vm.actual.memory}});
+      }
+    }
+    doc["unmanaged"] = std::move(unmanaged);
+  }
   if (format == "json") {
     out << doc.dump(2) << "\n";
     return;

@@ -23,6 +23,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -483,6 +484,17 @@ TEST_F(LibvirtdFlow, QemuFlow) {
     EXPECT_NE(row.find("Unmanaged"), std::string::npos) << get.text;
     EXPECT_NE(row.find("<not gitvirt's>"), std::string::npos) << get.text;
     EXPECT_EQ(VmRow(get.text, "vm1").find("Unmanaged"), std::string::npos) << get.text;
+    // The same in JSON: gitvirt's VMs in items, the hand-made domain under unmanaged.
+    Output json = gv({"get", "vms", "-o", "json"});
+    ASSERT_EQ(json.rc, 0) << gv.Explain(json);
+    const auto doc = nlohmann::json::parse(json.text);
+    std::vector<std::string> items, unmanaged;
+    for (const auto& item : doc.at("items")) items.push_back(item.at("name"));
+    for (const auto& item : doc.at("unmanaged")) unmanaged.push_back(item.at("name"));
+    EXPECT_NE(std::find(items.begin(), items.end(), "vm1"), items.end()) << json.text;
+    EXPECT_EQ(std::find(items.begin(), items.end(), "handmade"), items.end()) << json.text;
+    EXPECT_NE(std::find(unmanaged.begin(), unmanaged.end(), "handmade"), unmanaged.end()) << json.text;
+    EXPECT_EQ(std::find(unmanaged.begin(), unmanaged.end(), "vm1"), unmanaged.end()) << json.text;
   }
 
   // ---- raise the memory: needs a restart, which the policy allows
