@@ -1,5 +1,6 @@
 #include "gitvirt/hypervisor/fault_injection.h"
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -19,6 +20,8 @@ struct Faults {
   std::map<std::string, long, std::less<>> counts;
   long lose_at = 0;  // "lost:N": the Nth mutating operation's answer is lost
   long mutating = 0;
+  long kill_at = 0;  // "kill:N": the process is killed right after the Nth mutating operation
+  long carried_out = 0;
   // Tests: GITVIRT_FAULTS_REPORT=FILE writes how many mutating operations of each kind this
   // process asked for ("kind count" lines, and "any N"), at exit.
   std::string report;
@@ -38,6 +41,8 @@ void Load(Faults& f) {
   f.seen.clear();
   f.lose_at = 0;
   f.mutating = 0;
+  f.kill_at = 0;
+  f.carried_out = 0;
   f.loaded = true;
   if (const char* report = std::getenv("GITVIRT_FAULTS_REPORT"); report != nullptr && *report) {
     if (f.report.empty()) std::atexit(WriteReport);
@@ -53,6 +58,8 @@ void Load(Faults& f) {
     const long n = std::strtol(item.c_str() + colon + 1, nullptr, 10);
     if (item.substr(0, colon) == "lost") {
       f.lose_at = n;
+    } else if (item.substr(0, colon) == "kill") {
+      f.kill_at = n;
     } else {
       f.fail_at[item.substr(0, colon)] = n;
     }
@@ -102,6 +109,15 @@ bool InjectedConnectionLoss(std::string_view) {
   return f.lose_at > 0 && ++f.mutating == f.lose_at;
 }
 
+void InjectedKill(std::string_view) {
+  Faults& f = State();
+  std::lock_guard lock(f.mu);
+  if (!f.loaded) Load(f);
+  // Like `kill -9` between the hypervisor's answer and anything gitvirt does with it: no
+  // destructor, no journal write, no flush.
+  if (f.kill_at > 0 && ++f.carried_out == f.kill_at) ::raise(SIGKILL);
+}
+
 void ResetFaultInjection() {
   Faults& f = State();
   std::lock_guard lock(f.mu);
@@ -111,6 +127,7 @@ void ResetFaultInjection() {
 #else
 
 bool InjectedConnectionLoss(std::string_view) { return false; }
+void InjectedKill(std::string_view) {}
 
 std::optional<Error> InjectedFault(std::string_view) { return std::nullopt; }
 void ResetFaultInjection() {}

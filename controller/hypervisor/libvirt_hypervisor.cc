@@ -1210,6 +1210,7 @@ class LibvirtHypervisor final : public Hypervisor {
         std::shared_lock lock(conn_mu_);
         return fn(conn_.get());
       }();
+      if (mutating && attempt == 0) InjectedKill(kind);
       if (mutating && attempt == 0 && result && InjectedConnectionLoss(kind)) {
         lost_ = true;
         result = Fail(ErrorCode::kUnavailable, "connection lost before the answer (GITVIRT_FAULTS lost)");

@@ -17,7 +17,8 @@
 //                                 (offline), `describe vm` shows them, a FULL rollback of a job
 //                                 that failed after the migration moves the VM back, and every
 //                                 libvirt operation of a migration job failing in turn leaves
-//                                 both nodes as they were.
+//                                 both nodes as they were; the process killed after each of
+//                                 them in turn, the next apply recovers and converges.
 // The nodes are observed with gitvirt's adapter (ConnectNode + Observe) through new
 // connections, i.e. from the files the binary wrote.
 #include <gtest/gtest.h>
@@ -25,6 +26,7 @@
 #include <iostream>
 
 #include <algorithm>
+#include <csignal>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -524,6 +526,61 @@ TEST_P(MigrationFaultSweep, EveryFaultRollsBackToTheStart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Power, MigrationFaultSweep, ::testing::Values("Running", "Stopped"));
+
+// The process running a migration job is killed (SIGKILL) right after each of its mutating
+// libvirt operations in turn (GITVIRT_FAULTS=kill:k) — e.g. with the VM defined on the target
+// and still defined on the source, or its volumes half deleted — and the next `gitvirt apply`
+// must recover the job (FULL: roll it back), migrate again and end exactly where a migration
+// that was never interrupted ends: the VM once, on hv2, with its snapshot; no volume left on hv1.
+class MigrationKillSweep : public MigrationFaultSweep {};
+
+TEST_P(MigrationKillSweep, EveryKillRecoversAndConverges) {
+  const std::string power = GetParam();
+  WriteFile(manifests() / "app.yaml", MigrantYaml("hv1", power));
+  Output first = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(first.rc, 0) << first.text;
+  Output snap = Gv({"snapshot", "create", "app-01", "kept"});
+  ASSERT_EQ(snap.rc, 0) << snap.text;
+  WriteFile(manifests() / "app.yaml", MigrantYaml("hv2", power));
+  const fs::path start = work_.path() / "start";
+  CopyTree(work_.path() / "sim", start);
+
+  // The run that is never interrupted: how many operations it makes, and where it ends.
+  const fs::path report = work_.path() / "faults-report";
+  Output clean = Gv({"apply", "--auto-approve"}, {"GITVIRT_FAULTS_REPORT=" + report.string()});
+  ASSERT_EQ(clean.rc, 0) << clean.text;
+  const Inventory expected = TakeInventory(NodeConfigs());
+  int operations = 0;
+  std::istringstream in(ReadFile(report));
+  for (std::string kind; in >> kind;) {
+    long n = 0;
+    in >> n;
+    if (kind == "any") operations = static_cast<int>(n);
+  }
+  ASSERT_GE(operations, 3) << ReadFile(report);
+  std::cout << "[kill sweep] " << power << ": killed after each of " << operations << " operations\n";
+
+  for (int k = 1; k <= operations; ++k) {
+    SCOPED_TRACE("GITVIRT_FAULTS=kill:" + std::to_string(k));
+    CopyTree(start, work_.path() / "sim");
+    Output killed = Gv({"apply", "--auto-approve"}, {"GITVIRT_FAULTS=kill:" + std::to_string(k)});
+    EXPECT_EQ(killed.rc, 128 + SIGKILL) << killed.text;
+    Output recovered = Gv({"apply", "--auto-approve"});
+    EXPECT_EQ(recovered.rc, 0) << recovered.text;
+    const Inventory after = TakeInventory(NodeConfigs());
+    EXPECT_TRUE(expected == after) << DiffInventories(expected, after) << recovered.text;
+    const auto vms = Vms();
+    ASSERT_TRUE(vms.contains("app-01"));
+    EXPECT_EQ(vms.at("app-01").node, "hv2");
+    EXPECT_EQ(vms.at("app-01").snapshots.size(), 1u);
+    Output plan = Gv({"plan", "--detailed-exitcode"});
+    EXPECT_EQ(plan.rc, 0) << plan.text;
+    const JobView job = ReadJobs(state_file()).back();
+    EXPECT_EQ(job.job.status, JobStatus::kSucceeded) << job.Describe();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Power, MigrationKillSweep, ::testing::Values("Running", "Stopped"));
 
 }  // namespace
 }  // namespace gitvirt::crash

@@ -11,6 +11,10 @@
 //                                      connection is lost before its answer (as when libvirtd
 //                                      restarts in the middle of a call): the adapter
 //                                      reconnects and asks again
+//   GITVIRT_FAULTS="kill:7"            the process SIGKILLs itself right after the 7th mutating
+//                                      operation was carried out, before it looks at the answer
+//                                      (kill sweeps inside a step, e.g. between a migration's
+//                                      define on the target and its undefine on the source)
 // Kinds are the operation names the adapter uses (define, undefine, start, destroy, shutdown,
 // suspend, resume, create-volume, delete-volume, upload-volume, resize-volume, set-vcpus,
 // set-memory, snapshot-create, snapshot-delete, ...). Counting is per process. Thread-safe.
@@ -29,6 +33,10 @@ std::optional<Error> InjectedFault(std::string_view kind);
 
 // Whether the answer to this (carried out) operation is to be lost with the connection.
 bool InjectedConnectionLoss(std::string_view kind);
+
+// Called after every mutating operation was carried out: kills the process if it is the one
+// chosen ("kill:N").
+void InjectedKill(std::string_view kind);
 
 // Re-reads GITVIRT_FAULTS and resets the counters (for tests that change it in-process).
 void ResetFaultInjection();
