@@ -483,35 +483,36 @@ TEST_F(MigrationSimTest, FailedMigrationLeavesTheSource) {
 // Every mutating libvirt operation of a migration job fails in turn (GITVIRT_FAULTS=any:k, from
 // the same starting state): FULL must leave both nodes exactly as they were, and the next
 // fault-free apply must then move the VM.
-class MigrationFaultSweep : public MigrationSimTest, public ::testing::WithParamInterface<std::string> {};
+class MigrationFaultSweep : public MigrationSimTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  // app-01 (in the power state of the parameter) applied on hv1 with a snapshot, its manifest
+  // then moved to hv2, and both nodes saved to start(): the state every run begins from.
+  void PrepareMigration(const std::string& power) {
+    WriteFile(manifests() / "app.yaml", MigrantYaml("hv1", power));
+    Output first = Gv({"apply", "--auto-approve"});
+    ASSERT_EQ(first.rc, 0) << first.text;
+    Output snap = Gv({"snapshot", "create", "app-01", "kept"});
+    ASSERT_EQ(snap.rc, 0) << snap.text;
+    WriteFile(manifests() / "app.yaml", MigrantYaml("hv2", power));
+    CopyTree(work_.path() / "sim", start());
+  }
+  fs::path start() const { return work_.path() / "start"; }
+};
 
 TEST_P(MigrationFaultSweep, EveryFaultRollsBackToTheStart) {
   const std::string power = GetParam();
-  WriteFile(manifests() / "app.yaml", MigrantYaml("hv1", power));
-  Output first = Gv({"apply", "--auto-approve"});
-  ASSERT_EQ(first.rc, 0) << first.text;
-  Output snap = Gv({"snapshot", "create", "app-01", "kept"});
-  ASSERT_EQ(snap.rc, 0) << snap.text;
-  WriteFile(manifests() / "app.yaml", MigrantYaml("hv2", power));
-  const fs::path start = work_.path() / "start";
-  CopyTree(work_.path() / "sim", start);
+  ASSERT_NO_FATAL_FAILURE(PrepareMigration(power));
   const Inventory before = TakeInventory(NodeConfigs());
 
   const fs::path report = work_.path() / "faults-report";
   Output counted = Gv({"apply", "--auto-approve"}, {"GITVIRT_FAULTS=any:1000000", "GITVIRT_FAULTS_REPORT=" + report.string()});
   ASSERT_EQ(counted.rc, 0) << counted.text;
-  std::istringstream in(ReadFile(report));
-  int operations = 0;
-  for (std::string kind; in >> kind;) {
-    long n = 0;
-    in >> n;
-    if (kind == "any") operations = static_cast<int>(n);
-  }
+  const int operations = static_cast<int>(ReadFaultsReport(report)["any"]);
   ASSERT_GE(operations, 5) << ReadFile(report);
   std::cout << "[sweep] " << power << ": " << operations << " mutating libvirt operations, each made to fail\n";
   for (int k = 1; k <= operations; ++k) {
     SCOPED_TRACE("GITVIRT_FAULTS=any:" + std::to_string(k));
-    CopyTree(start, work_.path() / "sim");
+    CopyTree(start(), work_.path() / "sim");
     Output failed = Gv({"apply", "--auto-approve"}, {"GITVIRT_FAULTS=any:" + std::to_string(k)});
     EXPECT_EQ(failed.rc, 1) << failed.text;
     const JobView job = ReadJobs(state_file()).back();
@@ -519,7 +520,7 @@ TEST_P(MigrationFaultSweep, EveryFaultRollsBackToTheStart) {
     const Inventory after = TakeInventory(NodeConfigs());
     EXPECT_TRUE(before == after) << DiffInventories(before, after) << job.Describe();
   }
-  CopyTree(start, work_.path() / "sim");
+  CopyTree(start(), work_.path() / "sim");
   Output clean = Gv({"apply", "--auto-approve"});
   ASSERT_EQ(clean.rc, 0) << clean.text;
   EXPECT_EQ(Vms().at("app-01").node, "hv2");
@@ -536,33 +537,20 @@ class MigrationKillSweep : public MigrationFaultSweep {};
 
 TEST_P(MigrationKillSweep, EveryKillRecoversAndConverges) {
   const std::string power = GetParam();
-  WriteFile(manifests() / "app.yaml", MigrantYaml("hv1", power));
-  Output first = Gv({"apply", "--auto-approve"});
-  ASSERT_EQ(first.rc, 0) << first.text;
-  Output snap = Gv({"snapshot", "create", "app-01", "kept"});
-  ASSERT_EQ(snap.rc, 0) << snap.text;
-  WriteFile(manifests() / "app.yaml", MigrantYaml("hv2", power));
-  const fs::path start = work_.path() / "start";
-  CopyTree(work_.path() / "sim", start);
+  ASSERT_NO_FATAL_FAILURE(PrepareMigration(power));
 
   // The run that is never interrupted: how many operations it makes, and where it ends.
   const fs::path report = work_.path() / "faults-report";
   Output clean = Gv({"apply", "--auto-approve"}, {"GITVIRT_FAULTS_REPORT=" + report.string()});
   ASSERT_EQ(clean.rc, 0) << clean.text;
   const Inventory expected = TakeInventory(NodeConfigs());
-  int operations = 0;
-  std::istringstream in(ReadFile(report));
-  for (std::string kind; in >> kind;) {
-    long n = 0;
-    in >> n;
-    if (kind == "any") operations = static_cast<int>(n);
-  }
+  const int operations = static_cast<int>(ReadFaultsReport(report)["any"]);
   ASSERT_GE(operations, 3) << ReadFile(report);
   std::cout << "[kill sweep] " << power << ": killed after each of " << operations << " operations\n";
 
   for (int k = 1; k <= operations; ++k) {
     SCOPED_TRACE("GITVIRT_FAULTS=kill:" + std::to_string(k));
-    CopyTree(start, work_.path() / "sim");
+    CopyTree(start(), work_.path() / "sim");
     Output killed = Gv({"apply", "--auto-approve"}, {"GITVIRT_FAULTS=kill:" + std::to_string(k)});
     EXPECT_EQ(killed.rc, 128 + SIGKILL) << killed.text;
     Output recovered = Gv({"apply", "--auto-approve"});

@@ -174,6 +174,15 @@ void CopyTree(const fs::path& from, const fs::path& to) {
   fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
 }
 
+std::map<std::string, long> ReadFaultsReport(const fs::path& report) {
+  std::map<std::string, long> counts;
+  std::istringstream in(ReadFile(report));
+  std::string kind;
+  long n = 0;
+  while (in >> kind >> n) counts[kind] = n;
+  return counts;
+}
+
 std::string Sha256(const fs::path& file) {
   Output out = Run({"sha256sum", file.string()});
   return out.text.substr(0, 64);

@@ -73,6 +73,8 @@ void WriteFile(const fs::path& path, const std::string& text);
 // `to` becomes an exact copy of `from` (removed first).
 void CopyTree(const fs::path& from, const fs::path& to);
 std::string Sha256(const fs::path& file);
+// A GITVIRT_FAULTS_REPORT file: mutating operations asked for, by kind, plus "any" (all).
+std::map<std::string, long> ReadFaultsReport(const fs::path& report);
 
 // ---- a gitvirt workspace --------------------------------------------------------------------
 

@@ -105,10 +105,7 @@ class FaultSweep : public ::testing::Test {
                                {"GITVIRT_FAULTS=any:1000000", "GITVIRT_FAULTS_REPORT=" + report.string()});
     ASSERT_EQ(counted.rc, 0) << counted.text;
     clean_seconds_ = SecondsSince(start);
-    std::istringstream in(ReadFile(report));
-    std::string kind;
-    long n = 0;
-    while (in >> kind >> n) counts_[kind] = n;
+    counts_ = ReadFaultsReport(report);
     operations_ = static_cast<int>(counts_["any"]);
     ASSERT_GT(operations_, 100) << ReadFile(report);
     auto jobs = ReadJobs(setup_->state_file());
