@@ -21,9 +21,13 @@ true, tcp: 22}`. Everything is then checked from outside gitvirt:
           the guest console), the API responses, or any other file the test or the daemon wrote
   test_4  changing the hostname is a needs-restart update (shutdown -> update-restart -> start);
           after it cloud-init runs again (new instance-id) and the new hostname is read back
+  test_5  a second VM with DHCP, no guest agent and `readiness: {tcp: 22}`: gitvirt finds its
+          address in the network's DHCP lease (libvirt's lease source), waits for ssh there, and
+          shows the leased address (within the DHCP range, in `virsh net-dhcp-leases`)
 
 Times are printed as [timing] lines. Under TCG a boot takes 1-4 minutes depending on the load.
 """
+import ipaddress
 import json
 import os
 import re
@@ -47,6 +51,7 @@ HARNESS = ""
 BUILD_IMAGE = ""
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNkOinIIqlyQ5qMwPxwz7KjZX1zlGsoe/GJTEFZls/9 e2e@gitvirt"
 VM = "gv-guest"
+DHCP_VM = "gv-dhcp"
 
 
 def timing(what, seconds):
@@ -314,6 +319,56 @@ spec:
         self.assertEqual(out.strip(), "guest-two")
         after = self.agent().read_file("/var/lib/cloud/data/instance-id").strip()
         self.assertNotEqual(before, after, "a new instance-id: cloud-init ran its per-instance modules again")
+        self.assertEqual(self.gitvirt("plan", "--detailed-exitcode", "--no-color", check=False).returncode, 0)
+
+    # ---- 5 ------------------------------------------------------------------------------
+
+    def test_5_a_dhcp_vm_is_ready_on_its_lease(self):
+        # No guest agent and no static address: the only way gitvirt learns where the guest is,
+        # is the libvirt network's DHCP lease (dnsmasq), and readiness waits for ssh there.
+        self.write("vm-dhcp.yaml", f"""apiVersion: gitvirt.dev/v1
+kind: VirtualMachine
+metadata: {{name: {DHCP_VM}}}
+spec:
+  node: hv1
+  vcpus: 1
+  memory: 768MiB
+  boot:
+    kernel: {self.image["KERNEL"]}
+    initrd: {self.image["INITRD"]}
+    cmdline: "{self.image["CMDLINE"]}"
+  disks:
+    - {{name: root, size: 6GiB, source: {{image: guest-base}}}}
+  networks:
+    - {{network: {self.network.name}}}
+  cloudInit:
+    hostname: {DHCP_VM}
+    users:
+      - name: gitvirt
+        sshAuthorizedKeys: ["{SSH_KEY}"]
+    ipConfigs: ["ip=dhcp"]
+  readiness: {{tcp: 22, timeout: 20m}}
+""")
+        started = time.time()
+        self.gitvirt("apply", "--auto-approve")
+        timing("DHCP VM: create + boot to Ready (tcp 22 on its lease), TCG", time.time() - started)
+        steps, events = self.last_job()
+        start = next(s for s in steps if s["step_id"] == f"start/{DHCP_VM}")
+        result = json.loads(start["result_json"])
+        self.assertEqual(result["ready"], True)
+        self.assertEqual(result["addressSource"], "lease")
+        leased = ipaddress.ip_address(result["address"])
+        dhcp_range = list(self.network.subnet.hosts())[99:200]
+        self.assertIn(leased, dhcp_range, "an address from the network's DHCP range")
+        # libvirt's own view of the lease agrees.
+        leases = run("virsh", "-c", self.uri, "net-dhcp-leases", self.network.name).stdout
+        self.assertIn(str(leased), leases)
+        messages = [e["message"] for e in events if e["step_id"] == f"start/{DHCP_VM}"]
+        ready = [m for m in messages if m.startswith(f"{DHCP_VM} is Ready after")]
+        self.assertEqual(len(ready), 1, messages)
+        self.assertIn(f"port 22 on {leased} accepts connections", ready[0])
+        describe = self.gitvirt("describe", "vm", DHCP_VM).stdout
+        self.assertIn(f"Address:     {leased} (lease)", describe)
         self.assertEqual(self.gitvirt("plan", "--detailed-exitcode", "--no-color", check=False).returncode, 0)
 
 
