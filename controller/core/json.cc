@@ -1,9 +1,12 @@
 #include "gitvirt/core/json.h"
 
 #include "gitvirt/core/diagnostic.h"
+#include "gitvirt/core/observed_codec.h"
 #include "gitvirt/core/plan.h"
 
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <tuple>
 #include <type_traits>
 
@@ -217,6 +220,55 @@ GITVIRT_JSON_FIELDS(Plan, FieldDef{"revision", &Plan::revision}, FieldDef{"sourc
                     FieldDef{"fingerprints", &Plan::fingerprints},
                     FieldDef{"unmanaged", &Plan::unmanaged}, FieldDef{"images", &Plan::images});
 
+// The observed model: only the binary snapshot form (observed_codec.h) walks these so far.
+GITVIRT_JSON_FIELDS(Ownership, FieldDef{"kind", &Ownership::kind}, FieldDef{"name", &Ownership::name},
+                    FieldDef{"cluster", &Ownership::cluster}, FieldDef{"group", &Ownership::group},
+                    FieldDef{"specHash", &Ownership::spec_hash},
+                    FieldDef{"revision", &Ownership::revision}, FieldDef{"job", &Ownership::job},
+                    FieldDef{"cloudInitHash", &Ownership::cloud_init_hash},
+                    FieldDef{"createdVolumes", &Ownership::created_volumes},
+                    FieldDef{"appliedSpec", &Ownership::applied_spec},
+                    FieldDef{"labels", &Ownership::labels}, FieldDef{"tags", &Ownership::tags});
+GITVIRT_JSON_FIELDS(ObservedSnapshot, FieldDef{"name", &ObservedSnapshot::name},
+                    FieldDef{"created", &ObservedSnapshot::created},
+                    FieldDef{"state", &ObservedSnapshot::state},
+                    FieldDef{"description", &ObservedSnapshot::description},
+                    FieldDef{"policy", &ObservedSnapshot::policy},
+                    FieldDef{"current", &ObservedSnapshot::current});
+GITVIRT_JSON_FIELDS(ObservedVm, FieldDef{"name", &ObservedVm::name}, FieldDef{"uuid", &ObservedVm::uuid},
+                    FieldDef{"node", &ObservedVm::node}, FieldDef{"power", &ObservedVm::power},
+                    FieldDef{"stateDetail", &ObservedVm::state_detail},
+                    FieldDef{"persistent", &ObservedVm::persistent},
+                    FieldDef{"autostart", &ObservedVm::autostart},
+                    FieldDef{"actual", &ObservedVm::actual}, FieldDef{"owner", &ObservedVm::owner},
+                    FieldDef{"lastApplied", &ObservedVm::last_applied},
+                    FieldDef{"snapshots", &ObservedVm::snapshots},
+                    FieldDef{"definitionFingerprint", &ObservedVm::definition_fingerprint});
+GITVIRT_JSON_FIELDS(ObservedVolume, FieldDef{"pool", &ObservedVolume::pool},
+                    FieldDef{"name", &ObservedVolume::name}, FieldDef{"path", &ObservedVolume::path},
+                    FieldDef{"capacity", &ObservedVolume::capacity},
+                    FieldDef{"allocation", &ObservedVolume::allocation},
+                    FieldDef{"physical", &ObservedVolume::physical},
+                    FieldDef{"format", &ObservedVolume::format},
+                    FieldDef{"backing", &ObservedVolume::backing});
+GITVIRT_JSON_FIELDS(ObservedPool, FieldDef{"name", &ObservedPool::name}, FieldDef{"path", &ObservedPool::path},
+                    FieldDef{"active", &ObservedPool::active}, FieldDef{"volumes", &ObservedPool::volumes});
+GITVIRT_JSON_FIELDS(NodeCapabilities, FieldDef{"driver", &NodeCapabilities::driver},
+                    FieldDef{"liveDeviceChanges", &NodeCapabilities::live_device_changes},
+                    FieldDef{"blockResize", &NodeCapabilities::block_resize},
+                    FieldDef{"volumeResize", &NodeCapabilities::volume_resize},
+                    FieldDef{"backup", &NodeCapabilities::backup},
+                    FieldDef{"migration", &NodeCapabilities::migration},
+                    FieldDef{"volumeUpload", &NodeCapabilities::volume_upload},
+                    FieldDef{"persistentSimulation", &NodeCapabilities::persistent_simulation},
+                    FieldDef{"guests", &NodeCapabilities::guests});
+GITVIRT_JSON_FIELDS(ObservedNode, FieldDef{"name", &ObservedNode::name},
+                    FieldDef{"reachable", &ObservedNode::reachable}, FieldDef{"error", &ObservedNode::error},
+                    FieldDef{"cpus", &ObservedNode::cpus}, FieldDef{"memory", &ObservedNode::memory},
+                    FieldDef{"capabilities", &ObservedNode::capabilities},
+                    FieldDef{"vms", &ObservedNode::vms}, FieldDef{"pools", &ObservedNode::pools},
+                    FieldDef{"networks", &ObservedNode::networks});
+
 #undef GITVIRT_JSON_FIELDS
 
 template <typename T>
@@ -338,7 +390,154 @@ Result<T> FromJson(const json& j, std::string_view what) {
   return value;
 }
 
+// ---- the binary form (observed_codec.h) ------------------------------------------------------
+
+template <typename T>
+struct IsMap : std::false_type {};
+template <typename K, typename V, typename C, typename A>
+struct IsMap<std::map<K, V, C, A>> : std::true_type {};
+template <typename T>
+inline constexpr bool kUnsupported = false;
+
+class BinaryWriter {
+ public:
+  template <typename V>
+  void Put(const V& v) {
+    if constexpr (HasFields<V>) {
+      std::apply([&](const auto&... field) { (Put(v.*(field.member)), ...); }, JsonFields<V>::kFields);
+    } else if constexpr (std::is_same_v<V, std::string>) {
+      Fixed(static_cast<std::uint64_t>(v.size()));
+      out_.append(v);
+    } else if constexpr (std::is_same_v<V, bool>) {
+      out_.push_back(v ? 1 : 0);
+    } else if constexpr (std::is_enum_v<V>) {
+      Fixed(static_cast<std::int64_t>(v));
+    } else if constexpr (std::is_integral_v<V>) {
+      Fixed(static_cast<std::conditional_t<std::is_signed_v<V>, std::int64_t, std::uint64_t>>(v));
+    } else if constexpr (std::is_same_v<V, Seconds>) {
+      Fixed(static_cast<std::int64_t>(v.count()));
+    } else if constexpr (std::is_same_v<V, TimePoint>) {
+      Fixed(static_cast<std::int64_t>(v.time_since_epoch().count()));
+    } else if constexpr (IsOptional<V>::value) {
+      out_.push_back(v ? 1 : 0);
+      if (v) Put(*v);
+    } else if constexpr (IsVector<V>::value || IsMap<V>::value) {
+      Fixed(static_cast<std::uint64_t>(v.size()));
+      for (const auto& item : v) {
+        if constexpr (IsMap<V>::value) {
+          Put(item.first);
+          Put(item.second);
+        } else {
+          Put(item);
+        }
+      }
+    } else {
+      static_assert(kUnsupported<V>, "no binary form for this type: add one");
+    }
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  template <typename I>
+  void Fixed(I value) {
+    char bytes[sizeof value];
+    std::memcpy(bytes, &value, sizeof value);
+    out_.append(bytes, sizeof value);
+  }
+  std::string out_;
+};
+
+class BinaryReader {
+ public:
+  explicit BinaryReader(std::string_view in) : in_(in) {}
+
+  template <typename V>
+  void Get(V& v) {
+    if constexpr (HasFields<V>) {
+      std::apply([&](const auto&... field) { (Get(v.*(field.member)), ...); }, JsonFields<V>::kFields);
+    } else if constexpr (std::is_same_v<V, std::string>) {
+      const auto size = Fixed<std::uint64_t>();
+      Need(size);
+      v.assign(in_.substr(0, size));
+      in_.remove_prefix(size);
+    } else if constexpr (std::is_same_v<V, bool>) {
+      Need(1);
+      v = in_[0] != 0;
+      in_.remove_prefix(1);
+    } else if constexpr (std::is_enum_v<V>) {
+      v = static_cast<V>(Fixed<std::int64_t>());
+    } else if constexpr (std::is_integral_v<V>) {
+      v = static_cast<V>(Fixed<std::conditional_t<std::is_signed_v<V>, std::int64_t, std::uint64_t>>());
+    } else if constexpr (std::is_same_v<V, Seconds>) {
+      v = Seconds(Fixed<std::int64_t>());
+    } else if constexpr (std::is_same_v<V, TimePoint>) {
+      v = TimePoint(std::chrono::seconds(Fixed<std::int64_t>()));
+    } else if constexpr (IsOptional<V>::value) {
+      bool present = false;
+      Get(present);
+      if (!present) {
+        v.reset();
+        return;
+      }
+      v.emplace();
+      Get(*v);
+    } else if constexpr (IsVector<V>::value) {
+      const auto size = Fixed<std::uint64_t>();
+      Need(size);  // every element takes at least a byte: a corrupt count cannot allocate much
+      v.clear();
+      v.resize(size);
+      for (auto& item : v) Get(item);
+    } else if constexpr (IsMap<V>::value) {
+      const auto size = Fixed<std::uint64_t>();
+      Need(size);
+      v.clear();
+      for (std::uint64_t i = 0; i < size; ++i) {
+        typename V::key_type key{};
+        typename V::mapped_type value{};
+        Get(key);
+        Get(value);
+        v.emplace_hint(v.end(), std::move(key), std::move(value));
+      }
+    } else {
+      static_assert(kUnsupported<V>, "no binary form for this type: add one");
+    }
+  }
+  bool AtEnd() const { return in_.empty(); }
+
+ private:
+  void Need(std::uint64_t n) const {
+    if (n > in_.size()) throw std::invalid_argument("truncated");
+  }
+  template <typename I>
+  I Fixed() {
+    Need(sizeof(I));
+    I value;
+    std::memcpy(&value, in_.data(), sizeof value);
+    in_.remove_prefix(sizeof value);
+    return value;
+  }
+  std::string_view in_;
+};
+
 }  // namespace
+
+std::string EncodeObservedNode(const ObservedNode& node) {
+  BinaryWriter out;
+  out.Put(node);
+  return out.Take();
+}
+
+Result<ObservedNode> DecodeObservedNode(std::string_view bytes) {
+  ObservedNode node;
+  try {
+    BinaryReader in(bytes);
+    in.Get(node);
+    if (!in.AtEnd()) throw std::invalid_argument("trailing bytes");
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInvalidArgument, e.what(), "reading an observed node snapshot");
+  }
+  return node;
+}
 
 json ToJson(const VmSpec& spec) { return Encode(spec); }
 json ToJson(const VirtualMachine& vm) { return Encode(vm); }

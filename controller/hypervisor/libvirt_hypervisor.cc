@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,12 +20,16 @@
 #include <type_traits>
 
 #include "gitvirt/core/json.h"
+#include "gitvirt/core/observed_codec.h"
 #include "gitvirt/hypervisor/domain_xml.h"
 #include "gitvirt/hypervisor/fault_injection.h"
 #include "libvirt_util.h"
 #include "sim_store.h"
 
 #include <libvirt/libvirt-qemu.h>
+
+#include <elf.h>
+#include <link.h>
 
 namespace gitvirt {
 namespace {
@@ -101,6 +106,53 @@ std::mutex& InProcessValidationMutex() {
   return mu;
 }
 
+std::atomic<std::uint64_t> g_simulated_loads{0};
+
+// The GNU build ID of the executable (which links this code statically): it names the code
+// that made an observation snapshot, so a rebuilt gitvirt never trusts an older one's (its
+// parser or normaliser may have changed). "" when the executable has none.
+const std::string& ExecutableBuildId() {
+  static const std::string id = [] {
+    std::string out;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void* data) -> int {
+          auto* hex = static_cast<std::string*>(data);
+          for (int i = 0; i < info->dlpi_phnum; ++i) {
+            const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+            if (ph.p_type != PT_NOTE) continue;
+            const char* p = reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
+            const char* end = p + ph.p_memsz;
+            while (p + sizeof(ElfW(Nhdr)) <= end) {
+              const auto* note = reinterpret_cast<const ElfW(Nhdr)*>(p);
+              const char* name = p + sizeof(ElfW(Nhdr));
+              const char* desc = name + ((note->n_namesz + 3) & ~3U);
+              if (desc + note->n_descsz > end) break;
+              if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
+                static constexpr char kDigits[] = "0123456789abcdef";
+                for (std::size_t k = 0; k < note->n_descsz; ++k) {
+                  const auto byte = static_cast<unsigned char>(desc[k]);
+                  hex->push_back(kDigits[byte >> 4]);
+                  hex->push_back(kDigits[byte & 15]);
+                }
+                return 1;
+              }
+              p = desc + ((note->n_descsz + 3) & ~3U);
+            }
+          }
+          return 1;  // the first object is the executable: stop there
+        },
+        &out);
+    return out;
+  }();
+  return id;
+}
+
+// GITVIRT_SIM_SNAPSHOTS=0 (or off): always observe simulated nodes through the test driver.
+bool SimSnapshotsEnabled() {
+  const char* v = std::getenv("GITVIRT_SIM_SNAPSHOTS");
+  return v == nullptr || (std::string_view(v) != "0" && std::string_view(v) != "off");
+}
+
 class LibvirtHypervisor final : public Hypervisor {
  public:
   LibvirtHypervisor(NodeConfig config, HypervisorOptions options)
@@ -119,20 +171,24 @@ class LibvirtHypervisor final : public Hypervisor {
     if (sim_) {
       if (auto ok = sim_->EnsureExists(config_); !ok) return ok;
       uri_ = sim_->Uri();
-    } else {
-      uri_ = config_.uri;
+      // The test driver, always. Its connection opens (and parses every domain of the node's
+      // files) at the first call that needs it: an observation that a snapshot can answer
+      // does not (see Observe).
+      caps_.driver = "TEST";
+      caps_.persistent_simulation = true;
+      caps_.volume_resize = true;  // emulated: a simulated volume is only metadata
+      virt_type_ = "kvm";
+      return {};
     }
+    uri_ = config_.uri;
     std::unique_lock lock(conn_mu_);
     if (auto ok = OpenLocked(); !ok) return ok;
+    connected_ = true;
     virConnectPtr c = conn_.get();
     const char* type = virConnectGetType(c);
     caps_.driver = type != nullptr ? type : "?";
     if (caps_.driver == "TEST") {
-      caps_.persistent_simulation = sim_.has_value();
-      // The test driver cannot resize volumes; a simulated node emulates it (its volumes are
-      // only metadata anyway).
-      caps_.volume_resize = sim_.has_value();
-      virt_type_ = "kvm";
+      virt_type_ = "kvm";  // the test driver cannot resize volumes: caps_.volume_resize stays off
     } else {
       caps_.live_device_changes = true;
       caps_.block_resize = true;
@@ -149,7 +205,6 @@ class LibvirtHypervisor final : public Hypervisor {
         free(domcaps);
       }
     }
-    if (sim_) return sim_->AfterOpen(c);
     return {};
   }
 
@@ -158,9 +213,17 @@ class LibvirtHypervisor final : public Hypervisor {
 
   // ---- observation -------------------------------------------------------------------------
 
+  // A simulated node not yet connected is answered from its snapshot when the snapshot was
+  // made from the files as they are now (same generation: nothing changed them since) by this
+  // build with this node's configuration; that is what the test driver would load and this
+  // code would observe, without parsing every domain. Otherwise the node is observed for real,
+  // and the result kept as the snapshot when it shows the files of one generation.
   Result<ObservedNode> Observe() override {
-    return Run<ObservedNode>("observe", false, "observing node " + config_.name,
-                             [&](virConnectPtr c) { return ObserveLocked(c); });
+    if (auto snapshot = FromSnapshot()) return std::move(*snapshot);
+    auto observed = Run<ObservedNode>("observe", false, "observing node " + config_.name,
+                                      [&](virConnectPtr c) { return ObserveLocked(c); });
+    if (observed) KeepSnapshot(*observed);
+    return observed;
   }
 
   Result<ObservedVm> ObserveVm(const std::string& name) override {
@@ -1162,7 +1225,17 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   Result<void> OpenLocked() {
-    Connection c(virConnectOpen(uri_.c_str()));
+    Connection c;
+    std::optional<std::uint64_t> generation;
+    if (sim_) {
+      auto opened = sim_->Open(generation);
+      if (!opened) return std::unexpected(opened.error().Wrap("connecting to node " + config_.name));
+      c = std::move(*opened);
+      ++g_simulated_loads;
+      if (auto ok = sim_->AfterOpen(c.get()); !ok) return ok;
+    } else {
+      c.reset(virConnectOpen(uri_.c_str()));
+    }
     if (!c) return std::unexpected(LastError("connecting to node " + config_.name + " (" + uri_ + ")"));
     const bool remote = uri_.find("+ssh") != std::string::npos || uri_.find("+tls") != std::string::npos ||
                         uri_.find("+tcp") != std::string::npos;
@@ -1170,8 +1243,71 @@ class LibvirtHypervisor final : public Hypervisor {
     virConnectRegisterCloseCallback(c.get(), &OnClose, this, nullptr);
     if (conn_) virConnectUnregisterCloseCallback(conn_.get(), &OnClose);
     conn_ = std::move(c);
+    loaded_generation_ = generation;
     lost_ = false;
     return {};
+  }
+
+  // Opens the connection of a simulated node at its first use (others open in Open()).
+  Result<void> EnsureConnected() {
+    if (connected_.load()) return {};
+    std::unique_lock lock(conn_mu_);
+    if (!conn_) {
+      if (auto ok = OpenLocked(); !ok) return ok;
+      log_->debug("node={} loaded its files through the test driver (generation {})", config_.name,
+                  loaded_generation_ ? std::to_string(*loaded_generation_) : "unknown");
+    }
+    connected_ = true;
+    return {};
+  }
+
+  std::string SnapshotKey() const {
+    unsigned long libvirt_version = 0;
+    virGetVersion(&libvirt_version, nullptr, nullptr);
+    return "build=" + ExecutableBuildId() + " libvirt=" + std::to_string(libvirt_version) + " node=" +
+           config_.name + " cpus=" + (config_.capacity_vcpus ? std::to_string(*config_.capacity_vcpus) : "-") +
+           " memory=" + (config_.capacity_memory ? std::to_string(*config_.capacity_memory) : "-") + " uri=" + uri_;
+  }
+
+  bool SnapshotsUsable() const { return sim_ && !ExecutableBuildId().empty() && SimSnapshotsEnabled(); }
+
+  // Before this process connects or changes anything: its files are the whole truth of the
+  // node, and the snapshot of their generation is what observing them would give.
+  std::optional<ObservedNode> FromSnapshot() {
+    if (!SnapshotsUsable() || connected_.load() || mutated_.load()) return std::nullopt;
+    const auto generation = sim_->Generation();
+    if (!generation) return std::nullopt;
+    auto payload = sim_->ReadSnapshot(*generation, SnapshotKey());
+    if (!payload) return std::nullopt;
+    auto node = DecodeObservedNode(*payload);
+    if (!node) {
+      log_->warn("node={} ignoring its observation snapshot: {}", config_.name, node.error().ToString());
+      return std::nullopt;
+    }
+    log_->debug("node={} observed from its snapshot (generation {}, {} domains)", config_.name, *generation,
+                node->vms.size());
+    return std::move(*node);
+  }
+
+  // Keeps an observation as the snapshot when it shows exactly the files of the generation it
+  // loaded: this process changed nothing (mutated_ is set before any change reaches the test
+  // driver, and read after the observation), and no one else has since (else the snapshot
+  // would be outdated at once: not wrong, as its generation is the old one, but useless).
+  void KeepSnapshot(const ObservedNode& node) {
+    if (!SnapshotsUsable()) return;
+    std::optional<std::uint64_t> loaded;
+    {
+      std::shared_lock lock(conn_mu_);
+      loaded = loaded_generation_;
+    }
+    if (!loaded || mutated_.load() || sim_->Generation() != loaded) return;
+    std::lock_guard lock(snapshot_mu_);
+    if (snapshot_written_ == loaded) return;
+    if (auto ok = sim_->WriteSnapshot(*loaded, SnapshotKey(), EncodeObservedNode(node)); !ok) {
+      log_->warn("node={} could not keep its observation snapshot: {}", config_.name, ok.error().ToString());
+      return;
+    }
+    snapshot_written_ = loaded;
   }
 
   // Reopens a lost connection, with backoff, for up to reconnect_timeout.
@@ -1202,9 +1338,12 @@ class LibvirtHypervisor final : public Hypervisor {
   template <typename T>
   Result<T> Run(std::string_view kind, bool mutating, const std::string& context,
                 const std::function<Result<T>(virConnectPtr)>& fn) {
+    // Before anything can reach the test driver's state: no snapshot is written from it now.
+    if (mutating) mutated_ = true;
     if (mutating) {
       if (auto fault = InjectedFault(kind)) return std::unexpected(fault->Wrap(context));
     }
+    if (auto ok = EnsureConnected(); !ok) return std::unexpected(ok.error().Wrap(context));
     for (int attempt = 0;; ++attempt) {
       Result<T> result = [&] {
         std::shared_lock lock(conn_mu_);
@@ -1666,11 +1805,18 @@ class LibvirtHypervisor final : public Hypervisor {
   std::shared_mutex conn_mu_;
   Connection conn_;
   std::atomic<bool> lost_{false};
+  std::atomic<bool> connected_{false};  // conn_ has been opened (simulated nodes open lazily)
+  std::atomic<bool> mutated_{false};    // a mutating call has started in this process
+  std::optional<std::uint64_t> loaded_generation_;  // of the simulated node's files conn_ loaded
+  std::mutex snapshot_mu_;
+  std::optional<std::uint64_t> snapshot_written_;
   NodeCapabilities caps_;
   std::string virt_type_ = "kvm";
 };
 
 }  // namespace
+
+std::uint64_t SimulatedNodeLoads() { return g_simulated_loads.load(); }
 
 Result<std::unique_ptr<Hypervisor>> ConnectNode(const NodeConfig& node, const HypervisorOptions& options) {
   auto hv = std::make_unique<LibvirtHypervisor>(node, options);

@@ -5,9 +5,14 @@
 #include <algorithm>
 #include <atomic>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 namespace gitvirt::libvirt {
@@ -32,6 +37,46 @@ Result<void> WriteAtomically(const std::string& path, const std::string& content
   return {};
 }
 
+Result<std::string> ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(ErrorCode::kNotFound, "cannot read", path);
+  std::string out;
+  in.seekg(0, std::ios::end);
+  out.resize(static_cast<std::size_t>(std::max<std::streamoff>(0, in.tellg())));
+  in.seekg(0);
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  if (!in) return Fail(ErrorCode::kIo, "cannot read", path);
+  return out;
+}
+
+// flock(2) on the node's lock file, released when destroyed (or by the kernel when the process
+// dies, so a crash leaves nothing stale).
+class FlockGuard {
+ public:
+  static Result<FlockGuard> Take(const std::string& path, int operation) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Fail(ErrorCode::kIo, std::strerror(errno), "opening the lock file " + path);
+    while (::flock(fd, operation) != 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      ::close(fd);
+      return Fail(ErrorCode::kIo, std::strerror(e), "locking " + path);
+    }
+    return FlockGuard(fd);
+  }
+  FlockGuard(FlockGuard&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FlockGuard& operator=(FlockGuard&&) = delete;
+  ~FlockGuard() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit FlockGuard(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+constexpr std::string_view kSnapshotMagic = "gitvirt-sim-snapshot 1";
+
 std::string Save(const pugi::xml_document& doc) {
   std::ostringstream out;
   doc.save(out, "  ", pugi::format_indent | pugi::format_no_declaration);
@@ -50,6 +95,28 @@ std::string SafeName(const std::string& name) {
 
 }  // namespace
 
+// One change of the node's files: the process's change mutex for its whole life; the exclusive
+// flock and the generation increment from its first write (a change that writes nothing, such
+// as an index that is already right, leaves the generation alone).
+class SimStore::Change {
+ public:
+  explicit Change(SimStore& store) : store_(store), mu_(store.change_mu_) {}
+
+  Result<void> BeforeWrite() {
+    if (lock_) return {};
+    auto lock = FlockGuard::Take(store_.dir_ + "/lock", LOCK_EX);
+    if (!lock) return std::unexpected(lock.error());
+    lock_.emplace(std::move(*lock));
+    const std::uint64_t next = store_.Generation().value_or(0) + 1;
+    return WriteAtomically(store_.dir_ + "/generation", std::to_string(next) + "\n");
+  }
+
+ private:
+  SimStore& store_;
+  std::lock_guard<std::mutex> mu_;
+  std::optional<FlockGuard> lock_;
+};
+
 SimStore::SimStore(std::string node_file)
     : node_file_(fs::absolute(node_file).lexically_normal().string()), dir_(node_file_ + ".d") {}
 
@@ -63,6 +130,7 @@ std::string SimStore::PoolFile(const std::string& name) const {
 }
 
 Result<void> SimStore::EnsureExists(const NodeConfig& node) {
+  Change change(*this);
   std::error_code ec;
   for (const char* sub : {"domains", "pools", "networks"}) {
     fs::create_directories(dir_ + "/" + sub, ec);
@@ -76,10 +144,16 @@ Result<void> SimStore::EnsureExists(const NodeConfig& node) {
          << "</active><mhz>3000</mhz><model>x86_64</model></cpu>\n"
          << "  <memory>" << memory / 1024 << "</memory>\n";
   header_ = header.str();
-  if (fs::exists(node_file_)) return WriteIndex();  // capacity follows the config
+  // A node without a generation (new, or written by an older gitvirt) gets one, so its
+  // snapshots can be trusted from now on.
+  if (!Generation()) {
+    if (auto ok = change.BeforeWrite(); !ok) return ok;
+  }
+  if (fs::exists(node_file_)) return WriteIndex(change);  // capacity follows the config
 
   const std::string network = dir_ + "/networks/default.xml";
   if (!fs::exists(network)) {
+    if (auto ok = change.BeforeWrite(); !ok) return ok;
     auto ok = WriteAtomically(network,
                               "<network>\n  <name>default</name>\n  <bridge name='virbr0'/>\n"
                               "  <forward/>\n  <ip address='192.168.122.1' netmask='255.255.255.0'>\n"
@@ -98,14 +172,14 @@ Result<void> SimStore::EnsureExists(const NodeConfig& node) {
     p.append_attribute("type") = "dir";
     p.append_child("name").text().set(pool.name.c_str());
     p.append_child("target").append_child("path").text().set(pool.path.c_str());
+    if (auto ok = change.BeforeWrite(); !ok) return ok;
     auto ok = WriteAtomically(PoolFile(pool.name), Save(doc));
     if (!ok) return ok;
   }
-  return WriteIndex();
+  return WriteIndex(change);
 }
 
-Result<void> SimStore::WriteIndex() {
-  std::lock_guard lock(index_mu_);
+Result<void> SimStore::WriteIndex(Change& change) {
   std::ostringstream out;
   out << "<node>\n" << header_;
   for (const char* kind : {"networks", "pools", "domains"}) {
@@ -122,7 +196,48 @@ Result<void> SimStore::WriteIndex() {
     }
   }
   out << "</node>\n";
+  // Unchanged (every open asks, for the capacity): no write, so the generation stays.
+  if (auto existing = ReadWhole(node_file_); existing && *existing == out.str()) return {};
+  if (auto ok = change.BeforeWrite(); !ok) return ok;
   return WriteAtomically(node_file_, out.str());
+}
+
+Result<Connection> SimStore::Open(std::optional<std::uint64_t>& generation) {
+  // Shared: loads exclude changes (a change is never half-loaded), not each other.
+  auto lock = FlockGuard::Take(dir_ + "/lock", LOCK_SH);
+  if (!lock) return std::unexpected(lock.error());
+  generation = Generation();
+  Connection c(virConnectOpen(Uri().c_str()));
+  if (!c) return std::unexpected(LastError("opening simulated node " + node_file_));
+  return c;
+}
+
+std::optional<std::uint64_t> SimStore::Generation() const {
+  auto text = ReadWhole(dir_ + "/generation");
+  if (!text || text->empty()) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : *text) {
+    if (c == '\n') break;
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return value;
+}
+
+std::optional<std::string> SimStore::ReadSnapshot(std::uint64_t generation, const std::string& key) const {
+  auto content = ReadWhole(dir_ + "/observed.snapshot");
+  if (!content) return std::nullopt;
+  const std::string header =
+      std::string(kSnapshotMagic) + "\n" + std::to_string(generation) + "\n" + key + "\n";
+  if (!content->starts_with(header)) return std::nullopt;
+  return content->substr(header.size());
+}
+
+Result<void> SimStore::WriteSnapshot(std::uint64_t generation, const std::string& key,
+                                     const std::string& payload) const {
+  std::string content = std::string(kSnapshotMagic) + "\n" + std::to_string(generation) + "\n" + key + "\n";
+  content += payload;
+  return WriteAtomically(dir_ + "/observed.snapshot", content);
 }
 
 Result<void> SimStore::AfterOpen(virConnectPtr conn) {
@@ -142,10 +257,10 @@ Result<void> SimStore::AfterOpen(virConnectPtr conn) {
 }
 
 Result<void> SimStore::SaveDomain(virConnectPtr conn, const std::string& name) {
-  std::lock_guard lock(save_mu_);  // read and write as one: a later read is never overwritten by an older one
+  Change change(*this);  // read and write as one: a later read is never overwritten by an older one
   Domain dom(virDomainLookupByName(conn, name.c_str()));
   if (!dom) {
-    if (LastErrorCode() == VIR_ERR_NO_DOMAIN) return RemoveDomain(name);
+    if (LastErrorCode() == VIR_ERR_NO_DOMAIN) return RemoveDomainLocked(change, name);
     return std::unexpected(LastError("saving simulated domain " + name));
   }
   const std::string xml = TakeString(virDomainGetXMLDesc(dom.get(), VIR_DOMAIN_XML_INACTIVE));
@@ -189,19 +304,27 @@ Result<void> SimStore::SaveDomain(virConnectPtr conn, const std::string& name) {
 
   const std::string path = DomainFile(name);
   const bool existed = fs::exists(path);
+  if (auto ok = change.BeforeWrite(); !ok) return ok;
   auto ok = WriteAtomically(path, Save(doc));
   if (!ok) return ok;
-  return existed ? Result<void>{} : WriteIndex();
+  return existed ? Result<void>{} : WriteIndex(change);
 }
 
 Result<void> SimStore::RemoveDomain(const std::string& name) {
+  Change change(*this);
+  return RemoveDomainLocked(change, name);
+}
+
+Result<void> SimStore::RemoveDomainLocked(Change& change, const std::string& name) {
   std::error_code ec;
+  if (!fs::exists(DomainFile(name), ec)) return {};
+  if (auto ok = change.BeforeWrite(); !ok) return ok;
   if (!fs::remove(DomainFile(name), ec)) return {};
-  return WriteIndex();
+  return WriteIndex(change);
 }
 
 Result<void> SimStore::SavePool(virConnectPtr conn, const std::string& name) {
-  std::lock_guard lock(save_mu_);  // as SaveDomain
+  Change change(*this);  // as SaveDomain
   Pool pool(virStoragePoolLookupByName(conn, name.c_str()));
   if (!pool) return std::unexpected(LastError("saving simulated pool " + name));
   pugi::xml_document doc;
@@ -219,9 +342,10 @@ Result<void> SimStore::SavePool(virConnectPtr conn, const std::string& name) {
   free(volumes);
   const std::string path = PoolFile(name);
   const bool existed = fs::exists(path);
+  if (auto ok = change.BeforeWrite(); !ok) return ok;
   auto ok = WriteAtomically(path, Save(doc));
   if (!ok) return ok;
-  return existed ? Result<void>{} : WriteIndex();
+  return existed ? Result<void>{} : WriteIndex(change);
 }
 
 }  // namespace gitvirt::libvirt

@@ -21,7 +21,14 @@ struct HypervisorOptions {
   std::shared_ptr<spdlog::logger> logger;  // null: spdlog's default logger
 };
 
+// A simulated node (sim:PATH) connects at its first call that needs libvirt; until it does,
+// Observe() is answered from the node's observation snapshot when that is current (see
+// sim_store.h), so a no-op plan does not pay the test driver's parse of every domain.
 Result<std::unique_ptr<Hypervisor>> ConnectNode(const NodeConfig& node,
                                                 const HypervisorOptions& options);
+
+// How many times this process has loaded a simulated node's files into libvirt's test driver
+// (the expensive part of observing one): tests prove with it that a snapshot answered.
+std::uint64_t SimulatedNodeLoads();
 
 }  // namespace gitvirt
