@@ -89,7 +89,9 @@ class Differ {
       : desired_(desired), observed_(observed), ctx_(ctx) {}
 
   VmDiff Run() {
-    if (desired_ == observed_) return {};
+    // Equal but for what the comparison below ignores (the node, the power state, MACs
+    // libvirt generated): no change. The common case, checked without the JSON forms.
+    if (desired_ == observed_ || desired_ == Comparable(observed_)) return {};
     const json d = Normalise(ToJson(desired_));
     const json o = Normalise(ToJson(observed_));
     Compare("", d, o, /*list=*/"");
@@ -99,6 +101,17 @@ class Differ {
   }
 
  private:
+  VmSpec Comparable(VmSpec observed) const {
+    observed.node = desired_.node;
+    observed.power_state = desired_.power_state;
+    if (observed.networks.size() == desired_.networks.size()) {
+      for (std::size_t i = 0; i < observed.networks.size(); ++i) {
+        if (desired_.networks[i].mac.empty()) observed.networks[i].mac.clear();
+      }
+    }
+    return observed;
+  }
+
   void Compare(const std::string& path, const json& d, const json& o, std::string_view list) {
     if (d == o) return;
     if (d.is_object() && o.is_object()) {
