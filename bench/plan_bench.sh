@@ -5,7 +5,14 @@
 #   2. `gitvirt apply` of N plain VMs (a linked clone of an Image, a data disk, one NIC) over
 #      K simulated nodes — once, to own them (reported, not a target);
 #   3. `gitvirt plan --detailed-exitcode` over them, nothing to change — observe every domain of
-#      every node, diff, plan — best and median of R runs;
+#      every node, diff, plan:
+#        3a. the first plan after the apply: the apply changed every node, so every node's files
+#            are loaded into libvirt's test driver (and the observation kept as the node's
+#            snapshot) — once;
+#        3b. the plans after it: nothing changed the nodes, each is answered from its
+#            observation snapshot (see DEVELOPERS.md, "Simulated nodes") — best and median of R;
+#        3c. the same with the snapshots turned off (GITVIRT_SIM_SNAPSHOTS=0): every plan loads
+#            every node — best and median of R;
 #   4. the limit for 3: a C program per node, all at once, opening the same simulated node with
 #      libvirt's test driver (which parses the node's files) and reading every domain's XML and
 #      state (bench/raw_apply.c --observe);
@@ -33,6 +40,7 @@ work=$(mktemp -d /tmp/gvplan-XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 
 now() { date +%s.%N; }
+load() { cut -d' ' -f1 /proc/loadavg; }
 elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
 stats() {  # prints "best median" of the numbers on stdin
   sort -n | awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[1], v[int((NR + 1) / 2)] }'
@@ -47,6 +55,7 @@ for _ in $(seq "$runs"); do
   elapsed "$t" >> "$work/validate.times"; echo >> "$work/validate.times"
 done
 read -r validate_best validate_median < <(stats < "$work/validate.times")
+validate_load=$(load)
 
 # --- 2. own N VMs on K simulated nodes -----------------------------------------------------------
 cp "$root/examples/images/tiny.qcow2" "$work/base.qcow2"
@@ -68,21 +77,30 @@ python3 "$root/bench/gen_manifests.py" "$work/manifests" "$vms" --files 100 --no
 gv() { (cd "$work" && exec "$gitvirt" --config gitvirt.yaml "$@"); }
 t=$(now)
 gv apply --auto-approve --no-color > "$work/apply.log" 2>&1 || { tail -20 "$work/apply.log" >&2; exit 1; }
-apply_s=$(elapsed "$t")
+apply_s=$(elapsed "$t") apply_load=$(load)
 
 # --- 3. the no-op plan ------------------------------------------------------------------------------
-: > "$work/plan.times"
-for _ in $(seq "$runs"); do
-  t=$(now)
+noop_plan() {  # appends the seconds of one no-op plan to $1
+  local t; t=$(now)
   gv plan --detailed-exitcode --no-color > "$work/plan.log" 2>&1 ||
     { echo "the plan is not empty (exit $?):" >&2; tail -20 "$work/plan.log" >&2; exit 1; }
-  elapsed "$t" >> "$work/plan.times"; echo >> "$work/plan.times"
-done
+  elapsed "$t" >> "$1"; echo >> "$1"
+}
+: > "$work/plan-first.times"
+noop_plan "$work/plan-first.times"
+first_s=$(head -1 "$work/plan-first.times") first_load=$(load)
+: > "$work/plan.times"
+for _ in $(seq "$runs"); do noop_plan "$work/plan.times"; done
 read -r plan_best plan_median < <(stats < "$work/plan.times")
+plan_load=$(load)
+: > "$work/plan-cold.times"
+for _ in $(seq "$runs"); do GITVIRT_SIM_SNAPSHOTS=0 noop_plan "$work/plan-cold.times"; done
+read -r cold_best cold_median < <(stats < "$work/plan-cold.times")
+cold_load=$(load)
 
 # --- 4. the limit: libvirt alone, every node at once ---------------------------------------------------
 raw=${BUILD_DIR:-$root/build}/bench/bench_raw_apply
-raw_best=- raw_median=- ratio=-
+raw_best=- raw_median=- ratio=- cold_ratio=- raw_load=-
 if [ -x "$raw" ]; then
   : > "$work/raw.times"
   for _ in $(seq "$runs"); do
@@ -92,11 +110,13 @@ if [ -x "$raw" ]; then
     elapsed "$t" >> "$work/raw.times"; echo >> "$work/raw.times"
   done
   read -r raw_best raw_median < <(stats < "$work/raw.times")
+  raw_load=$(load)
   ratio=$(awk -v a="$plan_median" -v b="$raw_median" 'BEGIN { printf "%.2f", a / b }')
+  cold_ratio=$(awk -v a="$cold_median" -v b="$raw_median" 'BEGIN { printf "%.2f", a / b }')
 fi
 
 # --- 5. the reconcile pass in serve ------------------------------------------------------------------
-gv serve > "$work/serve.log" 2>&1 &
+(cd "$work" && exec "$gitvirt" --config gitvirt.yaml serve) > "$work/serve.log" 2>&1 &
 serve_pid=$!
 metric() { curl -s "http://127.0.0.1:${PLAN_BENCH_PORT:-18931}/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 : > "$work/serve.times"
@@ -113,15 +133,18 @@ while [ "$(wc -l < "$work/serve.times")" -lt "$runs" ] && [ "$(date +%s)" -lt "$
   fi
 done
 kill -TERM "$serve_pid"; wait "$serve_pid" || true
-serve_best=- serve_median=-
+serve_best=- serve_median=- serve_load=$(load)
 [ -s "$work/serve.times" ] && read -r serve_best serve_median < <(stats < "$work/serve.times")
 
-printf '\n%s, %s, %s cores, load %s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$("$gitvirt" version | head -1)" \
+printf '\n%s, %s, %s cores, load %s now\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$("$gitvirt" version | head -1)" \
   "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-60s %8s %8s %s\n' "what" "best s" "median s" "target"
-printf '%-60s %8s %8s %s\n' "validate: load $vms VirtualMachine documents (100 files)" "$validate_best" "$validate_median" "< 1 s"
-printf '%-60s %8s %8s %s\n' "apply: create + start $vms VMs on $nodes simulated nodes (once)" "$apply_s" "-" "-"
-printf '%-60s %8s %8s %s\n' "plan: no changes over $vms owned VMs on $nodes simulated nodes" "$plan_best" "$plan_median" "< 1.5 s"
-printf '%-60s %8s %8s %s\n' "C: load the same $nodes node files + read every domain" "$raw_best" "$raw_median" "the limit"
-printf '%-60s %8s %8s %s\n' "serve: no-op reconcile pass over the same (connections open)" "$serve_best" "$serve_median" "< 1.5 s"
-echo "no-op plan / C limit (medians): $ratio"
+row() { printf '%-66s %8s %8s %6s  %s\n' "$@"; }
+row "what" "best s" "median s" "load" "target"
+row "validate: load $vms VirtualMachine documents (100 files)" "$validate_best" "$validate_median" "$validate_load" "< 1 s"
+row "apply: create + start $vms VMs on $nodes simulated nodes (once)" "$apply_s" "-" "$apply_load" "-"
+row "plan, first after the apply (every node loaded; snapshots cold)" "$first_s" "-" "$first_load" "-"
+row "plan, no changes, repeated (snapshots warm)" "$plan_best" "$plan_median" "$plan_load" "< 1.5 s"
+row "plan, no changes, GITVIRT_SIM_SNAPSHOTS=0 (every node loaded)" "$cold_best" "$cold_median" "$cold_load" "-"
+row "C: load the same $nodes node files + read every domain" "$raw_best" "$raw_median" "$raw_load" "limit (cold)"
+row "serve: no-op reconcile pass over the same" "$serve_best" "$serve_median" "$serve_load" "< 1.5 s"
+echo "no-op plan / C limit (medians): snapshots warm $ratio, snapshots off $cold_ratio"
