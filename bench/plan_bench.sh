@@ -20,24 +20,32 @@
 #      the test driver parses its files once, at start-up): the reconcile pass's duration from
 #      /metrics, R passes.
 #
-# usage: bench/plan_bench.sh [--vms N] [--nodes K] [--runs R]     defaults 10000, 10, 5
+# usage: bench/plan_bench.sh [--vms N] [--nodes K] [--runs R] [--reuse DIR]  defaults 10000, 10, 5
+#   --reuse DIR: the work directory of an earlier run kept with KEEP=1 (same N and K): skip the
+#   generation and the apply (reported as "-"), measure the rest again.
 # Targets (issues 2 and 3): loading 10,000 documents < 1 s; the no-op plan of 10,000 < 1.5 s.
 set -euo pipefail
 
-vms=10000 nodes=10 runs=5
+vms=10000 nodes=10 runs=5 reuse=
 while [ $# -gt 0 ]; do
   case "$1" in
     --vms) vms=$2; shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--vms N] [--nodes K] [--runs R]" >&2; exit 2 ;;
+    --reuse) reuse=$2; shift 2 ;;
+    *) echo "usage: $0 [--vms N] [--nodes K] [--runs R] [--reuse DIR]" >&2; exit 2 ;;
   esac
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
 gitvirt=${BUILD_DIR:-$root/build}/gitvirt
 [ -x "$gitvirt" ] || { echo "missing $gitvirt: cmake --build build --target gitvirt" >&2; exit 1; }
-work=$(mktemp -d /tmp/gvplan-XXXXXX)
-[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
+if [ -n "$reuse" ]; then
+  work=$(cd "$reuse" && pwd)
+  [ -f "$work/gitvirt.yaml" ] && [ -d "$work/rich" ] || { echo "$reuse is not a kept plan_bench directory" >&2; exit 1; }
+else
+  work=$(mktemp -d /tmp/gvplan-XXXXXX)
+  [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
+fi
 
 now() { date +%s.%N; }
 load() { cut -d' ' -f1 /proc/loadavg; }
@@ -47,7 +55,7 @@ stats() {  # prints "best median" of the numbers on stdin
 }
 
 # --- 1. the loader -----------------------------------------------------------------------------------
-python3 "$root/bench/gen_manifests.py" "$work/rich" "$vms" --files 100
+[ -n "$reuse" ] || python3 "$root/bench/gen_manifests.py" "$work/rich" "$vms" --files 100
 : > "$work/validate.times"
 for _ in $(seq "$runs"); do
   t=$(now)
@@ -58,6 +66,9 @@ read -r validate_best validate_median < <(stats < "$work/validate.times")
 validate_load=$(load)
 
 # --- 2. own N VMs on K simulated nodes -----------------------------------------------------------
+gv() { (cd "$work" && exec "$gitvirt" --config gitvirt.yaml "$@"); }
+apply_s=- apply_load=-
+if [ -z "$reuse" ]; then
 cp "$root/examples/images/tiny.qcow2" "$work/base.qcow2"
 sha=$(sha256sum "$work/base.qcow2" | cut -d' ' -f1)
 python3 "$root/bench/gen_manifests.py" "$work/manifests" "$vms" --files 100 --nodes "$nodes" --plain \
@@ -74,10 +85,10 @@ python3 "$root/bench/gen_manifests.py" "$work/manifests" "$vms" --files 100 --no
   echo "api: {listen: '127.0.0.1:${PLAN_BENCH_PORT:-18931}'}"
   echo "state: state/gitvirt.db"
 } > "$work/gitvirt.yaml"
-gv() { (cd "$work" && exec "$gitvirt" --config gitvirt.yaml "$@"); }
 t=$(now)
 gv apply --auto-approve --no-color > "$work/apply.log" 2>&1 || { tail -20 "$work/apply.log" >&2; exit 1; }
 apply_s=$(elapsed "$t") apply_load=$(load)
+fi
 
 # --- 3. the no-op plan ------------------------------------------------------------------------------
 noop_plan() {  # appends the seconds of one no-op plan to $1
@@ -86,6 +97,8 @@ noop_plan() {  # appends the seconds of one no-op plan to $1
     { echo "the plan is not empty (exit $?):" >&2; tail -20 "$work/plan.log" >&2; exit 1; }
   elapsed "$t" >> "$1"; echo >> "$1"
 }
+# Reused: the snapshots an earlier run kept would answer; without them it is as after the apply.
+[ -z "$reuse" ] || rm -f "$work"/sim/*.xml.d/observed.snapshot
 : > "$work/plan-first.times"
 noop_plan "$work/plan-first.times"
 first_s=$(head -1 "$work/plan-first.times") first_load=$(load)
