@@ -102,19 +102,29 @@ class SimStore::Change {
  public:
   explicit Change(SimStore& store) : store_(store), mu_(store.change_mu_) {}
 
-  Result<void> BeforeWrite() {
+  // Excludes other processes' changes and loads (to read the files as one consistent state).
+  Result<void> Lock() {
     if (lock_) return {};
     auto lock = FlockGuard::Take(store_.dir_ + "/lock", LOCK_EX);
     if (!lock) return std::unexpected(lock.error());
     lock_.emplace(std::move(*lock));
+    return {};
+  }
+
+  Result<void> BeforeWrite() {
+    if (bumped_) return {};
+    if (auto ok = Lock(); !ok) return ok;
     const std::uint64_t next = store_.Generation().value_or(0) + 1;
-    return WriteAtomically(store_.dir_ + "/generation", std::to_string(next) + "\n");
+    if (auto ok = WriteAtomically(store_.dir_ + "/generation", std::to_string(next) + "\n"); !ok) return ok;
+    bumped_ = true;
+    return {};
   }
 
  private:
   SimStore& store_;
   std::lock_guard<std::mutex> mu_;
   std::optional<FlockGuard> lock_;
+  bool bumped_ = false;
 };
 
 SimStore::SimStore(std::string node_file)
@@ -180,6 +190,8 @@ Result<void> SimStore::EnsureExists(const NodeConfig& node) {
 }
 
 Result<void> SimStore::WriteIndex(Change& change) {
+  // Listed under the lock: another process's change may be adding or removing files.
+  if (auto ok = change.Lock(); !ok) return ok;
   std::ostringstream out;
   out << "<node>\n" << header_;
   for (const char* kind : {"networks", "pools", "domains"}) {
