@@ -115,13 +115,26 @@ spec: {{source: {cls.image["IMAGE"]}, sha256: {sha}, format: qcow2}}
 
     @classmethod
     def write_vm(cls, hostname):
-        cls.write("vm.yaml", f"""apiVersion: gitvirt.dev/v1
+        cls.write("vm.yaml", cls.vm_yaml(
+            VM, hostname, vcpus=2, memory="1GiB",
+            user="        passwordFrom: {file: guest-password}\n        sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n",
+            ip_config=f"ip={cls.ip}/24,gw={cls.network.gateway}",
+            extra=f"""    nameservers: [{cls.network.gateway}]
+  readiness: {{agent: true, tcp: 22, timeout: 20m}}
+  updatePolicy: {{restart: Allowed, shutdownTimeout: 3m, forceOff: true}}
+"""))
+
+    @classmethod
+    def vm_yaml(cls, name, hostname, vcpus, memory, user, ip_config, extra):
+        """A VM from the guest image on the test's network, with cloud-init's user `gitvirt`
+        (SSH key, plus `user` lines) and one ipConfig; `extra` continues the cloudInit block."""
+        return f"""apiVersion: gitvirt.dev/v1
 kind: VirtualMachine
-metadata: {{name: {VM}}}
+metadata: {{name: {name}}}
 spec:
   node: hv1
-  vcpus: 2
-  memory: 1GiB
+  vcpus: {vcpus}
+  memory: {memory}
   boot:
     kernel: {cls.image["KERNEL"]}
     initrd: {cls.image["INITRD"]}
@@ -135,13 +148,8 @@ spec:
     users:
       - name: gitvirt
         sshAuthorizedKeys: ["{SSH_KEY}"]
-        passwordFrom: {{file: guest-password}}
-        sudo: "ALL=(ALL) NOPASSWD:ALL"
-    ipConfigs: ["ip={cls.ip}/24,gw={cls.network.gateway}"]
-    nameservers: [{cls.network.gateway}]
-  readiness: {{agent: true, tcp: 22, timeout: 20m}}
-  updatePolicy: {{restart: Allowed, shutdownTimeout: 3m, forceOff: true}}
-""")
+{user}    ipConfigs: ["{ip_config}"]
+{extra}"""
 
     def gitvirt(self, *args, check=True, timeout=3600):
         p = subprocess.run([GITVIRT, "--config", self.config, *args], capture_output=True, text=True,
@@ -326,29 +334,8 @@ spec:
     def test_5_a_dhcp_vm_is_ready_on_its_lease(self):
         # No guest agent and no static address: the only way gitvirt learns where the guest is,
         # is the libvirt network's DHCP lease (dnsmasq), and readiness waits for ssh there.
-        self.write("vm-dhcp.yaml", f"""apiVersion: gitvirt.dev/v1
-kind: VirtualMachine
-metadata: {{name: {DHCP_VM}}}
-spec:
-  node: hv1
-  vcpus: 1
-  memory: 768MiB
-  boot:
-    kernel: {self.image["KERNEL"]}
-    initrd: {self.image["INITRD"]}
-    cmdline: "{self.image["CMDLINE"]}"
-  disks:
-    - {{name: root, size: 6GiB, source: {{image: guest-base}}}}
-  networks:
-    - {{network: {self.network.name}}}
-  cloudInit:
-    hostname: {DHCP_VM}
-    users:
-      - name: gitvirt
-        sshAuthorizedKeys: ["{SSH_KEY}"]
-    ipConfigs: ["ip=dhcp"]
-  readiness: {{tcp: 22, timeout: 20m}}
-""")
+        self.write("vm-dhcp.yaml", self.vm_yaml(DHCP_VM, DHCP_VM, vcpus=1, memory="768MiB", user="",
+                                                ip_config="ip=dhcp", extra="  readiness: {tcp: 22, timeout: 20m}\n"))
         started = time.time()
         self.gitvirt("apply", "--auto-approve")
         timing("DHCP VM: create + boot to Ready (tcp 22 on its lease), TCG", time.time() - started)
