@@ -581,6 +581,15 @@ class Builder {
       StopForRestart(want, from, current.power, "to migrate offline: " + live_blocker);
       after = PowerState::kStopped;
     }
+    const Firmware& firmware = current.actual.firmware;
+    if (mode == "offline" && !simulated && (firmware.type == FirmwareType::kUefi || firmware.tpm)) {
+      plan_.warnings.push_back(Diagnostic{
+          Severity::kWarning, {}, "VirtualMachine/" + vm.meta.name,
+          std::string("an offline migration does not carry ") +
+              (firmware.tpm ? "the UEFI variables (NVRAM) or the TPM state" : "the UEFI variables (NVRAM)") +
+              ": they stay on " + from + ", and " + vm.meta.name + " starts on " + node +
+              " with fresh ones (boot entries fall back to the disk's default loader)"});
+    }
     Action migrate = VmAction(ActionType::kMigrate, want, node, reason);
     migrate.source_node = from;
     migrate.changes.push_back(node_change);

@@ -460,7 +460,9 @@ class Migration {
 
   Result<void> LetGoOfSource() {
     if (auto ok = ctx_.RecordUndo(json{{"sourceUndefined", true}}.dump()); !ok) return ok;
-    auto gone = r_.source->Undefine(r_.vm);
+    // The UEFI variables and TPM state stay on the source (the plan says so): nothing carries
+    // them to the target, and nothing may destroy them.
+    auto gone = r_.source->UndefineKeepingFirmwareState(r_.vm);
     if (!gone && gone.error().code != ErrorCode::kNotFound) return gone;
     return {};
   }

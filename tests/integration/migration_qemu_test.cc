@@ -14,6 +14,8 @@
 //                    allowOffline, a live migration made to fail falls back to offline.
 //                    Injected faults (a define on the target, libvirt's migrate call) leave the
 //                    VM where it was and no copy behind.
+//   OfflineUefi...   a UEFI VM moved offline: its variable store stays on hv1, intact, and the
+//                    plan warns that it does not travel; the VM starts on hv2.
 //
 // The guests run no OS (TCG, GITVIRT_VIRT_TYPE=qemu); the markers are the disks' content.
 #include <gtest/gtest.h>
@@ -368,6 +370,59 @@ TEST_F(MigrationQemu, OfflineThenLive) {
   Output fell = Gv({"describe", "vm", "mig-01"});
   EXPECT_NE(fell.text.find("hv1 -> hv2  offline (live failed)"), std::string::npos) << fell.text;
   EXPECT_NE(fell.text.find("injected fault: migrate"), std::string::npos) << fell.text;
+}
+
+// A UEFI VM that moves offline leaves its firmware variables on the source (the plan says so)
+// instead of having them deleted with its definition there, and starts on the target.
+TEST_F(MigrationQemu, OfflineUefiLeavesTheFirmwareVariablesOnTheSource) {
+  ScopedEnv tcg("GITVIRT_VIRT_TYPE", "qemu");
+  const Virsh hv1(a_->qemu_uri()), hv2(b_->qemu_uri());
+  auto write = [&](const std::string& node, const std::string& power) {
+    WriteFile(work_->path() / "manifests" / "efi-01.yaml",
+              "apiVersion: gitvirt.dev/v1\nkind: VirtualMachine\nmetadata: {name: efi-01}\nspec:\n  node: " + node +
+                  "\n  vcpus: 1\n  memory: 512MiB\n  firmware: {type: uefi}\n  powerState: " + power +
+                  "\n  disks:\n    - {name: root, size: 64MiB}\n"
+                  "  updatePolicy: {restart: Allowed, shutdownTimeout: 2s, forceOff: true}\n");
+  };
+  // Running once makes libvirt create the variable store from the template.
+  write("hv1", "Running");
+  Output created = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(created.rc, 0) << created.text;
+  write("hv1", "Stopped");
+  Output stopped = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(stopped.rc, 0) << stopped.text;
+  ASSERT_EQ(hv1.State("efi-01"), "shut off");
+  // With firmware auto-selection the definition names no variable store: libvirt keeps it at
+  // its default path.
+  const std::string xml = hv1.Must({"dumpxml", "efi-01"});
+  std::string nvram = "/var/lib/libvirt/qemu/nvram/efi-01_VARS.fd";
+  if (const auto open = xml.find("<nvram"); open != std::string::npos) {
+    const auto from = xml.find('>', open) + 1;
+    nvram = xml.substr(from, xml.find("</nvram>", from) - from);
+  }
+  ASSERT_TRUE(nvram.starts_with("/var/lib/libvirt/")) << nvram;
+  // The daemons' /var/lib/libvirt is their own directory's lib/ (tests/harness/libvirtd.sh).
+  const fs::path on_hv1 = fs::path(a_->dir()) / "lib" / nvram.substr(std::string("/var/lib/libvirt/").size());
+  ASSERT_TRUE(fs::exists(on_hv1)) << on_hv1;
+  const std::string before = Sha256(on_hv1);
+
+  write("hv2", "Stopped");
+  Output plan = Gv({"plan"});
+  ASSERT_EQ(plan.rc, 0) << plan.text;
+  EXPECT_NE(plan.text.find("mode: offline"), std::string::npos) << plan.text;
+  EXPECT_NE(plan.text.find("does not carry the UEFI variables (NVRAM): they stay on hv1"), std::string::npos)
+      << plan.text;
+  Output moved = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(moved.rc, 0) << moved.text;
+  EXPECT_FALSE(hv1.Exists("efi-01"));
+  ASSERT_TRUE(hv2.Exists("efi-01"));
+  ASSERT_TRUE(fs::exists(on_hv1)) << "the variables were deleted with the source's definition";
+  EXPECT_EQ(Sha256(on_hv1), before);
+
+  write("hv2", "Running");
+  Output started = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(started.rc, 0) << started.text;
+  EXPECT_EQ(hv2.State("efi-01"), "running");
 }
 
 }  // namespace

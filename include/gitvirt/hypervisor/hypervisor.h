@@ -137,6 +137,10 @@ class Hypervisor {
   // Removes the definition (and snapshot/checkpoint/NVRAM metadata). A running domain is
   // destroyed first.
   virtual Result<void> Undefine(const std::string& name) = 0;
+  // Like Undefine, but the firmware's state (UEFI variables, TPM) stays on the node: a VM that
+  // moves away leaves it there rather than destroying it. Where a node keeps no such state
+  // (the test driver), the same as Undefine.
+  virtual Result<void> UndefineKeepingFirmwareState(const std::string& name) { return Undefine(name); }
   virtual Result<void> SetOwner(const std::string& name, const std::optional<Ownership>& owner) = 0;
   virtual Result<void> SetAutostart(const std::string& name, bool autostart) = 0;
 
