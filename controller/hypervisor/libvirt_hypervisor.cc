@@ -298,7 +298,10 @@ class LibvirtHypervisor final : public Hypervisor {
     });
   }
 
-  Result<void> Undefine(const std::string& name) override {
+  Result<void> Undefine(const std::string& name) override { return UndefineDomain(name, false); }
+  Result<void> UndefineKeepingFirmwareState(const std::string& name) override { return UndefineDomain(name, true); }
+
+  Result<void> UndefineDomain(const std::string& name, bool keep_firmware_state) {
     return Mutate("undefine", "undefining " + name + " on " + config_.name, name, [&](virConnectPtr c) -> Result<void> {
       auto dom = LookupDomain(c, name);
       if (!dom) return std::unexpected(dom.error());
@@ -306,7 +309,11 @@ class LibvirtHypervisor final : public Hypervisor {
         return std::unexpected(LastError("destroying before undefine"));
       }
       unsigned int flags = VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE;
-      if (caps_.driver != "TEST") flags |= VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+      if (caps_.driver != "TEST") {
+        flags |= VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA;
+        flags |= keep_firmware_state ? VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_KEEP_TPM
+                                     : VIR_DOMAIN_UNDEFINE_NVRAM;
+      }
       if (virDomainUndefineFlags(dom->get(), flags) < 0) return std::unexpected(LastError(""));
       return {};
     });
@@ -821,6 +828,13 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   Result<SnapshotTaken> CreateSnapshot(const std::string& name, const SnapshotRequest& request) override {
+    // The mark is what lets a policy's retention delete a snapshot: a snapshot made by hand may
+    // not carry it, or retention would take it for the policy's own.
+    if (request.policy.empty() && request.description.starts_with(kPolicyPrefix)) {
+      return Fail(ErrorCode::kInvalidArgument, "a snapshot description may not start with \"" +
+                                                   std::string(kPolicyPrefix) +
+                                                   "\": that prefix marks the snapshots a SnapshotPolicy owns");
+    }
     SnapshotTaken taken;
     auto made = Mutate(
         "snapshot-create", "creating snapshot " + request.name + " of " + name, name,
@@ -838,21 +852,27 @@ class LibvirtHypervisor final : public Hypervisor {
           if (!request.policy.empty()) description = std::string(kPolicyPrefix) + request.policy + "] " + description;
           if (!description.empty()) root.append_child("description").text().set(description.c_str());
           unsigned int flags = 0;
+          bool started_paused = false;
           if (caps_.driver != "TEST" && UsesPflash(live)) {
-            // libvirt 9.0 refuses internal snapshots of a running VM with pflash firmware, and
-            // cannot delete the external snapshots it takes of a stopped one (their overlay
-            // chain is not recorded): external, and only while the VM runs.
+            // libvirt 9.0 refuses internal snapshots of a VM with pflash firmware, and cannot
+            // delete the external snapshots it takes of a stopped one (their overlay chain is
+            // not recorded): external, always of a running domain. A stopped VM is started
+            // paused for it (its CPUs never run a guest instruction) and destroyed after.
             if (!active) {
-              return Fail(ErrorCode::kFailedPrecondition,
-                          name + " has UEFI (pflash) firmware and is not running: libvirt 9.0 takes only external "
-                                 "snapshots of such a VM, and cannot delete those it takes of a stopped one; start it "
-                                 "first, or back it up instead");
+              if (virDomainCreateWithFlags(dom->get(), VIR_DOMAIN_START_PAUSED) < 0) {
+                return std::unexpected(LastError("starting it paused for an external snapshot"));
+              }
+              started_paused = true;
+              live.reset();
+              live.load_string(TakeString(virDomainGetXMLDesc(dom->get(), 0)).c_str());
             }
             if (auto disks = ExternalSnapshotDisks(c, live, request.name, root); !disks) {
+              if (started_paused) virDomainDestroy(dom->get());
               return std::unexpected(disks.error());
             }
             flags = VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC;
             taken.kind = "external";
+            if (started_paused) taken.note = "the VM was stopped: started paused for the snapshot and stopped again";
           }
           std::ostringstream xml;
           doc.save(xml, "", pugi::format_raw | pugi::format_no_declaration);
@@ -880,6 +900,10 @@ class LibvirtHypervisor final : public Hypervisor {
               log_->error("node={} vm={} thawing the guest's filesystems failed: {}", config_.name, name,
                           LastError("").message);
             }
+          }
+          if (started_paused && virDomainDestroy(dom->get()) < 0) {
+            const Error stop = LastError("stopping it again after the snapshot");
+            return std::unexpected(s ? stop : failed);
           }
           if (!s) return std::unexpected(failed);
           taken.quiesced = frozen;

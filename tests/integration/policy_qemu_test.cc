@@ -19,8 +19,9 @@
 //                           overlay files, marked with the policy; retention deletes the oldest
 //                           (libvirt commits it); the overlays are no drift for plan, survive a
 //                           redefinition, are read by an offline backup (a marker written into
-//                           the top overlay comes back from the restored copy), refuse a stopped
-//                           VM with a reason, and go with the VM when it is pruned
+//                           the top overlay comes back from the restored copy), are taken of a
+//                           stopped VM too (started paused for it, stopped again), and go with
+//                           the VM when it is pruned
 //   QuiesceThroughTheGuestAgent  a Debian guest (tests/guest image) with qemu-guest-agent:
 //                           `snapshot create --quiesce` has the agent freeze its filesystems
 //                           (reported in the job), and they are thawed again
@@ -581,14 +582,29 @@ TEST_F(PolicyQemu, UefiSnapshotsAreExternal) {
     EXPECT_EQ(virsh.State("efi1"), "running");
   }
 
-  // Stopped, a UEFI VM cannot be snapshotted (libvirt could not delete such a snapshot later).
+  // Stopped, a UEFI VM is started paused for its external snapshot and stopped again; the
+  // policy's retention deletes its oldest while it is stopped.
   gv.Write("vm.yaml", VmYaml("efi1", "Stopped") + "  firmware: {type: uefi}\n  description: \"redefined\"\n");
   gv.Ok({"apply", "--auto-approve"});
   ASSERT_EQ(virsh.State("efi1"), "shut off");
   {
+    const std::set<std::string> before = virsh.Snapshots("efi1");
     Output stopped = gv({"snapshot", "run", "efi-rot"});
-    EXPECT_EQ(stopped.rc, 1) << gv.Explain(stopped);
-    EXPECT_NE(stopped.text.find("UEFI"), std::string::npos) << gv.Explain(stopped);
+    ASSERT_EQ(stopped.rc, 0) << gv.Explain(stopped);
+    EXPECT_EQ(virsh.State("efi1"), "shut off");
+    const std::set<std::string> after = virsh.Snapshots("efi1");
+    ASSERT_EQ(after.size(), 3u) << ::testing::PrintToString(after);
+    EXPECT_TRUE(after.contains("by-hand"));
+    std::string made;
+    for (const std::string& snap : after) {
+      if (!before.contains(snap)) made = snap;
+    }
+    ASSERT_FALSE(made.empty()) << ::testing::PrintToString(after);
+    const std::string xml = virsh({"snapshot-dumpxml", "efi1", made});
+    EXPECT_NE(xml.find("snapshot='external'"), std::string::npos) << xml;
+    EXPECT_EQ(fs::path(virsh.DiskSourceFile("efi1", "vda")).filename().string(), "efi1-root.qcow2.gvsnap-" + made);
+    Output plan = gv({"plan", "--detailed-exitcode", "--no-color"});
+    EXPECT_EQ(plan.rc, 0) << gv.Explain(plan);
   }
   // A marker written into the overlay in use (the disk's current content) comes back from an
   // offline backup: the copy reads through the chain.
