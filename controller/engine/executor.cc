@@ -298,10 +298,10 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       return finish(i, std::unexpected(ok.error().Wrap("journal")));
     }
     CrashPoint("step-started", action.id);
-    StepDelay();
     (void)journal_.AppendEvent(job_id, action.id, EventLevel::kInfo,
                                std::string(EnumName(action.type)) + " " + action.target.ToString() +
                                    (action.node.empty() ? "" : " on " + action.node));
+    StepDelay();
     auto result = runner_.Run(action, ctx);
     CrashPoint("step-ran", action.id);
     finish(i, std::move(result));

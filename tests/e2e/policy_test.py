@@ -8,7 +8,9 @@ between runs), so it needs no daemon. Checked from outside: exit codes, `-o json
 backup directories on disk, the state file with sqlite3, and serve's HTTP API.
 
   power      --dry-run changes nothing; confirmation is asked (refused without a terminal) and
-             skipped with -y; --max-parallel; VMs already in the state are skipped; jobs
+             skipped with -y; --max-parallel (from the journal's event order); VMs already in
+             the state are skipped; shutdown, reboot, reboot --force (off + start), shutdown
+             --force; jobs
   snapshots  create/list/delete by hand, `snapshot run POLICY` with retention keep 2 that never
              touches the hand-made one; a name taken by hand is refused
   backups    `backup run POLICY|VM`, list, verify (and a tampered file failing it), restore --as
@@ -146,6 +148,71 @@ api: {{listen: "127.0.0.1:0"}}
         self.assertNotIn("skipping", forced)
         self.assertEqual(len(self.jobs("power")), jobs_before + 3)
 
+    def last_job_steps(self):
+        """The steps and events of the newest job in the state file, in journal order."""
+        con = sqlite3.connect(f"file:{os.path.join(self.dir, 'state', 'gitvirt.db')}?mode=ro", uri=True)
+        con.row_factory = sqlite3.Row
+        # The rowid breaks ties between jobs created in the same second (schema.cc).
+        job = con.execute("SELECT id FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()[0]
+        self.last_plan = json.loads(con.execute("SELECT plan_json FROM jobs WHERE id = ?", (job,)).fetchone()[0])
+        steps = [dict(r) for r in con.execute("SELECT * FROM steps WHERE job_id = ? ORDER BY seq", (job,))]
+        events = [dict(r) for r in con.execute("SELECT * FROM events WHERE job_id = ? ORDER BY seq", (job,))]
+        con.close()
+        return steps, events
+
+    def most_at_once(self, events):
+        """How many steps of a job ran at the same time, from the order of their journal events."""
+        # A step's first event says it began (after it was journaled started); its last says
+        # it succeeded or why it failed.
+        seen, running, most = set(), set(), 0
+        for e in events:
+            step = e["step_id"]
+            if not step:
+                continue
+            if step not in seen:
+                seen.add(step)
+                running.add(step)
+                most = max(most, len(running))
+            elif e["message"].endswith(" succeeded") or e["level"] == "error":
+                running.discard(step)
+        return most
+
+    def test_1b_power_shutdown_reboot_force(self):
+        self.assertEqual(self.power(), {"web-01": "Running", "web-02": "Running", "db-01": "Running"})
+        # --max-parallel bounds the steps running at once; every step holds for 500 ms.
+        env = dict(os.environ, GITVIRT_STEP_DELAY_MS="500")
+        out = run(GITVIRT, "--config", self.config, "power", "shutdown", "-l", "tier=web", "-y",
+                  "--max-parallel", "1", check=False, env=env, stdin=subprocess.DEVNULL, timeout=300)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertEqual(self.power(), {"web-01": "Stopped", "web-02": "Stopped", "db-01": "Running"})
+        steps, events = self.last_job_steps()
+        self.assertEqual(sorted(s["type"] for s in steps), ["shutdown", "shutdown"])
+        self.assertEqual(self.most_at_once(events), 1, [e["message"] for e in events])
+        out = run(GITVIRT, "--config", self.config, "power", "start", "-l", "tier=web", "--max-parallel", "2",
+                  check=False, env=env, stdin=subprocess.DEVNULL, timeout=300)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        steps, events = self.last_job_steps()
+        self.assertEqual(self.most_at_once(events), 2, [e["message"] for e in events])
+
+        # reboot: one reboot step; with --force a hard reset (power off, then start).
+        self.ok("power", "reboot", "web-01", "-y")
+        steps, _ = self.last_job_steps()
+        self.assertEqual([s["type"] for s in steps], ["reboot"])
+        self.assertEqual(self.power()["web-01"], "Running")
+        self.ok("power", "reboot", "web-01", "-y", "--force")
+        steps, _ = self.last_job_steps()
+        self.assertEqual([s["type"] for s in steps], ["stop", "start"])
+        self.assertTrue(all(s["status"] == "succeeded" for s in steps), steps)
+        self.assertEqual(self.power()["web-01"], "Running")
+        # shutdown --force: the step may power off after the VM's shutdownTimeout.
+        self.ok("power", "shutdown", "db-01", "-y", "--force")
+        steps, _ = self.last_job_steps()
+        self.assertEqual([s["type"] for s in steps], ["shutdown"])
+        self.assertEqual(self.last_plan["actions"][0]["params"].get("forceOff"), "true", self.last_plan)
+        self.assertEqual(self.power()["db-01"], "Stopped")
+        self.ok("power", "start", "db-01")
+        self.assertEqual(self.power(), {"web-01": "Running", "web-02": "Running", "db-01": "Running"})
+
     # ---- snapshots ---------------------------------------------------------------------
 
     def snapshots(self, vm_name):
@@ -156,6 +223,11 @@ api: {{listen: "127.0.0.1:0"}}
         self.ok("snapshot", "create", "web-01", "keep-me", "--description", "by hand")
         taken = self.gv("snapshot", "create", "web-01", "keep-me")
         self.assertEqual(taken.returncode, 1, "a name taken (by hand) is refused, not taken over")
+        # A hand-made snapshot cannot wear a policy's mark (retention would take it for its own).
+        forged = self.gv("snapshot", "create", "web-01", "forged", "--description", "[gitvirt policy=hourly] x")
+        self.assertEqual(forged.returncode, 1, forged.stdout + forged.stderr)
+        self.assertIn("marks the snapshots a SnapshotPolicy owns", forged.stdout + forged.stderr)
+        self.assertNotIn("forged", self.snapshots("web-01"))
         for _ in range(3):
             self.ok("snapshot", "run", "hourly")
             time.sleep(1.1)  # names and creation times have one-second resolution
