@@ -118,16 +118,19 @@ int RunGet(const GlobalOptions& global, const GetOptions& opts) {
     return kExitOk;
   }
   if (opts.what == "clusters" || opts.what == "cluster") {
-    Table table({"NAME", "READY", "GROUP", "ROLE", "GROUP READY", "MEMBERS"});
+    // One row per member, like `kubectl get pods`: the cluster's and the group's Ready/total
+    // repeat on each of their rows so a filtered or sorted listing stays readable.
+    Table table({"CLUSTER", "READY", "GROUP", "ROLE", "GROUP READY", "MEMBER", "NODE", "STATE", "MEMBER READY"});
     for (const ClusterStatus& c : view->clusters) {
+      const std::string cluster_ready = std::to_string(c.ready) + "/" + std::to_string(c.desired);
       for (const ClusterGroupStatus& g : c.groups) {
-        std::string members;
+        const std::string group_ready = std::to_string(g.ready) + "/" + std::to_string(g.desired);
+        const std::string role = g.role.empty() ? "-" : g.role;
+        if (g.members.empty()) table.Add({c.name, cluster_ready, g.name, role, group_ready, "-", "-", "-", "-"});
         for (const ClusterMemberStatus& m : g.members) {
-          members += (members.empty() ? "" : " ") + m.name + "@" + (m.node.empty() ? "?" : m.node) +
-                     (m.ready ? "" : "(not ready)");
+          table.Add({c.name, cluster_ready, g.name, role, group_ready, m.name, m.node.empty() ? "-" : m.node,
+                     m.power.empty() ? "missing" : m.power, m.ready ? "yes" : "no"});
         }
-        table.Add({c.name, std::to_string(c.ready) + "/" + std::to_string(c.desired), g.name, g.role.empty() ? "-" : g.role,
-                   std::to_string(g.ready) + "/" + std::to_string(g.desired), members.empty() ? "-" : members});
       }
     }
     table.Print(std::cout);

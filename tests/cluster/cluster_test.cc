@@ -3,13 +3,15 @@
 //
 //   ExampleClusterOnUnequalNodes  the example 3 + 3 cluster: the control plane on three distinct
 //                                 nodes (and zones), workers spread, addresses from the patterns,
-//                                 `get clusters` shows 6/6; a second plan is empty.
+//                                 `get clusters` shows 6/6 and a row per member with its
+//                                 node and state; a second plan is empty.
 //   HardFourthMemberFailsThePlan  a 4th HARD member: plan and apply exit 1 naming the group, the
 //                                 count and the nodes that fit; nothing changes on any node.
 //   SoftSpreadsSixWorkers         6 SOFT workers on 3 nodes: 2/2/2.
 //   SmallNodeGetsNone             a node with too little memory gets none of them.
 //   ScaleThreeFiveTwo             3 -> 5 -> 2 workers with --prune: names, placement stability,
 //                                 IPs (from ipConfigPatterns) and the deleted members' volumes.
+//   ScaleDownOnTheGroup...        4 -> 3 with `scaleDown: true` and no --prune.
 //   FullRollbackOnFifthMember     GITVIRT_FAULTS=define:5 while creating 6 members with FULL:
 //                                 no member, no member's volume left, job rolled back; a second
 //                                 apply creates them all.
@@ -206,6 +208,15 @@ TEST_F(ClusterTest, ExampleClusterOnUnequalNodes) {
   Output clusters = Gv({"get", "clusters"});
   ASSERT_EQ(clusters.rc, 0) << clusters.text;
   EXPECT_NE(clusters.text.find("6/6"), std::string::npos) << clusters.text;
+  // A row per member with its node and state.
+  for (const auto& [name, vm] : vms) {
+    if (!name.starts_with("k8s-")) continue;
+    const auto row = clusters.text.find(name + " ");
+    ASSERT_NE(row, std::string::npos) << name << " has no row:\n" << clusters.text;
+    const std::string line = clusters.text.substr(row, clusters.text.find('\n', row) - row);
+    EXPECT_NE(line.find(" " + vm.node + " "), std::string::npos) << line;
+    EXPECT_NE(line.find("Running"), std::string::npos) << line;
+  }
   Output again = Gv({"plan", "--detailed-exitcode"});
   EXPECT_EQ(again.rc, 0) << again.text;
 }
@@ -305,6 +316,29 @@ TEST_F(ClusterTest, ScaleThreeFiveTwo) {
     EXPECT_EQ(after.volumes.contains(key), !removed) << key;
   }
   Output settled = Gv({"plan", "--detailed-exitcode", "--prune"});
+  EXPECT_EQ(settled.rc, 0) << settled.text;
+}
+
+// `scaleDown: true` on the group removes the highest-numbered members without --prune.
+TEST_F(ClusterTest, ScaleDownOnTheGroupNeedsNoPrune) {
+  UseNodes(kUnequal);
+  WriteWorkers(4, "4GiB", "SOFT", true);
+  Output four = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(four.rc, 0) << four.text;
+  const auto vms4 = Vms();
+  ASSERT_EQ(vms4.size(), 4u);
+  WriteWorkers(3, "4GiB", "SOFT", true);
+  Output three = Gv({"apply", "--auto-approve"});
+  ASSERT_EQ(three.rc, 0) << three.text;
+  EXPECT_NE(three.text.find("k8s-worker-04"), std::string::npos) << three.text;
+  const auto vms3 = Vms();
+  EXPECT_EQ(vms3.size(), 3u);
+  EXPECT_FALSE(vms3.contains("k8s-worker-04"));
+  for (const char* name : {"k8s-worker-01", "k8s-worker-02", "k8s-worker-03"}) {
+    ASSERT_TRUE(vms3.contains(name)) << name;
+    EXPECT_EQ(vms3.at(name).node, vms4.at(name).node) << name << " moved while scaling down";
+  }
+  Output settled = Gv({"plan", "--detailed-exitcode"});
   EXPECT_EQ(settled.rc, 0) << settled.text;
 }
 

@@ -130,10 +130,12 @@ spec:
         networks: [{bridge: br0}]
     - name: worker
       count: 2
-      template: {vcpus: 4, memory: 8GiB}
+      ipConfigPatterns: ["ip=10.0.{index}.9/24"]
+      template: {vcpus: 4, memory: 8GiB, networks: [{bridge: br0}]}
 )"}});
   ASSERT_TRUE(r.ok()) << Messages(r);
   ASSERT_EQ(r.desired.vms.size(), 5u);
+  EXPECT_EQ(r.desired.FindVm("k8s-worker-02")->spec.cloud_init->ip_configs.at(0).ToString(), "ip=10.0.1.9/24");
   EXPECT_EQ(r.summary.cluster_members, 5);
   const VirtualMachine* cp2 = r.desired.FindVm("k8s-cp-02");
   ASSERT_NE(cp2, nullptr);
