@@ -267,7 +267,8 @@ GITVIRT_JSON_FIELDS(ObservedNode, FieldDef{"name", &ObservedNode::name},
                     FieldDef{"cpus", &ObservedNode::cpus}, FieldDef{"memory", &ObservedNode::memory},
                     FieldDef{"capabilities", &ObservedNode::capabilities},
                     FieldDef{"vms", &ObservedNode::vms}, FieldDef{"pools", &ObservedNode::pools},
-                    FieldDef{"networks", &ObservedNode::networks});
+                    FieldDef{"networks", &ObservedNode::networks},
+                    FieldDef{"interfaces", &ObservedNode::interfaces});
 
 #undef GITVIRT_JSON_FIELDS
 

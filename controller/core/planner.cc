@@ -239,6 +239,13 @@ class Builder {
         Error("VirtualMachine \"" + vm.meta.name + "\" uses network \"" + nic.network +
               "\", which does not exist on node " + node_name);
       }
+      if (!nic.bridge.empty() && node->interfaces &&
+          !std::binary_search(node->interfaces->begin(), node->interfaces->end(), nic.bridge)) {
+        std::string have;
+        for (const std::string& i : *node->interfaces) have += (have.empty() ? "" : ", ") + i;
+        Error("VirtualMachine \"" + vm.meta.name + "\" uses bridge \"" + nic.bridge +
+              "\", which does not exist on node " + node_name + " (its interfaces: " + have + ")");
+      }
     }
   }
 

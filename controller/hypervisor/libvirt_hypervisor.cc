@@ -1806,6 +1806,23 @@ class LibvirtHypervisor final : public Hypervisor {
     }
     free(nets);
     std::sort(node.networks.begin(), node.networks.end());
+    if (caps_.driver != "TEST") {
+      // Host interfaces, for the bridges NICs name (the interface driver lists them from udev;
+      // a daemon without it leaves them unchecked).
+      virInterfacePtr* ifaces = nullptr;
+      const int ni = virConnectListAllInterfaces(c, &ifaces, 0);
+      if (ni >= 0) {
+        node.interfaces.emplace();
+        for (int i = 0; i < ni; ++i) {
+          Interface iface(ifaces[i]);
+          node.interfaces->emplace_back(virInterfaceGetName(iface.get()));
+        }
+        free(ifaces);
+        std::sort(node.interfaces->begin(), node.interfaces->end());
+      } else {
+        virResetLastError();
+      }
+    }
     virDomainPtr* domains = nullptr;
     const int nd = virConnectListAllDomains(c, &domains, 0);
     if (nd < 0) return std::unexpected(LastError("listing domains"));

@@ -28,6 +28,9 @@ struct VolumeDeleter {
 struct NetworkDeleter {
   void operator()(virNetworkPtr n) const { virNetworkFree(n); }
 };
+struct InterfaceDeleter {
+  void operator()(virInterfacePtr i) const { virInterfaceFree(i); }
+};
 struct SnapshotDeleter {
   void operator()(virDomainSnapshotPtr s) const { virDomainSnapshotFree(s); }
 };
@@ -43,6 +46,7 @@ using Domain = std::unique_ptr<virDomain, DomainDeleter>;
 using Pool = std::unique_ptr<virStoragePool, PoolDeleter>;
 using Volume = std::unique_ptr<virStorageVol, VolumeDeleter>;
 using Network = std::unique_ptr<virNetwork, NetworkDeleter>;
+using Interface = std::unique_ptr<virInterface, InterfaceDeleter>;
 using Snapshot = std::unique_ptr<virDomainSnapshot, SnapshotDeleter>;
 using Stream = std::unique_ptr<virStream, StreamDeleter>;
 using String = std::unique_ptr<char, StringDeleter>;

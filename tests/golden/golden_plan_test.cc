@@ -317,7 +317,7 @@ ObservedNode ReadNode(const std::string& name, const YAML::Node& node,
       ObservedPool{.name = "default", .path = "/var/lib/gitvirt/images/default", .active = true}};
   std::string driver = "QEMU";
   if (node && !node.IsNull()) {
-    CheckKeys(node, {"driver", "reachable", "error", "cpus", "memory", "networks", "pools", "vms"},
+    CheckKeys(node, {"driver", "reachable", "error", "cpus", "memory", "networks", "interfaces", "pools", "vms"},
               where);
     if (node["driver"]) driver = node["driver"].as<std::string>();
     if (node["reachable"]) out.reachable = node["reachable"].as<bool>();
@@ -325,6 +325,10 @@ ObservedNode ReadNode(const std::string& name, const YAML::Node& node,
     if (node["cpus"]) out.cpus = node["cpus"].as<int>();
     if (node["memory"]) out.memory = SizeOf(node["memory"], where + " memory");
     if (node["networks"]) out.networks = Strings(node["networks"]);
+    if (node["interfaces"]) {
+      out.interfaces = Strings(node["interfaces"]);
+      std::ranges::sort(*out.interfaces);
+    }
     if (node["pools"]) {
       out.pools.clear();
       for (const auto& kv : node["pools"]) {

@@ -14,6 +14,7 @@
 //                    allowOffline, a live migration made to fail falls back to offline.
 //                    Injected faults (a define on the target, libvirt's migrate call) leave the
 //                    VM where it was and no copy behind.
+//   ABridge...       a NIC on a bridge hv1 lacks fails the plan, naming hv1's interfaces.
 //   OfflineUefi...   a UEFI VM moved offline: its variable store stays on hv1, intact, and the
 //                    plan warns that it does not travel; the VM starts on hv2.
 //
@@ -370,6 +371,21 @@ TEST_F(MigrationQemu, OfflineThenLive) {
   Output fell = Gv({"describe", "vm", "mig-01"});
   EXPECT_NE(fell.text.find("hv1 -> hv2  offline (live failed)"), std::string::npos) << fell.text;
   EXPECT_NE(fell.text.find("injected fault: migrate"), std::string::npos) << fell.text;
+}
+
+// A NIC on a bridge the host does not have fails the plan, naming the host's interfaces as
+// libvirt lists them (the check a migration's target gets too).
+TEST_F(MigrationQemu, ABridgeTheHostLacksFailsThePlan) {
+  WriteFile(work_->path() / "manifests" / "br-01.yaml",
+            "apiVersion: gitvirt.dev/v1\nkind: VirtualMachine\nmetadata: {name: br-01}\nspec:\n  node: hv1\n"
+            "  vcpus: 1\n  memory: 512MiB\n  networks: [{bridge: gvnobr0}]\n");
+  Output plan = Gv({"plan"});
+  EXPECT_EQ(plan.rc, 1) << plan.text;
+  EXPECT_NE(plan.text.find("uses bridge \"gvnobr0\", which does not exist on node hv1 (its interfaces: "),
+            std::string::npos)
+      << plan.text;
+  EXPECT_NE(plan.text.find("lo"), std::string::npos) << plan.text;
+  EXPECT_FALSE(Virsh(a_->qemu_uri()).Exists("br-01"));
 }
 
 // A UEFI VM that moves offline leaves its firmware variables on the source (the plan says so)

@@ -107,6 +107,9 @@ struct ObservedNode {
   std::vector<ObservedVm> vms;      // sorted by name
   std::vector<ObservedPool> pools;  // sorted by name
   std::vector<std::string> networks;
+  // The host's network interfaces (a NIC's `bridge` must be one of them), sorted; nullopt where
+  // the node's libvirt cannot list them (no interface driver, the test driver): not checked.
+  std::optional<std::vector<std::string>> interfaces;
 
   const ObservedVm* FindVm(std::string_view name) const;
   const ObservedPool* FindPool(std::string_view name) const;
