@@ -304,6 +304,7 @@ def parent_paths(path: str):
 
 def check_position(path: pathlib.Path, data: bytes, line: int, col, substring: str):
     """None when the expected position names a node of the path, else a reason."""
+    substring = substring.split(": ", 1)[0]  # "spec.memroy: unknown field ...": the path
     if not PATH_RE.match(substring):
         return None  # not a field path (yaml, file, mapping, ...): nothing to check
     try:
