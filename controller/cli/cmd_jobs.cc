@@ -32,7 +32,7 @@ int ShowJob(Journal& journal, const std::string& id) {
             << "Status:    " << EnumName(job->status) << "\n"
             << "Strategy:  " << job->strategy << "\n"
             << "Revision:  " << job->revision << "\n"
-            << "Source:    " << job->source << "\n"
+            << "Source:    " << DisplaySource(job->source) << "\n"
             << "Created:   " << FormatTime(job->created_at) << "\n"
             << "Started:   " << Time(job->started_at) << "\n"
             << "Finished:  " << Time(job->finished_at) << "\n";

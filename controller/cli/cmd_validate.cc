@@ -33,13 +33,16 @@ int RunValidate(const GlobalOptions& global, const ValidateOptions& opts) {
     }
   }
   LoadResult loaded = LoadDirectory(dir);
-  // Diagnostics name files as given on the command line: "examples/manifests/web.yaml:3:1".
+  // Diagnostics name files from here, like the summary: "examples/manifests/web.yaml:3:1",
+  // also when the directory came from the configuration (an absolute source.path).
   for (Diagnostic& d : loaded.diagnostics) {
     if (d.location.line > 0) d.location.file = (std::filesystem::path(dir) / d.location.file).string();
   }
+  const std::string shown = DisplayPath(dir);
   if (opts.output == "json") {
     nlohmann::json out;
     out["ok"] = loaded.ok();
+    out["directory"] = shown;
     out["diagnostics"] = DiagnosticsJson(loaded.diagnostics);
     out["summary"] = {{"files", loaded.summary.files},
                       {"documents", loaded.summary.documents},
@@ -53,12 +56,12 @@ int RunValidate(const GlobalOptions& global, const ValidateOptions& opts) {
   if (!loaded.ok()) {
     const auto errors = std::count_if(loaded.diagnostics.begin(), loaded.diagnostics.end(),
                                       [](const Diagnostic& d) { return d.severity == Severity::kError; });
-    std::cerr << dir << ": " << errors << " error" << (errors == 1 ? "" : "s")
+    std::cerr << shown << ": " << errors << " error" << (errors == 1 ? "" : "s")
               << "; nothing was planned\n";
     return kExitError;
   }
   const LoadSummary& s = loaded.summary;
-  std::cout << dir << ": " << s.files << " file" << (s.files == 1 ? "" : "s") << ", "
+  std::cout << shown << ": " << s.files << " file" << (s.files == 1 ? "" : "s") << ", "
             << s.documents << " document" << (s.documents == 1 ? "" : "s") << ", valid\n";
   for (const auto& [kind, count] : s.by_kind) {
     std::cout << "  " << std::left << std::setw(16) << kind << count << "\n";

@@ -11,6 +11,17 @@
 
 namespace gitvirt::cli {
 
+// A path as the user would type it here: relative to the current directory when it lies under
+// it ("examples/manifests", "." for the directory itself), as given otherwise. What the CLI
+// prints for files and directories, in summaries and in diagnostics alike.
+std::string DisplayPath(const std::string& path);
+
+// A plan's or job's source ("dir:/abs/path", "git:URL@REF", "cli:...") with a directory shown
+// by DisplayPath. Only for printing: the source itself (saved plans, the journal) stays absolute.
+std::string DisplaySource(const std::string& source);
+
+// Diagnostics as "file:line:column: error: ...", their files shown by DisplayPath; the JSON
+// form carries the same file names.
 void PrintDiagnostics(std::ostream& out, const std::vector<Diagnostic>& diagnostics);
 nlohmann::json DiagnosticsJson(const std::vector<Diagnostic>& diagnostics);
 
