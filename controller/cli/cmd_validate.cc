@@ -39,8 +39,8 @@ int RunValidate(const GlobalOptions& global, const ValidateOptions& opts) {
     if (d.location.line > 0) d.location.file = (std::filesystem::path(dir) / d.location.file).string();
   }
   const std::string shown = DisplayPath(dir);
-  if (opts.output == "json") {
-    nlohmann::json out;
+  if (opts.output == "json" || opts.output == "yaml") {
+    nlohmann::ordered_json out;
     out["ok"] = loaded.ok();
     out["directory"] = shown;
     out["diagnostics"] = DiagnosticsJson(loaded.diagnostics);
@@ -49,7 +49,7 @@ int RunValidate(const GlobalOptions& global, const ValidateOptions& opts) {
                       {"byKind", loaded.summary.by_kind},
                       {"virtualMachines", loaded.summary.vms_total},
                       {"clusterMembers", loaded.summary.cluster_members}};
-    std::cout << out.dump(2) << "\n";
+    PrintDocument(std::cout, out, opts.output);
     return loaded.ok() ? kExitOk : kExitError;
   }
   PrintDiagnostics(std::cerr, loaded.diagnostics);
@@ -78,8 +78,7 @@ void AddValidateCommand(CLI::App& app, GlobalOptions& global, CommandResult& res
   auto* cmd = app.add_subcommand(
       "validate", "Check every manifest in a directory; print all problems as file:line:column");
   cmd->add_option("-f,--filename", opts->dir, "Manifest directory (default: source.path of --config)");
-  cmd->add_option("-o,--output", opts->output, "Output format")
-      ->check(CLI::IsMember({"text", "json"}));
+  AddOutputOption(cmd, opts->output, {"text", "json", "yaml"});
   cmd->callback([&global, &result, opts] { result.exit_code = RunValidate(global, *opts); });
 }
 

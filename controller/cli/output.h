@@ -1,6 +1,7 @@
 #pragma once
 // Shared output helpers for commands: diagnostics, JSON forms, tables.
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -36,6 +37,13 @@ class Table {
  private:
   std::vector<std::vector<std::string>> rows_;
 };
+
+// `-o json|yaml` of every command that offers them: `doc` as indented JSON, or as YAML with
+// the keys in the same order (strings quoted, so "no" and "1.0" stay strings).
+void PrintDocument(std::ostream& out, const nlohmann::ordered_json& doc, const std::string& format);
+
+// Adds `-o,--output` accepting `formats` (the first is the default) to `command`.
+void AddOutputOption(CLI::App* command, std::string& output, const std::vector<std::string>& formats);
 
 struct View;
 // `get -o json|yaml`: the resources of one type as the status API shows them.
