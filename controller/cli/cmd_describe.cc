@@ -188,9 +188,9 @@ void PrintStructuredVm(const Described& d, const std::string& format) {
                      {"autostart", o->autostart},
                      {"managed", o->Owned()}};
     if (o->owner) {
-      observed["owner"] = {{"revision", o->owner->revision},     {"job", o->owner->job},
-                           {"specHash", o->owner->spec_hash},    {"cluster", o->owner->cluster},
-                           {"group", o->owner->group},           {"volumes", o->owner->created_volumes}};
+      observed["owner"] = {{"revision", o->owner->revision}, {"job", o->owner->job},
+                           {"specHash", o->owner->spec_hash}, {"cluster", o->owner->cluster},
+                           {"group", o->owner->group},        {"volumes", o->owner->created_volumes}};
     }
     doc["onNode"] = std::move(observed);
   } else {

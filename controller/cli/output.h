@@ -1,7 +1,6 @@
 #pragma once
 // Shared output helpers for commands: diagnostics, JSON forms, tables.
 
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -9,6 +8,10 @@
 
 #include "gitvirt/core/diagnostic.h"
 #include "gitvirt/core/selector.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace gitvirt::cli {
 

@@ -1,3 +1,4 @@
+#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <iostream>
