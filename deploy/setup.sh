@@ -3,7 +3,8 @@
 # system users libvirt expects. Safe to run any number of times: it installs only
 # what is missing and never changes what is already configured.
 #
-#   deploy/setup.sh            build + test dependencies (what the README commands use)
+#   deploy/setup.sh            build + test dependencies (what the README commands use),
+#                              including the browser tests' node packages (tests/browser)
 #   deploy/setup.sh --bench    also the benchmark peers (ansible, wrk, nginx, hyperfine)
 set -euo pipefail
 
@@ -79,3 +80,12 @@ if ! getent passwd libvirt-qemu >/dev/null; then
           --shell /usr/sbin/nologin libvirt-qemu
 fi
 if ! getent group kvm >/dev/null; then groupadd --system kvm; fi
+
+# The dashboard test's node packages (playwright-core, no browser download: it drives Debian's
+# chromium), so the test suite itself needs no network. tests/browser/run.sh does the same on
+# first use when this was skipped.
+browser_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/browser" && pwd)"
+if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+  echo "setup.sh: installing the browser test's node packages (npm ci in tests/browser)"
+  (cd "$browser_dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -11,7 +11,8 @@ int Run(int argc, char** argv) {
       "gitvirt: GitOps for libvirt virtual machines.\n"
       "Reads manifests from git or a directory, compares them with what the hypervisors run,\n"
       "and plans and applies the difference.\n\n"
-      "Exit codes: 0 success, 1 error, 2 changes (plan --detailed-exitcode, diff)."};
+      "Exit codes: 0 success, 1 error, 2 changes (plan --detailed-exitcode).\n"
+      "diff, like kubectl diff: 0 no differences, 1 differences, 2 error."};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");
   GlobalOptions global;
@@ -27,12 +28,15 @@ int Run(int argc, char** argv) {
                            AddSnapshotCommand, AddBackupCommand, AddPowerCommand}) {
     add(app, global, result);
   }
+  const CLI::App* diff = app.get_subcommand("diff");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
-    return code == 0 ? kExitOk : kExitError;
+    if (code == 0) return kExitOk;  // --help
+    // diff's 1 means "differences": a mistyped diff must not look like one.
+    return diff->parsed() ? int{kDiffError} : int{kExitError};
   }
   return result.exit_code;
 }

@@ -9,6 +9,7 @@
 #include "gitvirt/cli/app.h"
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/plan_text.h"
+#include "output.h"
 #include "planning.h"
 
 namespace gitvirt::cli {
@@ -108,7 +109,7 @@ int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
   } else {
     plan = std::move(planned->plan);
   }
-  std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal() && !opts.no_color});
+  std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal() && !opts.no_color, DisplaySource(plan.source)});
   if (plan.Empty()) return kExitOk;
   if (!opts.auto_approve && !saved) {
     if (!StdoutIsTerminal() || !isatty(0)) {

@@ -308,7 +308,7 @@ void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& resul
   list->add_flag("--rescan", opts->rescan, "Rebuild the catalog from the backup directories first");
   list->add_option("--dir", opts->scan_dirs, "With --rescan: another target directory to scan");
   AddSourceOptions(list, opts->source);
-  list->add_option("-o,--output", opts->output, "table | wide | json")->check(CLI::IsMember({"table", "wide", "json"}));
+  AddOutputOption(list, opts->output, {"table", "wide", "json", "yaml"});
   list->callback([&global, &result, opts] { result.exit_code = RunList(global, *opts); });
 
   auto* verify = cmd->add_subcommand("verify", "Re-read a backup and check every sha256");

@@ -13,11 +13,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// kubectl's diff conventions: 0 no differences, 1 differences, >1 an error.
-constexpr int kDiffNone = 0;
-constexpr int kDiffFound = 1;
-constexpr int kDiffError = 2;
-
 std::string Pretty(const std::string& json_text) {
   if (json_text.empty()) return "";
   auto j = nlohmann::json::parse(json_text, nullptr, false);

@@ -153,8 +153,7 @@ void AddGetCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) 
   cmd->add_option("what", opts->what, "vms | nodes | images | clusters | snapshots | backups")->required();
   AddSourceOptions(cmd, opts->source);
   cmd->add_option("-l,--selector", opts->selector, "Label selector, e.g. tier=web,env!=dev");
-  cmd->add_option("-o,--output", opts->output, "table | wide | json | yaml")
-      ->check(CLI::IsMember({"table", "wide", "json", "yaml"}));
+  AddOutputOption(cmd, opts->output, {"table", "wide", "json", "yaml"});
   cmd->callback([&global, &result, opts] { result.exit_code = RunGet(global, *opts); });
 }
 

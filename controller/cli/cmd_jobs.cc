@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "gitvirt/api/views.h"
 #include "gitvirt/cli/app.h"
 #include "output.h"
 #include "session.h"
@@ -15,11 +16,23 @@ struct JobsOptions {
   std::string kind;
   int limit = 20;
   std::string cancel_id;
+  std::string output;
 };
 
 std::string Time(const std::optional<TimePoint>& t) { return t ? FormatTime(*t) : "-"; }
 
-int ShowJob(Journal& journal, const std::string& id) {
+// `jobs ID -o json|yaml`: the status API's /api/v1/jobs/ID, with the job's events.
+int PrintJobDocument(const JobRecord& job, const std::vector<StepRecord>& steps, const std::vector<EventRecord>& events,
+                     const std::string& format) {
+  api_views::Json doc = api_views::JobDetail(job, steps);
+  api_views::Json list = api_views::Json::array();
+  for (const EventRecord& e : events) list.push_back(api_views::Event(e));
+  doc["events"] = std::move(list);
+  PrintDocument(std::cout, doc, format);
+  return kExitOk;
+}
+
+int ShowJob(Journal& journal, const std::string& id, const std::string& format) {
   auto job = journal.GetJob(id);
   if (!job) {
     std::cerr << "gitvirt: " << job.error().ToString() << "\n";
@@ -27,12 +40,19 @@ int ShowJob(Journal& journal, const std::string& id) {
   }
   auto steps = journal.GetSteps(id);
   auto events = journal.GetEvents(id);
+  if (format != "table") {
+    if (!steps || !events) {
+      std::cerr << "gitvirt: " << (!steps ? steps.error() : events.error()).ToString() << "\n";
+      return kExitError;
+    }
+    return PrintJobDocument(*job, *steps, *events, format);
+  }
   std::cout << "Job:       " << job->id << "\n"
             << "Kind:      " << job->kind << "\n"
             << "Status:    " << EnumName(job->status) << "\n"
             << "Strategy:  " << job->strategy << "\n"
             << "Revision:  " << job->revision << "\n"
-            << "Source:    " << job->source << "\n"
+            << "Source:    " << DisplaySource(job->source) << "\n"
             << "Created:   " << FormatTime(job->created_at) << "\n"
             << "Started:   " << Time(job->started_at) << "\n"
             << "Finished:  " << Time(job->finished_at) << "\n";
@@ -62,7 +82,7 @@ int RunJobs(const GlobalOptions& global, const JobsOptions& opts) {
   if (!config) return kExitError;
   auto journal = OpenJournal(*config);
   if (!journal) return kExitError;
-  if (!opts.id.empty()) return ShowJob(*journal, opts.id);
+  if (!opts.id.empty()) return ShowJob(*journal, opts.id, opts.output);
   JobFilter filter;
   filter.limit = opts.limit;
   filter.kind = opts.kind;
@@ -71,6 +91,13 @@ int RunJobs(const GlobalOptions& global, const JobsOptions& opts) {
   if (!jobs) {
     std::cerr << "gitvirt: " << jobs.error().ToString() << "\n";
     return kExitError;
+  }
+  if (opts.output != "table") {
+    // As `get -o json|yaml`: a kind and the items, each as the status API's /api/v1/jobs lists it.
+    api_views::Json items = api_views::Json::array();
+    for (const JobRecord& j : *jobs) items.push_back(api_views::JobSummary(j));
+    PrintDocument(std::cout, {{"kind", "jobs"}, {"items", std::move(items)}}, opts.output);
+    return kExitOk;
   }
   if (jobs->empty()) {
     std::cout << "No jobs yet.\n";
@@ -118,6 +145,7 @@ void AddJobsCommand(CLI::App& app, GlobalOptions& global, CommandResult& result)
   cmd->add_option("--status", opts->status, "Only jobs with this status");
   cmd->add_option("--kind", opts->kind, "Only jobs of this kind (apply, power, snapshot, backup...)");
   cmd->add_option("--limit", opts->limit, "How many (newest first)");
+  AddOutputOption(cmd, opts->output, {"table", "json", "yaml"});
   auto* cancel = cmd->add_subcommand("cancel", "Stop a running job: no new steps, then its rollback strategy");
   cancel->add_option("id", opts->cancel_id, "Job id")->required();
   cancel->callback([&global, &result, opts] { result.exit_code = RunCancel(global, opts->cancel_id); });

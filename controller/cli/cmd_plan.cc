@@ -5,6 +5,7 @@
 #include "gitvirt/cli/app.h"
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/plan_text.h"
+#include "output.h"
 #include "planning.h"
 
 namespace gitvirt::cli {
@@ -31,7 +32,7 @@ int RunPlanCommand(const GlobalOptions& global, const PlanOptionsCli& opts) {
   if (opts.json) {
     std::cout << PlanToJson(plan).dump(2) << "\n";
   } else {
-    std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal() && !opts.no_color});
+    std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal() && !opts.no_color, DisplaySource(plan.source)});
   }
   if (!opts.out.empty()) {
     std::ofstream out(opts.out, std::ios::binary | std::ios::trunc);

@@ -5,6 +5,7 @@
 #include "gitvirt/api/server.h"
 #include "gitvirt/cli/app.h"
 #include "gitvirt/engine/controller.h"
+#include "output.h"
 #include "session.h"
 
 namespace gitvirt::cli {
@@ -52,7 +53,7 @@ int RunServe(const GlobalOptions& global, const ServeOptions& opts) {
   std::signal(SIGTERM, OnStop);
   std::signal(SIGINT, OnStop);
   std::signal(SIGHUP, OnHangup);
-  std::cout << "gitvirt serve: reconciling " << (config->source.IsGit() ? config->source.repo : config->source.path)
+  std::cout << "gitvirt serve: reconciling " << (config->source.IsGit() ? config->source.repo : DisplayPath(config->source.path))
             << " every " << FormatDuration(config->source.interval) << " (SIGHUP: now)\n"
             << "Dashboard:  " << (*server)->url() << "/\n"
             << "Status API: " << (*server)->url() << "/api/v1/status\n"

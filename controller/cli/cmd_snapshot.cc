@@ -48,8 +48,8 @@ int PrintSnapshots(std::ostream& out, const ObservedState& observed, const Label
       }
     }
   }
-  if (output == "json") {
-    out << list.dump(2) << "\n";
+  if (output == "json" || output == "yaml") {
+    PrintDocument(out, list, output);
   } else if (table.size() == 0) {
     out << "No snapshots.\n";
   } else {
@@ -70,7 +70,7 @@ int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::s
     std::cerr << "gitvirt: " << records.error().ToString() << "\n";
     return kExitError;
   }
-  if (output == "json") {
+  if (output == "json" || output == "yaml") {
     nlohmann::json list = nlohmann::json::array();
     for (const BackupRecord& r : *records) {
       list.push_back({{"id", r.id},
@@ -89,7 +89,7 @@ int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::s
                       {"job", r.job_id},
                       {"created", FormatTime(r.created)}});
     }
-    out << list.dump(2) << "\n";
+    PrintDocument(out, list, output);
     return kExitOk;
   }
   if (records->empty()) {
@@ -352,7 +352,7 @@ void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& res
   auto* list = cmd->add_subcommand("list", "List snapshots (all VMs, or one)");
   list->add_option("vm", opts->vm, "Only this VM");
   list->add_option("--policy", opts->policy, "Only this policy's");
-  list->add_option("-o,--output", opts->output, "table | wide | json")->check(CLI::IsMember({"table", "wide", "json"}));
+  AddOutputOption(list, opts->output, {"table", "wide", "json", "yaml"});
   list->callback([&global, &result, opts] { result.exit_code = RunList(global, *opts); });
 
   auto* del = cmd->add_subcommand("delete", "Delete one snapshot of a VM");

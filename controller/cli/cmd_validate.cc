@@ -33,32 +33,35 @@ int RunValidate(const GlobalOptions& global, const ValidateOptions& opts) {
     }
   }
   LoadResult loaded = LoadDirectory(dir);
-  // Diagnostics name files as given on the command line: "examples/manifests/web.yaml:3:1".
+  // Diagnostics name files from here, like the summary: "examples/manifests/web.yaml:3:1",
+  // also when the directory came from the configuration (an absolute source.path).
   for (Diagnostic& d : loaded.diagnostics) {
     if (d.location.line > 0) d.location.file = (std::filesystem::path(dir) / d.location.file).string();
   }
-  if (opts.output == "json") {
-    nlohmann::json out;
+  const std::string shown = DisplayPath(dir);
+  if (opts.output == "json" || opts.output == "yaml") {
+    nlohmann::ordered_json out;
     out["ok"] = loaded.ok();
+    out["directory"] = shown;
     out["diagnostics"] = DiagnosticsJson(loaded.diagnostics);
     out["summary"] = {{"files", loaded.summary.files},
                       {"documents", loaded.summary.documents},
                       {"byKind", loaded.summary.by_kind},
                       {"virtualMachines", loaded.summary.vms_total},
                       {"clusterMembers", loaded.summary.cluster_members}};
-    std::cout << out.dump(2) << "\n";
+    PrintDocument(std::cout, out, opts.output);
     return loaded.ok() ? kExitOk : kExitError;
   }
   PrintDiagnostics(std::cerr, loaded.diagnostics);
   if (!loaded.ok()) {
     const auto errors = std::count_if(loaded.diagnostics.begin(), loaded.diagnostics.end(),
                                       [](const Diagnostic& d) { return d.severity == Severity::kError; });
-    std::cerr << dir << ": " << errors << " error" << (errors == 1 ? "" : "s")
+    std::cerr << shown << ": " << errors << " error" << (errors == 1 ? "" : "s")
               << "; nothing was planned\n";
     return kExitError;
   }
   const LoadSummary& s = loaded.summary;
-  std::cout << dir << ": " << s.files << " file" << (s.files == 1 ? "" : "s") << ", "
+  std::cout << shown << ": " << s.files << " file" << (s.files == 1 ? "" : "s") << ", "
             << s.documents << " document" << (s.documents == 1 ? "" : "s") << ", valid\n";
   for (const auto& [kind, count] : s.by_kind) {
     std::cout << "  " << std::left << std::setw(16) << kind << count << "\n";
@@ -75,8 +78,7 @@ void AddValidateCommand(CLI::App& app, GlobalOptions& global, CommandResult& res
   auto* cmd = app.add_subcommand(
       "validate", "Check every manifest in a directory; print all problems as file:line:column");
   cmd->add_option("-f,--filename", opts->dir, "Manifest directory (default: source.path of --config)");
-  cmd->add_option("-o,--output", opts->output, "Output format")
-      ->check(CLI::IsMember({"text", "json"}));
+  AddOutputOption(cmd, opts->output, {"text", "json", "yaml"});
   cmd->callback([&global, &result, opts] { result.exit_code = RunValidate(global, *opts); });
 }
 

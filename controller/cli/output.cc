@@ -1,17 +1,48 @@
 #include "output.h"
 
 #include <algorithm>
+#include <filesystem>
 
 namespace gitvirt::cli {
 
+namespace fs = std::filesystem;
+
+std::string DisplayPath(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  const fs::path cwd = fs::current_path(ec);
+  if (ec) return path;
+  fs::path abs = fs::absolute(path, ec).lexically_normal();
+  if (ec) return path;
+  if (!abs.has_filename() && abs.has_relative_path()) abs = abs.parent_path();  // "dir/" -> "dir"
+  const fs::path rel = abs.lexically_relative(cwd);
+  if (rel.empty() || *rel.begin() == "..") return path;
+  return rel.string();
+}
+
+std::string DisplaySource(const std::string& source) {
+  constexpr std::string_view kDir = "dir:";
+  if (!source.starts_with(kDir)) return source;
+  return std::string(kDir) + DisplayPath(source.substr(kDir.size()));
+}
+
+namespace {
+
+Diagnostic Displayed(Diagnostic d) {
+  d.location.file = DisplayPath(d.location.file);
+  return d;
+}
+
+}  // namespace
+
 void PrintDiagnostics(std::ostream& out, const std::vector<Diagnostic>& diagnostics) {
-  for (const Diagnostic& d : diagnostics) out << d.ToString() << "\n";
+  for (const Diagnostic& d : diagnostics) out << Displayed(d).ToString() << "\n";
 }
 
 nlohmann::json DiagnosticsJson(const std::vector<Diagnostic>& diagnostics) {
   nlohmann::json list = nlohmann::json::array();
   for (const Diagnostic& d : diagnostics) {
-    list.push_back({{"file", d.location.file},
+    list.push_back({{"file", DisplayPath(d.location.file)},
                     {"line", d.location.line},
                     {"column", d.location.column},
                     {"path", d.path},

@@ -9,8 +9,23 @@
 #include "gitvirt/core/diagnostic.h"
 #include "gitvirt/core/selector.h"
 
+namespace CLI {
+class App;
+}  // namespace CLI
+
 namespace gitvirt::cli {
 
+// A path as the user would type it here: relative to the current directory when it lies under
+// it ("examples/manifests", "." for the directory itself), as given otherwise. What the CLI
+// prints for files and directories, in summaries and in diagnostics alike.
+std::string DisplayPath(const std::string& path);
+
+// A plan's or job's source ("dir:/abs/path", "git:URL@REF", "cli:...") with a directory shown
+// by DisplayPath. Only for printing: the source itself (saved plans, the journal) stays absolute.
+std::string DisplaySource(const std::string& source);
+
+// Diagnostics as "file:line:column: error: ...", their files shown by DisplayPath; the JSON
+// form carries the same file names.
 void PrintDiagnostics(std::ostream& out, const std::vector<Diagnostic>& diagnostics);
 nlohmann::json DiagnosticsJson(const std::vector<Diagnostic>& diagnostics);
 
@@ -25,6 +40,13 @@ class Table {
  private:
   std::vector<std::vector<std::string>> rows_;
 };
+
+// `-o json|yaml` of every command that offers them: `doc` as indented JSON, or as YAML with
+// the keys in the same order (strings quoted, so "no" and "1.0" stay strings).
+void PrintDocument(std::ostream& out, const nlohmann::ordered_json& doc, const std::string& format);
+
+// Adds `-o,--output` accepting `formats` (the first is the default) to `command`.
+void AddOutputOption(CLI::App* command, std::string& output, const std::vector<std::string>& formats);
 
 struct View;
 // `get -o json|yaml`: the resources of one type as the status API shows them.

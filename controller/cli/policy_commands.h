@@ -13,7 +13,7 @@
 namespace gitvirt::cli {
 
 // `gitvirt get snapshots`: every snapshot of every VM gitvirt owns (and of the others when no
-// selector is given), oldest first per VM. `output`: table | wide | json.
+// selector is given), oldest first per VM. `output`: table | wide | json | yaml.
 int PrintSnapshots(std::ostream& out, const ObservedState& observed, const LabelSelector& selector,
                    bool selector_given, const std::string& vm, const std::string& policy,
                    const std::string& output);

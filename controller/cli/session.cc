@@ -70,7 +70,7 @@ std::optional<Desired> LoadDesired(const ControllerConfig& config, const SourceO
     const std::string dir = !source.dir.empty() ? source.dir : config.source.path;
     if (dir.empty()) {
       std::cerr << "gitvirt: give the manifests with -f DIR or --repo URL (or set source in "
-                << config.file << ")\n";
+                << DisplayPath(config.file) << ")\n";
       return std::nullopt;
     }
     auto files = ReadManifestDirectory(dir);

@@ -1,3 +1,4 @@
+#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <iostream>
@@ -35,6 +36,23 @@ void Emit(YAML::Emitter& out, const Json& j) {
 }
 
 }  // namespace
+
+void PrintDocument(std::ostream& out, const Json& doc, const std::string& format) {
+  if (format == "json") {
+    out << doc.dump(2) << "\n";
+    return;
+  }
+  YAML::Emitter emitter;
+  Emit(emitter, doc);
+  out << emitter.c_str() << "\n";
+}
+
+void AddOutputOption(CLI::App* command, std::string& output, const std::vector<std::string>& formats) {
+  output = formats.front();
+  std::string names;
+  for (const std::string& f : formats) names += (names.empty() ? "" : " | ") + f;
+  command->add_option("-o,--output", output, names)->check(CLI::IsMember(formats));
+}
 
 void PrintStructured(std::ostream& out, const View& view, const std::string& what, const LabelSelector& selector,
                      const std::string& format) {
@@ -95,13 +113,7 @@ void PrintStructured(std::ostream& out, const View& view, const std::string& wha
     }
     doc["unmanaged"] = std::move(unmanaged);
   }
-  if (format == "json") {
-    out << doc.dump(2) << "\n";
-    return;
-  }
-  YAML::Emitter emitter;
-  Emit(emitter, doc);
-  out << emitter.c_str() << "\n";
+  PrintDocument(out, doc, format);
 }
 
 }  // namespace gitvirt::cli

@@ -80,7 +80,7 @@ std::string RenderPlan(const Plan& plan, const PlanTextOptions& options) {
   const Style st{options.color};
   std::ostringstream out;
   if (!plan.source.empty()) {
-    out << "Source: " << plan.source;
+    out << "Source: " << (options.source.empty() ? plan.source : options.source);
     if (!plan.revision.empty()) out << " @ " << plan.revision;
     out << "\n";
   }

@@ -7,8 +7,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "gitvirt/core/cloud_init.h"
 #include "gitvirt/manifest/config_loader.h"
+#include "temp_dir.h"
 
 namespace gitvirt {
 namespace {
@@ -192,6 +195,21 @@ TEST(LoaderTest, ValidInputNeverProducesADiagnostic) {
   LoadResult r = Load({{"vm.yaml", kVm}, {"more.yaml", std::string(kVm).replace(std::string(kVm).find("web-01"), 6, "web-02")}});
   EXPECT_TRUE(r.diagnostics.empty()) << Messages(r);
   EXPECT_EQ(r.summary.documents, 2);
+}
+
+// The corpus cannot hold a file of zero bytes (its cases start with a header comment), so it is
+// made here, on disk, read the way `validate` reads a directory.
+TEST(LoaderTest, AZeroByteFileIsReportedAtItsFirstPosition) {
+  testing::TempDir dir("gitvirt-zero");
+  std::ofstream(dir.path() / "zero.yaml").flush();
+  std::ofstream(dir.path() / "vm.yaml") << kVm;
+  ASSERT_EQ(std::filesystem::file_size(dir.path() / "zero.yaml"), 0u);
+  LoadResult r = LoadDirectory(dir.path());
+  EXPECT_FALSE(r.ok());
+  ASSERT_EQ(r.diagnostics.size(), 1u) << Messages(r);
+  EXPECT_THAT(r.diagnostics[0].ToString(),
+              HasSubstr("zero.yaml:1:1: error: the file has no documents (it is empty or only comments)"));
+  EXPECT_EQ(r.summary.files, 2);
 }
 
 TEST(LoaderTest, NicMacsAreStableAndDistinct) {

@@ -657,7 +657,7 @@ def controller_config() -> dict:
                             "shared": boolean("The same storage on every node that declares this "
                                               "pool shared: migrations copy none of its volumes.",
                                               False)},
-                           required=["name"])),
+                           required=["name", "path"])),
         "drain": boolean("Move every VM off this node.", False),
         "maxParallel": integer(1),
         "migration": obj({"address": string(".+", "Address this node receives live migrations on.")}),

@@ -19,6 +19,10 @@ The JSON form is {"ok": bool, "diagnostics": [{"file", "line", "column", "path",
 `file:line:column: error: message` (or `file:line: error: message`) on stdout and stderr are
 read instead.
 
+A bad file's header takes its first lines, so a file of zero bytes cannot be in the corpus: it
+is made here (`zero-bytes.yaml`, expected at 1:1 with "empty", like 198-empty-file.yaml) and
+checked the same way.
+
 Every disagreement is printed, then a summary line; the exit status is 0 only when every
 file agrees (2 for a usage error such as a missing binary). Only the standard library is
 used, so any Python 3.9+ runs it.
@@ -42,16 +46,27 @@ TEXT_RE = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<column>\d+))?: "
                      r"(?P<severity>error|warning|note)(?:\[[^\]]*\])?: (?P<message>.*)$")
 
 
-def corpus_files(filter_text: str):
+# The cases no file can carry a header for: name -> (content, expected line, column, substring).
+SYNTHETIC = {"zero-bytes.yaml": (b"", 1, 1, "empty")}
+
+
+def corpus_files(filter_text: str, synthetic_dir: pathlib.Path):
     out = []
     for kind in ("good", "bad"):
         for p in sorted((CORPUS / kind).glob("*")):
             if p.is_file() and p.suffix in (".yaml", ".yml") and filter_text in p.name:
                 out.append((kind, p))
+    for name, (content, *_expect) in SYNTHETIC.items():
+        if filter_text in name:
+            path = synthetic_dir / name
+            path.write_bytes(content)
+            out.append(("bad", path))
     return out
 
 
 def parse_expect(path: pathlib.Path):
+    if path.name in SYNTHETIC and path.parent.name.startswith("gitvirt-synthetic-"):
+        return SYNTHETIC[path.name][1:]
     head = b"\n".join(path.read_bytes().split(b"\n")[:3])
     m = EXPECT_RE.search(head)
     if not m:
@@ -198,13 +213,13 @@ def main() -> int:
         print(f"test_agreement: {args.binary} is not an executable file", file=sys.stderr)
         return 2
     binary = os.path.abspath(binary)
-    files = corpus_files(args.filter)
-    if not files:
-        print("test_agreement: no corpus files selected", file=sys.stderr)
-        return 2
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda kf: run_one(binary, kf[0], kf[1], args.timeout), files))
+    with tempfile.TemporaryDirectory(prefix="gitvirt-synthetic-") as synthetic_dir:
+        files = corpus_files(args.filter, pathlib.Path(synthetic_dir))
+        if not files:
+            print("test_agreement: no corpus files selected", file=sys.stderr)
+            return 2
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(lambda kf: run_one(binary, kf[0], kf[1], args.timeout), files))
 
     failed = 0
     for (kind, path), (agrees, lines) in zip(files, results):
@@ -218,7 +233,8 @@ def main() -> int:
         for ln in lines[1:]:
             print(ln)
     good = sum(1 for k, _ in files if k == "good")
-    print(f"\ncorpus: {good} good, {len(files) - good} bad files; binary: {binary}")
+    made = sum(1 for _, p in files if p.name in SYNTHETIC and p.parent.name.startswith("gitvirt-synthetic-"))
+    print(f"\ncorpus: {good} good, {len(files) - good} bad files ({made} made here); binary: {binary}")
     print(f"{len(files) - failed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -8,8 +8,8 @@ Run with Debian's interpreter (it has python3-jsonschema and python3-yaml):
 It checks that
   1. every schemas/*.schema.json is a valid draft 2020-12 schema, and is what
      tests/schemas/gen_schemas.py generates;
-  2. every document in examples/manifests/, examples/gitvirt.yaml, tests/corpus/good/ and
-     tests/corpus/config/ is valid against the schema of its kind (and has no duplicate keys);
+  2. every document in examples/manifests/, examples/*.yaml, deploy/*.yaml, tests/corpus/good/
+     and tests/corpus/config/ is valid against the schema of its kind (and has no duplicate keys);
      examples carry a `# yaml-language-server: $schema=...` line naming that schema;
   3. every tests/corpus/bad/ file has a well-formed header (case / expect / schema); the
      schemas reject each file marked `schema: invalid`, and accept each file marked
@@ -243,8 +243,11 @@ def valid_files():
     for p in sorted((EXAMPLES / "manifests").rglob("*")):
         if p.suffix in (".yaml", ".yml"):
             out.append((p, True, MANIFEST_KINDS))
-    if (EXAMPLES / "gitvirt.yaml").exists():
-        out.append((EXAMPLES / "gitvirt.yaml", True, ["ControllerConfig"]))
+    # The shipped controller configurations: examples/gitvirt.yaml, gitvirt-git.yaml and
+    # deploy/gitvirt.example.yaml (tests/manifest/config_examples_test.cc loads the same
+    # files through the config loader).
+    for p in sorted(EXAMPLES.glob("*.yaml")) + sorted((ROOT / "deploy").glob("*.yaml")):
+        out.append((p, True, ["ControllerConfig"]))
     for p in sorted((CORPUS / "good").rglob("*")):
         if p.suffix in (".yaml", ".yml"):
             out.append((p, False, MANIFEST_KINDS))
@@ -301,6 +304,7 @@ def parent_paths(path: str):
 
 def check_position(path: pathlib.Path, data: bytes, line: int, col, substring: str):
     """None when the expected position names a node of the path, else a reason."""
+    substring = substring.split(": ", 1)[0]  # "spec.memroy: unknown field ...": the path
     if not PATH_RE.match(substring):
         return None  # not a field path (yaml, file, mapping, ...): nothing to check
     try:
@@ -649,7 +653,7 @@ def main() -> int:
     for path, need_line, kinds in valid_files():
         check_valid_file(report, validators, path, used, need_line, kinds)
         part = rel(path).split("/")
-        counts["examples" if part[0] == "examples" else part[2]] += 1
+        counts["examples" if part[0] in ("examples", "deploy") else part[2]] += 1
     n_bad = check_bad(report, validators)
     check_coverage(report, schemas, used)
     check_semantics(report)

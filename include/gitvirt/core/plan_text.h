@@ -11,6 +11,9 @@ namespace gitvirt {
 
 struct PlanTextOptions {
   bool color = false;  // ANSI colours, for terminals
+  // Printed as the source instead of plan.source when not empty: the CLI names a directory
+  // relative to where it runs, while the plan keeps the absolute one that identifies it.
+  std::string source;
 };
 
 std::string RenderPlan(const Plan& plan, const PlanTextOptions& options = {});
