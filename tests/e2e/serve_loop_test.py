@@ -5,11 +5,14 @@ usage: serve_loop_test.py GITVIRT_BINARY
 
   lock      while serve runs, a second serve, `plan` and `apply` on its state file exit 1 naming
             serve's pid; once it stopped, `plan` runs
+  SIGHUP    with `source.interval: 1h` a new commit is not fetched by itself; SIGHUP fetches it
+            at once
 Checked from outside: exit codes and stderr, /api/v1/status.
 """
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,6 +93,25 @@ api: {{listen: "127.0.0.1:0"}}
         self.serve = None
         out = run(GITVIRT, "--config", self.config, "plan", check=False, stdin=subprocess.DEVNULL, timeout=60)
         self.assertEqual(out.returncode, 0, "the lock is released with serve: " + out.stdout + out.stderr)
+
+    def test_sighup_fetches_at_once(self):
+        self.start("1h")
+        self.wait_revision(self.first, 20)
+        self.repo.write("vm-b.yaml", vm("vm-b"))
+        second = self.repo.commit("vm-b")
+        # A pass runs at least every 5 s; with a 1h interval none of them fetches.
+        time.sleep(6)
+        self.assertEqual(self.serve.status()["revision"], self.first, "fetched before SIGHUP")
+        self.assertEqual(self.serve.status()["fetchedRevision"], self.first)
+        hup = time.time()
+        self.serve.proc.send_signal(signal.SIGHUP)
+        self.wait_revision(second, 5)
+        took = time.time() - hup
+        names = lambda: {r["name"]: r["sync"] for r in json.loads(
+            self.serve.get("/api/v1/resources?kind=VirtualMachine")[1])["items"]}
+        wait_for("vm-b Synced", lambda: names().get("vm-b") == "Synced", 10, self.explain)
+        self.assertIsNone(self.serve.proc.poll(), "SIGHUP does not stop serve")
+        print(f"new commit in /api/v1/status {took:.2f}s after SIGHUP")
 
 
 if __name__ == "__main__":
