@@ -7,12 +7,21 @@ usage: serve_loop_test.py GITVIRT_BINARY
             serve's pid; once it stopped, `plan` runs
   SIGHUP    with `source.interval: 1h` a new commit is not fetched by itself; SIGHUP fetches it
             at once
-Checked from outside: exit codes and stderr, /api/v1/status.
+  invalid   an invalid commit is loaded once: serve keeps fetching (gitvirt_source_fetches_total
+            grows) but does not load it again (gitvirt_source_loads_total, the sync history in
+            the state file) until a newer commit arrives
+  backoff   an apply that keeps failing (GITVIRT_FAULTS=define:1+, test builds) is retried after
+            about 10 s, then 20 s (job timestamps from /api/v1/jobs, generous bounds); a new
+            commit is tried at once, without waiting for the backoff
+Checked from outside: exit codes and stderr, /api/v1/status, /api/v1/jobs, /metrics, sqlite3.
 """
+import datetime
 import json
 import os
+import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,6 +45,18 @@ spec:
 """
 
 
+def metric(serve, name):
+    code, body = serve.get("/metrics")
+    assert code == 200, body
+    m = re.search(rf"^{name} (\S+)$", body, re.M)
+    assert m, f"{name} not in /metrics"
+    return float(m.group(1))
+
+
+def parse_time(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 class ServeLoopEndToEnd(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="gve2eloop-")
@@ -50,7 +71,7 @@ class ServeLoopEndToEnd(unittest.TestCase):
             self.serve.stop()
         shutil.rmtree(self.dir, ignore_errors=True) if not os.environ.get("KEEP") else print(self.dir)
 
-    def start(self, interval):
+    def start(self, interval, env=None):
         self.config = os.path.join(self.dir, "gitvirt.yaml")
         with open(self.config, "w") as f:
             f.write(f"""apiVersion: gitvirt.dev/v1
@@ -64,7 +85,7 @@ sync: {{auto: true}}
 state: {self.state}
 api: {{listen: "127.0.0.1:0"}}
 """)
-        self.serve = Serve(GITVIRT, self.config)
+        self.serve = Serve(GITVIRT, self.config, env=None if env is None else {**os.environ, **env})
 
     def explain(self):
         return "status: " + json.dumps(self.serve.status())[:1500]
@@ -112,6 +133,71 @@ api: {{listen: "127.0.0.1:0"}}
         wait_for("vm-b Synced", lambda: names().get("vm-b") == "Synced", 10, self.explain)
         self.assertIsNone(self.serve.proc.poll(), "SIGHUP does not stop serve")
         print(f"new commit in /api/v1/status {took:.2f}s after SIGHUP")
+
+    def test_an_invalid_commit_is_not_loaded_again_until_a_new_one(self):
+        self.start("1s")
+        self.wait_revision(self.first, 20)
+        self.repo.write("broken.yaml", vm("vm-c").replace("memory: 512MiB", "memory: 512 megs"))
+        bad = self.repo.commit("broken")
+        wait_for("the invalid commit reported", lambda: (lambda s: s.get("fetchedRevision") == bad and
+                 s.get("lastSyncResult") == "invalid")(self.serve.status()), 10, self.explain)
+        fetches, loads = metric(self.serve, "gitvirt_source_fetches_total"), metric(self.serve, "gitvirt_source_loads_total")
+        time.sleep(4)
+        self.assertGreaterEqual(metric(self.serve, "gitvirt_source_fetches_total"), fetches + 2, "serve keeps fetching")
+        self.assertEqual(metric(self.serve, "gitvirt_source_loads_total"), loads, "the invalid commit was loaded again")
+        status = self.serve.status()
+        self.assertEqual(status["revision"], self.first)
+        self.assertTrue(status["newestRefused"])
+        with sqlite3.connect(f"file:{self.state}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT result FROM sync_history WHERE revision = ?", (bad,)).fetchall()
+        self.assertEqual(rows, [("invalid",)], "one sync record for the invalid commit")
+        # A newer commit, still invalid: loaded (once).
+        self.repo.write("broken.yaml", vm("vm-c").replace("memory: 512MiB", "memory: 1 lot"))
+        worse = self.repo.commit("still broken")
+        wait_for("the second invalid commit", lambda: self.serve.status().get("fetchedRevision") == worse, 10,
+                 self.explain)
+        time.sleep(2)
+        self.assertEqual(metric(self.serve, "gitvirt_source_loads_total"), loads + 1)
+        self.repo.remove("broken.yaml")
+        fixed = self.repo.commit("fixed")
+        self.wait_revision(fixed, 10)
+        self.assertEqual(metric(self.serve, "gitvirt_source_loads_total"), loads + 2)
+        self.assertFalse(self.serve.status()["newestRefused"])
+
+    def sync_jobs(self):
+        code, body = self.serve.get("/api/v1/jobs?kind=sync&limit=100")
+        self.assertEqual(code, 200, body)
+        return sorted(json.loads(body)["items"], key=lambda j: j["createdAt"] + j["id"])
+
+    def test_a_failing_apply_backs_off_and_a_new_commit_retries_at_once(self):
+        self.start("1s", env={"GITVIRT_FAULTS": "define:1+"})  # every define fails
+        failed = lambda n: (lambda jobs: jobs if len(jobs) >= n and all(j["finished"] for j in jobs) else None)(
+            self.sync_jobs())
+        # 10 s, then 20 s of backoff (controller.cc), each after the previous job finished.
+        jobs = wait_for("three failed sync jobs", lambda: failed(3), 60, self.explain)
+        self.assertEqual(len(jobs), 3, "no retry before its backoff is up")
+        for j in jobs:
+            self.assertEqual(j["status"], "rolled-back", j)  # the default strategy, FULL
+            self.assertEqual(j["revision"], self.first)
+            self.assertIn("injected fault: define", j["error"])
+        gaps = [parse_time(b["startedAt"]) - parse_time(a["finishedAt"]) for a, b in zip(jobs, jobs[1:])]
+        print(f"retry gaps: {gaps} s")
+        # Timestamps have one-second resolution; a pass may start up to a second late on a busy host.
+        self.assertTrue(9 <= gaps[0] <= 16, gaps)
+        self.assertTrue(19 <= gaps[1] <= 27, gaps)
+        # Passes go on during the backoff (1 s interval); the failure stays reported.
+        time.sleep(3)
+        self.assertEqual(len(self.sync_jobs()), 3)
+        self.assertEqual(self.serve.status()["lastSyncResult"], "failed")
+        # Backing off for 40 s now. A new commit is fetched within its interval and tried at once.
+        self.repo.write("vm-b.yaml", vm("vm-b"))
+        second = self.repo.commit("vm-b")
+        committed = time.time()
+        jobs = wait_for("a job for the new commit", lambda: (lambda js: js if js[-1]["revision"] == second else None)(
+            self.sync_jobs()), 10, self.explain)
+        took = time.time() - committed
+        self.assertEqual(len(jobs), 4)
+        print(f"new commit tried {took:.1f}s after it was made, during a 40 s backoff")
 
 
 if __name__ == "__main__":
