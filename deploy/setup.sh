@@ -46,6 +46,9 @@ packages=(
   chromium
   # process tools used by the test harness
   util-linux procps iproute2 curl
+  # sshd for the ssh:// git source test (tests/e2e/ssh_source_test.py), which runs its own on
+  # 127.0.0.1 and a free port; the package's system service (where systemd starts it) is unused
+  openssh-server
 )
 if [ "$want_bench" -eq 1 ]; then
   packages+=(ansible python3-libvirt python3-lxml wrk nginx-light hyperfine)

@@ -177,6 +177,11 @@ std::string Render(const StatusSnapshot& s) {
             static_cast<double>(m.reconciles_total));
   w.Counter("gitvirt_reconcile_errors_total", "Reconcile passes that failed.",
             static_cast<double>(m.reconcile_errors_total));
+  w.Counter("gitvirt_source_fetches_total", "Fetches of the git source (reads of a directory source).",
+            static_cast<double>(m.source_fetches_total));
+  w.Counter("gitvirt_source_loads_total",
+            "Revisions whose manifests were loaded, valid or not (an invalid one is not loaded again).",
+            static_cast<double>(m.source_loads_total));
   w.Gauge("gitvirt_reconcile_duration_seconds", "Duration of the last reconcile pass.",
           m.last_reconcile_seconds);
   w.Counter("gitvirt_jobs_total", "Jobs run.", static_cast<double>(m.jobs_total));

@@ -173,9 +173,11 @@ void Controller::Run(const std::atomic<bool>& stop) {
   while (!stop) {
     ReconcileOnce(stop);
     std::unique_lock lock(wake_mu_);
-    const auto interval = config_.source.interval;
-    const auto until = std::max(Clock::now() + std::min<Clock::duration>(interval, std::chrono::seconds(5)),
-                                retry_at_);
+    // The next pass: after the interval (at most 5 s, for self-heal and policies), or when a
+    // failed apply's backoff is up if that is sooner. Passes during a backoff fetch and plan but
+    // do not apply, so a new commit is still seen within its interval.
+    auto until = Clock::now() + std::min<Clock::duration>(config_.source.interval, std::chrono::seconds(5));
+    if (retry_at_ > Clock::now()) until = std::min(until, retry_at_);
     // Wake for SIGHUP, stop, the next pass; poll `stop` (set from a signal handler).
     while (!stop && !refresh_ && Clock::now() < until) {
       wake_.wait_for(lock, std::chrono::milliseconds(200));
@@ -194,6 +196,7 @@ bool Controller::ReadSource(bool fetch) {
   std::string author, message;
   if (git_) {
     if (!fetch && desired_) return false;
+    ++metrics_.source_fetches_total;
     auto commit = git_->Fetch();
     if (!commit) {
       source_error_ = commit.error().ToString();
@@ -216,6 +219,7 @@ bool Controller::ReadSource(bool fetch) {
     author = snapshot->author;
     message = snapshot->message;
   } else {
+    ++metrics_.source_fetches_total;
     auto read = ReadManifestDirectory(config_.source.path);
     if (!read) {
       source_error_ = read.error().ToString();
@@ -230,6 +234,7 @@ bool Controller::ReadSource(bool fetch) {
     if (revision == revision_ || revision == rejected_revision_) return false;
   }
   source_error_.clear();
+  ++metrics_.source_loads_total;
   LoadResult loaded = LoadManifests(files, LoadOptions{root_dir});
   if (!loaded.ok()) {
     // Refused, and not read again until it changes; the last good state stays in force.
@@ -258,7 +263,11 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
   const bool fetch = Clock::now() >= next_fetch_;
   if (fetch) next_fetch_ = Clock::now() + config_.source.interval;
   const bool new_revision = ReadSource(fetch);
-  if (new_revision) backoff_ = std::chrono::seconds(0);
+  if (new_revision) {
+    // A new commit is tried at once: the backoff was for the revision that failed.
+    backoff_ = std::chrono::seconds(0);
+    retry_at_ = {};
+  }
 
   auto observed = std::make_shared<ObservedState>(nodes_->ObserveAll());
   std::shared_ptr<Plan> plan;
@@ -282,9 +291,9 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
 
   // Apply: a revision not yet applied (sync.auto), or drift (sync.selfHeal).
   const bool unapplied = revision_ != applied_revision_;
-  const bool may_apply = plan && !plan->Empty() && config_.sync.automatic &&
-                         (unapplied || config_.sync.self_heal) && Clock::now() >= retry_at_;
-  if (may_apply && !stop) {
+  const bool wants_apply = plan && !plan->Empty() && config_.sync.automatic && (unapplied || config_.sync.self_heal);
+  const bool backing_off = Clock::now() < retry_at_;
+  if (wants_apply && !backing_off && !stop) {
     Publish(observed, plan);
     log_->info("revision={} applying {} action(s){}", revision_, plan->actions.size(),
                unapplied ? "" : " (self-heal)");
@@ -344,7 +353,7 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
         plan = std::make_shared<Plan>(std::move(*again));
       }
     }
-  } else if (plan) {
+  } else if (plan && !(wants_apply && backing_off)) {  // a failure waiting for its retry stays "failed"
     if (!last_sync_) last_sync_ = Now();
     const bool in_sync = plan->Empty() && plan->pending.empty();
     const std::string result = in_sync ? "synced" : "out-of-sync";

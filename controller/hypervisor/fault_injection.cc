@@ -16,7 +16,11 @@ namespace {
 struct Faults {
   std::mutex mu;
   bool loaded = false;
-  std::map<std::string, long, std::less<>> fail_at;  // kind -> call number to fail
+  struct FailAt {
+    long n = 0;
+    bool and_later = false;  // "kind:N+": the Nth call and every later one fail
+  };
+  std::map<std::string, FailAt, std::less<>> fail_at;  // kind -> call number(s) to fail
   std::map<std::string, long, std::less<>> counts;
   long lose_at = 0;  // "lost:N": the Nth mutating operation's answer is lost
   long mutating = 0;
@@ -55,13 +59,14 @@ void Load(Faults& f) {
   while (std::getline(in, item, ',')) {
     const auto colon = item.find(':');
     if (colon == std::string::npos) continue;
-    const long n = std::strtol(item.c_str() + colon + 1, nullptr, 10);
+    char* end = nullptr;
+    const long n = std::strtol(item.c_str() + colon + 1, &end, 10);
     if (item.substr(0, colon) == "lost") {
       f.lose_at = n;
     } else if (item.substr(0, colon) == "kill") {
       f.kill_at = n;
     } else {
-      f.fail_at[item.substr(0, colon)] = n;
+      f.fail_at[item.substr(0, colon)] = Faults::FailAt{n, *end == '+'};
     }
   }
 }
@@ -92,7 +97,7 @@ std::optional<Error> InjectedFault(std::string_view kind) {
     auto it = f.fail_at.find(key);
     if (it == f.fail_at.end()) continue;
     const long n = ++f.counts[std::string(key)];
-    if (n == it->second) {
+    if (n == it->second.n || (it->second.and_later && n > it->second.n)) {
       return Error{ErrorCode::kInternal,
                    "injected fault: " + std::string(kind) + " (GITVIRT_FAULTS " + std::string(key) +
                        ":" + std::to_string(n) + ")",

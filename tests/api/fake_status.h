@@ -451,6 +451,8 @@ inline StatusSnapshot DemoSnapshot(int vms, bool refused = false) {
   }
   s.metrics.reconciles_total = 42;
   s.metrics.reconcile_errors_total = 1;
+  s.metrics.source_fetches_total = 40;
+  s.metrics.source_loads_total = 4;
   s.metrics.last_reconcile_seconds = 0.25;
   s.metrics.jobs_total = 3;
   s.metrics.jobs_failed_total = 1;

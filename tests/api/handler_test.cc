@@ -668,6 +668,8 @@ TEST_F(HandlerTest, MetricsAreValidPrometheusText) {
            "1\n",
            "gitvirt_resources_by_sync_status{status=\"Synced\"} 19\n",
            "gitvirt_reconciles_total 42\n",
+           "gitvirt_source_fetches_total 40\n",
+           "gitvirt_source_loads_total 4\n",
            "gitvirt_reconcile_duration_seconds 0.25\n",
            "gitvirt_jobs_total 3\n",
            "gitvirt_jobs_failed_total 1\n",

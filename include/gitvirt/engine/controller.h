@@ -7,7 +7,8 @@
 //    reverted only with sync.selfHeal; otherwise it shows as OutOfSync.
 //  * An invalid commit is reported (with every diagnostic) and not retried until a newer
 //    commit arrives; the last good desired state stays in force.
-//  * A failed apply is retried with exponential backoff (10s, 20s, ... up to 5 minutes).
+//  * A failed apply is retried with exponential backoff (10s, 20s, ... up to 5 minutes); passes
+//    go on meanwhile (fetch, plan, status), and a new commit is tried at once.
 //  * Unfinished jobs found at start are resumed or rolled back before anything else.
 //
 // Thread-safety: Run() on one thread; Snapshot() and journal() from any (the status API).

@@ -143,6 +143,8 @@ struct BackupEntry {
 struct ControllerMetrics {
   std::uint64_t reconciles_total = 0;
   std::uint64_t reconcile_errors_total = 0;
+  std::uint64_t source_fetches_total = 0;  // git fetches (or directory reads) attempted
+  std::uint64_t source_loads_total = 0;    // revisions whose manifests were loaded, valid or not
   double last_reconcile_seconds = 0;
   std::uint64_t jobs_total = 0;
   std::uint64_t jobs_failed_total = 0;

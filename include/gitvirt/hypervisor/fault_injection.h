@@ -6,6 +6,8 @@
 // off) and only when the environment variable GITVIRT_FAULTS is set, e.g.
 //   GITVIRT_FAULTS="define:3"          the 3rd define fails
 //   GITVIRT_FAULTS="start:1,create-volume:2"
+//   GITVIRT_FAULTS="define:2+"         the 2nd define and every later one fail (retries that
+//                                      keep failing: the controller's back-off)
 //   GITVIRT_FAULTS="any:7"             the 7th mutating operation of any kind fails
 //   GITVIRT_FAULTS="lost:7"            the 7th mutating operation is carried out, and then the
 //                                      connection is lost before its answer (as when libvirtd
