@@ -663,6 +663,9 @@ struct LibvirtStepRunner::Impl {
       std::filesystem::remove_all(dir + ".partial", ec);
     }
     if (auto catalog = Catalog()) (void)(*catalog)->Remove(Param(action, "id"));
+    if (hv != nullptr) {
+      if (auto ok = DeleteBackupScratch(*hv, StringList(undo, "scratch")); !ok) return std::unexpected(ok.error());
+    }
     if (hv != nullptr && undo.contains("powerBefore")) {
       const std::string before = undo["powerBefore"].get<std::string>();
       auto now = hv->GetPower(action.target.name);
