@@ -258,7 +258,7 @@ Json Snapshot(const SnapshotEntry& s) {
 }
 
 Json Backup(const BackupEntry& b) {
-  return Json{{"id", b.id},
+  Json out{{"id", b.id},
               {"vm", b.vm},
               {"node", b.node},
               {"policy", b.policy},
@@ -270,6 +270,8 @@ Json Backup(const BackupEntry& b) {
               {"protected", b.is_protected},
               {"status", b.status},
               {"created", Time(b.created)}};
+  if (!b.error.empty()) out["error"] = b.error;
+  return out;
 }
 
 Json DiagnosticView(const Diagnostic& d) {

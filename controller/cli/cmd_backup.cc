@@ -1,5 +1,6 @@
 // gitvirt backup run|list|restore|verify|delete: BackupPolicies run now, backups of one VM by
 // hand, the catalog, and restoring a VM from a backup. Changes are journaled jobs.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -168,13 +169,22 @@ int RunList(const GlobalOptions& global, const BackupOptions& opts) {
       std::cerr << "gitvirt: " << catalog.error().ToString() << "\n";
       return kExitError;
     }
+    std::vector<BackupRecord> failed;  // attempts that left no directory: history the scan cannot find
     if (auto records = (*catalog)->List(BackupFilter{})) {
-      for (const BackupRecord& r : *records) roots.insert(fs::path(r.location).parent_path().parent_path().string());
+      for (const BackupRecord& r : *records) {
+        roots.insert(fs::path(r.location).parent_path().parent_path().string());
+        if (r.status == "failed") failed.push_back(r);
+      }
     }
     std::vector<BackupRecord> found;
     std::vector<std::string> problems;
     for (const std::string& root : roots) {
       for (BackupRecord& r : ScanBackups(root, &problems)) found.push_back(std::move(r));
+    }
+    const std::size_t scanned = found.size();
+    for (BackupRecord& r : failed) {
+      const bool complete = std::any_of(found.begin(), found.end(), [&](const BackupRecord& f) { return f.id == r.id; });
+      if (!complete) found.push_back(std::move(r));
     }
     for (const std::string& p : problems) std::cerr << "gitvirt: skipped: " << p << "\n";
     if (auto ok = (*catalog)->ReplaceAll(found); !ok) {
@@ -182,7 +192,9 @@ int RunList(const GlobalOptions& global, const BackupOptions& opts) {
       return kExitError;
     }
     std::cerr << "gitvirt: catalog rebuilt from " << roots.size() << " director" << (roots.size() == 1 ? "y" : "ies")
-              << ": " << found.size() << " backup(s)\n";
+              << ": " << scanned << " backup(s)"
+              << (found.size() > scanned ? ", " + std::to_string(found.size() - scanned) + " failed attempt(s) kept" : "")
+              << "\n";
   }
   return PrintBackups(std::cout, *config, opts.vm, opts.policy, opts.output);
 }

@@ -1,7 +1,8 @@
 // Backups: compression round trips and corruption detection, the manifest, the restored
 // domain's XML, and the whole flow on a simulated node through the scheduler, the executor and
 // the libvirt step runner — policy run, catalog, retention with protect, verify, rescan,
-// restore as a new VM (and its undo) — and the scratch volumes of a remote node's live backup (RemoteNode: the simulated node dressed up
+// restore as a new VM (and its undo), failed attempts in the catalog and the run totals — and
+// the scratch volumes of a remote node's live backup (RemoteNode: the simulated node dressed up
 // as a remote QEMU node), deleted after success, failure and a crash.
 #include "gitvirt/engine/backup.h"
 
@@ -484,6 +485,43 @@ TEST_F(SimBackupFlow, ABackupStepRunAgainAfterACrashFinishesIt) {
   EXPECT_TRUE(fs::exists(fs::path(dir) / "manifest.json"));
   EXPECT_FALSE(fs::exists(dir + ".partial"));
   EXPECT_FALSE(fs::exists(fs::path(dir) / "junk"));
+}
+
+// ---- failed attempts -----------------------------------------------------------------------
+
+TEST_F(SimBackupFlow, AFailedAttemptIsInTheCatalogWithItsErrorAndCounted) {
+  // A regular file stands where the target directory would be created.
+  WriteAll(dir_.path() / "blocker", "in the way");
+  desired_.backup_policies[0].spec.target.directory = (dir_.path() / "blocker" / "backups").string();
+  PolicyRunResult r = RunPolicy();
+  EXPECT_EQ(r.status, JobStatus::kFailed) << r.result;
+  EXPECT_EQ(r.backups_failed, 1);
+  auto failed = catalog_->List(BackupFilter{"", "", "failed"});
+  ASSERT_TRUE(failed);
+  ASSERT_EQ(failed->size(), 1u);
+  const BackupRecord& rec = failed->front();
+  EXPECT_EQ(rec.vm, "db-01");
+  EXPECT_EQ(rec.node, "hv1");
+  EXPECT_EQ(rec.policy, "nightly");
+  EXPECT_EQ(rec.job_id, r.job_id);
+  EXPECT_EQ(rec.bytes, 0u);
+  EXPECT_NE(rec.error.find("blocker"), std::string::npos) << rec.error;
+  EXPECT_EQ(*catalog_->RunTotals(), (BackupRunTotals{.taken = 0, .failed = 1}));
+
+  // The next run, to a target that works, succeeds; retention (keep 2) neither counts nor
+  // deletes the failed record, which has no directory.
+  desired_.backup_policies[0].spec.target.directory = (dir_.path() / "backups").string();
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(hours(24));
+    r = RunPolicy();
+    ASSERT_EQ(r.status, JobStatus::kSucceeded) << r.result;
+  }
+  EXPECT_EQ(catalog_->List(BackupFilter{"", "", "complete"})->size(), 2u);
+  EXPECT_EQ(catalog_->List(BackupFilter{"", "", "failed"})->size(), 1u);
+  const BackupRunTotals totals = *catalog_->RunTotals();
+  EXPECT_EQ(totals.taken, 3u) << "the one retention deleted still counts";
+  EXPECT_EQ(totals.failed, 1u);
+  EXPECT_GT(totals.bytes, 0u);
 }
 
 // ---- a remote node's live backup: scratch volumes on the node --------------------------------
