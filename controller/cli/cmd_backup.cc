@@ -123,7 +123,7 @@ int RunBackup(const GlobalOptions& global, const BackupOptions& opts) {
   if (opts.verify) spec.verify = true;
   spec.protect = opts.protect;  // a backup by hand is protected only when asked
   if (spec.target.directory.empty()) {
-    std::cerr << "gitvirt: the backup needs a target directory (target.pool is not supported yet)\n";
+    std::cerr << "gitvirt: the backup needs a target directory (--target DIR)\n";
     return kExitError;
   }
 

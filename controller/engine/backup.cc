@@ -797,7 +797,7 @@ Result<void> RestorePowerAfter(Hypervisor& hv, const std::string& vm, PowerState
 Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, StepContext& ctx) {
   const auto started = Steady::now();
   if (req.directory.empty()) {
-    return Fail(ErrorCode::kUnsupported, "a backup needs target.directory (target.pool is not supported yet)");
+    return Fail(ErrorCode::kInvalidArgument, "a backup needs a target directory");
   }
   // Done already (a step run again after a crash)?
   if (fs::exists(fs::path(req.directory) / "manifest.json")) {

@@ -642,7 +642,7 @@ struct LibvirtStepRunner::Impl {
   Result<std::string> Backup(Hypervisor& hv, const Action& action, StepContext& ctx) {
     const BackupRequest req = BackupRequestOf(action, ctx.job_id());
     if (req.id.empty() || req.directory.empty()) {
-      return Fail(ErrorCode::kInvalidArgument, "the backup step has no id or directory (a pool target is not supported yet)");
+      return Fail(ErrorCode::kInvalidArgument, "the backup step has no id or directory");
     }
     auto catalog = Catalog();
     if (!catalog) return std::unexpected(catalog.error());
