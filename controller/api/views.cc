@@ -259,17 +259,17 @@ Json Snapshot(const SnapshotEntry& s) {
 
 Json Backup(const BackupEntry& b) {
   Json out{{"id", b.id},
-              {"vm", b.vm},
-              {"node", b.node},
-              {"policy", b.policy},
-              {"location", b.location},
-              {"mode", b.mode},
-              {"compression", b.compression},
-              {"bytes", b.bytes},
-              {"verified", b.verified},
-              {"protected", b.is_protected},
-              {"status", b.status},
-              {"created", Time(b.created)}};
+           {"vm", b.vm},
+           {"node", b.node},
+           {"policy", b.policy},
+           {"location", b.location},
+           {"mode", b.mode},
+           {"compression", b.compression},
+           {"bytes", b.bytes},
+           {"verified", b.verified},
+           {"protected", b.is_protected},
+           {"status", b.status},
+           {"created", Time(b.created)}};
   if (!b.error.empty()) out["error"] = b.error;
   return out;
 }
