@@ -62,6 +62,11 @@ std::optional<std::pair<std::string, BackupManifest>> FindBackup(const Controlle
                    "rebuilds the catalog)\n";
       return std::nullopt;
     }
+    if (record->status == "failed") {
+      std::cerr << "gitvirt: backup " << what << " is a failed attempt (" << record->error
+                << "): there is no backup to use; `gitvirt backup delete " << what << "` removes the record\n";
+      return std::nullopt;
+    }
     dir = record->location;
   }
   auto manifest = ReadManifest(dir);
@@ -216,10 +221,33 @@ int RunVerify(const GlobalOptions& global, const BackupOptions& opts) {
   return kExitOk;
 }
 
+// The record of a failed attempt, when `what` is one's id.
+std::optional<BackupRecord> FailedAttempt(const ControllerConfig& config, const std::string& what) {
+  auto catalog = BackupCatalog::Open(config.state);
+  if (!catalog) return std::nullopt;
+  auto record = (*catalog)->Get(what);
+  if (!record || record->status != "failed") return std::nullopt;
+  return *record;
+}
+
 int RunDelete(const GlobalOptions& global, const BackupOptions& opts) {
   auto log = MakeLogger(global.verbosity);
   auto s = OpenChangeSession(global, log);
   if (!s) return kExitError;
+  if (auto failed = FailedAttempt(s->config, opts.what)) {
+    // Nothing on disk: the step finds no manifest and drops the record.
+    Plan plan;
+    plan.source = "cli:backup delete";
+    Action a;
+    a.id = "backup-delete/" + failed->id;
+    a.type = ActionType::kBackupDelete;
+    a.target = ResourceRef{Kind::kVirtualMachine, failed->vm};
+    a.reason = "the record of failed backup attempt " + failed->id + " deleted by hand";
+    a.params = {{"id", failed->id}, {"directory", failed->location}, {"force", "false"}};
+    plan.actions.push_back(std::move(a));
+    const std::string question = opts.yes ? "" : "Delete the record of failed backup attempt " + failed->id + "?";
+    return RunOneActionJob(*s, std::move(plan), "backup", opts.dry_run, log, 1, question);
+  }
   auto found = FindBackup(s->config, opts.what);
   if (!found) return kExitError;
   const auto& [dir, manifest] = *found;

@@ -318,6 +318,13 @@ api: {{listen: "127.0.0.1:0"}}
             self.assertIn("not-a-directory", items[0]["error"])
         finally:
             serve.stop()
+        # Nothing to verify or restore; deleting it removes the record (the counters keep it).
+        refused = self.gv("backup", "verify", records[0]["id"])
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("failed attempt", refused.stderr)
+        self.ok("backup", "delete", records[0]["id"], "--yes")
+        self.assertEqual(failed(), [])
+        self.assertEqual(self.run_totals()[1], failed_before + 1)
 
     def run_totals(self):
         """(taken, failed) over every backup attempt, from the state file."""
