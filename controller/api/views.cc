@@ -258,18 +258,20 @@ Json Snapshot(const SnapshotEntry& s) {
 }
 
 Json Backup(const BackupEntry& b) {
-  return Json{{"id", b.id},
-              {"vm", b.vm},
-              {"node", b.node},
-              {"policy", b.policy},
-              {"location", b.location},
-              {"mode", b.mode},
-              {"compression", b.compression},
-              {"bytes", b.bytes},
-              {"verified", b.verified},
-              {"protected", b.is_protected},
-              {"status", b.status},
-              {"created", Time(b.created)}};
+  Json out{{"id", b.id},
+           {"vm", b.vm},
+           {"node", b.node},
+           {"policy", b.policy},
+           {"location", b.location},
+           {"mode", b.mode},
+           {"compression", b.compression},
+           {"bytes", b.bytes},
+           {"verified", b.verified},
+           {"protected", b.is_protected},
+           {"status", b.status},
+           {"created", Time(b.created)}};
+  if (!b.error.empty()) out["error"] = b.error;
+  return out;
 }
 
 Json DiagnosticView(const Diagnostic& d) {

@@ -1,5 +1,6 @@
 // gitvirt backup run|list|restore|verify|delete: BackupPolicies run now, backups of one VM by
 // hand, the catalog, and restoring a VM from a backup. Changes are journaled jobs.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -59,6 +60,11 @@ std::optional<std::pair<std::string, BackupManifest>> FindBackup(const Controlle
       std::cerr << "gitvirt: " << record.error().ToString()
                 << " (give its id from `gitvirt backup list`, or its directory; `backup list --rescan` "
                    "rebuilds the catalog)\n";
+      return std::nullopt;
+    }
+    if (record->status == "failed") {
+      std::cerr << "gitvirt: backup " << what << " is a failed attempt (" << record->error
+                << "): there is no backup to use; `gitvirt backup delete " << what << "` removes the record\n";
       return std::nullopt;
     }
     dir = record->location;
@@ -122,7 +128,7 @@ int RunBackup(const GlobalOptions& global, const BackupOptions& opts) {
   if (opts.verify) spec.verify = true;
   spec.protect = opts.protect;  // a backup by hand is protected only when asked
   if (spec.target.directory.empty()) {
-    std::cerr << "gitvirt: the backup needs a target directory (target.pool is not supported yet)\n";
+    std::cerr << "gitvirt: the backup needs a target directory (--target DIR)\n";
     return kExitError;
   }
 
@@ -168,13 +174,22 @@ int RunList(const GlobalOptions& global, const BackupOptions& opts) {
       std::cerr << "gitvirt: " << catalog.error().ToString() << "\n";
       return kExitError;
     }
+    std::vector<BackupRecord> failed;  // attempts that left no directory: history the scan cannot find
     if (auto records = (*catalog)->List(BackupFilter{})) {
-      for (const BackupRecord& r : *records) roots.insert(fs::path(r.location).parent_path().parent_path().string());
+      for (const BackupRecord& r : *records) {
+        roots.insert(fs::path(r.location).parent_path().parent_path().string());
+        if (r.status == "failed") failed.push_back(r);
+      }
     }
     std::vector<BackupRecord> found;
     std::vector<std::string> problems;
     for (const std::string& root : roots) {
       for (BackupRecord& r : ScanBackups(root, &problems)) found.push_back(std::move(r));
+    }
+    const std::size_t scanned = found.size();
+    for (BackupRecord& r : failed) {
+      const bool complete = std::any_of(found.begin(), found.end(), [&](const BackupRecord& f) { return f.id == r.id; });
+      if (!complete) found.push_back(std::move(r));
     }
     for (const std::string& p : problems) std::cerr << "gitvirt: skipped: " << p << "\n";
     if (auto ok = (*catalog)->ReplaceAll(found); !ok) {
@@ -182,7 +197,9 @@ int RunList(const GlobalOptions& global, const BackupOptions& opts) {
       return kExitError;
     }
     std::cerr << "gitvirt: catalog rebuilt from " << roots.size() << " director" << (roots.size() == 1 ? "y" : "ies")
-              << ": " << found.size() << " backup(s)\n";
+              << ": " << scanned << " backup(s)"
+              << (found.size() > scanned ? ", " + std::to_string(found.size() - scanned) + " failed attempt(s) kept" : "")
+              << "\n";
   }
   return PrintBackups(std::cout, *config, opts.vm, opts.policy, opts.output);
 }
@@ -204,10 +221,33 @@ int RunVerify(const GlobalOptions& global, const BackupOptions& opts) {
   return kExitOk;
 }
 
+// The record of a failed attempt, when `what` is one's id.
+std::optional<BackupRecord> FailedAttempt(const ControllerConfig& config, const std::string& what) {
+  auto catalog = BackupCatalog::Open(config.state);
+  if (!catalog) return std::nullopt;
+  auto record = (*catalog)->Get(what);
+  if (!record || record->status != "failed") return std::nullopt;
+  return *record;
+}
+
 int RunDelete(const GlobalOptions& global, const BackupOptions& opts) {
   auto log = MakeLogger(global.verbosity);
   auto s = OpenChangeSession(global, log);
   if (!s) return kExitError;
+  if (auto failed = FailedAttempt(s->config, opts.what)) {
+    // Nothing on disk: the step finds no manifest and drops the record.
+    Plan plan;
+    plan.source = "cli:backup delete";
+    Action a;
+    a.id = "backup-delete/" + failed->id;
+    a.type = ActionType::kBackupDelete;
+    a.target = ResourceRef{Kind::kVirtualMachine, failed->vm};
+    a.reason = "the record of failed backup attempt " + failed->id + " deleted by hand";
+    a.params = {{"id", failed->id}, {"directory", failed->location}, {"force", "false"}};
+    plan.actions.push_back(std::move(a));
+    const std::string question = opts.yes ? "" : "Delete the record of failed backup attempt " + failed->id + "?";
+    return RunOneActionJob(*s, std::move(plan), "backup", opts.dry_run, log, 1, question);
+  }
   auto found = FindBackup(s->config, opts.what);
   if (!found) return kExitError;
   const auto& [dir, manifest] = *found;

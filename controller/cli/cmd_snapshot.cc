@@ -85,6 +85,7 @@ int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::s
                       {"protected", r.is_protected},
                       {"simulated", r.simulated},
                       {"status", r.status},
+                      {"error", r.error},
                       {"revision", r.revision},
                       {"job", r.job_id},
                       {"created", FormatTime(r.created)}});
@@ -96,8 +97,8 @@ int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::s
     out << "No backups.\n";
     return kExitOk;
   }
-  std::vector<std::string> header = {"ID", "VM", "POLICY", "CREATED", "MODE", "SIZE", "VERIFIED", "PROTECTED"};
-  if (output == "wide") header.insert(header.end(), {"NODE", "COMPRESSION", "JOB", "LOCATION"});
+  std::vector<std::string> header = {"ID", "VM", "POLICY", "CREATED", "MODE", "STATUS", "SIZE", "VERIFIED", "PROTECTED"};
+  if (output == "wide") header.insert(header.end(), {"NODE", "COMPRESSION", "JOB", "LOCATION", "ERROR"});
   Table table(header);
   for (const BackupRecord& r : *records) {
     std::vector<std::string> row = {r.id,
@@ -105,10 +106,14 @@ int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::s
                                     r.policy.empty() ? "(by hand)" : r.policy,
                                     FormatTime(r.created),
                                     r.mode + (r.simulated && r.mode != "simulated" ? " (simulated)" : ""),
-                                    FormatSize(r.bytes),
+                                    r.status,
+                                    r.status == "failed" ? "-" : FormatSize(r.bytes),
                                     r.verified ? "yes" : "no",
                                     r.is_protected ? "yes" : "no"};
-    if (output == "wide") row.insert(row.end(), {r.node, r.compression, r.job_id.empty() ? "-" : r.job_id, r.location});
+    if (output == "wide") {
+      row.insert(row.end(), {r.node, r.compression, r.job_id.empty() ? "-" : r.job_id, r.location,
+                             r.error.empty() ? "-" : r.error});
+    }
     table.Add(row);
   }
   table.Print(out);

@@ -91,7 +91,8 @@ void PrintStructured(std::ostream& out, const View& view, const std::string& wha
     } else {
       for (const BackupRecord& r : *records) {
         items.push_back(api_views::Backup(BackupEntry{r.id, r.vm, r.node, r.policy, r.location, r.mode, r.compression,
-                                                      r.bytes, r.verified, r.is_protected, r.status, r.created}));
+                                                      r.bytes, r.verified, r.is_protected, r.status, r.created,
+                                                      r.error}));
       }
     }
   }

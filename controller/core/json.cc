@@ -162,8 +162,7 @@ GITVIRT_JSON_FIELDS(SnapshotPolicySpec, FieldDef{"selector", &SnapshotPolicySpec
                     FieldDef{"retention", &SnapshotPolicySpec::retention});
 GITVIRT_JSON_FIELDS(SnapshotPolicy, FieldDef{"metadata", &SnapshotPolicy::meta},
                     FieldDef{"spec", &SnapshotPolicy::spec});
-GITVIRT_JSON_FIELDS(BackupTarget, FieldDef{"directory", &BackupTarget::directory},
-                    FieldDef{"pool", &BackupTarget::pool});
+GITVIRT_JSON_FIELDS(BackupTarget, FieldDef{"directory", &BackupTarget::directory});
 GITVIRT_JSON_FIELDS(BackupPolicySpec, FieldDef{"selector", &BackupPolicySpec::selector},
                     FieldDef{"schedule", &BackupPolicySpec::schedule},
                     FieldDef{"timeZone", &BackupPolicySpec::time_zone},

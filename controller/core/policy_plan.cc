@@ -169,7 +169,6 @@ Action MakeBackupAction(const VirtualMachine& vm, const std::string& node, const
   a.params = {{"id", id},
               {"directory", spec.target.directory + "/" + vm.meta.name + "/" + id},
               {"target", spec.target.directory},
-              {"pool", spec.target.pool},
               {"mode", std::string(EnumName(spec.mode))},
               {"compression", std::string(EnumName(spec.compression))},
               {"level", std::to_string(level)},

@@ -522,11 +522,14 @@ struct DiskToCopy {
   std::string volume;
   std::string path;
   std::string read_path;  // what qemu-img reads, when not `path` (the top overlay)
+  std::string read_format;  // the format of `read_path`, when known (else qemu-img probes)
   std::uint64_t capacity = 0;
 };
 
+// `remote`: the node's files are not the controller's, so a disk that is a plain file is
+// described by the node.
 Result<std::vector<DiskToCopy>> DisksOf(Hypervisor& hv, const std::string& vm, const std::string& xml,
-                                        const std::vector<std::string>& skip) {
+                                        const std::vector<std::string>& skip, bool remote) {
   auto parsed = ParseDomainXml(xml);
   if (!parsed) return std::unexpected(parsed.error());
   std::vector<DiskToCopy> out;
@@ -546,6 +549,10 @@ Result<std::vector<DiskToCopy>> DisksOf(Hypervisor& hv, const std::string& vm, c
       s.path = vol->path;
       s.capacity = vol->capacity;
       if (!vol->format.empty() && (vol->format == "qcow2" || vol->format == "raw")) s.format = vol->format;
+    } else if (remote) {
+      auto vol = hv.GetVolumeByPath(s.path);
+      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.name + " of " + vm));
+      s.capacity = vol->capacity;
     } else {
       std::error_code ec;
       s.capacity = d.size.value_or(fs::file_size(s.path, ec));
@@ -561,10 +568,211 @@ Result<std::vector<DiskToCopy>> DisksOf(Hypervisor& hv, const std::string& vm, c
 
 Result<void> Convert(const DiskToCopy& d, const std::string& out) {
   std::vector<std::string> argv = {"qemu-img", "convert", "-U", "-O", d.format};
+  if (!d.read_format.empty()) argv.insert(argv.end(), {"-f", d.read_format});
   if (d.format == "qcow2") argv.insert(argv.end(), {"-o", "compat=1.1"});
   argv.insert(argv.end(), {d.read_path.empty() ? d.path : d.read_path, out});
   auto ran = RunChecked(argv);
   if (!ran) return std::unexpected(ran.error().Wrap("copying disk " + d.disk));
+  return {};
+}
+
+// ---- nodes whose files the controller cannot read: everything through libvirt ----
+
+// Writes a volume downloaded from a node into a file, holes as holes (sparse). One pass only: a
+// download restarted after an abort fails instead of appending to what was written.
+class FileSink final : public VolumeSink {
+ public:
+  explicit FileSink(std::string path) : path_(std::move(path)) {}
+  ~FileSink() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Result<void> Open() {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) return Fail(ErrorCode::kIo, std::string("cannot create: ") + std::strerror(errno), path_);
+    return {};
+  }
+  Result<void> Write(const char* data, std::size_t size) override {
+    if (fd_ < 0) return Fail(ErrorCode::kIo, "the download was interrupted", path_);
+    while (size > 0) {
+      const ssize_t n = ::write(fd_, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Fail(ErrorCode::kIo, std::string("write failed: ") + std::strerror(errno), path_);
+      data += n;
+      size -= static_cast<std::size_t>(n);
+      offset_ += static_cast<std::uint64_t>(n);
+    }
+    return {};
+  }
+  Result<void> Hole(std::uint64_t length) override {
+    if (fd_ < 0) return Fail(ErrorCode::kIo, "the download was interrupted", path_);
+    offset_ += length;
+    if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0) {
+      return Fail(ErrorCode::kIo, std::string("seek failed: ") + std::strerror(errno), path_);
+    }
+    return {};
+  }
+  Result<void> Finish() override {
+    if (fd_ < 0) return Fail(ErrorCode::kIo, "the download was interrupted", path_);
+    const bool ok = ::ftruncate(fd_, static_cast<off_t>(offset_)) == 0;  // a trailing hole
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (!ok) return Fail(ErrorCode::kIo, std::string("cannot set the size: ") + std::strerror(err), path_);
+    return {};
+  }
+  void Abort() override {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    ::unlink(path_.c_str());
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::uint64_t offset_ = 0;
+};
+
+Result<void> Download(Hypervisor& hv, const std::string& pool, const std::string& volume, const std::string& to) {
+  FileSink sink(to);
+  if (auto ok = sink.Open(); !ok) return ok;
+  return hv.ReadVolume(pool, volume, sink);
+}
+
+// Deletes files the controller made and only needs for a moment.
+struct TemporaryFiles {
+  std::vector<std::string> paths;
+  ~TemporaryFiles() {
+    std::error_code ec;
+    for (const std::string& p : paths) fs::remove(p, ec);
+  }
+};
+
+// A disk of a remote node, copied as Convert copies a local one: every file of its chain (the
+// overlay in use, then each backing file: a linked clone's image, the layers under external
+// snapshots) downloaded next to `out` (virStorageVolDownload), each local copy pointed at the
+// local copy of its backing file (qemu-img rebase -u), and the chain flattened into `out` by
+// Convert, so the backup is self-contained; the downloads are deleted.
+Result<void> FetchRemoteDisk(Hypervisor& hv, const DiskToCopy& d, const std::string& out) {
+  constexpr std::size_t kMaxChain = 16;
+  TemporaryFiles chain;
+  std::vector<std::string> formats;
+  const std::string top = d.read_path.empty() ? d.path : d.read_path;
+  Result<ObservedVolume> vol = d.read_path.empty() && !d.volume.empty() ? hv.GetVolume(d.pool, d.volume)
+                                                                         : hv.GetVolumeByPath(top);
+  while (true) {
+    if (!vol) return std::unexpected(vol.error().Wrap("reading disk " + d.disk));
+    if (chain.paths.size() == kMaxChain) {
+      return Fail(ErrorCode::kFailedPrecondition, "its backing chain is longer than " + std::to_string(kMaxChain) +
+                                                      " files", "reading disk " + d.disk);
+    }
+    const std::string file = fs::absolute(out + ".chain" + std::to_string(chain.paths.size())).string();
+    chain.paths.push_back(file);
+    formats.push_back(vol->format == "qcow2" ? "qcow2" : "raw");
+    if (auto ok = Download(hv, vol->pool, vol->name, file); !ok) {
+      return std::unexpected(ok.error().Wrap("downloading " + vol->pool + "/" + vol->name + " (disk " + d.disk + ")"));
+    }
+    if (vol->backing.empty()) break;
+    vol = hv.GetVolumeByPath(vol->backing);
+  }
+  for (std::size_t i = 0; i + 1 < chain.paths.size(); ++i) {
+    auto ran = RunChecked({"qemu-img", "rebase", "-u", "-f", formats[i], "-b", chain.paths[i + 1], "-F", formats[i + 1],
+                           chain.paths[i]});
+    if (!ran) return std::unexpected(ran.error().Wrap("re-pointing the downloaded chain of disk " + d.disk));
+  }
+  DiskToCopy local = d;
+  local.read_path = chain.paths.front();
+  local.read_format = formats.front();
+  return Convert(local, out);
+}
+
+// The scratch file a live backup of a remote node's disk is pushed into: hidden, in the disk's
+// own pool, named after the backup, so it is recognisable and two backups never share one.
+std::string ScratchName(const std::string& backup_id, const DiskToCopy& d) {
+  return ".gitvirt-backup-" + backup_id + "-" + d.disk + "." + d.format;
+}
+
+// Deletes scratch volumes ("pool/name"); those already gone are fine.
+Result<void> DeleteScratch(Hypervisor& hv, const std::vector<std::string>& keys) {
+  std::set<std::string> refreshed;
+  Result<void> result;
+  for (const std::string& key : keys) {
+    const auto slash = key.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string pool = key.substr(0, slash);
+    const std::string name = key.substr(slash + 1);
+    if (refreshed.insert(pool).second) (void)hv.RefreshPool(pool);  // QEMU made the files
+    if (!hv.GetVolume(pool, name)) continue;
+    if (auto ok = hv.DeleteVolume(pool, name); !ok && result) result = ok;
+  }
+  return result;
+}
+
+std::vector<std::string> RecordedScratch(StepContext& ctx) {
+  const json undo = ParseObject(ctx.undo_json());
+  std::vector<std::string> out;
+  if (undo.contains("scratch") && undo["scratch"].is_array()) {
+    for (const json& k : undo["scratch"]) {
+      if (k.is_string()) out.push_back(k.get<std::string>());
+    }
+  }
+  return out;
+}
+
+// A live backup on a remote node: QEMU pushes every disk at one instant into scratch files in
+// the disks' pools on the node (Hypervisor::BackupDisks), which are then downloaded into
+// `images` and deleted, whatever happened. The scratch names are recorded in the step's undo
+// information before QEMU writes them, so an undo or an attempt after a crash deletes them too.
+Result<void> LiveBackupRemote(Hypervisor& hv, const std::string& backup_id, const std::string& vm,
+                              const std::vector<DiskToCopy>& disks, const std::map<std::string, std::string>& images,
+                              StepContext& ctx) {
+  std::map<std::string, DiskBackupFile> targets;
+  std::map<std::string, std::pair<std::string, std::string>> scratch;  // disk -> pool, volume
+  std::map<std::string, std::string> pool_dirs;
+  for (const DiskToCopy& d : disks) {
+    std::string pool = d.pool;
+    if (pool.empty()) {
+      auto vol = hv.GetVolumeByPath(d.path);
+      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.disk + " is in no pool of node " + hv.node()));
+      pool = vol->pool;
+    }
+    if (!pool_dirs.contains(pool)) {
+      auto dir = hv.GetPoolPath(pool);
+      if (!dir) return std::unexpected(dir.error());
+      pool_dirs[pool] = *dir;
+    }
+    const std::string name = ScratchName(backup_id, d);
+    targets[d.disk] = DiskBackupFile{(fs::path(pool_dirs[pool]) / name).string(), d.format};
+    scratch[d.disk] = {pool, name};
+  }
+  std::vector<std::string> keys = RecordedScratch(ctx);  // an earlier attempt's, if any
+  for (const auto& [disk, where] : scratch) {
+    const std::string key = where.first + "/" + where.second;
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  }
+  if (auto ok = ctx.RecordUndo(json{{"scratch", keys}}.dump()); !ok) return ok;
+  if (auto ok = DeleteScratch(hv, keys); !ok) return std::unexpected(ok.error().Wrap("deleting leftover scratch files"));
+
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(ctx.deadline() - Steady::now());
+  Result<void> fetched = hv.BackupDisks(vm, targets, std::max(left, std::chrono::seconds(10)));
+  if (fetched) {
+    std::set<std::string> refreshed;
+    for (const auto& [disk, where] : scratch) {
+      if (refreshed.insert(where.first).second) {
+        if (fetched = hv.RefreshPool(where.first); !fetched) break;
+      }
+      fetched = Download(hv, where.first, where.second, images.at(disk));
+      if (!fetched) {
+        fetched = std::unexpected(fetched.error().Wrap("downloading the live backup of disk " + disk));
+        break;
+      }
+    }
+  }
+  auto removed = DeleteScratch(hv, keys);
+  if (!fetched) return fetched;
+  if (!removed) {
+    ctx.Event(EventLevel::kWarning, "the backup is complete, but a scratch file on node " + hv.node() +
+                                        " could not be deleted (" + removed.error().ToString() + ")");
+  }
   return {};
 }
 
@@ -589,7 +797,7 @@ Result<void> RestorePowerAfter(Hypervisor& hv, const std::string& vm, PowerState
 Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, StepContext& ctx) {
   const auto started = Steady::now();
   if (req.directory.empty()) {
-    return Fail(ErrorCode::kUnsupported, "a backup needs target.directory (target.pool is not supported yet)");
+    return Fail(ErrorCode::kInvalidArgument, "a backup needs a target directory");
   }
   // Done already (a step run again after a crash)?
   if (fs::exists(fs::path(req.directory) / "manifest.json")) {
@@ -600,6 +808,7 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
         const auto before = ParseEnum<PowerState>(undo["powerBefore"].get<std::string>());
         if (before) (void)RestorePowerAfter(hv, req.vm, *before, ctx);
       }
+      if (auto scratch = RecordedScratch(ctx); !scratch.empty()) (void)DeleteScratch(hv, scratch);
       ctx.Event(EventLevel::kInfo, "backup " + req.id + " was already complete");
       return done;
     }
@@ -607,11 +816,8 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   auto observed = hv.ObserveVm(req.vm);
   if (!observed) return std::unexpected(observed.error());
   const bool simulated = hv.capabilities().driver == "TEST";
-  if (!simulated && !req.local_node) {
-    return Fail(ErrorCode::kUnsupported,
-                "node " + hv.node() + " is not on the controller's host; backups read disks with qemu-img here "
-                "and support only local nodes (qemu:///system, qemu+unix://)");
-  }
+  // A node whose files the controller cannot read: disks come through libvirt's streams.
+  const bool remote = !simulated && !req.local_node;
   // The power state before the backup, as the first attempt saw it: a step run again after a
   // crash finds the VM suspended or stopped by its earlier self.
   PowerState before = observed->power;
@@ -626,7 +832,7 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   }
   auto xml = hv.GetDefinitionXml(req.vm);
   if (!xml) return std::unexpected(xml.error());
-  auto disks = DisksOf(hv, req.vm, *xml, req.skip_disks);
+  auto disks = DisksOf(hv, req.vm, *xml, req.skip_disks, remote);
   if (!disks) return std::unexpected(disks.error());
 
   const std::string partial = req.directory + ".partial";
@@ -657,8 +863,10 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   }
   auto convert_all = [&]() -> Result<void> {
     for (const DiskToCopy& d : *disks) {
-      if (auto ok = Convert(d, images[d.disk]); !ok) return ok;
+      auto ok = remote ? FetchRemoteDisk(hv, d, images[d.disk]) : Convert(d, images[d.disk]);
+      if (!ok) return ok;
     }
+    if (remote) ctx.Event(EventLevel::kInfo, "disks of " + req.vm + " downloaded from node " + hv.node() + " through libvirt");
     return {};
   };
   const std::string policy_of = req.policy.empty() ? "" : " (policy " + req.policy + ")";
@@ -684,13 +892,19 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
     if (auto ok = convert_all(); !ok) return std::unexpected(ok.error());
   } else if (req.mode == BackupMode::kSnapshot) {
     m.mode = "snapshot";
-    std::map<std::string, DiskBackupFile> targets;
-    for (const DiskToCopy& d : *disks) targets[d.disk] = DiskBackupFile{images[d.disk], d.format};
-    const auto left = std::chrono::duration_cast<std::chrono::seconds>(ctx.deadline() - Steady::now());
-    if (auto ok = hv.BackupDisks(req.vm, targets, std::max(left, std::chrono::seconds(10))); !ok) {
-      return std::unexpected(ok.error());
+    if (remote) {
+      if (auto ok = LiveBackupRemote(hv, req.id, req.vm, *disks, images, ctx); !ok) return std::unexpected(ok.error());
+      ctx.Event(EventLevel::kInfo, "live backup of " + req.vm + " taken (push mode on node " + hv.node() +
+                                       ", downloaded through libvirt)" + policy_of);
+    } else {
+      std::map<std::string, DiskBackupFile> targets;
+      for (const DiskToCopy& d : *disks) targets[d.disk] = DiskBackupFile{images[d.disk], d.format};
+      const auto left = std::chrono::duration_cast<std::chrono::seconds>(ctx.deadline() - Steady::now());
+      if (auto ok = hv.BackupDisks(req.vm, targets, std::max(left, std::chrono::seconds(10))); !ok) {
+        return std::unexpected(ok.error());
+      }
+      ctx.Event(EventLevel::kInfo, "live backup of " + req.vm + " taken (push mode)" + policy_of);
     }
-    ctx.Event(EventLevel::kInfo, "live backup of " + req.vm + " taken (push mode)" + policy_of);
   } else if (before == PowerState::kPaused) {
     m.mode = std::string(EnumName(req.mode));
     if (auto ok = convert_all(); !ok) return std::unexpected(ok.error());
@@ -764,6 +978,8 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   SyncDirectory(fs::path(req.directory).parent_path().string());
   return m;
 }
+
+Result<void> DeleteBackupScratch(Hypervisor& hv, const std::vector<std::string>& keys) { return DeleteScratch(hv, keys); }
 
 // ---- restoring ---------------------------------------------------------------------------
 

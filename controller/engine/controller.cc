@@ -38,6 +38,18 @@ ExecutionOptions ExecutionFor(const ControllerConfig& config) {
   return options;
 }
 
+// The backup counters come from the state file, not from this process: every backup step
+// records its outcome there (BackupCatalog::RecordRun), so `gitvirt backup run` in another
+// process counts as much as a scheduled run, and the totals survive a restart.
+void CountBackups(BackupCatalog& catalog, ControllerMetrics& metrics) {
+  auto totals = catalog.RunTotals();
+  if (!totals) return;  // the last figures stay
+  metrics.backups_total = totals->taken;
+  metrics.backups_failed_total = totals->failed;
+  metrics.backup_bytes_total = totals->bytes;
+  metrics.backup_seconds_sum = totals->seconds;
+}
+
 }  // namespace
 
 Controller::Controller(ControllerConfig config, std::shared_ptr<spdlog::logger> log, StateLock lock)
@@ -96,6 +108,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerConfig config, s
     c->scheduler_ = std::make_unique<PolicyScheduler>(*c->nodes_, *c->journal_, SystemWallClock(), options, log);
     if (auto catalog = BackupCatalog::Open(c->config_.state)) {
       c->catalog_ = std::move(*catalog);
+      CountBackups(*c->catalog_, c->metrics_);
     } else {
       log->warn("backup catalog unavailable: {}", catalog.error().ToString());
     }
@@ -129,10 +142,6 @@ void Controller::RunPolicies(const std::atomic<bool>& stop, std::shared_ptr<Obse
       }
       metrics_.snapshots_total += static_cast<std::uint64_t>(r.snapshots);
       metrics_.snapshots_failed_total += static_cast<std::uint64_t>(r.snapshots_failed);
-      metrics_.backups_total += static_cast<std::uint64_t>(r.backups);
-      metrics_.backups_failed_total += static_cast<std::uint64_t>(r.backups_failed);
-      metrics_.backup_bytes_total += r.backup_bytes;
-      metrics_.backup_seconds_sum += r.backup_seconds;
     }
   }
   {
@@ -143,10 +152,11 @@ void Controller::RunPolicies(const std::atomic<bool>& stop, std::shared_ptr<Obse
   std::vector<PolicyStatus> statuses = scheduler_->Statuses(*desired_);
   std::vector<BackupEntry> backups;
   if (catalog_) {
+    CountBackups(*catalog_, metrics_);
     if (auto records = catalog_->List(BackupFilter{})) {
       for (const BackupRecord& r : *records) {
         backups.push_back(BackupEntry{r.id, r.vm, r.node, r.policy, r.location, r.mode, r.compression, r.bytes,
-                                      r.verified, r.is_protected, r.status, r.created});
+                                      r.verified, r.is_protected, r.status, r.created, r.error});
       }
     }
   }

@@ -609,7 +609,7 @@ struct LibvirtStepRunner::Impl {
     return json{{"gone", true}}.dump();
   }
 
-  Result<std::string> Backup(Hypervisor& hv, const Action& action, StepContext& ctx) {
+  BackupRequest BackupRequestOf(const Action& action, const std::string& job_id) const {
     BackupRequest req;
     req.id = Param(action, "id");
     req.directory = Param(action, "directory");
@@ -617,7 +617,7 @@ struct LibvirtStepRunner::Impl {
     req.policy = action.policy;
     req.revision = plan.revision;
     req.description = Param(action, "description");
-    req.job_id = ctx.job_id();
+    req.job_id = job_id;
     req.mode = ParseEnum<BackupMode>(Param(action, "mode", "snapshot")).value_or(BackupMode::kSnapshot);
     req.compression = ParseEnum<Compression>(Param(action, "compression", "zstd")).value_or(Compression::kZstd);
     req.level = std::atoi(Param(action, "level", "3").c_str());
@@ -635,16 +635,29 @@ struct LibvirtStepRunner::Impl {
       req.update_policy.shutdown_timeout = Seconds(std::atoll(it->second.c_str()));
     }
     if (auto it = action.params.find("forceOff"); it != action.params.end()) req.update_policy.force_off = it->second == "true";
-    req.local_node = LocalNode(hv.node());
+    req.local_node = LocalNode(action.node);
+    return req;
+  }
+
+  Result<std::string> Backup(Hypervisor& hv, const Action& action, StepContext& ctx) {
+    const BackupRequest req = BackupRequestOf(action, ctx.job_id());
     if (req.id.empty() || req.directory.empty()) {
-      return Fail(ErrorCode::kInvalidArgument, "the backup step has no id or directory (a pool target is not supported yet)");
+      return Fail(ErrorCode::kInvalidArgument, "the backup step has no id or directory");
     }
     auto catalog = Catalog();
     if (!catalog) return std::unexpected(catalog.error());
     auto manifest = TakeBackup(hv, req, ctx);
-    if (!manifest) return std::unexpected(manifest.error());
+    if (!manifest) {
+      RecordFailedBackup(**catalog, req, hv.node(), manifest.error());
+      std::error_code ec;
+      std::filesystem::remove_all(req.directory + ".partial", ec);  // half-written disks
+      return std::unexpected(manifest.error());
+    }
     BackupRecord record = RecordOf(*manifest, req.directory);
     if (auto ok = (*catalog)->Put(record); !ok) return std::unexpected(ok.error());
+    if (auto ok = (*catalog)->RecordRun(manifest->id, false, manifest->Bytes(), manifest->seconds); !ok) {
+      return std::unexpected(ok.error());
+    }
     std::uint64_t raw = 0;
     for (const BackupFile& f : manifest->files) raw += f.raw_size;
     ctx.Event(EventLevel::kInfo, "backup " + manifest->id + " of " + req.vm + ": " + FormatSize(manifest->Bytes()) +
@@ -655,6 +668,43 @@ struct LibvirtStepRunner::Impl {
         .dump();
   }
 
+  // A failed attempt goes into the catalog (status failed, with its error; no directory holds
+  // it) and into the run totals, so `backup list`, /api/v1/backups and /metrics show it
+  // whichever process ran it. What could not be recorded is logged: the step's own error is
+  // what matters to the job.
+  void RecordFailedBackup(const Action& action, const std::string& job_id, const Error& error) {
+    if (action.type != ActionType::kBackup) return;
+    const BackupRequest req = BackupRequestOf(action, job_id);
+    if (req.id.empty()) return;
+    auto catalog = Catalog();
+    if (!catalog) {
+      log->warn("vm={} backup={} the failure could not be recorded: {}", req.vm, req.id, catalog.error().ToString());
+      return;
+    }
+    RecordFailedBackup(**catalog, req, action.node, error);
+  }
+  void RecordFailedBackup(BackupCatalog& catalog, const BackupRequest& req, const std::string& node, const Error& error) {
+    if (auto known = catalog.Get(req.id); known && known->status == "complete") return;  // not this attempt's
+    BackupRecord r;
+    r.id = req.id;
+    r.vm = req.vm;
+    r.node = node;
+    r.policy = req.policy;
+    r.location = std::filesystem::absolute(req.directory).lexically_normal().string();
+    r.mode = std::string(EnumName(req.mode));
+    r.compression = std::string(EnumName(req.compression));
+    r.is_protected = req.is_protected;
+    r.status = "failed";
+    r.error = error.ToString();
+    r.revision = req.revision;
+    r.job_id = req.job_id;
+    r.created = req.created;
+    auto put = catalog.Put(r);
+    auto counted = put ? catalog.RecordRun(req.id, true, 0, 0) : put;
+    if (!counted) log->warn("vm={} backup={} the failure could not be recorded in the catalog: {}", req.vm, req.id,
+                            counted.error().ToString());
+  }
+
   Result<UndoOutcome> UndoBackup(Hypervisor* hv, const Action& action, const json& undo) {
     const std::string dir = Param(action, "directory");
     std::error_code ec;
@@ -662,7 +712,14 @@ struct LibvirtStepRunner::Impl {
       if (auto ok = DeleteBackupDirectory(dir, /*force=*/true); !ok) return std::unexpected(ok.error());
       std::filesystem::remove_all(dir + ".partial", ec);
     }
-    if (auto catalog = Catalog()) (void)(*catalog)->Remove(Param(action, "id"));
+    if (auto catalog = Catalog()) {
+      // The record of a failed attempt stays: it is history, not something this step made.
+      auto known = (*catalog)->Get(Param(action, "id"));
+      if (known && known->status != "failed") (void)(*catalog)->Remove(Param(action, "id"));
+    }
+    if (hv != nullptr) {
+      if (auto ok = DeleteBackupScratch(*hv, StringList(undo, "scratch")); !ok) return std::unexpected(ok.error());
+    }
     if (hv != nullptr && undo.contains("powerBefore")) {
       const std::string before = undo["powerBefore"].get<std::string>();
       auto now = hv->GetPower(action.target.name);
@@ -769,7 +826,7 @@ LibvirtStepRunner::LibvirtStepRunner(NodeSet& nodes, const Plan& plan, const std
     : impl_(std::make_shared<Impl>(Impl{nodes, plan, images, options, SecretResolver(options.secrets_dir),
                                         logger ? logger : spdlog::default_logger()})) {}
 
-Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext&) {
+Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext& ctx) {
   if (action.type == ActionType::kBackupDelete) return std::string("{}");  // a directory here, no node
   if (action.type == ActionType::kMigrate) {
     auto request = impl_->Migration(action);
@@ -777,7 +834,10 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
     return PrepareMigration(*request);
   }
   auto hv = impl_->Node(action.node);
-  if (!hv) return std::unexpected(hv.error());
+  if (!hv) {
+    impl_->RecordFailedBackup(action, ctx.job_id(), hv.error());  // a backup that could not start failed too
+    return std::unexpected(hv.error());
+  }
   json undo = json::object();
   const std::string& name = action.target.name;
   switch (action.type) {
@@ -817,7 +877,10 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
     case ActionType::kSnapshotRevert:
     case ActionType::kBackup: {
       auto power = (*hv)->GetPower(name);
-      if (!power) return std::unexpected(power.error());
+      if (!power) {
+        if (action.type == ActionType::kBackup) impl_->RecordFailedBackup(action, ctx.job_id(), power.error());
+        return std::unexpected(power.error());
+      }
       undo["previousPower"] = EnumName(*power);
       break;
     }
@@ -834,7 +897,10 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
     return RunMigration(*request, ctx);
   }
   auto node = impl_->Node(action.node);
-  if (!node) return std::unexpected(node.error());
+  if (!node) {
+    impl_->RecordFailedBackup(action, ctx.job_id(), node.error());
+    return std::unexpected(node.error());
+  }
   Hypervisor& hv = **node;
   const std::string& name = action.target.name;
   auto done = [](Result<void> r) -> Result<std::string> {

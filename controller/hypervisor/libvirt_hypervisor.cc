@@ -1184,8 +1184,12 @@ class LibvirtHypervisor final : public Hypervisor {
         d.append_attribute("type") = "file";
         d.append_child("target").append_attribute("file") = it->second.file.c_str();
         d.append_child("driver").append_attribute("type") = it->second.format.c_str();
-        std::error_code ec;
-        std::filesystem::remove(it->second.file, ec);
+        // A file of this node's, where the controller can see it; elsewhere the caller deletes
+        // its leftovers through libvirt.
+        if (config_.IsLocal()) {
+          std::error_code ec;
+          std::filesystem::remove(it->second.file, ec);
+        }
       }
       for (const auto& [disk, _] : disks) {
         if (!found.contains(disk)) return Fail(ErrorCode::kNotFound, "the running domain has no disk " + disk);
@@ -1237,6 +1241,51 @@ class LibvirtHypervisor final : public Hypervisor {
       }
       return {};
     });
+  }
+
+  Result<ObservedVolume> GetVolumeByPath(const std::string& path) override {
+    return Run<ObservedVolume>(
+        "get-volume", false, "looking up " + path + " on " + config_.name, [&](virConnectPtr c) -> Result<ObservedVolume> {
+          Volume v(virStorageVolLookupByPath(c, path.c_str()));
+          if (!v) {
+            // A file written into a pool's directory since its last refresh (an external
+            // snapshot's overlay, a backup job's target) is not a volume yet.
+            const std::string dir = std::filesystem::path(path).parent_path().string();
+            virStoragePoolPtr* pools = nullptr;
+            const int n = virConnectListAllStoragePools(c, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
+            for (int i = 0; i < n; ++i) {
+              Pool p(pools[i]);
+              if (PoolTargetPath(p.get()) == dir) virStoragePoolRefresh(p.get(), 0);
+            }
+            free(pools);
+            v.reset(virStorageVolLookupByPath(c, path.c_str()));
+          }
+          if (!v) return Fail(ErrorCode::kNotFound, "no pool of node " + config_.name + " holds " + path);
+          Pool p(virStoragePoolLookupByVolume(v.get()));
+          if (!p) return std::unexpected(LastError("finding the pool of " + path));
+          return DescribeVolume(v.get(), virStoragePoolGetName(p.get()), true);
+        });
+  }
+
+  Result<std::string> GetPoolPath(const std::string& pool) override {
+    return Run<std::string>("get-pool", false, "reading pool " + pool + " on " + config_.name,
+                            [&](virConnectPtr c) -> Result<std::string> {
+                              Pool p(virStoragePoolLookupByName(c, pool.c_str()));
+                              if (!p) return std::unexpected(LastError("looking up the pool"));
+                              std::string path = PoolTargetPath(p.get());
+                              if (path.empty()) return Fail(ErrorCode::kFailedPrecondition, "the pool has no target path");
+                              return path;
+                            });
+  }
+
+  Result<void> RefreshPool(const std::string& pool) override {
+    return Run<void>("refresh-pool", false, "refreshing pool " + pool + " on " + config_.name,
+                     [&](virConnectPtr c) -> Result<void> {
+                       Pool p(virStoragePoolLookupByName(c, pool.c_str()));
+                       if (!p) return std::unexpected(LastError("looking up the pool"));
+                       if (virStoragePoolRefresh(p.get(), 0) < 0) return std::unexpected(LastError(""));
+                       return {};
+                     });
   }
 
  private:
@@ -1609,6 +1658,13 @@ class LibvirtHypervisor final : public Hypervisor {
       out.append_child("source").append_attribute("file") = overlay.c_str();
     }
     return {};
+  }
+
+  // A pool's directory on its node, from its XML ("" if it has none).
+  static std::string PoolTargetPath(virStoragePoolPtr p) {
+    pugi::xml_document doc;
+    doc.load_string(TakeString(virStoragePoolGetXMLDesc(p, 0)).c_str());
+    return doc.child("pool").child("target").child("path").text().as_string();
   }
 
   static ObservedVolume DescribeVolume(virStorageVolPtr v, const std::string& pool, bool with_xml) {

@@ -1177,8 +1177,12 @@ BackupPolicySpec ParseBackupPolicySpec(const Map& m) {
   if (auto f = m.Require("target")) {
     Map t(*f, {"directory", "pool"});
     if (t.valid()) {
-      if (Exclusive(t, {"directory", "pool"}, "give \"directory\" or \"pool\", not both") == 0) {
-        f->Error("give one of \"directory\" or \"pool\"");
+      // Backups go into a directory on the controller; writing them into a pool on the VM's
+      // node is not implemented, and a policy must not look accepted and then fail every run.
+      if (auto p = t.Get("pool")) {
+        p->Error("target.pool is not supported yet: use target.directory");
+      } else if (!t.Get("directory")) {
+        f->Error("give \"directory\": where the backups go on the controller (target.pool is not supported yet)");
       }
       if (auto d = t.Get("directory")) {
         if (auto dir = d->NonEmptyString()) {
@@ -1188,9 +1192,6 @@ BackupPolicySpec ParseBackupPolicySpec(const Map& m) {
             spec.target.directory = *dir;
           }
         }
-      }
-      if (auto p = t.Get("pool")) {
-        if (auto pool = p->NonEmptyString()) spec.target.pool = *pool;
       }
     }
   }

@@ -15,7 +15,7 @@ constexpr std::chrono::milliseconds kBusyTimeout{10'000};
 
 constexpr const char* kColumns =
     "id, vm, node, policy, location, mode, compression, bytes, verified, protected, simulated, status, "
-    "revision, job_id, created_at";
+    "revision, job_id, created_at, error";
 
 BackupRecord ReadRow(const Query& q) {
   BackupRecord r;
@@ -34,6 +34,7 @@ BackupRecord ReadRow(const Query& q) {
   r.revision = q.Text(12);
   r.job_id = q.Text(13);
   r.created = TimePoint{std::chrono::seconds{q.Int(14)}};
+  r.error = q.Text(15);
   return r;
 }
 
@@ -98,15 +99,43 @@ class SqliteBackupCatalog final : public BackupCatalog {
     return {};
   }
 
+  Result<void> RecordRun(const std::string& id, bool failed, std::uint64_t bytes, double seconds) override {
+    std::lock_guard lock(mu_);
+    auto q = db_.Prepare("INSERT OR REPLACE INTO backup_runs (id, failed, bytes, millis, finished_at) VALUES (?, ?, ?, ?, ?)");
+    if (!q) return std::unexpected(q.error());
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
+    q->Bind(id).Bind(failed ? 1 : 0).Bind(static_cast<std::int64_t>(failed ? 0 : bytes));
+    q->Bind(static_cast<std::int64_t>(failed ? 0 : seconds * 1000)).Bind(static_cast<std::int64_t>(now.count()));
+    if (auto ok = q->Run(); !ok) return std::unexpected(ok.error().Wrap("recording the outcome of backup " + id));
+    return {};
+  }
+
+  Result<BackupRunTotals> RunTotals() override {
+    std::lock_guard lock(mu_);
+    auto q = db_.Prepare(
+        "SELECT count(*) - total(failed), total(failed), total(bytes), total(millis) FROM backup_runs");
+    if (!q) return std::unexpected(q.error());
+    auto row = q->Step();
+    if (!row) return std::unexpected(row.error().Wrap("adding up backup runs"));
+    BackupRunTotals t;
+    if (*row) {
+      t.taken = static_cast<std::uint64_t>(q->Int(0));
+      t.failed = static_cast<std::uint64_t>(q->Int(1));
+      t.bytes = static_cast<std::uint64_t>(q->Int(2));
+      t.seconds = static_cast<double>(q->Int(3)) / 1000.0;
+    }
+    return t;
+  }
+
  private:
   Result<void> PutLocked(const BackupRecord& r) {
     auto q = db_.Prepare(std::string("INSERT OR REPLACE INTO backups (") + kColumns +
-                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!q) return std::unexpected(q.error());
     q->Bind(r.id).Bind(r.vm).Bind(r.node).Bind(r.policy).Bind(r.location).Bind(r.mode).Bind(r.compression);
     q->Bind(static_cast<std::int64_t>(r.bytes)).Bind(r.verified ? 1 : 0).Bind(r.is_protected ? 1 : 0);
     q->Bind(r.simulated ? 1 : 0).Bind(r.status).Bind(r.revision).Bind(r.job_id);
-    q->Bind(static_cast<std::int64_t>(r.created.time_since_epoch().count()));
+    q->Bind(static_cast<std::int64_t>(r.created.time_since_epoch().count())).Bind(r.error);
     if (auto ok = q->Run(); !ok) return std::unexpected(ok.error().Wrap("recording backup " + r.id));
     return {};
   }

@@ -104,6 +104,19 @@ CREATE TABLE backups (
 CREATE INDEX backups_by_vm ON backups (vm, created_at);
 CREATE INDEX backups_by_policy ON backups (policy, created_at);
 )sql",
+    // 2 -> 3: failed backup attempts in the catalog (status 'failed', with their error), and
+    // the outcome of every attempt, kept after its backup is deleted: the lifetime totals
+    // /metrics shows, whichever process ran the backup (serve's schedule, `gitvirt backup run`).
+    R"sql(
+ALTER TABLE backups ADD COLUMN error TEXT NOT NULL DEFAULT '';
+CREATE TABLE backup_runs (
+  id          TEXT PRIMARY KEY NOT NULL,
+  failed      INTEGER NOT NULL,
+  bytes       INTEGER NOT NULL DEFAULT 0,
+  millis      INTEGER NOT NULL DEFAULT 0,
+  finished_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 

@@ -101,6 +101,6 @@ class Connection {
 // transaction so that two processes opening a fresh file do not both migrate it.
 // Fails with kFailedPrecondition when the file is newer than this build understands.
 Result<void> MigrateSchema(Connection& db);
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 }  // namespace gitvirt::store_internal

@@ -17,7 +17,10 @@ backup directories on disk, the state file with sqlite3, and serve's HTTP API.
              with and without confirmation, a damaged backup restoring nothing, the catalog
              rebuilt by `backup list --rescan` after it was lost
   serve      scheduled runs (6-field cron with seconds and ?): /api/v1/snapshots, /api/v1/backups,
-             policy last/next run in /api/v1/status, backup bytes/durations/failures in /metrics
+             policy last/next run in /api/v1/status, backup bytes/durations/failures in /metrics,
+             which count the CLI's runs too (they are in the state file)
+  failures   a `backup run` that fails is in the catalog (status failed, its error; kept by a
+             rescan), in /api/v1/backups?status=failed and in serve's failure counter and gauge
 """
 import json
 import os
@@ -312,12 +315,17 @@ api: {{listen: "127.0.0.1:0"}}
         text = text.replace("  namePattern:", '  schedule: "*/2 * * * * ?"\n  namePattern:')
         text = text.replace("  target:", '  schedule: "*/2 * * * * ?"\n  target:')
         self.write("policies.yaml", text)
+        taken_by_cli, _ = self.run_totals()
+        self.assertGreaterEqual(taken_by_cli, 2, "test_3's `backup run`s")
         serve = Serve(GITVIRT, self.config)
         try:
             def policies():
                 return {p["name"]: p for p in serve.status().get("policies", [])}
 
-            wait_for("two scheduled runs of each policy", lambda: self.metric(serve, "gitvirt_backups_total") >= 2
+            # The counter starts from what the CLI did (the state file), then adds serve's runs.
+            self.assertGreaterEqual(self.metric(serve, "gitvirt_backups_total"), taken_by_cli)
+            wait_for("two scheduled runs of each policy",
+                     lambda: self.metric(serve, "gitvirt_backups_total") >= taken_by_cli + 2
                      and all(v.get("lastRun") for v in policies().values()), 60,
                      lambda: json.dumps(serve.status().get("policies")))
             status = policies()
@@ -339,6 +347,62 @@ api: {{listen: "127.0.0.1:0"}}
             self.assertGreater(self.metric(serve, "gitvirt_backup_duration_seconds_sum"), 0)
         finally:
             serve.stop()
+
+    # ---- failures: in the catalog, counted whoever ran them ------------------------------
+
+    def test_5_failed_backups_are_recorded_and_counted(self):
+        # A target that cannot be created: a regular file stands where its directory would go.
+        blocker = os.path.join(self.dir, "not-a-directory")
+        with open(blocker, "w") as f:
+            f.write("in the way\n")
+        taken_before, failed_before = self.run_totals()
+        out = self.gv("backup", "run", "web-01", "--target", os.path.join(blocker, "backups"))
+        self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+        self.assertEqual(self.run_totals(), (taken_before, failed_before + 1))
+
+        def failed():
+            return [b for b in json.loads(self.ok("backup", "list", "-o", "json")) if b["status"] == "failed"]
+
+        records = failed()
+        self.assertEqual(len(records), 1, records)
+        self.assertEqual(records[0]["vm"], "web-01")
+        self.assertEqual(records[0]["node"], "hv1")
+        self.assertIn("not-a-directory", records[0]["error"])
+        self.assertIn("failed", self.ok("backup", "list"))
+        self.assertFalse(os.path.exists(os.path.join(blocker, "backups")))
+        # History, not a backup: a rescan (which trusts only directories) keeps it.
+        self.ok("backup", "list", "--rescan")
+        self.assertEqual([r["id"] for r in failed()], [records[0]["id"]])
+
+        serve = Serve(GITVIRT, self.config)
+        try:
+            # The counters, from the start: the CLI's runs are in the state file.
+            self.assertEqual(self.metric(serve, "gitvirt_backups_failed_total"), failed_before + 1)
+            self.assertGreaterEqual(self.metric(serve, "gitvirt_backups_total"), taken_before)
+            # The catalog, from the first pass on.
+            wait_for("the catalog in /metrics", lambda: 'gitvirt_backups{status="failed"} 1\n' in serve.get("/metrics")[1],
+                     30, lambda: serve.get("/metrics")[1][-2000:])
+            code, body = serve.get("/api/v1/backups?status=failed")
+            self.assertEqual(code, 200, body)
+            items = json.loads(body)["items"]
+            self.assertEqual([b["id"] for b in items], [records[0]["id"]])
+            self.assertEqual(items[0]["status"], "failed")
+            self.assertIn("not-a-directory", items[0]["error"])
+        finally:
+            serve.stop()
+        # Nothing to verify or restore; deleting it removes the record (the counters keep it).
+        refused = self.gv("backup", "verify", records[0]["id"])
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("failed attempt", refused.stderr)
+        self.ok("backup", "delete", records[0]["id"], "--yes")
+        self.assertEqual(failed(), [])
+        self.assertEqual(self.run_totals()[1], failed_before + 1)
+
+    def run_totals(self):
+        """(taken, failed) over every backup attempt, from the state file."""
+        with sqlite3.connect(os.path.join(self.dir, "state", "gitvirt.db")) as db:
+            taken, failed = db.execute("SELECT count(*) - total(failed), total(failed) FROM backup_runs").fetchone()
+        return int(taken), int(failed)
 
     @staticmethod
     def metric(serve, name):

@@ -1,7 +1,9 @@
 // Backups: compression round trips and corruption detection, the manifest, the restored
 // domain's XML, and the whole flow on a simulated node through the scheduler, the executor and
 // the libvirt step runner — policy run, catalog, retention with protect, verify, rescan,
-// restore as a new VM (and its undo).
+// restore as a new VM (and its undo), failed attempts in the catalog and the run totals — and
+// the scratch volumes of a remote node's live backup (RemoteNode: the simulated node dressed up
+// as a remote QEMU node), deleted after success, failure and a crash.
 #include "gitvirt/engine/backup.h"
 
 #include <gtest/gtest.h>
@@ -483,6 +485,240 @@ TEST_F(SimBackupFlow, ABackupStepRunAgainAfterACrashFinishesIt) {
   EXPECT_TRUE(fs::exists(fs::path(dir) / "manifest.json"));
   EXPECT_FALSE(fs::exists(dir + ".partial"));
   EXPECT_FALSE(fs::exists(fs::path(dir) / "junk"));
+}
+
+// ---- failed attempts -----------------------------------------------------------------------
+
+TEST_F(SimBackupFlow, AFailedAttemptIsInTheCatalogWithItsErrorAndCounted) {
+  // A regular file stands where the target directory would be created.
+  WriteAll(dir_.path() / "blocker", "in the way");
+  desired_.backup_policies[0].spec.target.directory = (dir_.path() / "blocker" / "backups").string();
+  PolicyRunResult r = RunPolicy();
+  EXPECT_EQ(r.status, JobStatus::kFailed) << r.result;
+  EXPECT_EQ(r.backups_failed, 1);
+  auto failed = catalog_->List(BackupFilter{"", "", "failed"});
+  ASSERT_TRUE(failed);
+  ASSERT_EQ(failed->size(), 1u);
+  const BackupRecord& rec = failed->front();
+  EXPECT_EQ(rec.vm, "db-01");
+  EXPECT_EQ(rec.node, "hv1");
+  EXPECT_EQ(rec.policy, "nightly");
+  EXPECT_EQ(rec.job_id, r.job_id);
+  EXPECT_EQ(rec.bytes, 0u);
+  EXPECT_NE(rec.error.find("blocker"), std::string::npos) << rec.error;
+  EXPECT_EQ(*catalog_->RunTotals(), (BackupRunTotals{.taken = 0, .failed = 1}));
+
+  // The next run, to a target that works, succeeds; retention (keep 2) neither counts nor
+  // deletes the failed record, which has no directory.
+  desired_.backup_policies[0].spec.target.directory = (dir_.path() / "backups").string();
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(hours(24));
+    r = RunPolicy();
+    ASSERT_EQ(r.status, JobStatus::kSucceeded) << r.result;
+  }
+  EXPECT_EQ(catalog_->List(BackupFilter{"", "", "complete"})->size(), 2u);
+  EXPECT_EQ(catalog_->List(BackupFilter{"", "", "failed"})->size(), 1u);
+  const BackupRunTotals totals = *catalog_->RunTotals();
+  EXPECT_EQ(totals.taken, 3u) << "the one retention deleted still counts";
+  EXPECT_EQ(totals.failed, 1u);
+  EXPECT_GT(totals.bytes, 0u);
+}
+
+// ---- a remote node's live backup: scratch volumes on the node --------------------------------
+
+// The simulated node as a remote QEMU node would look to TakeBackup: not the test driver, a pool
+// directory on the node, a push backup that writes its files into the pool (here: creates the
+// volumes) and then succeeds or fails, and downloads that hand over known bytes.
+class RemoteNode final : public Hypervisor {
+ public:
+  explicit RemoteNode(Hypervisor& inner) : inner_(inner), caps_(inner.capabilities()) { caps_.driver = "QEMU"; }
+
+  bool fail_job = false;
+  std::map<std::string, DiskBackupFile> pushed;  // what the last BackupDisks was asked for
+  std::vector<std::string> existing_at_begin;    // scratch files that were still there then
+
+  static constexpr const char* kPoolDir = "/node/pools/default";
+  static std::string Bytes(const std::string& pool, const std::string& name) { return "image " + pool + "/" + name; }
+
+  Result<void> BackupDisks(const std::string& name, const std::map<std::string, DiskBackupFile>& disks,
+                           std::chrono::seconds) override {
+    pushed = disks;
+    for (const auto& [disk, file] : disks) {
+      const std::string volume = fs::path(file.file).filename().string();
+      if (inner_.GetVolume("default", volume)) existing_at_begin.push_back(volume);
+      if (auto ok = inner_.CreateVolume(VolumeSpec{"default", volume, 1 << 20, file.format}); !ok) return ok;
+    }
+    if (fail_job) return Fail(ErrorCode::kInternal, "the backup job failed: No space left on device", name);
+    return {};
+  }
+  Result<std::string> GetPoolPath(const std::string& pool) override {
+    if (pool != "default") return Fail(ErrorCode::kNotFound, "no pool " + pool);
+    return std::string(kPoolDir);
+  }
+  Result<void> RefreshPool(const std::string&) override { return {}; }
+  Result<void> ReadVolume(const std::string& pool, const std::string& name, VolumeSink& sink) override {
+    if (!inner_.GetVolume(pool, name)) return Fail(ErrorCode::kNotFound, "no volume " + name);
+    const std::string bytes = Bytes(pool, name);
+    if (auto ok = sink.Write(bytes.data(), bytes.size()); !ok) return ok;
+    if (auto ok = sink.Hole(4096); !ok) return ok;
+    return sink.Finish();
+  }
+
+  // Everything else is the simulated node's.
+  const std::string& node() const override { return inner_.node(); }
+  const NodeCapabilities& capabilities() const override { return caps_; }
+  Result<ObservedNode> Observe() override { return inner_.Observe(); }
+  Result<ObservedVm> ObserveVm(const std::string& n) override { return inner_.ObserveVm(n); }
+  Result<void> Define(const DomainDefinition& d) override { return inner_.Define(d); }
+  Result<std::string> GetDefinitionXml(const std::string& n) override { return inner_.GetDefinitionXml(n); }
+  Result<void> DefineXml(const std::string& x) override { return inner_.DefineXml(x); }
+  Result<void> Undefine(const std::string& n) override { return inner_.Undefine(n); }
+  Result<void> SetOwner(const std::string& n, const std::optional<Ownership>& o) override { return inner_.SetOwner(n, o); }
+  Result<void> SetAutostart(const std::string& n, bool a) override { return inner_.SetAutostart(n, a); }
+  Result<PowerState> GetPower(const std::string& n) override { return inner_.GetPower(n); }
+  Result<void> Start(const std::string& n) override { return inner_.Start(n); }
+  Result<void> Destroy(const std::string& n) override { return inner_.Destroy(n); }
+  Result<void> Shutdown(const std::string& n, Seconds t, bool f) override { return inner_.Shutdown(n, t, f); }
+  Result<void> Reboot(const std::string& n) override { return inner_.Reboot(n); }
+  Result<void> Suspend(const std::string& n) override { return inner_.Suspend(n); }
+  Result<void> Resume(const std::string& n) override { return inner_.Resume(n); }
+  Result<void> SetVcpusLive(const std::string& n, int v) override { return inner_.SetVcpusLive(n, v); }
+  Result<void> SetMemoryLive(const std::string& n, std::uint64_t b) override { return inner_.SetMemoryLive(n, b); }
+  Result<void> AttachDiskLive(const DomainDefinition& d, const std::string& k) override { return inner_.AttachDiskLive(d, k); }
+  Result<void> DetachDiskLive(const std::string& n, const std::string& k) override { return inner_.DetachDiskLive(n, k); }
+  Result<void> AttachNicLive(const DomainDefinition& d, std::size_t i) override { return inner_.AttachNicLive(d, i); }
+  Result<void> DetachNicLive(const std::string& n, std::size_t i) override { return inner_.DetachNicLive(n, i); }
+  Result<void> ResizeDiskLive(const std::string& n, const std::string& k, std::uint64_t b) override {
+    return inner_.ResizeDiskLive(n, k, b);
+  }
+  Result<void> EnsurePool(const PoolConfig& p) override { return inner_.EnsurePool(p); }
+  Result<ObservedVolume> GetVolume(const std::string& p, const std::string& n) override { return inner_.GetVolume(p, n); }
+  Result<void> CreateVolume(const VolumeSpec& v) override { return inner_.CreateVolume(v); }
+  Result<void> DeleteVolume(const std::string& p, const std::string& n) override { return inner_.DeleteVolume(p, n); }
+  Result<void> ResizeVolume(const std::string& p, const std::string& n, std::uint64_t c) override {
+    return inner_.ResizeVolume(p, n, c);
+  }
+  Result<void> UploadVolume(const std::string& p, const std::string& n, const std::string& f,
+                            const std::string& fmt) override {
+    return inner_.UploadVolume(p, n, f, fmt);
+  }
+  Result<std::vector<ObservedSnapshot>> ListSnapshots(const std::string& n) override { return inner_.ListSnapshots(n); }
+  Result<SnapshotTaken> CreateSnapshot(const std::string& n, const SnapshotRequest& r) override {
+    return inner_.CreateSnapshot(n, r);
+  }
+  Result<void> DeleteSnapshot(const std::string& n, const std::string& s) override { return inner_.DeleteSnapshot(n, s); }
+  Result<void> RevertSnapshot(const std::string& n, const std::string& s) override { return inner_.RevertSnapshot(n, s); }
+
+ private:
+  Hypervisor& inner_;
+  NodeCapabilities caps_;
+};
+
+// Undo information merged as the executor merges it (top-level keys; arrays replaced).
+class UndoContext final : public StepContext {
+ public:
+  explicit UndoContext(nlohmann::json undo = nlohmann::json::object()) : undo_(std::move(undo)) {}
+  const std::string& job_id() const override { return id_; }
+  Result<void> RecordUndo(const std::string& j) override {
+    const nlohmann::json added = nlohmann::json::parse(j);
+    for (const auto& [k, v] : added.items()) undo_[k] = v;
+    return {};
+  }
+  std::string undo_json() const override { return undo_.dump(); }
+  void Event(EventLevel, const std::string& message) override { events.push_back(message); }
+  bool Cancelled() const override { return false; }
+  std::chrono::steady_clock::time_point deadline() const override {
+    return std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  }
+  nlohmann::json undo() const { return undo_; }
+  std::vector<std::string> events;
+
+ private:
+  std::string id_ = "job";
+  nlohmann::json undo_;
+};
+
+class RemoteLiveBackup : public SimBackupFlow {
+ protected:
+  BackupRequest Request(const std::string& id) {
+    BackupRequest req;
+    req.id = id;
+    req.directory = (dir_.path() / "backups" / "db-01" / id).string();
+    req.vm = "db-01";
+    req.mode = BackupMode::kSnapshot;
+    req.compression = Compression::kZstd;
+    req.verify = true;
+    req.skip_disks = {"tmp"};
+    req.local_node = false;
+    req.created = kT0;
+    return req;
+  }
+  std::vector<std::string> ScratchVolumes() {
+    std::vector<std::string> out;
+    auto observed = hv_->Observe();
+    for (const ObservedPool& p : observed->pools) {
+      for (const ObservedVolume& v : p.volumes) {
+        if (v.name.starts_with(".gitvirt-backup-")) out.push_back(p.name + "/" + v.name);
+      }
+    }
+    return out;
+  }
+};
+
+TEST_F(RemoteLiveBackup, PushedIntoThePoolDownloadedAndDeleted) {
+  RemoteNode remote(*hv_);
+  UndoContext ctx;
+  auto m = TakeBackup(remote, Request("db-01-r1"), ctx);
+  ASSERT_TRUE(m) << m.error().ToString();
+  EXPECT_EQ(m->mode, "snapshot");
+  EXPECT_FALSE(m->simulated);
+  EXPECT_TRUE(m->verified);
+  // QEMU was told to write into the disks' pool directory on the node, under recognisable names.
+  ASSERT_EQ(remote.pushed.size(), 2u);
+  EXPECT_EQ(remote.pushed.at("root").file, "/node/pools/default/.gitvirt-backup-db-01-r1-root.qcow2");
+  EXPECT_EQ(remote.pushed.at("data").file, "/node/pools/default/.gitvirt-backup-db-01-r1-data.qcow2");
+  // Recorded for undo before QEMU wrote anything, and deleted afterwards.
+  EXPECT_EQ(ctx.undo()["scratch"], (nlohmann::json{"default/.gitvirt-backup-db-01-r1-data.qcow2",
+                                                   "default/.gitvirt-backup-db-01-r1-root.qcow2"}));
+  EXPECT_TRUE(ScratchVolumes().empty()) << ::testing::PrintToString(ScratchVolumes());
+  // The stored disk is what was downloaded, holes and all.
+  const BackupFile& root = m->files.at(0);
+  ASSERT_EQ(root.disk, "root");
+  const fs::path out = dir_.path() / "root.out";
+  ASSERT_TRUE(DecompressFile((fs::path(Request("db-01-r1").directory) / root.name).string(), out.string(),
+                             Compression::kZstd));
+  EXPECT_EQ(ReadAll(out), RemoteNode::Bytes("default", ".gitvirt-backup-db-01-r1-root.qcow2") + std::string(4096, '\0'));
+  EXPECT_FALSE(fs::exists(Request("db-01-r1").directory + ".partial"));
+}
+
+TEST_F(RemoteLiveBackup, AFailedJobLeavesNoScratchBehind) {
+  RemoteNode remote(*hv_);
+  remote.fail_job = true;
+  UndoContext ctx;
+  auto m = TakeBackup(remote, Request("db-01-r2"), ctx);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.error().ToString().find("No space left"), std::string::npos) << m.error().ToString();
+  EXPECT_EQ(remote.pushed.size(), 2u) << "the job had written its files";
+  EXPECT_TRUE(ScratchVolumes().empty()) << ::testing::PrintToString(ScratchVolumes());
+}
+
+TEST_F(RemoteLiveBackup, AnAttemptAfterACrashDeletesTheLeftoversFirstAndUndoDeletesThem) {
+  // The controller died while the first attempt's job was writing: its undo information names
+  // the scratch volumes, which are still on the node.
+  const std::vector<std::string> leftovers = {".gitvirt-backup-db-01-r3-root.qcow2", ".gitvirt-backup-db-01-r3-data.qcow2"};
+  for (const std::string& v : leftovers) ASSERT_TRUE(hv_->CreateVolume(VolumeSpec{"default", v, 1 << 20, "qcow2"}));
+  UndoContext resumed(nlohmann::json{{"powerBefore", "Running"},
+                                     {"scratch", {"default/" + leftovers[0], "default/" + leftovers[1]}}});
+  RemoteNode remote(*hv_);
+  auto m = TakeBackup(remote, Request("db-01-r3"), resumed);
+  ASSERT_TRUE(m) << m.error().ToString();
+  EXPECT_TRUE(remote.existing_at_begin.empty()) << "leftovers must go before a new job writes the same files";
+  EXPECT_TRUE(ScratchVolumes().empty());
+
+  // Undo (a rollback, or a crash after the job) deletes what the step recorded.
+  for (const std::string& v : leftovers) ASSERT_TRUE(hv_->CreateVolume(VolumeSpec{"default", v, 1 << 20, "qcow2"}));
+  ASSERT_TRUE(DeleteBackupScratch(remote, {"default/" + leftovers[0], "default/" + leftovers[1], "default/gone"}));
+  EXPECT_TRUE(ScratchVolumes().empty());
 }
 
 }  // namespace

@@ -373,6 +373,39 @@ TEST(PrivateLibvirtdTest, TwoDaemonsSideBySide) {
   EXPECT_EQ(virDomainUndefine(dom.get()), 0) << LastError();
 }
 
+TEST(PrivateLibvirtdTest, ListensOnTcpForARemoteClient) {
+  REQUIRE_PRIVATE_LIBVIRTD();
+  // 127.0.0.2: a loopback address that is not "this host" by its URI (NodeConfig::IsLocal).
+  auto started = PrivateLibvirtd::StartWithTcp("127.0.0.2");
+  ASSERT_TRUE(started) << started.error();
+  auto& d = **started;
+  EXPECT_TRUE(d.tcp_uri().starts_with("qemu+tcp://127.0.0.2:")) << d.tcp_uri();
+  EXPECT_TRUE(d.tcp_uri().ends_with("/system")) << d.tcp_uri();
+
+  {
+    // One daemon behind both URIs: what is defined over the socket is seen over TCP.
+    Conn unix_conn = Open(d.qemu_uri());
+    Conn tcp_conn = Open(d.tcp_uri());
+    ASSERT_TRUE(unix_conn) << LastError();
+    ASSERT_TRUE(tcp_conn) << LastError();
+    EXPECT_EQ(TakeString(virConnectGetURI(tcp_conn.get())), d.tcp_uri());
+    Domain dom(virDomainDefineXML(unix_conn.get(), QemuDomainXml(d.virt_type(), "over-tcp", "none", "none").c_str()));
+    ASSERT_TRUE(dom) << LastError();
+    Domain seen(virDomainLookupByName(tcp_conn.get(), "over-tcp"));
+    EXPECT_TRUE(seen) << LastError();
+  }  // closed before the restart: closing a TCP connection the daemon dropped raises SIGPIPE
+
+  // A restart keeps listening on the same address and port.
+  const std::string uri = d.tcp_uri();
+  ASSERT_TRUE(d.Restart());
+  EXPECT_EQ(d.tcp_uri(), uri);
+  Conn again = Open(d.tcp_uri());
+  ASSERT_TRUE(again) << LastError();
+  Domain still(virDomainLookupByName(again.get(), "over-tcp"));
+  ASSERT_TRUE(still) << LastError();
+  EXPECT_EQ(virDomainUndefine(still.get()), 0) << LastError();
+}
+
 TEST(PrivateLibvirtdTest, StopDestroysGuestsAndIsIdempotent) {
   REQUIRE_PRIVATE_LIBVIRTD();
   auto started = PrivateLibvirtd::Start();

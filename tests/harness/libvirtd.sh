@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Private libvirtd instances for gitvirt's integration tests.
 #
-#   libvirtd.sh start   DIR [--uuid UUID]   start a daemon whose whole state lives in DIR
+#   libvirtd.sh start   DIR [--uuid UUID] [--tcp ADDR:PORT]
+#                                           start a daemon whose whole state lives in DIR;
+#                                           --tcp: also listen on loopback TCP, no auth
 #   libvirtd.sh stop    DIR                 destroy its guests, stop it (safe to repeat)
 #   libvirtd.sh restart DIR                 restart the daemon only: same host_uuid, same
 #                                           definitions; running guests keep running and
@@ -36,7 +38,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit "${1:-2}"
 }
 
@@ -133,7 +135,15 @@ check_prerequisites() {
 }
 
 write_configs() {
-  local uuid=$1
+  local uuid=$1 tcp=$2
+  local tcp_conf="listen_tcp = 0"
+  if [ -n "$tcp" ]; then
+    # A "remote" node for tests: the remote driver over plain TCP. Loopback only, no auth.
+    tcp_conf="listen_tcp = 1
+listen_addr = \"${tcp%:*}\"
+tcp_port = \"${tcp##*:}\"
+auth_tcp = \"none\""
+  fi
   # With filters, the output must pass debug messages (the filters do the selecting).
   local out_level=${LIBVIRTD_LOG_LEVEL:-3}
   [ -z "${LIBVIRTD_LOG_FILTERS:-}" ] || out_level=1
@@ -144,7 +154,7 @@ unix_sock_rw_perms = "0770"
 auth_unix_rw = "none"
 auth_unix_ro = "none"
 listen_tls = 0
-listen_tcp = 0
+$tcp_conf
 host_uuid = "$uuid"
 log_level = ${LIBVIRTD_LOG_LEVEL:-3}
 log_outputs = "$out_level:file:$dir/libvirtd.log"
@@ -178,13 +188,15 @@ EOF
 
 # ---------------------------------------------------------------------------------------
 cmd_start() {
-  local uuid=""
+  local uuid="" tcp="" tcp_uri=""
   set_dir "${1:-}"
   shift
   while [ "$#" -gt 0 ]; do
     case "$1" in
       --uuid) [ "$#" -ge 2 ] || die "--uuid needs a value"; uuid=$2; shift 2 ;;
       --uuid=*) uuid=${1#--uuid=}; shift ;;
+      --tcp) [ "$#" -ge 2 ] || die "--tcp needs ADDR:PORT"; tcp=$2; shift 2 ;;
+      --tcp=*) tcp=${1#--tcp=}; shift ;;
       *) die "start: unknown argument '$1'" ;;
     esac
   done
@@ -201,6 +213,15 @@ cmd_start() {
     uuid=$(sed -n 's/^host_uuid = "\(.*\)"$/\1/p' "$dir/libvirtd.conf")
   fi
   [ -n "$uuid" ] || uuid=$(cat /proc/sys/kernel/random/uuid)
+  # TCP: the given address, else the one this DIR already listens on (restart).
+  if [ -z "$tcp" ] && [ -r "$dir/libvirtd.conf" ] && grep -qx 'listen_tcp = 1' "$dir/libvirtd.conf"; then
+    tcp="$(sed -n 's/^listen_addr = "\(.*\)"$/\1/p' "$dir/libvirtd.conf"):$(sed -n 's/^tcp_port = "\(.*\)"$/\1/p' "$dir/libvirtd.conf")"
+  fi
+  if [ -n "$tcp" ]; then
+    [[ "$tcp" =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+:[0-9]+$ ]] ||
+      die "--tcp '$tcp': expected a loopback address 127.x.y.z:PORT (the daemon has no auth)"
+    tcp_uri="qemu+tcp://$tcp/system"
+  fi
   uuid=${uuid,,}
   [[ "$uuid" =~ ^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$ ]] ||
     die "invalid UUID '$uuid' (expected 8-4-4-4-12 hex digits)"
@@ -208,7 +229,7 @@ cmd_start() {
     die "invalid UUID '$uuid': libvirt rejects UUIDs made of one repeated digit"
   mkdir -p "$dir"/{etc,sock,run,lib,cache,log,pool}
   chmod 0755 "$dir"
-  write_configs "$uuid"
+  write_configs "$uuid" "$tcp"
 
   # Mount points. On a machine without libvirt-daemon-system these standard libvirt
   # directories may not exist; empty directories are created once (nothing is written
@@ -256,7 +277,7 @@ mount --bind '$dir/lib' /var/lib/libvirt
 mount --bind '$dir/cache' /var/cache/libvirt
 $caps_mount
 mount --bind '$dir/log' /var/log/libvirt
-exec ${pin:+taskset -c $pin }libvirtd --config '$dir/libvirtd.conf' --pid-file '$dir/libvirtd.pid'
+exec ${pin:+taskset -c $pin }libvirtd --config '$dir/libvirtd.conf' --pid-file '$dir/libvirtd.pid'${tcp:+ --listen}
 EOF
 
   local t0 t1 t2
@@ -272,7 +293,8 @@ EOF
   while :; do
     pid=$(read_pid)
     if [ -S "$sock" ] && [ -n "$pid" ] &&
-       timeout 10 virsh -q -c "$qemu_uri" uri >/dev/null 2>&1; then
+       timeout 10 virsh -q -c "$qemu_uri" uri >/dev/null 2>&1 &&
+       { [ -z "$tcp" ] || timeout 10 virsh -q -c "$tcp_uri" uri >/dev/null 2>&1; }; then
       ok=1
       break
     fi
@@ -335,6 +357,7 @@ POOL_DIR=$dir/pool
 VIRT_TYPE=$virt_type
 LIBVIRTD_LOG=$dir/libvirtd.log
 EOF
+  [ -z "$tcp" ] || echo "TCP_URI=$tcp_uri" >>"$dir/env.tmp"
   mv -f "$dir/env.tmp" "$dir/env"
   echo "$(date -Is) start pid=$pid socket_ms=$((t1 - t0)) probe_ms=$((t2 - t1))" \
     >>"$dir/timings.log"

@@ -165,14 +165,14 @@ class JournalTest : public ::testing::Test {
 
 // ---- the file ----
 
-TEST_F(JournalTest, NewFileUsesWalAndSchemaVersion2) {
+TEST_F(JournalTest, NewFileUsesWalAndSchemaVersion3) {
   auto journal = Open();
   EXPECT_EQ(RawQuery(path_, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
   EXPECT_EQ(RawQuery(path_,
                      "SELECT group_concat(name) FROM (SELECT name FROM sqlite_schema "
                      "WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name)"),
-            "backups,events,jobs,state,steps,sync_history");
+            "backup_runs,backups,events,jobs,state,steps,sync_history");
 }
 
 TEST_F(JournalTest, ReopeningKeepsTheDataAndTheSchema) {
@@ -180,14 +180,14 @@ TEST_F(JournalTest, ReopeningKeepsTheDataAndTheSchema) {
   auto journal = Open();
   EXPECT_EQ(Must(journal->GetJob(id)).revision, "3f2a9c1");
   EXPECT_EQ(Must(journal->GetSteps(id)).size(), 3u);
-  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
 }
 
 TEST_F(JournalTest, MigratesAVersion0File) {
   RawQuery(path_, "CREATE TABLE leftover (x); INSERT INTO leftover VALUES (1)");
   ASSERT_EQ(RawQuery(path_, "PRAGMA user_version"), "0");
   auto journal = Open();
-  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
   EXPECT_EQ(RawQuery(path_, "SELECT x FROM leftover"), "1");
   const std::string id = Must(journal->CreateJob(SampleJob(), SampleSteps()));
   EXPECT_EQ(Must(journal->GetJob(id)).status, JobStatus::kPending);
@@ -208,15 +208,15 @@ TEST_F(JournalTest, ConcurrentOpenersOfANewFileAllSucceed) {
   }
   for (auto& opener : openers) opener.join();
   EXPECT_EQ(opened.load(), 4);
-  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "2");
+  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
 }
 
 TEST_F(JournalTest, RefusesAFileFromANewerSchema) {
-  RawQuery(path_, "PRAGMA user_version = 3");
+  RawQuery(path_, "PRAGMA user_version = 4");
   auto journal = Journal::Open(path_);
   ASSERT_FALSE(journal.has_value());
   EXPECT_EQ(journal.error().code, ErrorCode::kFailedPrecondition);
-  EXPECT_THAT(journal.error().message, HasSubstr("schema version 3"));
+  EXPECT_THAT(journal.error().message, HasSubstr("schema version 4"));
 }
 
 TEST_F(JournalTest, OpeningInAMissingDirectoryIsAnIoError) {

@@ -1,9 +1,13 @@
 #include "libvirtd_harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <map>
@@ -81,6 +85,29 @@ PrivateLibvirtd::PrivateLibvirtd(TempDir dir)
 
 std::expected<std::unique_ptr<PrivateLibvirtd>, std::string> PrivateLibvirtd::Start(
     std::string uuid) {
+  return Launch(std::move(uuid), "");
+}
+
+std::expected<std::unique_ptr<PrivateLibvirtd>, std::string> PrivateLibvirtd::StartWithTcp(
+    const std::string& address, std::string uuid) {
+  // A port the kernel hands out now; the daemon binds it a moment later (a port taken in
+  // between makes the start fail with the daemon's message, not hang).
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return std::unexpected(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  socklen_t len = sizeof sa;
+  const bool ok = ::inet_pton(AF_INET, address.c_str(), &sa.sin_addr) == 1 &&
+                  ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0;
+  const std::string why = std::strerror(errno);
+  ::close(fd);
+  if (!ok) return std::unexpected("cannot find a free TCP port on " + address + ": " + why);
+  return Launch(std::move(uuid), address + ":" + std::to_string(ntohs(sa.sin_port)));
+}
+
+std::expected<std::unique_ptr<PrivateLibvirtd>, std::string> PrivateLibvirtd::Launch(
+    std::string uuid, std::string tcp) {
   std::string why;
   if (!Available(&why)) return std::unexpected("private libvirtd unavailable: " + why);
 
@@ -96,6 +123,10 @@ std::expected<std::unique_ptr<PrivateLibvirtd>, std::string> PrivateLibvirtd::St
   if (!uuid.empty()) {
     argv.push_back("--uuid");
     argv.push_back(uuid);
+  }
+  if (!tcp.empty()) {
+    argv.push_back("--tcp");
+    argv.push_back(tcp);
   }
   std::string output;
   int rc = RunCommand(argv, &output);
@@ -156,6 +187,7 @@ std::expected<void, std::string> PrivateLibvirtd::LoadEnv() {
                            " lacks LIBVIRTD_PID, QEMU_URI, TEST_URI, POOL_DIR or VIRT_TYPE");
   }
   need("HOST_UUID", host_uuid_);
+  need("TCP_URI", tcp_uri_);
   char* end = nullptr;
   long pid = std::strtol(pid_text.c_str(), &end, 10);
   if (end == pid_text.c_str() || *end != '\0' || pid <= 0) {

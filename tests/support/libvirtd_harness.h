@@ -33,6 +33,12 @@ class PrivateLibvirtd {
   // seconds otherwise. The error carries the script's output (with the daemon log tail).
   static std::expected<std::unique_ptr<PrivateLibvirtd>, std::string> Start(std::string uuid = {});
 
+  // Like Start, and the daemon also listens on TCP at `address` (a loopback IPv4 address, on a
+  // free port picked here) with no authentication: tcp_uri() then reaches its QEMU driver
+  // through libvirt's remote driver over the network, as a node on another host would be.
+  static std::expected<std::unique_ptr<PrivateLibvirtd>, std::string> StartWithTcp(
+      const std::string& address, std::string uuid = {});
+
   // Stops the daemon (destroying its guests) and removes its directory. Set
   // GITVIRT_KEEP_LIBVIRTD_DIR=1 to keep the directory for a post-mortem.
   ~PrivateLibvirtd();
@@ -44,6 +50,8 @@ class PrivateLibvirtd {
   const std::string& qemu_uri() const { return qemu_uri_; }
   // test+unix:///default?socket=DIR/sock/libvirt-sock (state lives while a connection is open)
   const std::string& test_uri() const { return test_uri_; }
+  // qemu+tcp://ADDRESS:PORT/system when started with StartWithTcp, else "".
+  const std::string& tcp_uri() const { return tcp_uri_; }
   // An empty directory for a dir storage pool.
   const std::string& pool_dir() const { return pool_dir_; }
   // The daemon's state directory (etc/, run/, lib/, log/qemu/NAME.log, libvirtd.log, ...).
@@ -66,12 +74,15 @@ class PrivateLibvirtd {
 
  private:
   explicit PrivateLibvirtd(TempDir dir);
+  static std::expected<std::unique_ptr<PrivateLibvirtd>, std::string> Launch(std::string uuid,
+                                                                             std::string tcp);
   std::expected<void, std::string> LoadEnv();
 
   TempDir temp_;
   std::string dir_;
   std::string qemu_uri_;
   std::string test_uri_;
+  std::string tcp_uri_;
   std::string pool_dir_;
   std::string virt_type_;
   std::string host_uuid_;

@@ -330,8 +330,9 @@ struct SnapshotPolicy {
 };
 
 struct BackupTarget {
-  std::string directory;  // exactly one of directory / pool
-  std::string pool;
+  // On the controller host. (A pool on the VM's node, `target.pool`, is refused by the loader:
+  // not supported yet.)
+  std::string directory;
   friend bool operator==(const BackupTarget&, const BackupTarget&) = default;
 };
 

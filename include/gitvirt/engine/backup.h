@@ -21,8 +21,13 @@
 //                                        catalog, retention, verify and restore work end to end
 //                                        on simulated nodes and are never mistaken for a real
 //                                        backup.
-// Only nodes on the controller's host (qemu:///..., qemu+unix://) can be backed up: the
-// controller reads their disk files with qemu-img.
+// On a node whose files the controller cannot read (a remote node: NodeConfig::IsLocal() is
+// false) the bytes come through libvirt alone, no ssh: "convert" above is downloading each disk
+// and its backing chain (virStorageVolDownload), re-pointing the local copies at each other
+// (qemu-img rebase -u) and flattening them with the same qemu-img convert; a live backup is
+// pushed into a scratch file in the disk's pool on the node (".gitvirt-backup-<id>-<disk>.<fmt>",
+// recorded in the step's undo information as "scratch": ["pool/volume", ...]), downloaded, and
+// deleted. Compression, sums, manifest and catalog are the same for every node.
 
 #include <chrono>
 #include <functional>
@@ -117,13 +122,17 @@ struct BackupRequest {
   TimePoint created{};
   UpdatePolicy update_policy;          // mode stop: how to shut the VM down
   std::vector<std::string> skip_disks; // disks whose spec says backup: false
-  bool local_node = true;              // the node's files are on this host
+  bool local_node = true;              // the node's files are on this host (else: through libvirt)
   std::chrono::seconds timeout{600};
 };
 
 // Takes the backup (idempotent: a backup whose directory is complete is not taken again),
 // reporting progress and undo information (the VM's power before) through `context`.
 Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& request, StepContext& context);
+
+// Deletes the scratch volumes ("pool/volume") a live backup of a remote node recorded under
+// "scratch" in its undo information; those already gone are fine.
+Result<void> DeleteBackupScratch(Hypervisor& hv, const std::vector<std::string>& keys);
 
 // Deletes a backup directory. A protected backup is refused unless `force`.
 Result<void> DeleteBackupDirectory(const std::string& dir, bool force);

@@ -136,6 +136,7 @@ struct BackupEntry {
   bool is_protected = false;
   std::string status;  // complete | failed | deleted
   TimePoint created{};
+  std::string error;  // why a failed attempt failed
   friend bool operator==(const BackupEntry&, const BackupEntry&) = default;
 };
 

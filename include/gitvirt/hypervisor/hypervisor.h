@@ -244,7 +244,8 @@ class Hypervisor {
   }
 
   // ---- backups ----
-  // Copies the given disks (gitvirt disk names) of an active domain into files on the node, all
+  // Copies the given disks (gitvirt disk names) of an active domain into files on the node (on a
+  // node the controller shares a filesystem with, a leftover file is removed first), all
   // at one instant, while the guest runs (libvirt's push-mode backup, virDomainBackupBegin);
   // waits for the job up to `timeout`, then aborts it (kTimeout). A backup job left over by an
   // earlier, interrupted call is aborted first. kUnsupported on drivers without backups (the
@@ -255,6 +256,24 @@ class Hypervisor {
     (void)disks;
     (void)timeout;
     return Fail(ErrorCode::kUnsupported, "this node cannot take live backups", name);
+  }
+  // What a backup of a node whose files the controller cannot read (a remote node) needs to
+  // find and fetch disks through libvirt alone:
+  //
+  // The volume that is the node's file `path` (pool, name, format, backing file); a pool whose
+  // directory holds the file but has not listed it yet is refreshed first. kNotFound when no
+  // pool of the node holds it.
+  virtual Result<ObservedVolume> GetVolumeByPath(const std::string& path) {
+    return Fail(ErrorCode::kUnsupported, "this node cannot look volumes up by path", path);
+  }
+  // The directory of a pool on the node (its <target><path>).
+  virtual Result<std::string> GetPoolPath(const std::string& pool) {
+    return Fail(ErrorCode::kUnsupported, "this node cannot describe pools", pool);
+  }
+  // Re-reads a pool's directory, so files others wrote there (a backup job's target) become
+  // volumes.
+  virtual Result<void> RefreshPool(const std::string& pool) {
+    return Fail(ErrorCode::kUnsupported, "this node cannot refresh pools", pool);
   }
 };
 
