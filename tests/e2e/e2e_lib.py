@@ -61,15 +61,16 @@ class Repo:
         return self.git("rev-parse", "HEAD")
 
 
-def vm_manifest(name, vcpus=1, network=True):
+def vm_manifest(name, vcpus=1, network=True, node=None):
     nic = "  networks:\n    - network: default\n" if network else ""
+    pinned = f"  node: {node}\n" if node else ""
     return f"""apiVersion: gitvirt.dev/v1
 kind: VirtualMachine
 metadata:
   name: {name}
   labels: {{app: e2e}}
 spec:
-  vcpus: {vcpus}
+{pinned}  vcpus: {vcpus}
   memory: 512MiB
   disks:
     - {{name: root, size: 1GiB}}

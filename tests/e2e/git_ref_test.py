@@ -17,21 +17,13 @@ import sys
 import tempfile
 import unittest
 
-from e2e_lib import Repo, run
+from e2e_lib import Repo, run, vm_manifest
 
 GITVIRT = ""
 
 
 def vm(name):
-    return f"""apiVersion: gitvirt.dev/v1
-kind: VirtualMachine
-metadata: {{name: {name}}}
-spec:
-  node: hv1
-  vcpus: 1
-  memory: 512MiB
-  disks: [{{name: root, size: 1GiB}}]
-"""
+    return vm_manifest(name, network=False, node="hv1")
 
 
 class GitRefEndToEnd(unittest.TestCase):

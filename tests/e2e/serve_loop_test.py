@@ -28,21 +28,13 @@ import tempfile
 import time
 import unittest
 
-from e2e_lib import Repo, Serve, run, wait_for
+from e2e_lib import Repo, Serve, run, vm_manifest, wait_for
 
 GITVIRT = ""
 
 
 def vm(name):
-    return f"""apiVersion: gitvirt.dev/v1
-kind: VirtualMachine
-metadata: {{name: {name}}}
-spec:
-  node: hv1
-  vcpus: 1
-  memory: 512MiB
-  disks: [{{name: root, size: 1GiB}}]
-"""
+    return vm_manifest(name, network=False, node="hv1")
 
 
 def metric(serve, name):

@@ -251,6 +251,21 @@ std::optional<fs::path> NewestBackup(const fs::path& target, const std::string& 
   return newest;
 }
 
+// A failed test prints the daemon's and its guests' log tails; GITVIRT_KEEP_LIBVIRTD_DIR=1
+// keeps the test's directory.
+void AfterDaemonTest(bool failed, PrivateLibvirtd* daemon, std::optional<TempDir>& work) {
+  if (failed && daemon != nullptr) {
+    std::cout << "---- libvirtd.log (tail)\n" << Tail(ReadFile(daemon->log_path()), 30);
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::path(daemon->dir()) / "log" / "qemu", ec)) {
+      std::cout << "---- " << e.path() << " (tail)\n" << Tail(ReadFile(e.path()), 10);
+    }
+  }
+  if (const char* keep = std::getenv("GITVIRT_KEEP_LIBVIRTD_DIR"); keep != nullptr && *keep == '1' && work) {
+    work->Keep();
+  }
+}
+
 class PolicyQemu : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -267,16 +282,7 @@ class PolicyQemu : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (HasFailure() && daemon_) {
-      std::cout << "---- libvirtd.log (tail)\n" << Tail(ReadFile(daemon_->log_path()), 30);
-      std::error_code ec;
-      for (const auto& e : fs::directory_iterator(fs::path(daemon_->dir()) / "log" / "qemu", ec)) {
-        std::cout << "---- " << e.path() << " (tail)\n" << Tail(ReadFile(e.path()), 10);
-      }
-    }
-    if (const char* keep = std::getenv("GITVIRT_KEEP_LIBVIRTD_DIR"); keep != nullptr && *keep == '1' && work_) {
-      work_->Keep();
-    }
+    AfterDaemonTest(HasFailure(), daemon_.get(), work_);
     daemon_.reset();
   }
 
@@ -815,16 +821,7 @@ class RemoteBackupQemu : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (HasFailure() && daemon_) {
-      std::cout << "---- libvirtd.log (tail)\n" << Tail(ReadFile(daemon_->log_path()), 30);
-      std::error_code ec;
-      for (const auto& e : fs::directory_iterator(fs::path(daemon_->dir()) / "log" / "qemu", ec)) {
-        std::cout << "---- " << e.path() << " (tail)\n" << Tail(ReadFile(e.path()), 10);
-      }
-    }
-    if (const char* keep = std::getenv("GITVIRT_KEEP_LIBVIRTD_DIR"); keep != nullptr && *keep == '1' && work_) {
-      work_->Keep();
-    }
+    AfterDaemonTest(HasFailure(), daemon_.get(), work_);
     EXPECT_FALSE(fs::exists(kNodePool)) << "gitvirt wrote the node's path on the controller";
     daemon_.reset();
   }
