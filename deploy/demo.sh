@@ -2,9 +2,12 @@
 # The README's first command: set up, build, and run gitvirt's main job on embedded defaults:
 # the example manifests on three simulated hypervisor nodes (libvirt's test driver, state in
 # examples/state/), journaled in examples/gitvirt.db.
+#
+# GITVIRT_DEMO_BUILD=0 skips set-up and build (build/ must hold a build); GITVIRT_DEMO_ONCE=1 ends
+# with one reconcile pass of serve instead of serving (e2e.demo runs it that way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./deploy/build.sh
+if [ "${GITVIRT_DEMO_BUILD:-1}" != 0 ]; then ./deploy/build.sh; fi
 gitvirt() { ./build/gitvirt --config examples/gitvirt.yaml "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -32,4 +35,6 @@ if [ ! -d "$repo/.git" ]; then
   git -C "$repo" -c user.name=gitvirt-demo -c user.email=demo@gitvirt.invalid commit -q -m "example manifests"
 fi
 step "gitvirt serve: reconciling $repo (try: edit a manifest there and git commit)"
-exec ./build/gitvirt --config examples/gitvirt-git.yaml serve
+serve_args=()
+if [ "${GITVIRT_DEMO_ONCE:-0}" = 1 ]; then serve_args=(--once); fi
+exec ./build/gitvirt --config examples/gitvirt-git.yaml serve "${serve_args[@]}"
