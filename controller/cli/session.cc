@@ -53,6 +53,7 @@ std::optional<Desired> LoadDesired(const ControllerConfig& config, const SourceO
     git.sub_path = !source.path.empty() ? source.path : config.source.sub_path;
     git.token_file = config.source.token_file;
     git.ssh_key_file = config.source.ssh_key_file;
+    git.ca_file = config.source.ca_file;
     git.cache_dir = (std::filesystem::path(CacheDir(config)) / "git").string();
     auto snapshot = FetchSnapshot(git, log);
     if (!snapshot) {

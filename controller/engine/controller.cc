@@ -80,6 +80,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerConfig config, s
     options.sub_path = c->config_.source.sub_path;
     options.token_file = c->config_.source.token_file;
     options.ssh_key_file = c->config_.source.ssh_key_file;
+    options.ca_file = c->config_.source.ca_file;
     options.cache_dir = (std::filesystem::path(CacheDir(c->config_)) / "git").string();
     auto git = GitSource::Open(options, log);
     if (!git) return std::unexpected(git.error());

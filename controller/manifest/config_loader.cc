@@ -173,7 +173,7 @@ ConfigLoadResult ParseControllerConfig(const std::string& content,
   }
   ControllerConfig& config = result.config;
   if (auto f = doc.Get("source")) {
-    Map s(*f, {"path", "repo", "ref", "subPath", "tokenFile", "sshKeyFile", "interval"});
+    Map s(*f, {"path", "repo", "ref", "subPath", "tokenFile", "sshKeyFile", "caFile", "interval"});
     if (s.valid()) {
       ReadString(s, "path", config.source.path);
       ReadString(s, "repo", config.source.repo);
@@ -181,6 +181,7 @@ ConfigLoadResult ParseControllerConfig(const std::string& content,
       ReadString(s, "subPath", config.source.sub_path);
       ReadString(s, "tokenFile", config.source.token_file);
       ReadString(s, "sshKeyFile", config.source.ssh_key_file);
+      ReadString(s, "caFile", config.source.ca_file);
       if (auto iv = s.Get("interval")) {
         if (auto d = iv->Duration()) config.source.interval = *d;
       }
@@ -188,6 +189,7 @@ ConfigLoadResult ParseControllerConfig(const std::string& content,
       config.source.path = Resolve(base, config.source.path);
       config.source.token_file = Resolve(base, config.source.token_file);
       config.source.ssh_key_file = Resolve(base, config.source.ssh_key_file);
+      config.source.ca_file = Resolve(base, config.source.ca_file);
       // A local repository path is resolved too; URLs are left alone.
       if (!config.source.repo.empty() && config.source.repo.find("://") == std::string::npos &&
           config.source.repo.find('@') == std::string::npos) {

@@ -430,6 +430,17 @@ Result<std::unique_ptr<GitSource>> GitSource::Open(GitSourceOptions options,
   auto sub_path = NormalizeSubPath(options.sub_path);
   if (!sub_path) return std::unexpected(sub_path.error().Wrap("git source " + display_url));
   if (options.ref.empty()) options.ref = "HEAD";
+  if (!options.ca_file.empty()) {
+    std::error_code exists;
+    if (!fs::is_regular_file(options.ca_file, exists)) {
+      return Fail(ErrorCode::kFailedPrecondition, "caFile " + options.ca_file + " is not a readable file",
+                  "git source " + display_url);
+    }
+    if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, options.ca_file.c_str(), nullptr) < 0) {
+      return Fail(ErrorCode::kFailedPrecondition, "cannot load caFile " + options.ca_file + ": " + LastGitMessage(),
+                  "git source " + display_url);
+    }
+  }
 
   std::error_code ec;
   const fs::path cache = fs::absolute(options.cache_dir, ec).lexically_normal();

@@ -630,7 +630,7 @@ def image() -> dict:
 
 
 def controller_config() -> dict:
-    repo_only = ["ref", "subPath", "tokenFile", "sshKeyFile"]
+    repo_only = ["ref", "subPath", "tokenFile", "sshKeyFile", "caFile"]
     source = obj({
         "path": string(".+", "A working copy (relative to this file)."),
         "repo": string(r"\S+", "A git URL."),
@@ -638,6 +638,7 @@ def controller_config() -> dict:
         "subPath": string(".+"),
         "tokenFile": string(".+", "https token."),
         "sshKeyFile": string(".+", "ssh key."),
+        "caFile": string(".+", "https: PEM bundle of the CAs trusted for the server, instead of the system's."),
         "interval": ref("duration"),
     }, oneOf=[
         {"required": ["path"], "not": {"anyOf": [{"required": [k]} for k in ["repo"] + repo_only]}},

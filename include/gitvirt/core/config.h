@@ -55,6 +55,7 @@ struct SourceConfig {
   std::string sub_path;
   std::string token_file;
   std::string ssh_key_file;
+  std::string ca_file;  // https: PEM bundle of trusted CAs (a private CA), instead of the system's
   Seconds interval{30};
   bool IsGit() const { return !repo.empty(); }
   friend bool operator==(const SourceConfig&, const SourceConfig&) = default;

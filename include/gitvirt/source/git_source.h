@@ -49,6 +49,10 @@ struct GitSourceOptions {
   // ssh: private key file (public key = key + ".pub" if it exists; no passphrase). Empty: the
   // ssh-agent at $SSH_AUTH_SOCK, if any.
   std::string ssh_key_file;
+  // https: a PEM bundle of the certificate authorities trusted for the server (a private CA),
+  // instead of the system's. libgit2 keeps one such setting per process: gitvirt reads one
+  // source per process.
+  std::string ca_file;
   // Where the fetched repositories are kept: a bare repository per URL
   // ("<name>-<hash of URL>"), and "trees/" with the exported snapshot directories.
   std::string cache_dir;
