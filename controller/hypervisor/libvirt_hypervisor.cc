@@ -919,8 +919,138 @@ class LibvirtHypervisor final : public Hypervisor {
   }
 
   Result<void> RevertSnapshot(const std::string& name, const std::string& snapshot) override {
-    return SnapshotOp("snapshot-revert", "reverting " + name + " to snapshot " + snapshot, name, snapshot,
-                      [](virDomainSnapshotPtr s) { return virDomainRevertToSnapshot(s, 0); });
+    return Mutate("snapshot-revert", "reverting " + name + " to snapshot " + snapshot, name,
+                  [&](virConnectPtr c) -> Result<void> {
+                    auto dom = LookupDomain(c, name);
+                    if (!dom) return std::unexpected(dom.error());
+                    Snapshot s(virDomainSnapshotLookupByName(dom->get(), snapshot.c_str(), 0));
+                    if (!s) return std::unexpected(LastError(""));
+                    pugi::xml_document xml;
+                    xml.load_string(TakeString(virDomainSnapshotGetXMLDesc(s.get(), VIR_DOMAIN_SNAPSHOT_XML_SECURE)).c_str());
+                    for (pugi::xml_node d : xml.child("domainsnapshot").child("disks").children("disk")) {
+                      if (std::string_view(d.attribute("snapshot").as_string()) == "external") {
+                        return RevertExternal(c, dom->get(), s.get(), xml);
+                      }
+                    }
+                    if (virDomainRevertToSnapshot(s.get(), 0) < 0) return std::unexpected(LastError(""));
+                    return {};
+                  });
+  }
+
+  // Reverting to an external disk-only snapshot, which libvirt 9.0 cannot do itself. The
+  // snapshot S put each disk on a new overlay O whose backing file holds the disk as it was at
+  // S; the snapshots taken after S are overlays stacked on O. So: the VM is stopped, the later
+  // snapshots are dropped (their metadata and their overlay files: they record states that no
+  // longer lead anywhere), O is recreated empty on the same backing file, the disk runs on O
+  // again, S is the current snapshot, and the VM is started again if it ran. As with
+  // `zfs rollback -r`, the snapshots after S are gone.
+  Result<void> RevertExternal(virConnectPtr c, virDomainPtr dom, virDomainSnapshotPtr snap,
+                              const pugi::xml_document& snapshot_xml) {
+    const bool was_running = virDomainIsActive(dom) == 1;
+    if (was_running && virDomainDestroy(dom) < 0) return std::unexpected(LastError("stopping it for the revert"));
+    // QEMU and qemu-img made the overlay files: the pools list them after a refresh.
+    virStoragePoolPtr* pools = nullptr;
+    const int np = virConnectListAllStoragePools(c, &pools, VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE);
+    for (int i = 0; i < np; ++i) {
+      Pool p(pools[i]);
+      if (virStoragePoolRefresh(p.get(), 0) < 0) virResetLastError();
+    }
+    free(pools);
+    // Later snapshots, deepest first.
+    virDomainSnapshotPtr* later = nullptr;
+    const int n = virDomainSnapshotListAllChildren(snap, &later, VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS);
+    if (n < 0) return std::unexpected(LastError("listing the snapshots after it"));
+    std::vector<Snapshot> descendants;
+    for (int i = 0; i < n; ++i) descendants.emplace_back(later[i]);
+    free(later);
+    std::vector<std::string> dropped_overlays;
+    for (auto it = descendants.rbegin(); it != descendants.rend(); ++it) {
+      pugi::xml_document child;
+      child.load_string(TakeString(virDomainSnapshotGetXMLDesc(it->get(), 0)).c_str());
+      for (pugi::xml_node d : child.child("domainsnapshot").child("disks").children("disk")) {
+        if (std::string_view(d.attribute("snapshot").as_string()) != "external") continue;
+        dropped_overlays.push_back(d.child("source").attribute("file").as_string());
+      }
+      if (virDomainSnapshotDelete(it->get(), VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY) < 0) {
+        return std::unexpected(LastError(std::string("dropping snapshot ") + virDomainSnapshotGetName(it->get())));
+      }
+    }
+    // The definition: each snapshotted disk runs on S's overlay, with the chain below it.
+    pugi::xml_document domain;
+    domain.load_string(TakeString(virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE)).c_str());
+    for (pugi::xml_node d : snapshot_xml.child("domainsnapshot").child("disks").children("disk")) {
+      if (std::string_view(d.attribute("snapshot").as_string()) != "external") continue;
+      const std::string target = d.attribute("name").as_string();
+      const std::string overlay = d.child("source").attribute("file").as_string();
+      pugi::xml_node disk;
+      for (pugi::xml_node x : domain.child("domain").child("devices").children("disk")) {
+        if (target == x.child("target").attribute("dev").as_string()) disk = x;
+      }
+      if (!disk) return Fail(ErrorCode::kFailedPrecondition, "disk " + target + " is no longer defined");
+      pugi::xml_node at = disk;  // S's overlay in the disk's chain
+      while (at && overlay != at.child("source").attribute("file").as_string()) at = at.child("backingStore");
+      if (!at || !at.child("backingStore").child("source")) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    "disk " + target + " no longer runs on " + overlay + ": cannot revert to this snapshot");
+      }
+      const std::string below = at.child("backingStore").child("source").attribute("file").as_string();
+      const std::string below_format = at.child("backingStore").child("format").attribute("type").as_string("qcow2");
+      if (below.empty()) return Fail(ErrorCode::kFailedPrecondition, "the layer under " + overlay + " is not a file");
+      if (auto made = RecreateOverlay(c, overlay, below, below_format); !made) return made;
+      pugi::xml_node source = disk.child("source");
+      pugi::xml_node chain = disk.child("backingStore");
+      disk.insert_copy_after(at.child("source"), source).remove_attribute("index");
+      disk.insert_copy_after(at.child("backingStore"), chain);
+      disk.remove_child(source);
+      disk.remove_child(chain);
+    }
+    std::ostringstream redefined;
+    domain.save(redefined, "", pugi::format_raw | pugi::format_no_declaration);
+    Domain defined(virDomainDefineXML(c, redefined.str().c_str()));
+    if (!defined) return std::unexpected(LastError("redefining it on the snapshot's overlays"));
+    for (const std::string& file : dropped_overlays) {
+      Volume v(virStorageVolLookupByPath(c, file.c_str()));
+      if (v && virStorageVolDelete(v.get(), 0) < 0) {
+        log_->warn("node={} deleting overlay {} of a dropped snapshot failed: {}", config_.name, file,
+                   LastError("").message);
+      }
+      if (!v) virResetLastError();
+    }
+    // S is the current snapshot again.
+    const std::string xml = TakeString(virDomainSnapshotGetXMLDesc(snap, VIR_DOMAIN_SNAPSHOT_XML_SECURE));
+    Snapshot current(virDomainSnapshotCreateXML(
+        dom, xml.c_str(), VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE | VIR_DOMAIN_SNAPSHOT_CREATE_CURRENT));
+    if (!current) return std::unexpected(LastError("marking the snapshot current"));
+    if (was_running && virDomainCreate(dom) < 0) return std::unexpected(LastError("starting it again"));
+    return {};
+  }
+
+  // Replaces an overlay file with an empty qcow2 one on `below`, through its pool.
+  Result<void> RecreateOverlay(virConnectPtr c, const std::string& overlay, const std::string& below,
+                               const std::string& below_format) {
+    Volume old(virStorageVolLookupByPath(c, overlay.c_str()));
+    if (!old) return std::unexpected(LastError("looking up " + overlay));
+    virStorageVolInfo info;
+    if (virStorageVolGetInfo(old.get(), &info) < 0) return std::unexpected(LastError("reading " + overlay));
+    Pool pool(virStoragePoolLookupByVolume(old.get()));
+    if (!pool) return std::unexpected(LastError("finding the pool of " + overlay));
+    const std::string volume_name = virStorageVolGetName(old.get());
+    if (virStorageVolDelete(old.get(), 0) < 0) return std::unexpected(LastError("deleting " + overlay));
+    pugi::xml_document doc;
+    pugi::xml_node v = doc.append_child("volume");
+    v.append_child("name").text().set(volume_name.c_str());
+    v.append_child("capacity").text().set(std::to_string(info.capacity).c_str());
+    pugi::xml_node target = v.append_child("target");
+    target.append_child("format").append_attribute("type") = "qcow2";
+    target.append_child("compat").text().set("1.1");
+    pugi::xml_node backing = v.append_child("backingStore");
+    backing.append_child("path").text().set(below.c_str());
+    backing.append_child("format").append_attribute("type") = below_format.c_str();
+    std::ostringstream xml;
+    doc.save(xml, "", pugi::format_raw | pugi::format_no_declaration);
+    Volume made(virStorageVolCreateXML(pool.get(), xml.str().c_str(), 0));
+    if (!made) return std::unexpected(LastError("recreating " + overlay));
+    return {};
   }
 
   Result<std::vector<std::string>> GetSnapshotXmls(const std::string& name) override {
