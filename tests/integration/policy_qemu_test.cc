@@ -251,6 +251,12 @@ std::optional<fs::path> NewestBackup(const fs::path& target, const std::string& 
   return newest;
 }
 
+// A figure for the log and for the test's XML report.
+void Timing(const std::string& what, double seconds) {
+  std::cout << "[timing] " << what << ": " << seconds << " s\n" << std::flush;
+  ::testing::Test::RecordProperty("seconds: " + what, std::to_string(seconds));
+}
+
 // A failed test prints the daemon's and its guests' log tails; GITVIRT_KEEP_LIBVIRTD_DIR=1
 // keeps the test's directory.
 void AfterDaemonTest(bool failed, PrivateLibvirtd* daemon, std::optional<TempDir>& work) {
@@ -284,11 +290,6 @@ class PolicyQemu : public ::testing::Test {
   void TearDown() override {
     AfterDaemonTest(HasFailure(), daemon_.get(), work_);
     daemon_.reset();
-  }
-
-  void Timing(const std::string& what, double seconds) {
-    std::cout << "[timing] " << what << ": " << seconds << " s\n" << std::flush;
-    RecordProperty("seconds: " + what, std::to_string(seconds));
   }
 
   std::unique_ptr<PrivateLibvirtd> daemon_;
@@ -866,11 +867,6 @@ class RemoteBackupQemu : public ::testing::Test {
       if (e.path().filename().string().starts_with(prefix)) out.push_back(e.path().filename().string());
     }
     return out;
-  }
-
-  void Timing(const std::string& what, double seconds) {
-    std::cout << "[timing] " << what << ": " << seconds << " s\n" << std::flush;
-    RecordProperty("seconds: " + what, std::to_string(seconds));
   }
 
   std::unique_ptr<PrivateLibvirtd> daemon_;
