@@ -78,6 +78,21 @@ spec:
 """
 
 
+def write_git_source_config(path, source, state_dir, pool_dir):
+    """A gitvirt.yaml reading `source` (the flow mapping of `source:`) onto one simulated node."""
+    with open(path, "w") as f:
+        f.write(f"""apiVersion: gitvirt.dev/v1
+kind: ControllerConfig
+source: {source}
+nodes:
+  - name: hv1
+    uri: sim:{state_dir}/hv1.xml
+    pools: [{{name: default, path: {pool_dir}}}]
+sync: {{auto: true}}
+state: {state_dir}/gitvirt.db
+""")
+
+
 class Serve:
     """A running `gitvirt serve`, its URL parsed from what it prints."""
 

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import unittest
 
-from e2e_lib import Repo, run, vm_manifest
+from e2e_lib import Repo, run, vm_manifest, write_git_source_config
 
 GITVIRT = ""
 TOKEN = "tok-7f3a9c"
@@ -149,17 +149,8 @@ class HttpsSourceEndToEnd(unittest.TestCase):
     def gv(self, name, token, ca, *args):
         config = os.path.join(self.dir, f"gitvirt-{name}.yaml")
         extra = f", caFile: {ca}" if ca else ""
-        with open(config, "w") as f:
-            f.write(f"""apiVersion: gitvirt.dev/v1
-kind: ControllerConfig
-source: {{repo: "{self.url}", ref: main, tokenFile: {token}{extra}}}
-nodes:
-  - name: hv1
-    uri: sim:{self.dir}/state-{name}/hv1.xml
-    pools: [{{name: default, path: {self.dir}/pool}}]
-sync: {{auto: true}}
-state: {self.dir}/state-{name}/gitvirt.db
-""")
+        write_git_source_config(config, f'{{repo: "{self.url}", ref: main, tokenFile: {token}{extra}}}',
+                                f"{self.dir}/state-{name}", f"{self.dir}/pool")
         return run(GITVIRT, "--config", config, *args, check=False, stdin=subprocess.DEVNULL, timeout=120)
 
     def test_1_plan_and_serve_read_the_commit_with_the_token_and_the_ca(self):

@@ -22,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-from e2e_lib import Repo, run
+from e2e_lib import Repo, run, vm_manifest, write_git_source_config
 
 GITVIRT = ""
 GIT_FEATURE_SSH = 1 << 2  # git2/common.h
@@ -62,15 +62,7 @@ class SshSourceEndToEnd(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="gve2essh-")
         os.chmod(cls.dir, 0o755)
         cls.repo = Repo(os.path.join(cls.dir, "repo"))
-        cls.repo.write("vm-a.yaml", """apiVersion: gitvirt.dev/v1
-kind: VirtualMachine
-metadata: {name: vm-a}
-spec:
-  node: hv1
-  vcpus: 1
-  memory: 512MiB
-  disks: [{name: root, size: 1GiB}]
-""")
+        cls.repo.write("vm-a.yaml", vm_manifest("vm-a", network=False, node="hv1"))
         cls.commit = cls.repo.commit("vm-a")
         host_key = os.path.join(cls.dir, "host_ed25519")
         cls.host_pub = keygen(host_key)
@@ -131,17 +123,8 @@ PidFile {cls.dir}/sshd.pid
     def gv(self, key, *args):
         name = os.path.basename(key)
         config = os.path.join(self.dir, f"gitvirt-{name}.yaml")
-        with open(config, "w") as f:
-            f.write(f"""apiVersion: gitvirt.dev/v1
-kind: ControllerConfig
-source: {{repo: "{self.url}", ref: main, sshKeyFile: {key}}}
-nodes:
-  - name: hv1
-    uri: sim:{self.dir}/state-{name}/hv1.xml
-    pools: [{{name: default, path: {self.dir}/pool}}]
-sync: {{auto: true}}
-state: {self.dir}/state-{name}/gitvirt.db
-""")
+        write_git_source_config(config, f'{{repo: "{self.url}", ref: main, sshKeyFile: {key}}}',
+                                f"{self.dir}/state-{name}", f"{self.dir}/pool")
         env = {**os.environ, "HOME": self.home}
         env.pop("SSH_AUTH_SOCK", None)
         return run(GITVIRT, "--config", config, *args, check=False, stdin=subprocess.DEVNULL, env=env, timeout=120)

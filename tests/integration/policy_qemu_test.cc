@@ -251,6 +251,27 @@ std::optional<fs::path> NewestBackup(const fs::path& target, const std::string& 
   return newest;
 }
 
+// Every file of a backup against its manifest: each sum checked by another program (sha256sum),
+// each zstd image decompressed by zstd's own tool to the recorded bytes, a self-contained qcow2
+// image (no backing file), and exactly the files expected.
+void CheckBackupFiles(const fs::path& dir, const nlohmann::json& manifest, const fs::path& scratch,
+                      const std::set<std::string>& expected) {
+  std::set<std::string> files;
+  for (const nlohmann::json& f : manifest["files"]) {
+    const std::string name = f.value("name", "");
+    files.insert(name);
+    EXPECT_EQ(Must({"sha256sum", (dir / name).string()}).substr(0, 64), f.value("sha256", "")) << f.dump();
+    if (!name.ends_with(".zst")) continue;
+    const fs::path out = scratch / ("check-" + f.value("disk", "") + ".qcow2");
+    Must({"zstd", "-q", "-d", "-f", (dir / name).string(), "-o", out.string()});
+    EXPECT_EQ(Must({"sha256sum", out.string()}).substr(0, 64), f.value("rawSha256", ""));
+    const std::string info = Must({"qemu-img", "info", out.string()});
+    EXPECT_NE(info.find("file format: qcow2"), std::string::npos) << info;
+    EXPECT_EQ(info.find("backing file"), std::string::npos) << "self-contained: " << info;
+  }
+  EXPECT_EQ(files, expected);
+}
+
 // A figure for the log and for the test's XML report.
 void Timing(const std::string& what, double seconds) {
   std::cout << "[timing] " << what << ": " << seconds << " s\n" << std::flush;
@@ -338,21 +359,8 @@ TEST_F(PolicyQemu, BackupAndRestoreMarker) {
   EXPECT_TRUE(manifest.value("verified", false));
   EXPECT_EQ(manifest.value("policy", ""), "nightly");
   EXPECT_NE(manifest.value("domainXml", "").find("<name>vm1</name>"), std::string::npos);
-  std::set<std::string> files;
-  for (const nlohmann::json& f : manifest["files"]) {
-    files.insert(f.value("name", ""));
-    // Every sum, checked by another program.
-    EXPECT_EQ(Must({"sha256sum", (*dir / f.value("name", "")).string()}).substr(0, 64), f.value("sha256", ""))
-        << f.dump();
-    if (f.value("name", "").ends_with(".zst")) {
-      // zstd's own tool decompresses it to the recorded bytes: a qcow2 image.
-      const fs::path out = work_->path() / ("check-" + f.value("disk", "") + ".qcow2");
-      Must({"zstd", "-q", "-d", "-f", (*dir / f.value("name", "")).string(), "-o", out.string()});
-      EXPECT_EQ(Must({"sha256sum", out.string()}).substr(0, 64), f.value("rawSha256", ""));
-      EXPECT_NE(Must({"qemu-img", "info", out.string()}).find("file format: qcow2"), std::string::npos);
-    }
-  }
-  EXPECT_EQ(files, (std::set<std::string>{"disk-data.qcow2.zst", "disk-root.qcow2.zst", "domain.xml"}));
+  CheckBackupFiles(*dir, manifest, work_->path(),
+                   {"disk-data.qcow2.zst", "disk-root.qcow2.zst", "domain.xml"});
   const std::string id = manifest.value("id", "");
   {
     Output verify = gv({"backup", "verify", id});
@@ -910,21 +918,8 @@ TEST_F(RemoteBackupQemu, RunningVmThroughLibvirt) {
   EXPECT_EQ(manifest.value("node", ""), "hv1");
   EXPECT_FALSE(manifest.value("simulated", true));
   EXPECT_TRUE(manifest.value("verified", false));
-  std::set<std::string> files;
-  for (const nlohmann::json& f : manifest["files"]) {
-    files.insert(f.value("name", ""));
-    EXPECT_EQ(Must({"sha256sum", (*dir / f.value("name", "")).string()}).substr(0, 64), f.value("sha256", ""))
-        << f.dump();
-    if (f.value("name", "").ends_with(".zst")) {
-      const fs::path out = work_->path() / ("check-" + f.value("disk", "") + ".qcow2");
-      Must({"zstd", "-q", "-d", "-f", (*dir / f.value("name", "")).string(), "-o", out.string()});
-      EXPECT_EQ(Must({"sha256sum", out.string()}).substr(0, 64), f.value("rawSha256", ""));
-      const std::string info = Must({"qemu-img", "info", out.string()});
-      EXPECT_NE(info.find("file format: qcow2"), std::string::npos) << info;
-      EXPECT_EQ(info.find("backing file"), std::string::npos) << "self-contained: " << info;
-    }
-  }
-  EXPECT_EQ(files, (std::set<std::string>{"disk-data.qcow2.zst", "disk-root.qcow2.zst", "domain.xml"}));
+  CheckBackupFiles(*dir, manifest, work_->path(),
+                   {"disk-data.qcow2.zst", "disk-root.qcow2.zst", "domain.xml"});
   const std::string id = manifest.value("id", "");
   {
     Output verify = gv({"backup", "verify", id});
