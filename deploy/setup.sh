@@ -46,6 +46,9 @@ packages=(
   chromium
   # process tools used by the test harness
   util-linux procps iproute2 curl
+  # command-line tools tests check gitvirt's output with: zstd (backups decompressed by zstd's
+  # own tool), openssl (the https source test's CA and certificate)
+  zstd openssl
   # sshd for the ssh:// git source test (tests/e2e/ssh_source_test.py), which runs its own on
   # 127.0.0.1 and a free port; the package's system service (where systemd starts it) is unused
   openssh-server
