@@ -322,7 +322,7 @@ HttpResponse Jobs(const Call& call) {
   filter.kind = std::string(call.target.Param("kind"));
   filter.limit = page->limit;
   filter.offset = page->offset;
-  Journal& journal = call.context.source.journal();
+  JobHistory& journal = call.context.source.history();
   auto total = journal.CountJobs(filter);
   if (!total) return JournalError(total.error());
   Json items = Json::array();
@@ -338,7 +338,7 @@ HttpResponse Jobs(const Call& call) {
 }
 
 HttpResponse JobDetail(const Call& call, const std::string& id) {
-  Journal& journal = call.context.source.journal();
+  JobHistory& journal = call.context.source.history();
   auto job = journal.GetJob(id);
   if (!job) return JournalError(job.error());
   auto steps = journal.GetSteps(id);
@@ -355,7 +355,7 @@ HttpResponse JobEvents(const Call& call, const std::string& id) {
     if (!value) return ErrorResponse(400, "after: expected an event id (a non-negative integer)");
     after = *value;
   }
-  Journal& journal = call.context.source.journal();
+  JobHistory& journal = call.context.source.history();
   auto job = journal.GetJob(id);
   if (!job) return JournalError(job.error());
 
@@ -384,7 +384,7 @@ HttpResponse Plan(const Call& call, const std::string& id) {
     }
     return TextResponse(200, kJsonType, call.snapshot.latest_plan_json);
   }
-  auto job = call.context.source.journal().GetJob(id);
+  auto job = call.context.source.history().GetJob(id);
   if (!job) {
     if (job.error().code == ErrorCode::kNotFound) {
       return ErrorResponse(404, "no plan '" + id + "': not a job id, nor latest");
@@ -398,7 +398,7 @@ HttpResponse Plan(const Call& call, const std::string& id) {
 // The job to show as running: the controller's own, else one a CLI process is running against
 // the same state file (an interrupted job waits for a restart: it is not running).
 std::optional<JobRecord> CurrentJob(const Call& call) {
-  Journal& journal = call.context.source.journal();
+  JobHistory& journal = call.context.source.history();
   if (!call.snapshot.current_job.empty()) {
     if (auto job = journal.GetJob(call.snapshot.current_job)) return *job;
   }
@@ -616,7 +616,7 @@ HttpResponse HandleRequest(const HttpRequest& request, const ApiContext& context
   return response;
 }
 
-std::string PollEventStream(Journal& journal, EventStreamState& state) {
+std::string PollEventStream(JobHistory& journal, EventStreamState& state) {
   std::string out;
   if (!state.started) {
     out += "retry: 2000\n\n";

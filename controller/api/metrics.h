@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "gitvirt/engine/status.h"
+#include "gitvirt/core/status.h"
 
 namespace gitvirt::api_metrics {
 

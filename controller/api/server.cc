@@ -353,7 +353,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (stopping()) return EndStream();
     std::string text;
     try {
-      text = PollEventStream(shared_->context.source.journal(), *stream_state_);
+      text = PollEventStream(shared_->context.source.history(), *stream_state_);
     } catch (const std::exception& e) {
       shared_->log->error("api: event stream of job {}: {}", stream_state_->job_id, e.what());
       return EndStream();

@@ -5,7 +5,7 @@
 
 #include <optional>
 
-#include "gitvirt/engine/status.h"
+#include "gitvirt/core/status.h"
 #include "session.h"
 
 namespace gitvirt::cli {

@@ -570,18 +570,6 @@ Result<Plan> PlanFromJson(const json& j) {
   return FromJson<Plan>(j, "plan");
 }
 
-std::string Fingerprint(std::string_view bytes) {
-  // FNV-1a, 64 bit: small, stable across platforms, and enough to notice a change.
-  std::uint64_t h = 14695981039346656037ULL;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
 std::string JsonFingerprint(const json& j) { return Fingerprint(std::string_view(j.dump())); }
 
 std::string SpecHash(const VmSpec& spec) {

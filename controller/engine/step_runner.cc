@@ -13,6 +13,7 @@
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/diff.h"
 #include "gitvirt/core/planner.h"
+#include "gitvirt/core/storage.h"
 #include "gitvirt/engine/artifacts.h"
 #include "gitvirt/engine/backup.h"
 #include "gitvirt/engine/migration.h"

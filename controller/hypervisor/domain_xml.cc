@@ -11,6 +11,7 @@
 #include "gitvirt/core/cloud_init.h"
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/planner.h"
+#include "gitvirt/core/storage.h"
 
 namespace gitvirt {
 namespace {
@@ -155,14 +156,6 @@ DeviceLayout Layout(const DomainDefinition& def) {
 std::string PciAttr(const std::string& value) { return "0x" + value; }
 
 }  // namespace
-
-StorageRef DiskStorage(const VirtualMachine& vm, const Disk& disk) {
-  if (disk.source.clone == CloneMode::kNone) {
-    if (disk.source.type == DiskSourceType::kPath) return StorageRef{"", "", disk.source.ref};
-    if (disk.source.type == DiskSourceType::kVolume) return StorageRef{disk.pool, disk.source.ref, ""};
-  }
-  return StorageRef{disk.pool, DiskVolumeName(vm.meta.name, disk), ""};
-}
 
 std::string RenderOwnerXml(const Ownership& owner) {
   pugi::xml_document doc;

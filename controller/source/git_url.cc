@@ -3,7 +3,7 @@
 #include <cctype>
 #include <filesystem>
 
-#include "gitvirt/source/git_source.h"
+#include "gitvirt/source/redact_url.h"
 
 namespace gitvirt {
 

@@ -2,7 +2,7 @@
 
 #include <mutex>
 
-#include "gitvirt/source/git_source.h"
+#include "gitvirt/source/redact_url.h"
 
 namespace gitvirt::source_internal {
 

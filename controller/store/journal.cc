@@ -26,10 +26,6 @@ using store_internal::Query;
 // a wedged process turns into an error someone sees.
 constexpr std::chrono::milliseconds kBusyTimeout{10'000};
 
-// The statuses a restart must deal with; every other status is final for IsFinished. An
-// interrupted job (its controller was told to stop) is resumed or rolled back like a crashed one.
-constexpr JobStatus kUnfinishedStatuses[] = {JobStatus::kPending, JobStatus::kRunning,
-                                             JobStatus::kRollingBack, JobStatus::kInterrupted};
 // Steps still in progress; every other status counts towards JobRecord::steps_done.
 constexpr StepStatus kStepsInProgress[] = {StepStatus::kPending, StepStatus::kRunning,
                                            StepStatus::kUndoing};
@@ -46,24 +42,6 @@ TimePoint FromSeconds(std::int64_t s) {
 std::optional<TimePoint> FromSeconds(std::optional<std::int64_t> s) {
   if (!s) return std::nullopt;
   return FromSeconds(*s);
-}
-
-struct CivilTime {
-  int year;
-  unsigned month, day;
-  long hour, minute, second;
-};
-
-CivilTime ToCivil(TimePoint t) {
-  const auto day = std::chrono::floor<std::chrono::days>(t);
-  const std::chrono::year_month_day ymd{day};
-  const std::chrono::hh_mm_ss hms{t - day};
-  return {static_cast<int>(ymd.year()),
-          static_cast<unsigned>(ymd.month()),
-          static_cast<unsigned>(ymd.day()),
-          static_cast<long>(hms.hours().count()),
-          static_cast<long>(hms.minutes().count()),
-          static_cast<long>(hms.seconds().count())};
 }
 
 // "20261123-163000-7f3a": the creation time sorts the ids; the random suffix keeps two jobs of
@@ -539,7 +517,7 @@ class SqliteJournal final : public Journal {
       // Oldest first: a restart resumes or rolls back jobs in the order they began.
       return SelectRows<JobRecord>(db,
                                    "SELECT " + JobColumns() + " FROM jobs j WHERE j.status IN " +
-                                       SqlList(kUnfinishedStatuses) +
+                                       SqlList(kUnfinishedJobStatuses) +
                                        " ORDER BY j.created_at, j.rowid",
                                    ReadJob);
     });
@@ -810,18 +788,6 @@ class SqliteJournal final : public Journal {
 };
 
 }  // namespace
-
-bool IsFinished(JobStatus status) {
-  return std::ranges::find(kUnfinishedStatuses, status) == std::end(kUnfinishedStatuses);
-}
-
-std::string FormatTime(TimePoint t) {
-  const CivilTime c = ToCivil(t);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02ldZ", c.year, c.month, c.day,
-                c.hour, c.minute, c.second);
-  return buf;
-}
 
 namespace {
 

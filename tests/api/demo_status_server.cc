@@ -26,6 +26,7 @@
 namespace {
 
 using namespace gitvirt;
+using gitvirt::testing::FakeJournal;
 using gitvirt::testing::FakeStatusSource;
 
 struct Flags {
@@ -94,7 +95,7 @@ class JobLoop {
   }
 
   void RunJob(int n) {
-    Journal& journal = source_.journal();
+    FakeJournal& journal = source_.fake_journal();
     std::vector<std::string> vms;
     const auto snapshot = source_.Snapshot();
     for (const ResourceStatus& r : snapshot->resources) {

@@ -1,4 +1,5 @@
-// Test doubles for the status API: an in-memory Journal, a StatusSource whose snapshot tests
+// Test doubles for the status API: an in-memory journal (the reads the API makes, and the
+// writes tests make to fill it), a StatusSource whose snapshot tests
 // replace at will, a demo snapshot of N VMs, and a job that makes progress on its own. Used by
 // the api tests and by demo_status_server (the dashboard's browser test and the benchmark).
 //
@@ -20,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "gitvirt/engine/status.h"
+#include "gitvirt/core/status.h"
 
 namespace gitvirt::testing {
 
@@ -30,10 +31,10 @@ inline TimePoint NowSeconds() {
 
 // A Journal in memory, with the SQLite journal's read semantics (newest jobs first, steps_done
 // counting every step no longer pending, running or undoing).
-class FakeJournal : public Journal {
+class FakeJournal : public JobHistory {
  public:
   Result<std::string> CreateJob(const JobRecord& job,
-                                const std::vector<StepRecord>& steps) override {
+                                const std::vector<StepRecord>& steps) {
     std::lock_guard lock(mutex_);
     JobRecord record = job;
     if (record.id.empty()) record.id = "job-" + std::to_string(++next_id_);
@@ -48,7 +49,7 @@ class FakeJournal : public Journal {
   // The defaults repeat the interface's, so tests can call the fake directly.
   Result<void> RecordJobStatus(const std::string& job_id, JobStatus status,
                                const std::string& error = {},
-                               const std::string& summary_json = {}) override {
+                               const std::string& summary_json = {}) {
     std::lock_guard lock(mutex_);
     Entry* entry = Find(job_id);
     if (!entry) return NotFound(job_id);
@@ -61,7 +62,7 @@ class FakeJournal : public Journal {
     return {};
   }
 
-  Result<void> RequestCancel(const std::string& job_id) override {
+  Result<void> RequestCancel(const std::string& job_id) {
     std::lock_guard lock(mutex_);
     Entry* entry = Find(job_id);
     if (!entry) return NotFound(job_id);
@@ -69,7 +70,7 @@ class FakeJournal : public Journal {
     return {};
   }
 
-  Result<bool> CancelRequested(const std::string& job_id) override {
+  Result<bool> CancelRequested(const std::string& job_id) {
     std::lock_guard lock(mutex_);
     Entry* entry = Find(job_id);
     if (!entry) return NotFound(job_id);
@@ -77,7 +78,7 @@ class FakeJournal : public Journal {
   }
 
   Result<void> RecordStepStarted(const std::string& job_id, const std::string& step_id, int attempt,
-                                 const std::string& undo_json) override {
+                                 const std::string& undo_json) {
     return UpdateStep(job_id, step_id, [&](StepRecord& step) {
       step.status = StepStatus::kRunning;
       step.attempt = attempt;
@@ -87,13 +88,13 @@ class FakeJournal : public Journal {
   }
 
   Result<void> RecordStepUndoInfo(const std::string& job_id, const std::string& step_id,
-                                  const std::string& undo_json) override {
+                                  const std::string& undo_json) {
     return UpdateStep(job_id, step_id, [&](StepRecord& step) { step.undo_json = undo_json; });
   }
 
   Result<void> RecordStepFinished(const std::string& job_id, const std::string& step_id,
                                   StepStatus status, const std::string& error = {},
-                                  const std::string& result_json = {}) override {
+                                  const std::string& result_json = {}) {
     return UpdateStep(job_id, step_id, [&](StepRecord& step) {
       step.status = status;
       step.error = error;
@@ -103,7 +104,7 @@ class FakeJournal : public Journal {
   }
 
   Result<void> RecordStepStatus(const std::string& job_id, const std::string& step_id,
-                                StepStatus status, const std::string& error = {}) override {
+                                StepStatus status, const std::string& error = {}) {
     return UpdateStep(job_id, step_id, [&](StepRecord& step) {
       step.status = status;
       if (!error.empty()) step.error = error;
@@ -111,7 +112,7 @@ class FakeJournal : public Journal {
   }
 
   Result<void> AppendEvent(const std::string& job_id, const std::string& step_id, EventLevel level,
-                           const std::string& message) override {
+                           const std::string& message) {
     std::lock_guard lock(mutex_);
     Entry* entry = Find(job_id);
     if (!entry) return NotFound(job_id);
@@ -190,7 +191,7 @@ class FakeJournal : public Journal {
     return out;
   }
 
-  Result<void> RecordSync(const SyncRecord& record) override {
+  Result<void> RecordSync(const SyncRecord& record) {
     std::lock_guard lock(mutex_);
     syncs_.push_back(record);
     return {};
@@ -201,18 +202,18 @@ class FakeJournal : public Journal {
     if (static_cast<int>(out.size()) > limit) out.resize(limit);
     return out;
   }
-  Result<void> SetState(const std::string& key, const std::string& value) override {
+  Result<void> SetState(const std::string& key, const std::string& value) {
     std::lock_guard lock(mutex_);
     state_[key] = value;
     return {};
   }
-  Result<std::optional<std::string>> GetState(const std::string& key) override {
+  Result<std::optional<std::string>> GetState(const std::string& key) {
     std::lock_guard lock(mutex_);
     const auto it = state_.find(key);
     if (it == state_.end()) return std::optional<std::string>();
     return std::optional<std::string>(it->second);
   }
-  Result<void> Flush() override { return {}; }
+  Result<void> Flush() { return {}; }
 
   // How many times GetEvents ran: tests see the event stream poll.
   int event_reads() const { return event_reads_.load(); }
@@ -301,7 +302,7 @@ class FakeStatusSource : public StatusSource {
     std::lock_guard lock(mutex_);
     return snapshot_;
   }
-  Journal& journal() const override { return journal_; }
+  JobHistory& history() const override { return journal_; }
   FakeJournal& fake_journal() { return journal_; }
 
  private:
@@ -468,7 +469,7 @@ inline StatusSnapshot DemoSnapshot(int vms, bool refused = false) {
 }
 
 // Creates an apply job with one `start` step per target, pending.
-inline std::string CreateDemoJob(Journal& journal, const std::vector<std::string>& vms,
+inline std::string CreateDemoJob(FakeJournal& journal, const std::vector<std::string>& vms,
                                  std::string id = {}) {
   JobRecord job;
   job.id = std::move(id);

@@ -778,7 +778,7 @@ TEST_F(HandlerTest, WithoutAPublishedSnapshotTheApiAnswers503) {
   class EmptySource : public StatusSource {
    public:
     std::shared_ptr<const StatusSnapshot> Snapshot() const override { return nullptr; }
-    Journal& journal() const override { return journal_; }
+    JobHistory& history() const override { return journal_; }
     mutable FakeJournal journal_;
   } empty;
   ApiContext context{empty, {}, nullptr};

@@ -24,6 +24,7 @@
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/plan_text.h"
 #include "gitvirt/core/planner.h"
+#include "gitvirt/core/storage.h"
 #include "gitvirt/manifest/config_loader.h"
 #include "gitvirt/manifest/loader.h"
 

@@ -7,6 +7,7 @@
 #include "gitvirt/core/diff.h"
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/planner.h"
+#include "gitvirt/core/storage.h"
 #include "gitvirt/hypervisor/domain_xml.h"
 #include "gitvirt/hypervisor/libvirt_hypervisor.h"
 #include "temp_dir.h"

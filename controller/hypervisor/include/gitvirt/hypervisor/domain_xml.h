@@ -1,0 +1,71 @@
+#pragma once
+// Domain XML, both ways, with pugixml (never by string concatenation: a name with `<` or `'`
+// must not change the document). Pure functions: no libvirt calls, so they are tested without
+// a hypervisor and the same XML serves the test driver and QEMU.
+//
+// Devices carry user aliases ("ua-disk-root", "ua-net-0", "ua-cdrom-install", "ua-cidata") so a
+// definition read back maps onto the manifest's names whatever addresses libvirt assigned.
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gitvirt/core/error.h"
+#include "gitvirt/core/model.h"
+#include "gitvirt/core/observed.h"
+#include "gitvirt/hypervisor/hypervisor.h"
+
+namespace gitvirt {
+
+inline constexpr std::string_view kOwnerNamespace = "https://gitvirt.dev/xmlns/owner/1";
+inline constexpr std::string_view kOwnerPrefix = "gitvirt";
+
+// The overlay file of an external (disk-only) snapshot gitvirt takes of a disk whose storage is
+// the file `base` (the VMs whose firmware makes internal snapshots impossible): "<base>" +
+// kOverlayInfix + the snapshot name, with characters other than [A-Za-z0-9._-] replaced by '_'.
+// The infix is how a definition read back tells gitvirt's overlays from a disk's real source.
+inline constexpr std::string_view kOverlayInfix = ".gvsnap-";
+std::string ExternalSnapshotOverlay(const std::string& base, const std::string& snapshot);
+
+// `virt_type` is the <domain type>: "kvm" where KVM works, else "qemu" (the test driver takes
+// either).
+std::string RenderDomainXml(const DomainDefinition& definition, std::string_view virt_type);
+// One device, for live attach/detach.
+Result<std::string> RenderDiskXml(const DomainDefinition& definition, const std::string& disk);
+Result<std::string> RenderNicXml(const DomainDefinition& definition, std::size_t index);
+
+std::string RenderOwnerXml(const Ownership& owner);
+Result<Ownership> ParseOwnerXml(std::string_view xml);
+
+// A definition read back: the spec as far as libvirt can tell, and where each device's storage is.
+struct ParsedDomain {
+  std::string name;
+  std::string uuid;
+  VmSpec spec;
+  std::optional<Ownership> owner;
+  std::map<std::string, StorageRef> disk_storage;   // disk name -> storage
+  std::map<std::string, StorageRef> cdrom_storage;  // cdrom name -> storage
+  std::optional<StorageRef> seed;                   // the cloud-init ISO, when attached
+  std::vector<std::string> mdev_uuids;              // in device order
+  // Disks running on gitvirt's external-snapshot overlays (ExternalSnapshotOverlay): disk name
+  // -> the overlay files above its storage, the one in use first. disk_storage stays the
+  // volume (or file) underneath, so an external snapshot is not a change of the disk.
+  std::map<std::string, std::vector<std::string>> disk_overlays;
+  // The file a reader of the disk must open to see its current content: the top overlay, or
+  // the storage's path when there is none ("" for a volume: ask the pool).
+  std::string DiskTopPath(const std::string& disk) const;
+};
+
+Result<ParsedDomain> ParseDomainXml(std::string_view xml);
+
+// The observed spec, ready to compare with the desired one: what the XML cannot say (clone
+// sources, cloud-init contents, policies) is taken from the spec gitvirt last applied when the
+// observed storage is what that spec would have produced; libvirt's expansions of what we set
+// (machine "q35" -> "pc-q35-7.2") are folded back; disk sizes come from `capacity_of`.
+using CapacityLookup = std::function<std::optional<std::uint64_t>(const StorageRef&)>;
+VmSpec NormalizeObserved(const ParsedDomain& parsed, const std::optional<VmSpec>& last_applied,
+                         const CapacityLookup& capacity_of);
+
+}  // namespace gitvirt
