@@ -7,10 +7,7 @@
 
 #include "command.h"
 #include "gitvirt/cli/app.h"
-#include "gitvirt/core/policy_plan.h"
-#include "gitvirt/core/selector.h"
-#include "gitvirt/engine/backup.h"
-#include "gitvirt/store/backup_catalog.h"
+#include "gitvirt/engine/manual.h"
 #include "output.h"
 #include "planning.h"
 #include "policy_commands.h"
@@ -18,10 +15,8 @@
 namespace gitvirt::cli {
 namespace {
 
-namespace fs = std::filesystem;
-
 struct BackupOptions {
-  SourceOptions source;
+  SourceSelection source;
   std::string what;  // POLICY | VM | BACKUP
   std::string target;
   std::string mode;
@@ -42,177 +37,56 @@ struct BackupOptions {
   std::string output = "table";
 };
 
-TimePoint Now() { return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()); }
-
-// A backup by id (the catalog) or by directory.
-std::optional<std::pair<std::string, BackupManifest>> FindBackup(const ControllerConfig& config, const std::string& what) {
-  std::string dir;
-  if (what.find('/') != std::string::npos && fs::exists(fs::path(what) / "manifest.json")) {
-    dir = what;
-  } else {
-    auto catalog = BackupCatalog::Open(config.state);
-    if (!catalog) {
-      std::cerr << "gitvirt: " << catalog.error().ToString() << "\n";
-      return std::nullopt;
-    }
-    auto record = (*catalog)->Get(what);
-    if (!record) {
-      std::cerr << "gitvirt: " << record.error().ToString()
-                << " (give its id from `gitvirt backup list`, or its directory; `backup list --rescan` "
-                   "rebuilds the catalog)\n";
-      return std::nullopt;
-    }
-    if (record->status == "failed") {
-      std::cerr << "gitvirt: backup " << what << " is a failed attempt (" << record->error
-                << "): there is no backup to use; `gitvirt backup delete " << what << "` removes the record\n";
-      return std::nullopt;
-    }
-    dir = record->location;
-  }
-  auto manifest = ReadManifest(dir);
-  if (!manifest) {
-    std::cerr << "gitvirt: " << manifest.error().ToString() << "\n";
-    return std::nullopt;
-  }
-  return std::make_pair(fs::absolute(dir).lexically_normal().string(), std::move(*manifest));
-}
-
 int RunBackup(const GlobalOptions& global, const BackupOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
-  auto desired = LoadDesired(*config, opts.source, log);
-  if (!desired) return kExitError;
-  for (const BackupPolicy& p : desired->state.backup_policies) {
-    if (p.meta.name == opts.what) {
-      if (!opts.target.empty() || !opts.mode.empty() || !opts.compression.empty()) {
-        std::cerr << "gitvirt: " << opts.what << " is a BackupPolicy: its settings come from the manifest "
-                  << "(--target, --mode and --compression are for a backup of one VM)\n";
-        return kExitError;
-      }
-      return RunPolicyNow(global, Kind::kBackupPolicy, opts.what, opts.source, opts.dry_run);
-    }
-  }
-  // One VM: settings from --target etc., or from the one policy that selects it.
-  const VirtualMachine* vm = desired->state.FindVm(opts.what);
-  if (vm == nullptr) {
-    std::cerr << "gitvirt: " << opts.what << " is neither a BackupPolicy nor a VirtualMachine in the manifests\n";
+  auto session = OpenChangeSession(global);
+  if (!session) return kExitError;
+  BackupRunRequest request;
+  request.what = opts.what;
+  request.source = opts.source;
+  request.target = opts.target;
+  request.mode = opts.mode;
+  request.compression = opts.compression;
+  request.level = opts.level;
+  request.verify = opts.verify;
+  request.protect = opts.protect;
+  auto run = PlanBackupRun(*session, request);
+  if (!run) {
+    PrintError(run.error());
     return kExitError;
   }
-  BackupPolicySpec spec;
-  std::string from_policy;
-  if (opts.target.empty()) {
-    std::vector<const BackupPolicy*> selecting;
-    for (const BackupPolicy& p : desired->state.backup_policies) {
-      auto compiled = CompiledSelector::Compile(p.spec.selector);
-      if (compiled && compiled->Matches(vm->meta.name, vm->meta.labels, vm->meta.tags)) selecting.push_back(&p);
-    }
-    if (selecting.size() != 1) {
-      std::cerr << "gitvirt: give --target DIR: " << vm->meta.name
-                << (selecting.empty() ? " is selected by no BackupPolicy" : " is selected by several BackupPolicies")
-                << "\n";
-      return kExitError;
-    }
-    spec = selecting.front()->spec;
-    from_policy = selecting.front()->meta.name;
-  } else {
-    if (!fs::path(opts.target).is_absolute()) {
-      std::cerr << "gitvirt: --target must be an absolute directory\n";
-      return kExitError;
-    }
-    spec.target.directory = opts.target;
-  }
-  if (!opts.mode.empty()) spec.mode = *ParseEnum<BackupMode>(opts.mode);
-  if (!opts.compression.empty()) spec.compression = *ParseEnum<Compression>(opts.compression);
-  if (opts.level > 0) spec.compression_level = opts.level;
-  if (opts.verify) spec.verify = true;
-  spec.protect = opts.protect;  // a backup by hand is protected only when asked
-  if (spec.target.directory.empty()) {
-    std::cerr << "gitvirt: the backup needs a target directory (--target DIR)\n";
-    return kExitError;
-  }
-
-  auto s = OpenChangeSession(global, log);
-  if (!s) return kExitError;
-  const ObservedState observed = s->nodes->ObserveAll();
-  const ObservedVm* domain = FindOwnedVm(observed, vm->meta.name);
-  if (domain == nullptr) return kExitError;
-  std::vector<CatalogBackup> existing;
-  if (auto catalog = BackupCatalog::Open(s->config.state)) {
-    if (auto records = (*catalog)->List(BackupFilter{vm->meta.name, "", ""})) {
-      for (const BackupRecord& r : *records) existing.push_back(CatalogBackup{r.id, r.vm, r.node, r.policy, r.location, r.created, r.is_protected});
-    }
-  }
-  const TimePoint now = Now();
-  Plan plan;
-  plan.source = "cli:backup run";
-  plan.revision = desired->revision;
-  // A backup by hand belongs to no policy: retention never deletes it.
-  Action a = MakeBackupAction(*vm, domain->node, spec, "", MakeBackupId(vm->meta.name, now, existing), now);
-  if (!from_policy.empty()) a.reason += ", settings of BackupPolicy " + from_policy;
-  plan.actions.push_back(std::move(a));
-  return RunOneActionJob(*s, std::move(plan), "backup", opts.dry_run, log);
+  if (run->policy) return RunPolicyNow(*session, Kind::kBackupPolicy, *run->policy, opts.source, opts.dry_run);
+  return RunOneActionJob(*session, run->plan, "backup", opts.dry_run);
 }
 
 int RunList(const GlobalOptions& global, const BackupOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
+  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  if (!session) return kExitError;
   if (opts.rescan) {
-    // Every directory a backup can be in: the policies' targets, where the catalog has
-    // backups, and --dir.
-    std::set<std::string> roots(opts.scan_dirs.begin(), opts.scan_dirs.end());
-    if (auto desired = LoadDesired(*config, opts.source, log)) {
-      for (const BackupPolicy& p : desired->state.backup_policies) {
-        if (!p.spec.target.directory.empty()) roots.insert(p.spec.target.directory);
-      }
-    } else {
-      std::cerr << "gitvirt: scanning without the manifests' BackupPolicies\n";
-    }
-    auto catalog = BackupCatalog::Open(config->state);
-    if (!catalog) {
-      std::cerr << "gitvirt: " << catalog.error().ToString() << "\n";
+    auto rescan = RescanBackups(*session, opts.source, opts.scan_dirs);
+    if (!rescan) {
+      PrintError(rescan.error());
       return kExitError;
     }
-    std::vector<BackupRecord> failed;  // attempts that left no directory: history the scan cannot find
-    if (auto records = (*catalog)->List(BackupFilter{})) {
-      for (const BackupRecord& r : *records) {
-        roots.insert(fs::path(r.location).parent_path().parent_path().string());
-        if (r.status == "failed") failed.push_back(r);
-      }
-    }
-    std::vector<BackupRecord> found;
-    std::vector<std::string> problems;
-    for (const std::string& root : roots) {
-      for (BackupRecord& r : ScanBackups(root, &problems)) found.push_back(std::move(r));
-    }
-    const std::size_t scanned = found.size();
-    for (BackupRecord& r : failed) {
-      const bool complete = std::any_of(found.begin(), found.end(), [&](const BackupRecord& f) { return f.id == r.id; });
-      if (!complete) found.push_back(std::move(r));
-    }
-    for (const std::string& p : problems) std::cerr << "gitvirt: skipped: " << p << "\n";
-    if (auto ok = (*catalog)->ReplaceAll(found); !ok) {
-      std::cerr << "gitvirt: " << ok.error().ToString() << "\n";
-      return kExitError;
-    }
-    std::cerr << "gitvirt: catalog rebuilt from " << roots.size() << " director" << (roots.size() == 1 ? "y" : "ies")
-              << ": " << scanned << " backup(s)"
-              << (found.size() > scanned ? ", " + std::to_string(found.size() - scanned) + " failed attempt(s) kept" : "")
+    for (const std::string& p : rescan->problems) std::cerr << "gitvirt: skipped: " << p << "\n";
+    std::cerr << "gitvirt: catalog rebuilt from " << rescan->directories << " director"
+              << (rescan->directories == 1 ? "y" : "ies") << ": " << rescan->backups << " backup(s)"
+              << (rescan->failed_kept > 0 ? ", " + std::to_string(rescan->failed_kept) + " failed attempt(s) kept" : "")
               << "\n";
   }
-  return PrintBackups(std::cout, *config, opts.vm, opts.policy, opts.output);
+  return PrintBackups(std::cout, *session, opts.vm, opts.policy, opts.output);
 }
 
 int RunVerify(const GlobalOptions& global, const BackupOptions& opts) {
-  MakeLogger(global.verbosity);
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
-  auto found = FindBackup(*config, opts.what);
-  if (!found) return kExitError;
-  const auto& [dir, manifest] = *found;
-  if (auto ok = VerifyBackup(manifest, dir); !ok) {
-    std::cerr << "gitvirt: " << ok.error().ToString() << "\n";
+  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  if (!session) return kExitError;
+  auto found = FindBackup(*session, opts.what);
+  if (!found) {
+    PrintError(found.error());
+    return kExitError;
+  }
+  const BackupManifest& manifest = found->manifest;
+  if (auto ok = VerifyBackup(manifest, found->directory); !ok) {
+    PrintError(ok.error());
     return kExitError;
   }
   std::cout << "Backup " << manifest.id << " of " << manifest.vm << ": " << manifest.files.size()
@@ -221,104 +95,43 @@ int RunVerify(const GlobalOptions& global, const BackupOptions& opts) {
   return kExitOk;
 }
 
-// The record of a failed attempt, when `what` is one's id.
-std::optional<BackupRecord> FailedAttempt(const ControllerConfig& config, const std::string& what) {
-  auto catalog = BackupCatalog::Open(config.state);
-  if (!catalog) return std::nullopt;
-  auto record = (*catalog)->Get(what);
-  if (!record || record->status != "failed") return std::nullopt;
-  return *record;
-}
-
 int RunDelete(const GlobalOptions& global, const BackupOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto s = OpenChangeSession(global, log);
-  if (!s) return kExitError;
-  if (auto failed = FailedAttempt(s->config, opts.what)) {
-    // Nothing on disk: the step finds no manifest and drops the record.
-    Plan plan;
-    plan.source = "cli:backup delete";
-    Action a;
-    a.id = "backup-delete/" + failed->id;
-    a.type = ActionType::kBackupDelete;
-    a.target = ResourceRef{Kind::kVirtualMachine, failed->vm};
-    a.reason = "the record of failed backup attempt " + failed->id + " deleted by hand";
-    a.params = {{"id", failed->id}, {"directory", failed->location}, {"force", "false"}};
-    plan.actions.push_back(std::move(a));
-    const std::string question = opts.yes ? "" : "Delete the record of failed backup attempt " + failed->id + "?";
-    return RunOneActionJob(*s, std::move(plan), "backup", opts.dry_run, log, 1, question);
+  auto session = OpenChangeSession(global);
+  if (!session) return kExitError;
+  auto plan = PlanBackupDelete(*session, opts.what, opts.force);
+  std::string question;
+  if (plan && !opts.yes) {
+    const Action& a = plan->actions.front();
+    auto it = a.params.find("id");
+    const std::string id = it == a.params.end() ? opts.what : it->second;
+    question = a.reason.starts_with("the record of failed")
+                   ? "Delete the record of failed backup attempt " + id + "?"
+                   : "Delete backup " + id + " (" + a.params.at("directory") + ")?";
   }
-  auto found = FindBackup(s->config, opts.what);
-  if (!found) return kExitError;
-  const auto& [dir, manifest] = *found;
-  if (manifest.is_protected && !opts.force) {
-    std::cerr << "gitvirt: backup " << manifest.id << " is protected; pass --force to delete it anyway\n";
-    return kExitError;
-  }
-  Plan plan;
-  plan.source = "cli:backup delete";
-  Action a;
-  a.id = "backup-delete/" + manifest.id;
-  a.type = ActionType::kBackupDelete;
-  a.target = ResourceRef{Kind::kVirtualMachine, manifest.vm};
-  a.reason = "backup " + manifest.id + " deleted by hand";
-  a.params = {{"id", manifest.id}, {"directory", dir}, {"force", opts.force ? "true" : "false"}};
-  plan.actions.push_back(std::move(a));
-  const std::string question = opts.yes ? "" : "Delete backup " + manifest.id + " (" + dir + ")?";
-  return RunOneActionJob(*s, std::move(plan), "backup", opts.dry_run, log, 1, question);
+  return RunOneActionJob(*session, plan, "backup", opts.dry_run, 1, question);
 }
 
 int RunRestore(const GlobalOptions& global, const BackupOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto s = OpenChangeSession(global, log);
-  if (!s) return kExitError;
-  auto found = FindBackup(s->config, opts.what);
-  if (!found) return kExitError;
-  const auto& [dir, manifest] = *found;
-  const std::string name = opts.as.empty() ? manifest.vm : opts.as;
-  const std::string node = opts.node.empty() ? manifest.node : opts.node;
-  if (s->config.FindNode(node) == nullptr) {
-    std::cerr << "gitvirt: node " << node << " is not in " << s->config.file << "; choose one with --node\n";
+  auto session = OpenChangeSession(global);
+  if (!session) return kExitError;
+  BackupRestoreRequest request;
+  request.what = opts.what;
+  request.as = opts.as;
+  request.node = opts.node;
+  request.start = opts.start;
+  request.source = opts.source;
+  auto restore = PlanBackupRestore(*session, request);
+  if (!restore) {
+    PrintError(restore.error());
     return kExitError;
   }
-  // Owned by gitvirt only when the manifests declare a VM of that name; otherwise it is left
-  // alone (never pruned, never changed) until someone adopts it.
-  bool managed = false;
-  if (auto desired = LoadDesired(s->config, opts.source, log)) managed = desired->state.FindVm(name) != nullptr;
-  const ObservedState observed = s->nodes->ObserveAll();
-  if (!observed.FindVms(name).empty()) {
-    std::cerr << "gitvirt: a domain named " << name << " exists already; restore under a new name with --as NAME\n";
-    return kExitError;
-  }
-  Plan plan;
-  plan.source = "cli:backup restore";
-  plan.revision = manifest.revision;
-  Action a;
-  a.id = "backup-restore/" + name;
-  a.type = ActionType::kBackupRestore;
-  a.node = node;
-  a.target = ResourceRef{Kind::kVirtualMachine, name};
-  a.reason = "restore backup " + manifest.id + " of " + manifest.vm + (manifest.simulated ? " (simulated)" : "") +
-             (managed ? "; managed (in the manifests)" : "; not managed by gitvirt");
-  a.params = {{"directory", dir}, {"id", manifest.id}, {"managed", managed ? "true" : "false"}};
-  plan.actions.push_back(a);
-  if (opts.start) {
-    Action start;
-    start.id = "start/" + name;
-    start.type = ActionType::kStart;
-    start.node = node;
-    start.target = a.target;
-    start.reason = "start the restored VM";
-    start.depends_on = {a.id};
-    start.power_before = PowerState::kStopped;
-    plan.actions.push_back(std::move(start));
-  }
-  const std::string question =
-      opts.yes ? "" : "Restore backup " + manifest.id + " of " + manifest.vm + " as " + name + " on " + node + "?";
-  const int rc = RunOneActionJob(*s, std::move(plan), "restore", opts.dry_run, log, 1, question);
-  if (rc == kExitOk && !opts.dry_run && !managed) {
-    std::cout << name << " is not in the manifests, so gitvirt leaves it alone; add a VirtualMachine named " << name
-              << " to manage it.\n";
+  const BackupManifest& manifest = restore->backup.manifest;
+  const std::string question = opts.yes ? "" : "Restore backup " + manifest.id + " of " + manifest.vm + " as " +
+                                                   restore->name + " on " + restore->node + "?";
+  const int rc = RunOneActionJob(*session, restore->plan, "restore", opts.dry_run, 1, question);
+  if (rc == kExitOk && !opts.dry_run && !restore->managed) {
+    std::cout << restore->name << " is not in the manifests, so gitvirt leaves it alone; add a VirtualMachine named "
+              << restore->name << " to manage it.\n";
   }
   return rc;
 }

@@ -14,80 +14,9 @@ namespace {
 struct DescribeOptions {
   std::string kind;
   std::string name;
-  SourceOptions source;
+  SourceSelection source;
   std::string output;
 };
-
-// One migration of the VM, from its journaled step: when, from where to where, how, and how it
-// ended (a migration a rollback undid says so).
-struct Migration {
-  std::optional<TimePoint> started;
-  std::string from;
-  std::string to;
-  std::string mode;
-  bool simulated = false;
-  std::optional<std::uint64_t> bytes;
-  StepStatus status = StepStatus::kPending;
-  std::string job;
-  std::string error;
-};
-
-Migration FromStep(const StepRecord& s) {
-  const auto action = nlohmann::json::parse(s.action_json, nullptr, false);
-  const auto result = nlohmann::json::parse(s.result_json, nullptr, false);
-  auto text = [](const nlohmann::json& j, const char* key, const std::string& fallback = "?") {
-    return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
-  };
-  Migration m;
-  m.started = s.started_at;
-  m.from = text(result, "source", text(action, "sourceNode"));
-  m.to = s.node;
-  m.mode = text(result, "mode", "");
-  if (m.mode.empty() && action.is_object() && action.contains("params")) m.mode = text(action["params"], "mode");
-  m.simulated = result.is_object() && result.value("simulated", false);
-  if (!m.simulated && result.is_object() && result.contains("bytes") && result["bytes"].is_number_unsigned()) {
-    m.bytes = result["bytes"].get<std::uint64_t>();
-  }
-  m.status = s.status;
-  m.job = s.job_id;
-  m.error = s.error;
-  return m;
-}
-
-// Everything `describe vm` shows, gathered once, then printed as text or as a document.
-struct Described {
-  std::string name;
-  const ResourceStatus* resource = nullptr;  // in the manifests
-  const ObservedVm* observed = nullptr;      // on a node
-  // For a VM gitvirt owns: its snapshots (when the node answered), its last five migrations
-  // (when the journal could be read) and the last job that applied it with this VM's events.
-  std::optional<std::vector<ObservedSnapshot>> snapshots;
-  std::optional<std::vector<Migration>> migrations;
-  std::optional<JobRecord> last_job;
-  std::vector<EventRecord> last_job_events;
-};
-
-void Gather(const View& view, const std::shared_ptr<spdlog::logger>& log, Described& d) {
-  if (d.observed == nullptr || !d.observed->Owned()) return;
-  auto nodes = ConnectNodes(view.config, log);
-  if (Hypervisor* hv = nodes->Find(d.observed->node)) {
-    if (auto snaps = hv->ListSnapshots(d.name)) d.snapshots = std::move(*snaps);
-  }
-  auto journal = Journal::Open(view.config.state);
-  if (!journal) return;
-  if (auto steps = (*journal)->FindSteps(StepFilter{"migrate", "VirtualMachine/" + d.name, 5})) {
-    d.migrations.emplace();
-    for (const StepRecord& s : *steps) d.migrations->push_back(FromStep(s));
-  }
-  const std::string& job_id = d.observed->owner->job;
-  if (job_id.empty()) return;
-  if (auto job = (*journal)->GetJob(job_id)) d.last_job = std::move(*job);
-  if (auto events = (*journal)->GetEvents(job_id)) {
-    for (EventRecord& e : *events) {
-      if (e.step_id.find("/" + d.name) != std::string::npos) d.last_job_events.push_back(std::move(e));
-    }
-  }
-}
 
 void PrintJson(const std::string& title, const std::string& text) {
   std::cout << title << ":\n";
@@ -102,7 +31,7 @@ void PrintJson(const std::string& title, const std::string& text) {
   while (std::getline(in, line)) std::cout << "  " << line << "\n";
 }
 
-void PrintText(const Described& d) {
+void PrintText(const VmDetails& d) {
   const ResourceStatus* r = d.resource;
   const ObservedVm* observed = d.observed;
   std::cout << "Name:        " << d.name << "\n";
@@ -158,7 +87,7 @@ void PrintText(const Described& d) {
   if (d.migrations) {
     std::cout << "Migrations:\n";
     if (d.migrations->empty()) std::cout << "  none\n";
-    for (const Migration& m : *d.migrations) {
+    for (const MigrationRecord& m : *d.migrations) {
       std::cout << "  " << (m.started ? FormatTime(*m.started) : std::string("-")) << "  " << m.from << " -> " << m.to
                 << "  " << m.mode;
       if (m.simulated) std::cout << " (simulated)";
@@ -177,7 +106,7 @@ void PrintText(const Described& d) {
 }
 
 // The same as a document; `status` is the status API's /api/v1/resources/VirtualMachine/NAME.
-void PrintStructuredVm(const Described& d, const std::string& format) {
+void PrintStructuredVm(const VmDetails& d, const std::string& format) {
   using api_views::Json;
   Json doc = {{"kind", "VirtualMachine"}, {"name", d.name}};
   doc["inManifests"] = d.resource != nullptr;
@@ -211,7 +140,7 @@ void PrintStructuredVm(const Described& d, const std::string& format) {
   Json migrations = nullptr;
   if (d.migrations) {
     migrations = Json::array();
-    for (const Migration& m : *d.migrations) {
+    for (const MigrationRecord& m : *d.migrations) {
       migrations.push_back({{"started", api_views::Time(m.started)},
                             {"from", m.from},
                             {"to", m.to},
@@ -244,23 +173,15 @@ int RunDescribe(const GlobalOptions& global, const DescribeOptions& opts) {
   auto log = MakeLogger(global.verbosity);
   auto view = GatherView(global, opts.source, log);
   if (!view) return kExitError;
-  Described d;
-  d.name = opts.name;
-  for (const ResourceStatus& s : view->resources) {
-    if (s.kind == Kind::kVirtualMachine && s.name == opts.name) d.resource = &s;
-  }
-  for (const ObservedNode& n : view->observed.nodes) {
-    if (const ObservedVm* vm = n.FindVm(opts.name)) d.observed = vm;
-  }
-  if (d.resource == nullptr && d.observed == nullptr) {
-    std::cerr << "gitvirt: no VM named " << opts.name << " in the manifests or on any node\n";
+  auto d = DescribeVm(*view->session, *view, opts.name);
+  if (!d) {
+    PrintError(d.error());
     return kExitError;
   }
-  Gather(*view, log, d);
   if (opts.output == "text") {
-    PrintText(d);
+    PrintText(*d);
   } else {
-    PrintStructuredVm(d, opts.output);
+    PrintStructuredVm(*d, opts.output);
   }
   return kExitOk;
 }

@@ -21,7 +21,7 @@ std::string Pretty(const std::string& json_text) {
   return j.dump(2) + "\n";
 }
 
-int RunDiff(const GlobalOptions& global, const SourceOptions& source) {
+int RunDiff(const GlobalOptions& global, const SourceSelection& source) {
   auto log = MakeLogger(global.verbosity);
   auto view = GatherView(global, source, log);
   if (!view || !view->desired) return kDiffError;
@@ -59,7 +59,7 @@ int RunDiff(const GlobalOptions& global, const SourceOptions& source) {
 }  // namespace
 
 void AddDiffCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
-  auto source = std::make_shared<SourceOptions>();
+  auto source = std::make_shared<SourceSelection>();
   auto* cmd = app.add_subcommand(
       "diff", "Unified diff of what runs (live/) against the manifests (desired/); exit 0 none, 1 some, 2 error");
   AddSourceOptions(cmd, *source);

@@ -12,7 +12,7 @@ namespace {
 
 struct GetOptions {
   std::string what;
-  SourceOptions source;
+  SourceSelection source;
   std::string selector;
   std::string output = "table";
 };
@@ -139,7 +139,7 @@ int RunGet(const GlobalOptions& global, const GetOptions& opts) {
   if (opts.what == "snapshots" || opts.what == "snapshot") {
     return PrintSnapshots(std::cout, view->observed, *selector, !opts.selector.empty(), "", "", opts.output);
   }
-  if (opts.what == "backups" || opts.what == "backup") return PrintBackups(std::cout, view->config, "", "", opts.output);
+  if (opts.what == "backups" || opts.what == "backup") return PrintBackups(std::cout, *view->session, "", "", opts.output);
   std::cerr << "gitvirt get: unknown resource type \"" << opts.what
             << "\" (vms, nodes, images, clusters, snapshots, backups)\n";
   return kExitError;

@@ -4,6 +4,7 @@
 #include "command.h"
 #include "gitvirt/api/views.h"
 #include "gitvirt/cli/app.h"
+#include "gitvirt/engine/manual.h"
 #include "output.h"
 #include "session.h"
 
@@ -32,7 +33,7 @@ int PrintJobDocument(const JobRecord& job, const std::vector<StepRecord>& steps,
   return kExitOk;
 }
 
-int ShowJob(Journal& journal, const std::string& id, const std::string& format) {
+int ShowJob(JobHistory& journal, const std::string& id, const std::string& format) {
   auto job = journal.GetJob(id);
   if (!job) {
     std::cerr << "gitvirt: " << job.error().ToString() << "\n";
@@ -78,16 +79,20 @@ int ShowJob(Journal& journal, const std::string& id, const std::string& format) 
 }
 
 int RunJobs(const GlobalOptions& global, const JobsOptions& opts) {
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
-  auto journal = OpenJournal(*config);
-  if (!journal) return kExitError;
-  if (!opts.id.empty()) return ShowJob(*journal, opts.id, opts.output);
+  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  if (!session) return kExitError;
+  auto opened = session->journal();
+  if (!opened) {
+    PrintError(opened.error());
+    return kExitError;
+  }
+  JobHistory& journal = **opened;
+  if (!opts.id.empty()) return ShowJob(journal, opts.id, opts.output);
   JobFilter filter;
   filter.limit = opts.limit;
   filter.kind = opts.kind;
   if (!opts.status.empty()) filter.status = ParseEnum<JobStatus>(opts.status);
-  auto jobs = journal->ListJobs(filter);
+  auto jobs = journal.ListJobs(filter);
   if (!jobs) {
     std::cerr << "gitvirt: " << jobs.error().ToString() << "\n";
     return kExitError;
@@ -114,21 +119,11 @@ int RunJobs(const GlobalOptions& global, const JobsOptions& opts) {
 }
 
 int RunCancel(const GlobalOptions& global, const std::string& id) {
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
-  auto journal = OpenJournal(*config);
-  if (!journal) return kExitError;
-  auto job = journal->GetJob(id);
+  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  if (!session) return kExitError;
+  auto job = CancelJob(*session, id);
   if (!job) {
-    std::cerr << "gitvirt: " << job.error().ToString() << "\n";
-    return kExitError;
-  }
-  if (IsFinished(job->status)) {
-    std::cerr << "gitvirt: job " << id << " has already finished (" << EnumName(job->status) << ")\n";
-    return kExitError;
-  }
-  if (auto ok = journal->RequestCancel(id); !ok || !journal->Flush()) {
-    std::cerr << "gitvirt: could not record the cancellation\n";
+    PrintError(job.error());
     return kExitError;
   }
   std::cout << "Cancellation of job " << id << " requested: it starts no more steps and then applies its "

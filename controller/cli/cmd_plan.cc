@@ -13,6 +13,7 @@ namespace {
 
 struct PlanOptionsCli {
   PlanRequest request;
+  std::string target;
   std::string out;
   bool detailed_exitcode = false;
   bool json = false;
@@ -21,13 +22,18 @@ struct PlanOptionsCli {
 
 int RunPlanCommand(const GlobalOptions& global, const PlanOptionsCli& opts) {
   auto log = MakeLogger(global.verbosity);
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
+  auto session = OpenSession(global, log);
+  if (!session) return kExitError;
   // Planning reads state another controller may be changing: take the same lock as apply.
-  auto lock = LockState(*config);
-  if (!lock) return kExitError;
-  auto planned = MakeCurrentPlan(global, opts.request, log);
-  if (!planned) return kExitError;
+  if (auto locked = session->Lock(); !locked) {
+    PrintError(locked.error());
+    return kExitError;
+  }
+  auto planned = session->PlanCurrent(opts.request);
+  if (!planned) {
+    PrintError(planned.error());
+    return kExitError;
+  }
   const Plan& plan = planned->plan;
   if (opts.json) {
     std::cout << PlanToJson(plan).dump(2) << "\n";
@@ -57,10 +63,16 @@ void AddPlanCommand(CLI::App& app, GlobalOptions& global, CommandResult& result)
   cmd->add_option("-o,--out", opts->out, "Save the plan as JSON, to apply it later exactly");
   cmd->add_flag("--detailed-exitcode", opts->detailed_exitcode, "Exit 0: no changes, 2: changes, 1: error");
   cmd->add_flag("--prune", opts->request.prune, "Delete gitvirt's VMs that left the repository");
-  cmd->add_option("--target", opts->request.target, "Only this resource (Kind/name) and what it needs");
+  cmd->add_option("--target", opts->target, "Only this resource (Kind/name) and what it needs");
   cmd->add_flag("--json", opts->json, "Print the plan as JSON");
   cmd->add_flag("--no-color", opts->no_color, "No colours on a terminal");
-  cmd->callback([&global, &result, opts] { result.exit_code = RunPlanCommand(global, *opts); });
+  cmd->callback([&global, &result, opts] {
+    if (!ParseTargetOption(opts->target, opts->request.target)) {
+      result.exit_code = kExitError;
+      return;
+    }
+    result.exit_code = RunPlanCommand(global, *opts);
+  });
 }
 
 }  // namespace gitvirt::cli

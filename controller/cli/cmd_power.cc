@@ -13,6 +13,7 @@
 #include "command.h"
 #include "gitvirt/cli/app.h"
 #include "gitvirt/core/selector.h"
+#include "gitvirt/engine/manual.h"
 #include "output.h"
 #include "planning.h"
 #include "policy_commands.h"
@@ -32,7 +33,7 @@ struct PowerOptions {
 };
 
 int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
+  MakeLogger(global.verbosity);
   if (opts.selector.empty() && opts.names.empty()) {
     std::cerr << "gitvirt power: choose the VMs with -l SELECTOR (e.g. -l tier=web) or name them\n";
     return kExitError;
@@ -42,65 +43,33 @@ int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
     std::cerr << "gitvirt: -l: " << selector.error().message << "\n";
     return kExitError;
   }
-  auto s = OpenChangeSession(global, log);
-  if (!s) return kExitError;
-  const ObservedState observed = s->nodes->ObserveAll();
-  Plan plan;
-  plan.source = "cli:power " + opts.operation + (opts.selector.empty() ? "" : " -l " + opts.selector);
-  int skipped = 0;
-  std::set<std::string> seen;
-  for (const ObservedNode& node : observed.nodes) {
-    for (const ObservedVm& vm : node.vms) {
-      if (!vm.Owned() || !seen.insert(vm.name).second) continue;
-      const bool named = std::find(opts.names.begin(), opts.names.end(), vm.name) != opts.names.end();
-      if (!named && (opts.selector.empty() || !selector->Matches(vm.owner->labels))) continue;
-      std::vector<ActionType> steps;
-      bool in_state = false;
-      if (opts.operation == "start") {
-        in_state = vm.power == PowerState::kRunning;
-        steps = {vm.power == PowerState::kPaused ? ActionType::kResume : ActionType::kStart};
-      } else if (opts.operation == "stop") {
-        in_state = vm.power == PowerState::kStopped;
-        steps = {ActionType::kStop};
-      } else if (opts.operation == "shutdown") {
-        in_state = vm.power == PowerState::kStopped;
-        steps = {ActionType::kShutdown};
-      } else {
-        in_state = vm.power != PowerState::kRunning;
-        steps = opts.force ? std::vector<ActionType>{ActionType::kStop, ActionType::kStart}
-                           : std::vector<ActionType>{ActionType::kReboot};
-      }
-      if (in_state && opts.skip_if_in_state) {
-        std::cout << "skipping " << vm.name << ": " << EnumName(vm.power) << " already\n";
-        ++skipped;
-        continue;
-      }
-      std::string previous;
-      for (ActionType type : steps) {
-        Action a;
-        a.id = std::string(EnumName(type)) + "/" + vm.name;
-        a.type = type;
-        a.node = node.name;
-        a.target = ResourceRef{Kind::kVirtualMachine, vm.name};
-        a.reason = "power " + opts.operation + (opts.force ? " --force" : "");
-        a.power_before = vm.power;
-        if (type == ActionType::kShutdown && opts.force) a.params["forceOff"] = "true";
-        if (!previous.empty()) a.depends_on = {previous};
-        previous = a.id;
-        plan.actions.push_back(std::move(a));
-      }
-    }
+  auto session = OpenChangeSession(global);
+  if (!session) return kExitError;
+  PowerRequest request;
+  request.operation = opts.operation;
+  request.selector_text = opts.selector;
+  request.selector = *selector;
+  request.names = opts.names;
+  request.force = opts.force;
+  request.skip_if_in_state = opts.skip_if_in_state;
+  auto planned = PlanPower(*session, request);
+  if (!planned) {
+    PrintError(planned.error());
+    return kExitError;
   }
-  if (plan.actions.empty()) {
-    std::cout << "Nothing to do: " << (skipped > 0 ? std::to_string(skipped) + " VM(s) already in that state"
-                                                   : std::string("no VM of gitvirt's matches"))
+  for (const std::string& s : planned->skipped) std::cout << "skipping " << s << "\n";
+  if (planned->plan.actions.empty()) {
+    std::cout << "Nothing to do: "
+              << (!planned->skipped.empty() ? std::to_string(planned->skipped.size()) + " VM(s) already in that state"
+                                            : std::string("no VM of gitvirt's matches"))
               << ".\n";
     return kExitOk;
   }
   const std::string question = opts.operation == "start" || opts.yes
                                    ? ""
-                                   : opts.operation + ": run these " + std::to_string(plan.actions.size()) + " step(s)?";
-  return RunOneActionJob(*s, std::move(plan), "power", opts.dry_run, log, opts.max_parallel, question);
+                                   : opts.operation + ": run these " + std::to_string(planned->plan.actions.size()) +
+                                         " step(s)?";
+  return RunOneActionJob(*session, planned->plan, "power", opts.dry_run, opts.max_parallel, question);
 }
 
 }  // namespace

@@ -24,9 +24,10 @@ struct ServeOptions {
 
 int RunServe(const GlobalOptions& global, const ServeOptions& opts) {
   auto log = MakeLogger(std::max(global.verbosity, 1));
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
-  auto controller = Controller::Start(*config, log);
+  auto session = OpenSession(global, log);
+  if (!session) return kExitError;
+  const ControllerConfig config = session->config();
+  auto controller = Controller::Start(std::move(session));
   if (!controller) {
     std::cerr << "gitvirt serve: " << controller.error().ToString() << "\n";
     return kExitError;
@@ -39,10 +40,10 @@ int RunServe(const GlobalOptions& global, const ServeOptions& opts) {
     return s->last_sync_result == "failed" || s->last_sync_result == "invalid" ? kExitError : kExitOk;
   }
   ApiOptions api;
-  api.listen = opts.listen.empty() ? config->api.listen : opts.listen;
-  api.tokens_file = config->api.tokens_file;
-  api.tls_cert_file = config->api.tls_cert;
-  api.tls_key_file = config->api.tls_key;
+  api.listen = opts.listen.empty() ? config.api.listen : opts.listen;
+  api.tokens_file = config.api.tokens_file;
+  api.tls_cert_file = config.api.tls_cert;
+  api.tls_key_file = config.api.tls_key;
   api.threads = 2;  // one core each on a two-core host: twice the throughput of one
   api.logger = log;
   auto server = StatusServer::Start(api, **controller);
@@ -53,8 +54,8 @@ int RunServe(const GlobalOptions& global, const ServeOptions& opts) {
   std::signal(SIGTERM, OnStop);
   std::signal(SIGINT, OnStop);
   std::signal(SIGHUP, OnHangup);
-  std::cout << "gitvirt serve: reconciling " << (config->source.IsGit() ? config->source.repo : DisplayPath(config->source.path))
-            << " every " << FormatDuration(config->source.interval) << " (SIGHUP: now)\n"
+  std::cout << "gitvirt serve: reconciling " << (config.source.IsGit() ? config.source.repo : DisplayPath(config.source.path))
+            << " every " << FormatDuration(config.source.interval) << " (SIGHUP: now)\n"
             << "Dashboard:  " << (*server)->url() << "/\n"
             << "Status API: " << (*server)->url() << "/api/v1/status\n"
             << std::flush;

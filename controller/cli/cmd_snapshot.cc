@@ -8,9 +8,7 @@
 #include "command.h"
 #include "gitvirt/cli/app.h"
 #include "gitvirt/core/plan_text.h"
-#include "gitvirt/core/templating.h"
-#include "gitvirt/engine/scheduler.h"
-#include "gitvirt/store/backup_catalog.h"
+#include "gitvirt/engine/manual.h"
 #include "output.h"
 #include "planning.h"
 #include "policy_commands.h"
@@ -58,16 +56,11 @@ int PrintSnapshots(std::ostream& out, const ObservedState& observed, const Label
   return kExitOk;
 }
 
-int PrintBackups(std::ostream& out, const ControllerConfig& config, const std::string& vm, const std::string& policy,
+int PrintBackups(std::ostream& out, Session& session, const std::string& vm, const std::string& policy,
                  const std::string& output) {
-  auto catalog = BackupCatalog::Open(config.state);
-  if (!catalog) {
-    std::cerr << "gitvirt: " << catalog.error().ToString() << "\n";
-    return kExitError;
-  }
-  auto records = (*catalog)->List(BackupFilter{vm, policy, ""});
+  auto records = ListBackups(session, BackupFilter{vm, policy, ""});
   if (!records) {
-    std::cerr << "gitvirt: " << records.error().ToString() << "\n";
+    PrintError(records.error());
     return kExitError;
   }
   if (output == "json" || output == "yaml") {
@@ -131,52 +124,33 @@ bool ConfirmAction(const std::string& question) {
   return answer == "yes";
 }
 
-// The VM's domain, when gitvirt owns it; prints why not otherwise.
-const ObservedVm* FindOwnedVm(const ObservedState& observed, const std::string& name) {
-  auto found = observed.FindVms(name);
-  for (const ObservedVm* vm : found) {
-    if (vm->Owned()) return vm;
-  }
-  if (found.empty()) {
-    std::cerr << "gitvirt: no node runs a VM named " << name << "\n";
-  } else {
-    std::cerr << "gitvirt: " << name << " on " << found.front()->node
-              << " is not gitvirt's (gitvirt never touches domains it does not own)\n";
-  }
-  return nullptr;
+std::unique_ptr<Session> OpenChangeSession(const GlobalOptions& global) {
+  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  if (!session || !LockAndRecover(*session)) return nullptr;
+  return session;
 }
 
-std::optional<ChangeSession> OpenChangeSession(const GlobalOptions& global, const std::shared_ptr<spdlog::logger>& log) {
-  ChangeSession s;
-  auto config = LoadConfig(global);
-  if (!config) return std::nullopt;
-  s.config = std::move(*config);
-  s.lock = LockState(s.config);
-  if (!s.lock) return std::nullopt;
-  s.journal = OpenJournal(s.config);
-  if (!s.journal) return std::nullopt;
-  s.nodes = ConnectNodes(s.config, log);
-  if (!RecoverUnfinishedJobs(s.config, *s.nodes, *s.journal, log)) return std::nullopt;
-  return s;
-}
-
-int RunOneActionJob(ChangeSession& s, Plan plan, const std::string& kind, bool dry_run,
-                    const std::shared_ptr<spdlog::logger>& log, int parallel, const std::string& confirm) {
-  std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal()});
+int RunOneActionJob(Session& session, const Result<Plan>& plan, const std::string& kind, bool dry_run, int parallel,
+                    const std::string& confirm) {
+  if (!plan) {
+    PrintError(plan.error());
+    return kExitError;
+  }
+  std::cout << RenderPlan(*plan, PlanTextOptions{StdoutIsTerminal()});
   if (dry_run) return kExitOk;
   if (!confirm.empty() && !ConfirmAction(confirm)) return kExitError;
   RunOptions run;
   run.kind = kind;
   run.strategy = RollbackStrategy::kNone;
   run.parallel = std::max(1, parallel);
-  auto outcome = RunPlan(s.config, *s.nodes, *s.journal, plan, run, log);
+  auto outcome = RunPlan(session, *plan, run);
   return outcome && outcome->Ok() ? kExitOk : kExitError;
 }
 
 namespace {
 
 struct SnapshotOptions {
-  SourceOptions source;
+  SourceSelection source;
   std::string vm;
   std::string name;
   std::string description;
@@ -189,130 +163,56 @@ struct SnapshotOptions {
 };
 
 int RunCreate(const GlobalOptions& global, const SnapshotOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto s = OpenChangeSession(global, log);
-  if (!s) return kExitError;
-  const ObservedState observed = s->nodes->ObserveAll();
-  const ObservedVm* vm = FindOwnedVm(observed, opts.vm);
-  if (vm == nullptr) return kExitError;
-  std::string name = opts.name;
-  if (name.empty()) {
-    const TimePoint now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-    auto rendered = RenderSnapshotName("manual-{datetime}", vm->name, "", now, UtcZone());
-    name = *rendered;
-  }
-  Plan plan;
-  plan.source = "cli:snapshot create";
-  Action a;
-  a.id = "snapshot/" + vm->name + "/" + name;
-  a.type = ActionType::kSnapshot;
-  a.node = vm->node;
-  a.target = ResourceRef{Kind::kVirtualMachine, vm->name};
-  a.reason = "snapshot by hand";
-  a.snapshot = name;
-  a.params = {{"description", opts.description},
-              {"memory", opts.memory ? "true" : "false"},
-              {"quiesce", opts.quiesce ? "true" : "false"}};
-  plan.actions.push_back(std::move(a));
-  return RunOneActionJob(*s, std::move(plan), "snapshot", opts.dry_run, log);
+  auto session = OpenChangeSession(global);
+  if (!session) return kExitError;
+  SnapshotCreateRequest request;
+  request.vm = opts.vm;
+  request.name = opts.name;
+  request.description = opts.description;
+  request.memory = opts.memory;
+  request.quiesce = opts.quiesce;
+  return RunOneActionJob(*session, PlanSnapshotCreate(*session, request), "snapshot", opts.dry_run);
 }
 
 int RunList(const GlobalOptions& global, const SnapshotOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
-  auto nodes = ConnectNodes(*config, log);
-  const ObservedState observed = nodes->ObserveAll();
-  return PrintSnapshots(std::cout, observed, LabelSelector{}, false, opts.vm, opts.policy, opts.output);
+  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  if (!session) return kExitError;
+  return PrintSnapshots(std::cout, session->Observe(), LabelSelector{}, false, opts.vm, opts.policy, opts.output);
 }
 
 int RunDelete(const GlobalOptions& global, const SnapshotOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto s = OpenChangeSession(global, log);
-  if (!s) return kExitError;
-  const ObservedState observed = s->nodes->ObserveAll();
-  const ObservedVm* vm = FindOwnedVm(observed, opts.vm);
-  if (vm == nullptr) return kExitError;
-  const auto it = std::find_if(vm->snapshots.begin(), vm->snapshots.end(),
-                               [&](const ObservedSnapshot& snap) { return snap.name == opts.name; });
-  if (it == vm->snapshots.end()) {
-    std::cerr << "gitvirt: " << vm->name << " has no snapshot named " << opts.name << "\n";
-    return kExitError;
+  auto session = OpenChangeSession(global);
+  if (!session) return kExitError;
+  auto plan = PlanSnapshotDelete(*session, opts.vm, opts.name);
+  std::string question;
+  if (plan && !opts.yes) {
+    const Action& a = plan->actions.front();
+    question = "Delete snapshot " + opts.name + " of " + a.target.name + (a.policy.empty() ? "" : " (policy " + a.policy + ")") + "?";
   }
-  Plan plan;
-  plan.source = "cli:snapshot delete";
-  Action a;
-  a.id = "snapshot-delete/" + vm->name + "/" + opts.name;
-  a.type = ActionType::kSnapshotDelete;
-  a.node = vm->node;
-  a.target = ResourceRef{Kind::kVirtualMachine, vm->name};
-  a.reason = "deleted by hand";
-  a.snapshot = opts.name;
-  plan.actions.push_back(std::move(a));
-  const std::string question =
-      opts.yes ? "" : "Delete snapshot " + opts.name + " of " + vm->name + (it->policy.empty() ? "" : " (policy " + it->policy + ")") + "?";
-  return RunOneActionJob(*s, std::move(plan), "snapshot", opts.dry_run, log, 1, question);
+  return RunOneActionJob(*session, plan, "snapshot", opts.dry_run, 1, question);
 }
 
 int RunRestore(const GlobalOptions& global, const SnapshotOptions& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto s = OpenChangeSession(global, log);
-  if (!s) return kExitError;
-  const ObservedState observed = s->nodes->ObserveAll();
-  const ObservedVm* vm = FindOwnedVm(observed, opts.vm);
-  if (vm == nullptr) return kExitError;
-  const bool exists = std::any_of(vm->snapshots.begin(), vm->snapshots.end(),
-                                  [&](const ObservedSnapshot& snap) { return snap.name == opts.name; });
-  if (!exists) {
-    std::cerr << "gitvirt: " << vm->name << " has no snapshot named " << opts.name << "\n";
-    return kExitError;
-  }
-  Plan plan;
-  plan.source = "cli:snapshot restore";
-  Action a;
-  a.id = "snapshot-revert/" + vm->name + "/" + opts.name;
-  a.type = ActionType::kSnapshotRevert;
-  a.node = vm->node;
-  a.target = ResourceRef{Kind::kVirtualMachine, vm->name};
-  a.reason = "revert by hand";
-  a.snapshot = opts.name;
-  a.power_before = vm->power;
-  plan.actions.push_back(std::move(a));
-  const std::string question = opts.yes ? "" : "Revert " + vm->name + " to snapshot " + opts.name +
+  auto session = OpenChangeSession(global);
+  if (!session) return kExitError;
+  auto plan = PlanSnapshotRevert(*session, opts.vm, opts.name);
+  const std::string question = opts.yes || !plan ? "" : "Revert " + plan->actions.front().target.name + " to snapshot " + opts.name +
                                                    "? Its disks (and state) go back to then; what changed since is lost.";
-  return RunOneActionJob(*s, std::move(plan), "restore", opts.dry_run, log, 1, question);
+  return RunOneActionJob(*session, plan, "restore", opts.dry_run, 1, question);
 }
 
 }  // namespace
 
 // Runs a policy now, for `snapshot run` and `backup run`.
-int RunPolicyNow(const GlobalOptions& global, Kind kind, const std::string& name, const SourceOptions& source,
-                 bool dry_run) {
-  auto log = MakeLogger(global.verbosity);
-  auto config = LoadConfig(global);
-  if (!config) return kExitError;
-  auto lock = LockState(*config);
-  if (!lock) return kExitError;
-  auto journal = OpenJournal(*config);
-  if (!journal) return kExitError;
-  auto desired = LoadDesired(*config, source, log);
-  if (!desired) return kExitError;
-  auto nodes = ConnectNodes(*config, log);
-  if (!RecoverUnfinishedJobs(*config, *nodes, *journal, log)) return kExitError;
-  const ObservedState observed = nodes->ObserveAll();
-  SchedulerOptions options;
-  options.runner = StepRunnerOptionsFor(*config);
-  options.step_timeout = config->apply.step_timeout;
-  for (const NodeConfig& n : config->nodes) options.per_node[n.name] = n.max_parallel;
-  PolicyScheduler scheduler(*nodes, *journal, SystemWallClock(), options, log);
-  auto plan = scheduler.PlanRun(kind, name, desired->state, observed, desired->revision);
-  if (!plan) {
-    std::cerr << "gitvirt: " << plan.error().ToString() << "\n";
+int RunPolicyNow(Session& session, Kind kind, const std::string& name, const SourceSelection& source, bool dry_run) {
+  auto run = PlanPolicyRun(session, kind, name, source);
+  if (!run) {
+    PrintError(run.error());
     return kExitError;
   }
-  for (const Diagnostic& w : plan->warnings) std::cerr << "gitvirt: warning: " << w.message << "\n";
-  std::cout << RenderPlan(*plan, PlanTextOptions{StdoutIsTerminal()});
-  if (dry_run || plan->Empty()) return kExitOk;
+  for (const Diagnostic& w : run->plan.warnings) std::cerr << "gitvirt: warning: " << w.message << "\n";
+  std::cout << RenderPlan(run->plan, PlanTextOptions{StdoutIsTerminal()});
+  if (dry_run || run->plan.Empty()) return kExitOk;
   std::mutex mu;
   RunHooks hooks;
   hooks.on_progress = [&mu](const StepProgress& p) {
@@ -321,9 +221,9 @@ int RunPolicyNow(const GlobalOptions& global, Kind kind, const std::string& name
     if (p.status == StepStatus::kFailed) std::cout << ": " << p.message;
     std::cout << "\n" << std::flush;
   };
-  auto result = scheduler.RunNow(kind, name, desired->state, observed, desired->revision, hooks);
+  auto result = RunPolicyNow(session, kind, name, *run, hooks);
   if (!result) {
-    std::cerr << "gitvirt: " << result.error().ToString() << "\n";
+    PrintError(result.error());
     return kExitError;
   }
   std::cout << "\n" << EnumName(kind) << " " << name << ": " << result->result;
@@ -372,7 +272,9 @@ void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& res
   AddSourceOptions(run, opts->source);
   run->add_flag("--dry-run", opts->dry_run, "Show what it would do, change nothing");
   run->callback([&global, &result, opts] {
-    result.exit_code = RunPolicyNow(global, Kind::kSnapshotPolicy, opts->policy, opts->source, opts->dry_run);
+    auto session = OpenChangeSession(global);
+    result.exit_code =
+        session ? RunPolicyNow(*session, Kind::kSnapshotPolicy, opts->policy, opts->source, opts->dry_run) : kExitError;
   });
 
   auto* restore = cmd->add_subcommand("restore", "Revert a VM to one of its snapshots");

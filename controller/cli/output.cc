@@ -20,10 +20,14 @@ std::string DisplayPath(const std::string& path) {
   return rel.string();
 }
 
+std::string DisplaySource(const SourceRef& source) {
+  if (!source.IsDirectory()) return source.ToString();
+  return SourceRef::Directory(DisplayPath(source.location)).ToString();
+}
+
 std::string DisplaySource(const std::string& source) {
-  constexpr std::string_view kDir = "dir:";
-  if (!source.starts_with(kDir)) return source;
-  return std::string(kDir) + DisplayPath(source.substr(kDir.size()));
+  auto parsed = SourceRef::Parse(source);
+  return parsed ? DisplaySource(*parsed) : source;
 }
 
 namespace {

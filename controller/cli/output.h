@@ -8,6 +8,7 @@
 
 #include "gitvirt/core/diagnostic.h"
 #include "gitvirt/core/selector.h"
+#include "gitvirt/core/source_ref.h"
 
 namespace CLI {
 class App;
@@ -22,6 +23,8 @@ std::string DisplayPath(const std::string& path);
 
 // A plan's or job's source ("dir:/abs/path", "git:URL@REF", "cli:...") with a directory shown
 // by DisplayPath. Only for printing: the source itself (saved plans, the journal) stays absolute.
+std::string DisplaySource(const SourceRef& source);
+// The same for a source in its text form (a job's), shown as it is when it is not one.
 std::string DisplaySource(const std::string& source);
 
 // Diagnostics as "file:line:column: error: ...", their files shown by DisplayPath; the JSON

@@ -5,8 +5,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "gitvirt/core/json.h"
-#include "gitvirt/engine/step_runner.h"
 
 namespace gitvirt::cli {
 namespace {
@@ -47,103 +45,37 @@ class ProgressPrinter {
 
 }  // namespace
 
-std::optional<ResourceRef> ParseTarget(const std::string& text) { return ResourceRef::Parse(text); }
-
-std::optional<Planned> MakeCurrentPlan(const GlobalOptions& global, const PlanRequest& request,
-                                       const std::shared_ptr<spdlog::logger>& log) {
-  Planned p;
-  auto config = LoadConfig(global);
-  if (!config) return std::nullopt;
-  p.config = std::move(*config);
-  auto desired = LoadDesired(p.config, request.source, log);
-  if (!desired) return std::nullopt;
-  p.desired = std::move(*desired);
-  p.nodes = ConnectNodes(p.config, log);
-  p.observed = p.nodes->ObserveAll();
-  PlanOptions options;
-  options.prune = request.prune || p.config.sync.prune;
-  options.revision = p.desired.revision;
-  options.source = p.desired.source;
-  if (!request.target.empty()) {
-    options.target = ParseTarget(request.target);
-    if (!options.target) {
-      std::cerr << "gitvirt: --target expects Kind/name, e.g. VirtualMachine/web-01\n";
-      return std::nullopt;
-    }
-  }
-  auto plan = Planner(p.config).MakePlan(p.desired.state, p.observed, options);
-  if (!plan) {
-    std::cerr << "gitvirt: " << plan.error().ToString() << "\n";
-    return std::nullopt;
-  }
-  p.plan = std::move(*plan);
-  return p;
-}
-
-std::optional<StateLock> LockState(const ControllerConfig& config) {
-  auto lock = StateLock::Acquire(config.state, std::chrono::seconds(5));
-  if (!lock) {
-    std::cerr << "gitvirt: " << lock.error().ToString() << "\n";
-    return std::nullopt;
-  }
-  return std::move(*lock);
-}
-
-bool RecoverUnfinishedJobs(const ControllerConfig& config, NodeSet& nodes, Journal& journal,
-                           const std::shared_ptr<spdlog::logger>& log) {
-  auto unfinished = journal.UnfinishedJobs();
-  if (!unfinished) {
-    std::cerr << "gitvirt: " << unfinished.error().ToString() << "\n";
+bool LockAndRecover(Session& session) {
+  if (auto locked = session.Lock(); !locked) {
+    PrintError(locked.error());
     return false;
   }
-  for (const JobRecord& job : *unfinished) {
-    auto plan = PlanFromJson(nlohmann::json::parse(job.plan_json, nullptr, false));
-    if (!plan) {
-      std::cerr << "gitvirt: job " << job.id << ": " << plan.error().ToString() << "\n";
-      return false;
-    }
-    StepRunnerOptions runner_options = StepRunnerOptionsFor(config);
-    LibvirtStepRunner runner(nodes, *plan, plan->images, runner_options, log);
-    Executor executor(runner, journal, log);
-    ExecutionOptions options;
-    options.parallel = config.apply.parallel;
-    for (const NodeConfig& n : config.nodes) options.per_node[n.name] = n.max_parallel;
-    std::cerr << "gitvirt: job " << job.id << " was interrupted (" << EnumName(job.status) << "); recovering it ("
-              << job.strategy << ": " << (job.strategy == "FULL" ? "roll back" : "resume") << ")\n";
-    auto outcome = executor.Recover(job.id, options);
-    if (!outcome) {
-      std::cerr << "gitvirt: recovering job " << job.id << ": " << outcome.error().ToString() << "\n";
-      return false;
-    }
-    std::cerr << "gitvirt: job " << job.id << " " << EnumName(outcome->status) << "\n";
+  // Before anything new: finish what a killed process left behind (the session says what it
+  // does, job by job).
+  if (auto recovered = session.RecoverUnfinishedJobs(); !recovered) {
+    PrintError(recovered.error());
+    return false;
   }
   return true;
 }
 
-std::optional<JobOutcome> RunPlan(const ControllerConfig& config, NodeSet& nodes, Journal& journal,
-                                  const Plan& plan, const RunOptions& run,
-                                  const std::shared_ptr<spdlog::logger>& log) {
-  StepRunnerOptions runner_options = StepRunnerOptionsFor(config);
-  LibvirtStepRunner runner(nodes, plan, plan.images, runner_options, log);
-  Executor executor(runner, journal, log);
+std::optional<JobOutcome> RunPlan(Session& session, const Plan& plan, const RunOptions& run) {
   ProgressPrinter printer(StdoutIsTerminal() && !run.quiet);
-  ExecutionOptions options;
-  options.kind = run.kind;
-  options.strategy = run.strategy;
-  options.parallel = run.parallel;
-  options.step_timeout = config.apply.step_timeout;
-  for (const NodeConfig& n : config.nodes) options.per_node[n.name] = n.max_parallel;
-  options.interrupt = &g_interrupted;
-  if (!run.quiet) options.on_progress = [&printer](const StepProgress& p) { printer(p); };
+  RunRequest request;
+  request.kind = run.kind;
+  request.strategy = run.strategy;
+  request.parallel = run.parallel;
+  request.interrupt = &g_interrupted;
+  if (!run.quiet) request.on_progress = [&printer](const StepProgress& p) { printer(p); };
   g_interrupted = false;
   auto previous_int = std::signal(SIGINT, OnInterrupt);
   auto previous_term = std::signal(SIGTERM, OnInterrupt);
-  auto outcome = executor.Apply(plan, options);
+  auto outcome = session.Run(plan, request);
   std::signal(SIGINT, previous_int);
   std::signal(SIGTERM, previous_term);
   printer.Finish();
   if (!outcome) {
-    std::cerr << "gitvirt: " << outcome.error().ToString() << "\n";
+    PrintError(outcome.error());
     return std::nullopt;
   }
   const JobOutcome& o = *outcome;

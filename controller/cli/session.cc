@@ -7,19 +7,15 @@
 #include <filesystem>
 #include <iostream>
 
-#include "gitvirt/core/json.h"
-#include "gitvirt/manifest/config_loader.h"
-#include "gitvirt/manifest/loader.h"
-#include "gitvirt/source/git_source.h"
 #include "output.h"
 
 namespace gitvirt::cli {
 
-void AddSourceOptions(CLI::App* command, SourceOptions& options) {
-  command->add_option("-f,--filename", options.dir, "Manifest directory (default: source of --config)");
-  command->add_option("--repo", options.repo, "Git repository URL or path to read manifests from");
-  command->add_option("--ref", options.ref, "Branch, tag or commit (with --repo)");
-  command->add_option("--path", options.path, "Directory inside the repository (with --repo)");
+void AddSourceOptions(CLI::App* command, SourceSelection& selection) {
+  command->add_option("-f,--filename", selection.dir, "Manifest directory (default: source of --config)");
+  command->add_option("--repo", selection.repo, "Git repository URL or path to read manifests from");
+  command->add_option("--ref", selection.ref, "Branch, tag or commit (with --repo)");
+  command->add_option("--path", selection.path, "Directory inside the repository (with --repo)");
 }
 
 std::shared_ptr<spdlog::logger> MakeLogger(int verbosity) {
@@ -34,90 +30,41 @@ std::shared_ptr<spdlog::logger> MakeLogger(int verbosity) {
   return logger;
 }
 
-std::optional<ControllerConfig> LoadConfig(const GlobalOptions& global) {
-  ConfigLoadResult loaded = LoadControllerConfig(global.config);
-  PrintDiagnostics(std::cerr, loaded.diagnostics);
-  if (!loaded.ok()) return std::nullopt;
-  return loaded.config;
+bool ParseTargetOption(const std::string& text, std::optional<ResourceRef>& target) {
+  if (text.empty()) return true;
+  target = ResourceRef::Parse(text);
+  if (!target) {
+    std::cerr << "gitvirt: --target expects Kind/name, e.g. VirtualMachine/web-01\n";
+    return false;
+  }
+  return true;
 }
 
-std::optional<Desired> LoadDesired(const ControllerConfig& config, const SourceOptions& source,
-                                   const std::shared_ptr<spdlog::logger>& log) {
-  Desired desired;
-  LoadResult loaded;
-  std::string shown_dir;
-  GitSourceOptions git;
-  git.url = !source.repo.empty() ? source.repo : (source.dir.empty() ? config.source.repo : "");
-  if (!git.url.empty()) {
-    git.ref = !source.ref.empty() ? source.ref : config.source.ref;
-    git.sub_path = !source.path.empty() ? source.path : config.source.sub_path;
-    git.token_file = config.source.token_file;
-    git.ssh_key_file = config.source.ssh_key_file;
-    git.ca_file = config.source.ca_file;
-    git.cache_dir = (std::filesystem::path(CacheDir(config)) / "git").string();
-    auto snapshot = FetchSnapshot(git, log);
-    if (!snapshot) {
-      std::cerr << "gitvirt: " << snapshot.error().ToString() << "\n";
-      return std::nullopt;
-    }
-    loaded = LoadManifests(snapshot->files, LoadOptions{snapshot->root_dir});
-    desired.revision = snapshot->commit;
-    desired.author = snapshot->author;
-    desired.message = snapshot->message;
-    // Never a password from the URL: this string goes into plans, the journal and the API.
-    desired.source = "git:" + RedactUrl(git.url) + "@" + git.ref + (git.sub_path.empty() ? "" : ":" + git.sub_path);
-    shown_dir = git.sub_path;
-  } else {
-    const std::string dir = !source.dir.empty() ? source.dir : config.source.path;
-    if (dir.empty()) {
-      std::cerr << "gitvirt: give the manifests with -f DIR or --repo URL (or set source in "
-                << DisplayPath(config.file) << ")\n";
-      return std::nullopt;
-    }
-    auto files = ReadManifestDirectory(dir);
-    if (!files) {
-      std::cerr << "gitvirt: " << files.error().ToString() << "\n";
-      return std::nullopt;
-    }
-    loaded = LoadManifests(*files, LoadOptions{std::filesystem::absolute(dir).lexically_normal().string()});
-    // A directory has no commit: its revision is a fingerprint of its manifests.
-    std::string all;
-    for (const ManifestFile& f : *files) all += f.path + '\0' + f.content + '\0';
-    desired.revision = "dir-" + Fingerprint(all);
-    desired.source = "dir:" + std::filesystem::absolute(dir).lexically_normal().string();
-    shown_dir = dir;
-  }
-  for (Diagnostic& d : loaded.diagnostics) {
-    if (d.location.line > 0 && !shown_dir.empty()) {
-      d.location.file = (std::filesystem::path(shown_dir) / d.location.file).string();
-    }
-  }
-  PrintDiagnostics(std::cerr, loaded.diagnostics);
-  if (!loaded.ok()) {
-    std::cerr << "gitvirt: the manifests have errors; nothing was planned or changed\n";
-    return std::nullopt;
-  }
-  desired.state = std::move(loaded.desired);
-  return desired;
-}
+void PrintError(const Error& error) { std::cerr << "gitvirt: " << error.ToString() << "\n"; }
 
-std::unique_ptr<NodeSet> ConnectNodes(const ControllerConfig& config,
-                                      const std::shared_ptr<spdlog::logger>& log) {
-  HypervisorOptions options;
-  options.logger = log;
-  return NodeSet::Connect(config, options);
-}
-
-std::unique_ptr<Journal> OpenJournal(const ControllerConfig& config) {
-  auto journal = Journal::Open(config.state);
-  if (!journal) {
-    std::cerr << "gitvirt: " << journal.error().ToString() << "\n";
+std::unique_ptr<Session> OpenSession(const GlobalOptions& global, const std::shared_ptr<spdlog::logger>& log) {
+  Session::Options options;
+  options.log = log;
+  options.hypervisor = HypervisorOptions::FromEnvironment();
+  options.diagnostics = [](const std::vector<Diagnostic>& diagnostics, const std::string& shown_root) {
+    // Files named from where the user stands: under the directory they gave, or the path inside
+    // the repository.
+    std::vector<Diagnostic> shown = diagnostics;
+    for (Diagnostic& d : shown) {
+      if (d.location.line > 0 && !shown_root.empty()) {
+        d.location.file = (std::filesystem::path(shown_root) / d.location.file).string();
+      }
+    }
+    PrintDiagnostics(std::cerr, shown);
+  };
+  options.notice = [](const std::string& text) { std::cerr << "gitvirt: " << text << "\n"; };
+  auto session = Session::Open(global.config, std::move(options));
+  if (!session) {
+    // The configuration's diagnostics said what is wrong.
     return nullptr;
   }
-  return std::move(*journal);
+  return std::move(*session);
 }
-
-std::string CacheDir(const ControllerConfig& config) { return config.state + ".cache"; }
 
 bool StdoutIsTerminal() { return isatty(STDOUT_FILENO) == 1; }
 

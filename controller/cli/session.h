@@ -1,6 +1,7 @@
 #pragma once
-// What most commands share: loading the configuration and the desired state (printing
-// diagnostics), connecting the nodes, and the journal. Internal to the cli folder.
+// How commands reach the engine: a Session on the configuration (engine/session.h) whose
+// diagnostics and notices are printed here, and the flags every source-reading command shares.
+// Internal to the cli folder.
 
 #include <CLI/CLI.hpp>
 #include <spdlog/logger.h>
@@ -9,43 +10,27 @@
 #include <string>
 
 #include "command.h"
-#include "gitvirt/core/config.h"
-#include "gitvirt/core/model.h"
-#include "gitvirt/engine/nodes.h"
-#include "gitvirt/store/journal.h"
+#include "gitvirt/core/error.h"
+#include "gitvirt/engine/session.h"
 
 namespace gitvirt::cli {
 
-struct SourceOptions {
-  std::string dir;   // -f DIR
-  std::string repo;  // --repo URL
-  std::string ref;   // --ref REF
-  std::string path;  // --path P (inside the repository)
-};
-
-void AddSourceOptions(CLI::App* command, SourceOptions& options);
-
-struct Desired {
-  DesiredState state;
-  std::string revision;  // commit, or a fingerprint of the directory's manifests
-  std::string source;    // "dir:/abs" or "git:URL@REF"
-  std::string author;
-  std::string message;
-};
+// -f DIR | --repo URL --ref REF --path P
+void AddSourceOptions(CLI::App* command, SourceSelection& selection);
 
 std::shared_ptr<spdlog::logger> MakeLogger(int verbosity);
 
-// nullopt after printing what is wrong.
-std::optional<ControllerConfig> LoadConfig(const GlobalOptions& global);
-std::optional<Desired> LoadDesired(const ControllerConfig& config, const SourceOptions& source,
-                                   const std::shared_ptr<spdlog::logger>& log);
+// The configuration's Session; null after printing why not (its diagnostics, then the error).
+// Diagnostics of the manifests are printed as they are found (files named from here); notices
+// as "gitvirt: TEXT" on stderr.
+std::unique_ptr<Session> OpenSession(const GlobalOptions& global, const std::shared_ptr<spdlog::logger>& log);
 
-std::unique_ptr<NodeSet> ConnectNodes(const ControllerConfig& config,
-                                      const std::shared_ptr<spdlog::logger>& log);
-std::unique_ptr<Journal> OpenJournal(const ControllerConfig& config);
+// --target: "VirtualMachine/web-01" or "web-01" (empty: none). False after saying what it
+// expects.
+bool ParseTargetOption(const std::string& text, std::optional<ResourceRef>& target);
 
-// The directory gitvirt keeps downloads and seeds in: next to the state file.
-std::string CacheDir(const ControllerConfig& config);
+// "gitvirt: <error>" on stderr.
+void PrintError(const Error& error);
 
 bool StdoutIsTerminal();
 

@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "gitvirt/api/views.h"
-#include "gitvirt/store/backup_catalog.h"
+#include "gitvirt/engine/manual.h"
 #include "output.h"
 #include "view.h"
 
@@ -83,9 +83,7 @@ void PrintStructured(std::ostream& out, const View& view, const std::string& wha
       }
     }
   } else if (what == "backups" || what == "backup") {
-    auto catalog = BackupCatalog::Open(view.config.state);
-    Result<std::vector<BackupRecord>> records = std::unexpected(catalog ? Error{} : catalog.error());
-    if (catalog) records = (*catalog)->List(BackupFilter{});
+    auto records = ListBackups(*view.session, BackupFilter{});
     if (!records) {
       std::cerr << "gitvirt: " << records.error().ToString() << "\n";
     } else {

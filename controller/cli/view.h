@@ -1,27 +1,21 @@
 #pragma once
-// What `get`, `describe` and `diff` show: the observed state, and, when the manifests can be
-// read, the desired state and the plan between them, reduced to resource statuses. Read-only:
-// no lock, no journal writes.
+// What `get`, `describe` and `diff` format: the engine's FleetView, with the session it was
+// gathered through (for the backup catalog and the journal). Internal to the cli folder.
 
+#include <memory>
 #include <optional>
 
-#include "gitvirt/core/status.h"
+#include "gitvirt/engine/fleet_view.h"
 #include "session.h"
 
 namespace gitvirt::cli {
 
-struct View {
-  ControllerConfig config;
-  std::optional<Desired> desired;
-  ObservedState observed;
-  std::optional<Plan> plan;
-  std::vector<ResourceStatus> resources;
-  std::vector<NodeStatus> nodes;
-  std::vector<ClusterStatus> clusters;
+struct View : FleetView {
+  std::unique_ptr<Session> session;
 };
 
-// `quiet_manifests`: a broken repository is reported in one line, not every diagnostic.
-std::optional<View> GatherView(const GlobalOptions& global, const SourceOptions& source,
+// nullopt after printing why (the configuration).
+std::optional<View> GatherView(const GlobalOptions& global, const SourceSelection& source,
                                const std::shared_ptr<spdlog::logger>& log);
 
 }  // namespace gitvirt::cli

@@ -316,6 +316,8 @@ json Encode(const V& v) {
     return std::string(EnumName(v));
   } else if constexpr (std::is_same_v<V, Seconds>) {
     return v.count();
+  } else if constexpr (std::is_same_v<V, SourceRef>) {
+    return v.ToString();
   } else if constexpr (IsVector<V>::value) {
     json arr = json::array();
     for (const auto& item : v) arr.push_back(Encode(item));
@@ -366,6 +368,10 @@ void Decode(const json& j, V& out) {
     out = *parsed;
   } else if constexpr (std::is_same_v<V, Seconds>) {
     out = Seconds(j.get<std::int64_t>());
+  } else if constexpr (std::is_same_v<V, SourceRef>) {
+    auto parsed = SourceRef::Parse(j.get<std::string>());
+    if (!parsed) throw std::invalid_argument("not a source: " + j.dump());
+    out = std::move(*parsed);
   } else if constexpr (IsVector<V>::value) {
     if (!j.is_array()) throw std::invalid_argument("expected an array");
     out.clear();

@@ -79,8 +79,8 @@ std::string RenderSummary(const Plan& plan) {
 std::string RenderPlan(const Plan& plan, const PlanTextOptions& options) {
   const Style st{options.color};
   std::ostringstream out;
-  if (!plan.source.empty()) {
-    out << "Source: " << (options.source.empty() ? plan.source : options.source);
+  if (plan.source.type != SourceRef::Type::kNone) {
+    out << "Source: " << (options.source.empty() ? plan.source.ToString() : options.source);
     if (!plan.revision.empty()) out << " @ " << plan.revision;
     out << "\n";
   }

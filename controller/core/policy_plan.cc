@@ -75,7 +75,7 @@ Result<Plan> PlanSnapshotPolicyRun(const SnapshotPolicy& policy, const DesiredSt
   const std::string& name = policy.meta.name;
   Plan plan;
   plan.revision = revision;
-  plan.source = "policy:SnapshotPolicy/" + name;
+  plan.source = SourceRef::Policy("SnapshotPolicy/" + name);
   auto selected = SelectPolicyVms(policy.spec.selector, desired, observed, &plan.warnings);
   if (!selected) return std::unexpected(selected.error().Wrap("SnapshotPolicy/" + name));
 
@@ -185,7 +185,7 @@ Result<Plan> PlanBackupPolicyRun(const BackupPolicy& policy, const DesiredState&
   const std::string& name = policy.meta.name;
   Plan plan;
   plan.revision = revision;
-  plan.source = "policy:BackupPolicy/" + name;
+  plan.source = SourceRef::Policy("BackupPolicy/" + name);
   auto selected = SelectPolicyVms(policy.spec.selector, desired, observed, &plan.warnings);
   if (!selected) return std::unexpected(selected.error().Wrap("BackupPolicy/" + name));
 

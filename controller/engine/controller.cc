@@ -6,14 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include "gitvirt/core/json.h"
-#include "gitvirt/core/planner.h"
-#include "gitvirt/engine/executor.h"
+#include "gitvirt/engine/nodes.h"
 #include "gitvirt/engine/scheduler.h"
-#include "gitvirt/store/backup_catalog.h"
 #include "gitvirt/engine/status_builder.h"
-#include "gitvirt/engine/step_runner.h"
-#include "gitvirt/manifest/loader.h"
-#include "gitvirt/source/git_source.h"
+#include "gitvirt/source/redact_url.h"
+#include "gitvirt/store/backup_catalog.h"
 
 namespace gitvirt {
 namespace {
@@ -24,18 +21,6 @@ constexpr std::chrono::seconds kFirstBackoff{10};
 
 TimePoint Now() {
   return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
-}
-
-std::string CacheDir(const ControllerConfig& config) { return config.state + ".cache"; }
-
-ExecutionOptions ExecutionFor(const ControllerConfig& config) {
-  ExecutionOptions options;
-  options.kind = "sync";
-  options.strategy = config.apply.rollback;
-  options.parallel = config.apply.parallel;
-  options.step_timeout = config.apply.step_timeout;
-  for (const NodeConfig& n : config.nodes) options.per_node[n.name] = n.max_parallel;
-  return options;
 }
 
 // The backup counters come from the state file, not from this process: every backup step
@@ -52,67 +37,47 @@ void CountBackups(BackupCatalog& catalog, ControllerMetrics& metrics) {
 
 }  // namespace
 
-Controller::Controller(ControllerConfig config, std::shared_ptr<spdlog::logger> log, StateLock lock)
-    : config_(std::move(config)), log_(std::move(log)), lock_(std::move(lock)) {}
+Controller::Controller(std::unique_ptr<Session> session)
+    : session_(std::move(session)), config_(session_->config()), log_(session_->log()) {}
 
 Controller::~Controller() = default;
 
 Result<std::unique_ptr<Controller>> Controller::Start(ControllerConfig config, std::shared_ptr<spdlog::logger> log) {
-  if (!log) log = spdlog::default_logger();
-  auto lock = StateLock::Acquire(config.state, std::chrono::seconds(5));
-  if (!lock) return std::unexpected(lock.error());
-  std::unique_ptr<Controller> c(new Controller(std::move(config), log, std::move(*lock)));
-  auto journal = Journal::Open(c->config_.state);
+  Session::Options options;
+  options.log = std::move(log);
+  options.hypervisor = HypervisorOptions::FromEnvironment();
+  return Start(Session::FromConfig(std::move(config), std::move(options)));
+}
+
+Result<std::unique_ptr<Controller>> Controller::Start(std::unique_ptr<Session> session) {
+  if (auto locked = session->Lock(); !locked) return std::unexpected(locked.error());
+  auto journal = session->journal();
   if (!journal) return std::unexpected(journal.error());
-  c->journal_ = std::move(*journal);
-  HypervisorOptions hv;
-  hv.logger = log;
-  c->nodes_ = NodeSet::Connect(c->config_, hv);
+  auto source = DesiredSource::Open(session->config(), {}, session->paths(), session->log());
+  if (!source) return std::unexpected(source.error());
+  std::unique_ptr<Controller> c(new Controller(std::move(session)));
+  c->journal_ = *journal;
+  c->source_ = std::move(*source);
   for (const NodeConfig& n : c->config_.nodes) {
-    if (c->nodes_->Find(n.name) == nullptr) {
-      log->warn("node={} not connected: {} (retried every pass)", n.name, c->nodes_->ConnectError(n.name));
+    if (c->session_->nodes().Find(n.name) == nullptr) {
+      c->log_->warn("node={} not connected: {} (retried every pass)", n.name, c->session_->nodes().ConnectError(n.name));
     }
-  }
-  if (c->config_.source.IsGit()) {
-    GitSourceOptions options;
-    options.url = c->config_.source.repo;
-    options.ref = c->config_.source.ref;
-    options.sub_path = c->config_.source.sub_path;
-    options.token_file = c->config_.source.token_file;
-    options.ssh_key_file = c->config_.source.ssh_key_file;
-    options.ca_file = c->config_.source.ca_file;
-    options.cache_dir = (std::filesystem::path(CacheDir(c->config_)) / "git").string();
-    auto git = GitSource::Open(options, log);
-    if (!git) return std::unexpected(git.error());
-    c->git_ = std::move(*git);
   }
   if (auto applied = c->journal_->GetState("applied_revision"); applied && *applied) {
     c->applied_revision_ = **applied;
   }
-  // Before anything new: what a killed or stopped controller left half done.
-  auto unfinished = c->journal_->UnfinishedJobs();
-  if (!unfinished) return std::unexpected(unfinished.error());
-  for (const JobRecord& job : *unfinished) {
-    auto plan = PlanFromJson(nlohmann::json::parse(job.plan_json, nullptr, false));
-    if (!plan) return std::unexpected(plan.error().Wrap("recovering job " + job.id));
-    LibvirtStepRunner runner(*c->nodes_, *plan, plan->images, StepRunnerOptionsFor(c->config_), log);
-    Executor executor(runner, *c->journal_, log);
-    auto outcome = executor.Recover(job.id, ExecutionFor(c->config_));
-    if (!outcome) return std::unexpected(outcome.error().Wrap("recovering job " + job.id));
-    log->warn("job={} recovered: {}", job.id, EnumName(outcome->status));
-  }
-  {
-    SchedulerOptions options;
-    options.runner = StepRunnerOptionsFor(c->config_);
-    options.step_timeout = c->config_.apply.step_timeout;
-    for (const NodeConfig& n : c->config_.nodes) options.per_node[n.name] = n.max_parallel;
-    c->scheduler_ = std::make_unique<PolicyScheduler>(*c->nodes_, *c->journal_, SystemWallClock(), options, log);
-    if (auto catalog = BackupCatalog::Open(c->config_.state)) {
-      c->catalog_ = std::move(*catalog);
-      CountBackups(*c->catalog_, c->metrics_);
-    } else {
-      log->warn("backup catalog unavailable: {}", catalog.error().ToString());
-    }
+  // Before anything new: what a killed or stopped controller left half done. A job that cannot
+  // be recovered is failed with its reason, and the controller goes on.
+  auto recovered = c->session_->RecoverUnfinishedJobs();
+  if (!recovered) return std::unexpected(recovered.error().Wrap("recovering unfinished jobs"));
+  auto scheduler = c->session_->MakeScheduler(SystemWallClock());
+  if (!scheduler) return std::unexpected(scheduler.error());
+  c->scheduler_ = std::move(*scheduler);
+  if (auto catalog = BackupCatalog::Open(c->session_->paths().state)) {
+    c->catalog_ = std::move(*catalog);
+    CountBackups(*c->catalog_, c->metrics_);
+  } else {
+    c->log_->warn("backup catalog unavailable: {}", catalog.error().ToString());
   }
   c->Publish(nullptr, nullptr);
   return c;
@@ -135,7 +100,7 @@ void Controller::RunPolicies(const std::atomic<bool>& stop, std::shared_ptr<Obse
   };
   bool ran = false;
   if (!stop) {
-    for (const PolicyRunResult& r : scheduler_->RunDue(*desired_, *observed, revision_, hooks)) {
+    for (const PolicyRunResult& r : scheduler_->RunDue(desired_->state, *observed, revision_, hooks)) {
       ran = ran || r.ran;
       if (r.ran) {
         ++metrics_.jobs_total;
@@ -149,8 +114,8 @@ void Controller::RunPolicies(const std::atomic<bool>& stop, std::shared_ptr<Obse
     std::lock_guard lock(snapshot_mu_);
     current_job_.clear();
   }
-  if (ran) observed = std::make_shared<ObservedState>(nodes_->ObserveAll());
-  std::vector<PolicyStatus> statuses = scheduler_->Statuses(*desired_);
+  if (ran) observed = std::make_shared<ObservedState>(session_->Observe());
+  std::vector<PolicyStatus> statuses = scheduler_->Statuses(desired_->state);
   std::vector<BackupEntry> backups;
   if (catalog_) {
     CountBackups(*catalog_, metrics_);
@@ -201,70 +166,46 @@ void Controller::Run(const std::atomic<bool>& stop) {
 // Reads the desired state: git (when the fetch interval is up) or the directory (every pass;
 // reading a working copy is cheap). Returns whether the desired state in force changed.
 bool Controller::ReadSource(bool fetch) {
-  std::vector<ManifestFile> files;
-  std::string root_dir;
-  std::string revision;
-  std::string author, message;
-  if (git_) {
-    if (!fetch && desired_) return false;
-    ++metrics_.source_fetches_total;
-    auto commit = git_->Fetch();
-    if (!commit) {
-      source_error_ = commit.error().ToString();
-      log_->error("source={} fetch failed: {}", config_.source.repo, source_error_);
-      return false;
-    }
-    fetched_revision_ = *commit;
-    if (*commit == revision_ || *commit == rejected_revision_) {
-      source_error_.clear();
-      return false;
-    }
-    auto snapshot = git_->Snapshot(*commit);
-    if (!snapshot) {
-      source_error_ = snapshot.error().ToString();
-      return false;
-    }
-    files = std::move(snapshot->files);
-    root_dir = snapshot->root_dir;
-    revision = snapshot->commit;
-    author = snapshot->author;
-    message = snapshot->message;
-  } else {
-    ++metrics_.source_fetches_total;
-    auto read = ReadManifestDirectory(config_.source.path);
-    if (!read) {
-      source_error_ = read.error().ToString();
-      return false;
-    }
-    files = std::move(*read);
-    root_dir = std::filesystem::absolute(config_.source.path).lexically_normal().string();
-    std::string all;
-    for (const ManifestFile& f : files) all += f.path + '\0' + f.content + '\0';
-    revision = "dir-" + Fingerprint(all);
-    fetched_revision_ = revision;
-    if (revision == revision_ || revision == rejected_revision_) return false;
+  // A repository is fetched when its interval is up (or on request); a working copy is read every
+  // pass, as reading it is cheap.
+  if (source_->ref().IsGit() && !fetch && desired_) return false;
+  ++metrics_.source_fetches_total;
+  auto revision = source_->Fetch();
+  if (!revision) {
+    source_error_ = revision.error().ToString();
+    if (source_->ref().IsGit()) log_->error("source={} fetch failed: {}", config_.source.repo, source_error_);
+    return false;
+  }
+  fetched_revision_ = *revision;
+  if (*revision == revision_ || *revision == rejected_revision_) {
+    source_error_.clear();
+    return false;
+  }
+  auto read = source_->Load();
+  if (!read) {
+    source_error_ = read.error().ToString();
+    return false;
   }
   source_error_.clear();
   ++metrics_.source_loads_total;
-  LoadResult loaded = LoadManifests(files, LoadOptions{root_dir});
-  if (!loaded.ok()) {
+  if (!read->desired) {
     // Refused, and not read again until it changes; the last good state stays in force.
-    rejected_revision_ = revision;
-    diagnostics_ = loaded.diagnostics;
-    log_->error("revision={} is invalid ({} problem(s)); keeping revision {}", revision,
-                loaded.diagnostics.size(), revision_.empty() ? "(none)" : revision_);
-    for (const Diagnostic& d : loaded.diagnostics) log_->error("  {}", d.ToString());
-    (void)journal_->RecordSync(SyncRecord{0, Now(), revision, "invalid",
-                                          loaded.diagnostics.empty() ? "" : loaded.diagnostics.front().ToString(), ""});
+    rejected_revision_ = *revision;
+    diagnostics_ = read->diagnostics;
+    log_->error("revision={} is invalid ({} problem(s)); keeping revision {}", *revision, diagnostics_.size(),
+                revision_.empty() ? "(none)" : revision_);
+    for (const Diagnostic& d : diagnostics_) log_->error("  {}", d.ToString());
+    (void)journal_->RecordSync(
+        SyncRecord{0, Now(), *revision, "invalid", diagnostics_.empty() ? "" : diagnostics_.front().ToString(), ""});
     return false;
   }
   diagnostics_.clear();
   rejected_revision_.clear();
-  desired_ = std::move(loaded.desired);
-  revision_ = revision;
-  revision_author_ = author;
-  revision_message_ = message;
-  log_->info("revision={} loaded: {} VMs", revision_, desired_->vms.size());
+  revision_ = read->desired->revision;
+  revision_author_ = read->desired->author;
+  revision_message_ = read->desired->message;
+  desired_ = std::move(*read->desired);
+  log_->info("revision={} loaded: {} VMs", revision_, desired_->state.vms.size());
   return true;
 }
 
@@ -280,15 +221,11 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
     retry_at_ = {};
   }
 
-  auto observed = std::make_shared<ObservedState>(nodes_->ObserveAll());
+  session_->nodes().RetryUnreachable();
+  auto observed = std::make_shared<ObservedState>(session_->Observe());
   std::shared_ptr<Plan> plan;
   if (desired_) {
-    PlanOptions options;
-    options.prune = config_.sync.prune;
-    options.revision = revision_;
-    options.source = config_.source.IsGit() ? "git:" + RedactUrl(config_.source.repo) + "@" + config_.source.ref
-                                            : "dir:" + config_.source.path;
-    auto made = Planner(config_).MakePlan(*desired_, *observed, options);
+    auto made = session_->MakePlan(*desired_, *observed, PlanRequest{});
     if (made) {
       plan = std::make_shared<Plan>(std::move(*made));
       latest_plan_json_ = PlanToJson(*plan).dump();
@@ -308,12 +245,10 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
     Publish(observed, plan);
     log_->info("revision={} applying {} action(s){}", revision_, plan->actions.size(),
                unapplied ? "" : " (self-heal)");
-    LibvirtStepRunner runner(*nodes_, *plan, plan->images,
-                             StepRunnerOptionsFor(config_), log_);
-    Executor executor(runner, *journal_, log_);
-    ExecutionOptions options = ExecutionFor(config_);
-    options.shutdown = &stop;
-    options.on_progress = [this](const StepProgress& p) {
+    RunRequest run;
+    run.kind = "sync";
+    run.shutdown = &stop;
+    run.on_progress = [this](const StepProgress& p) {
       bool first = false;
       {
         std::lock_guard lock(snapshot_mu_);
@@ -322,7 +257,7 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
       }
       if (first) Publish(nullptr, nullptr);  // the dashboard follows the job from now on
     };
-    auto outcome = executor.Apply(*plan, options);
+    auto outcome = session_->Run(*plan, run);
     {
       std::lock_guard lock(snapshot_mu_);
       current_job_.clear();
@@ -355,14 +290,9 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
     (void)journal_->RecordSync(SyncRecord{0, Now(), revision_, last_sync_result_, source_error_,
                                           outcome ? outcome->job_id : ""});
     // Re-observe so the published status shows the result.
-    observed = std::make_shared<ObservedState>(nodes_->ObserveAll());
-    if (desired_) {
-      PlanOptions options2;
-      options2.prune = config_.sync.prune;
-      options2.revision = revision_;
-      if (auto again = Planner(config_).MakePlan(*desired_, *observed, options2)) {
-        plan = std::make_shared<Plan>(std::move(*again));
-      }
+    observed = std::make_shared<ObservedState>(session_->Observe());
+    if (auto again = session_->MakePlan(*desired_, *observed, PlanRequest{})) {
+      plan = std::make_shared<Plan>(std::move(*again));
     }
   } else if (plan && !(wants_apply && backing_off)) {  // a failure waiting for its retry stays "failed"
     if (!last_sync_) last_sync_ = Now();
@@ -379,7 +309,7 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
   }
   RunPolicies(stop, observed);
   {
-    auto guests = ProbeGuests(*nodes_, desired_ ? &*desired_ : nullptr, *observed);
+    auto guests = ProbeGuests(session_->nodes(), desired_ ? &desired_->state : nullptr, *observed);
     std::lock_guard lock(snapshot_mu_);
     guests_ = std::move(guests);
   }
@@ -424,7 +354,7 @@ void Controller::Publish(std::shared_ptr<const ObservedState> observed, std::sha
   s->metrics = metrics_;
   if (observed != nullptr) {
     StatusInputs inputs;
-    inputs.desired = desired_ ? &*desired_ : nullptr;
+    inputs.desired = desired_ ? &desired_->state : nullptr;
     inputs.observed = observed.get();
     inputs.plan = plan.get();
     inputs.failed = failed_targets_;
@@ -439,7 +369,7 @@ void Controller::Publish(std::shared_ptr<const ObservedState> observed, std::sha
     }
     s->resources = BuildResourceStatuses(inputs);
     s->nodes = BuildNodeStatuses(config_, *observed);
-    if (desired_) s->clusters = BuildClusterStatuses(*desired_, s->resources);
+    if (desired_) s->clusters = BuildClusterStatuses(desired_->state, s->resources);
     for (const ObservedNode& n : observed->nodes) {
       for (const ObservedVm& vm : n.vms) {
         if (!vm.Owned()) continue;

@@ -94,7 +94,7 @@ Result<JobOutcome> Executor::Apply(const Plan& plan, const ExecutionOptions& opt
   job.kind = options.kind;
   job.strategy = std::string(EnumName(options.strategy));
   job.revision = plan.revision;
-  job.source = plan.source;
+  job.source = plan.source.ToString();
   job.plan_json = PlanToJson(plan).dump();
   std::vector<StepRecord> steps;
   int seq = 0;

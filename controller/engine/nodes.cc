@@ -8,6 +8,7 @@ namespace gitvirt {
 
 std::unique_ptr<NodeSet> NodeSet::Connect(const ControllerConfig& config, const HypervisorOptions& options) {
   auto set = std::make_unique<NodeSet>(config);
+  set->options_ = options;
   std::vector<std::future<Result<std::unique_ptr<Hypervisor>>>> pending;
   for (const NodeConfig& node : config.nodes) {
     pending.push_back(std::async(std::launch::async, [&node, &options] { return ConnectNode(node, options); }));
@@ -32,6 +33,19 @@ const std::string& NodeSet::ConnectError(const std::string& node) const {
   static const std::string kNone;
   auto it = errors_.find(node);
   return it == errors_.end() ? kNone : it->second;
+}
+
+void NodeSet::RetryUnreachable() {
+  for (const NodeConfig& node : config_.nodes) {
+    if (nodes_.contains(node.name)) continue;
+    auto hv = ConnectNode(node, options_);
+    if (hv) {
+      nodes_[node.name] = std::move(*hv);
+      errors_.erase(node.name);
+    } else {
+      errors_[node.name] = hv.error().ToString();
+    }
+  }
 }
 
 void NodeSet::Put(const std::string& node, std::unique_ptr<Hypervisor> hypervisor) {

@@ -422,7 +422,11 @@ PlanOptions ReadOptions(const fs::path& file) {
     if (!options.target) Bad("options.yaml: target is Kind/name or a VM name");
   }
   if (root["revision"]) options.revision = root["revision"].as<std::string>();
-  if (root["source"]) options.source = root["source"].as<std::string>();
+  if (root["source"]) {
+    auto source = SourceRef::Parse(root["source"].as<std::string>());
+    if (!source) Bad("options.yaml: source is dir:PATH, git:URL@REF[:PATH], cli:TEXT or policy:Kind/name");
+    options.source = *source;
+  }
   return options;
 }
 

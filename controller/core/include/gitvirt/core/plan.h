@@ -13,6 +13,7 @@
 #include "gitvirt/core/enums.h"
 #include "gitvirt/core/model.h"
 #include "gitvirt/core/observed.h"
+#include "gitvirt/core/source_ref.h"
 
 namespace gitvirt {
 
@@ -126,7 +127,7 @@ struct PlanSummary {
 struct Plan {
   static constexpr int kFormatVersion = 1;
   std::string revision;  // source revision the desired state came from
-  std::string source;    // "dir:/abs/path" or "git:URL@REF"
+  SourceRef source;      // where the desired state came from
   bool prune = false;
   std::vector<Action> actions;  // a topological order; execution follows depends_on
   std::vector<PendingChange> pending;

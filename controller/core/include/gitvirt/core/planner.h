@@ -22,7 +22,7 @@ struct PlanOptions {
   bool prune = false;
   std::optional<ResourceRef> target;  // --target: only this resource and what it needs
   std::string revision;
-  std::string source;
+  SourceRef source;
 };
 
 class Planner {

@@ -25,11 +25,10 @@
 
 #include "gitvirt/core/config.h"
 #include "gitvirt/core/model.h"
-#include "gitvirt/engine/nodes.h"
 #include "gitvirt/engine/readiness.h"
+#include "gitvirt/engine/session.h"
 #include "gitvirt/core/status.h"
 #include "gitvirt/store/journal.h"
-#include "gitvirt/store/state_lock.h"
 
 namespace spdlog {
 class logger;
@@ -37,8 +36,6 @@ class logger;
 
 namespace gitvirt {
 
-class GitSource;
-struct GitSnapshot;
 class PolicyScheduler;
 class BackupCatalog;
 
@@ -46,10 +43,11 @@ class Controller final : public StatusSource {
  public:
   ~Controller() override;
 
-  // Takes the state lock, opens the journal, connects the nodes, opens the git source and
-  // recovers unfinished jobs.
-  static Result<std::unique_ptr<Controller>> Start(ControllerConfig config,
-                                                   std::shared_ptr<spdlog::logger> log);
+  // Takes the session's state lock and journal, opens the configuration's source and recovers
+  // unfinished jobs (a job that cannot be recovered is marked failed and the controller goes on).
+  static Result<std::unique_ptr<Controller>> Start(std::unique_ptr<Session> session);
+  // The same on a configuration already loaded.
+  static Result<std::unique_ptr<Controller>> Start(ControllerConfig config, std::shared_ptr<spdlog::logger> log);
 
   // Reconciles until `stop` is set. A pass runs at once, then every source.interval, and
   // whenever RequestRefresh() is called (SIGHUP). On stop, a running job finishes its running
@@ -64,22 +62,20 @@ class Controller final : public StatusSource {
   Journal& journal() const { return *journal_; }
 
  private:
-  Controller(ControllerConfig config, std::shared_ptr<spdlog::logger> log, StateLock lock);
+  explicit Controller(std::unique_ptr<Session> session);
 
-  struct Source;  // the desired state as last read
   bool ReadSource(bool fetch);
   // Builds and swaps in a new snapshot; null keeps the last observation and plan.
   void Publish(std::shared_ptr<const ObservedState> observed, std::shared_ptr<const Plan> plan);
 
-  ControllerConfig config_;
+  std::unique_ptr<Session> session_;
+  const ControllerConfig& config_;
   std::shared_ptr<spdlog::logger> log_;
-  StateLock lock_;
-  std::unique_ptr<Journal> journal_;
-  std::unique_ptr<NodeSet> nodes_;
-  std::unique_ptr<GitSource> git_;
+  Journal* journal_ = nullptr;  // the session's
+  std::unique_ptr<DesiredSource> source_;
 
   // The last good desired state, and what the newest source said.
-  std::optional<DesiredState> desired_;
+  std::optional<Desired> desired_;
   std::string revision_;          // of desired_
   std::string revision_author_;
   std::string revision_message_;

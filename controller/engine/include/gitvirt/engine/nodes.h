@@ -27,6 +27,8 @@ class NodeSet {
   Hypervisor* Find(const std::string& node) const;
   const std::string& ConnectError(const std::string& node) const;
   ObservedState ObserveAll() const;
+  // Tries again to connect every node that could not be reached.
+  void RetryUnreachable();
   const ControllerConfig& config() const { return config_; }
   void Put(const std::string& node, std::unique_ptr<Hypervisor> hypervisor);
 
@@ -34,6 +36,7 @@ class NodeSet {
   ControllerConfig config_;  // a copy: a NodeSet outlives the config it was made from
   std::map<std::string, std::unique_ptr<Hypervisor>> nodes_;
   std::map<std::string, std::string> errors_;
+  HypervisorOptions options_;
 };
 
 }  // namespace gitvirt

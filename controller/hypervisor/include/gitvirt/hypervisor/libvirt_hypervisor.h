@@ -19,6 +19,7 @@ namespace gitvirt {
 struct HypervisorOptions {
   std::chrono::seconds reconnect_timeout{60};
   std::shared_ptr<spdlog::logger> logger;  // null: spdlog's default logger
+  static HypervisorOptions FromEnvironment() { return {}; }
 };
 
 // A simulated node (sim:PATH) connects at its first call that needs libvirt; until it does,

@@ -1,0 +1,50 @@
+#pragma once
+// Plans for changes made by hand (`gitvirt snapshot create|delete|restore`, `gitvirt power`):
+// one-off jobs built from the observed state alone, so they print, confirm and run like any
+// plan. Pure: values in, values out.
+//
+// They act on gitvirt's VMs only: a name no node runs is kNotFound, a domain gitvirt does not
+// own is kFailedPrecondition, each with the reason in words.
+
+#include <string>
+#include <vector>
+
+#include "gitvirt/core/error.h"
+#include "gitvirt/core/observed.h"
+#include "gitvirt/core/plan.h"
+#include "gitvirt/core/selector.h"
+
+namespace gitvirt {
+
+// gitvirt's domain of that name (on any node).
+Result<const ObservedVm*> FindOwnedVm(const ObservedState& observed, const std::string& name);
+
+struct SnapshotCreateRequest {
+  std::string vm;
+  std::string name;  // "" = manual-<datetime> (UTC)
+  std::string description;
+  bool memory = false;
+  bool quiesce = false;
+  TimePoint now{};
+};
+Result<Plan> PlanSnapshotCreate(const ObservedState& observed, const SnapshotCreateRequest& request);
+// The action's `policy` names the policy that made the snapshot ("" by hand).
+Result<Plan> PlanSnapshotDelete(const ObservedState& observed, const std::string& vm, const std::string& snapshot);
+Result<Plan> PlanSnapshotRevert(const ObservedState& observed, const std::string& vm, const std::string& snapshot);
+
+// `gitvirt power OPERATION`: every gitvirt VM the selector matches or that is named.
+struct PowerRequest {
+  std::string operation;  // start | stop | shutdown | reboot
+  std::string selector_text;  // as given, for the plan's source
+  LabelSelector selector;
+  std::vector<std::string> names;
+  bool force = false;            // shutdown: force off after the timeout; reboot: off, then start
+  bool skip_if_in_state = true;  // leave out VMs already in the wanted state
+};
+struct PowerPlan {
+  Plan plan;
+  std::vector<std::string> skipped;  // "web-01: Running already"
+};
+Result<PowerPlan> PlanPower(const ObservedState& observed, const PowerRequest& request);
+
+}  // namespace gitvirt

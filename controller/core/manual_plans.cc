@@ -1,0 +1,138 @@
+#include "gitvirt/core/manual_plans.h"
+
+#include <algorithm>
+#include <set>
+
+#include "gitvirt/core/templating.h"
+#include "gitvirt/core/timezone.h"
+
+namespace gitvirt {
+
+Result<const ObservedVm*> FindOwnedVm(const ObservedState& observed, const std::string& name) {
+  auto found = observed.FindVms(name);
+  for (const ObservedVm* vm : found) {
+    if (vm->Owned()) return vm;
+  }
+  if (found.empty()) return Fail(ErrorCode::kNotFound, "no node runs a VM named " + name);
+  return Fail(ErrorCode::kFailedPrecondition, name + " on " + found.front()->node +
+                                                  " is not gitvirt's (gitvirt never touches domains it does not own)");
+}
+
+namespace {
+
+const ObservedSnapshot* FindSnapshot(const ObservedVm& vm, const std::string& name) {
+  auto it = std::find_if(vm.snapshots.begin(), vm.snapshots.end(),
+                         [&](const ObservedSnapshot& s) { return s.name == name; });
+  return it == vm.snapshots.end() ? nullptr : &*it;
+}
+
+Action OnVm(const ObservedVm& vm, ActionType type, std::string id, std::string reason) {
+  Action a;
+  a.id = std::move(id);
+  a.type = type;
+  a.node = vm.node;
+  a.target = ResourceRef{Kind::kVirtualMachine, vm.name};
+  a.reason = std::move(reason);
+  return a;
+}
+
+}  // namespace
+
+Result<Plan> PlanSnapshotCreate(const ObservedState& observed, const SnapshotCreateRequest& request) {
+  auto vm = FindOwnedVm(observed, request.vm);
+  if (!vm) return std::unexpected(vm.error());
+  std::string name = request.name;
+  if (name.empty()) {
+    auto rendered = RenderSnapshotName("manual-{datetime}", (*vm)->name, "", request.now, UtcZone());
+    if (!rendered) return std::unexpected(rendered.error());
+    name = *rendered;
+  }
+  Plan plan;
+  plan.source = SourceRef::Command("snapshot create");
+  Action a = OnVm(**vm, ActionType::kSnapshot, "snapshot/" + (*vm)->name + "/" + name, "snapshot by hand");
+  a.snapshot = name;
+  a.params = {{"description", request.description},
+              {"memory", request.memory ? "true" : "false"},
+              {"quiesce", request.quiesce ? "true" : "false"}};
+  plan.actions.push_back(std::move(a));
+  return plan;
+}
+
+Result<Plan> PlanSnapshotDelete(const ObservedState& observed, const std::string& vm_name, const std::string& snapshot) {
+  auto vm = FindOwnedVm(observed, vm_name);
+  if (!vm) return std::unexpected(vm.error());
+  const ObservedSnapshot* snap = FindSnapshot(**vm, snapshot);
+  if (snap == nullptr) return Fail(ErrorCode::kNotFound, (*vm)->name + " has no snapshot named " + snapshot);
+  Plan plan;
+  plan.source = SourceRef::Command("snapshot delete");
+  Action a = OnVm(**vm, ActionType::kSnapshotDelete, "snapshot-delete/" + (*vm)->name + "/" + snapshot, "deleted by hand");
+  a.snapshot = snapshot;
+  a.policy = snap->policy;
+  plan.actions.push_back(std::move(a));
+  return plan;
+}
+
+Result<Plan> PlanSnapshotRevert(const ObservedState& observed, const std::string& vm_name, const std::string& snapshot) {
+  auto vm = FindOwnedVm(observed, vm_name);
+  if (!vm) return std::unexpected(vm.error());
+  if (FindSnapshot(**vm, snapshot) == nullptr) {
+    return Fail(ErrorCode::kNotFound, (*vm)->name + " has no snapshot named " + snapshot);
+  }
+  Plan plan;
+  plan.source = SourceRef::Command("snapshot restore");
+  Action a = OnVm(**vm, ActionType::kSnapshotRevert, "snapshot-revert/" + (*vm)->name + "/" + snapshot, "revert by hand");
+  a.snapshot = snapshot;
+  a.power_before = (*vm)->power;
+  plan.actions.push_back(std::move(a));
+  return plan;
+}
+
+Result<PowerPlan> PlanPower(const ObservedState& observed, const PowerRequest& request) {
+  PowerPlan out;
+  out.plan.source = SourceRef::Command("power " + request.operation +
+                                       (request.selector_text.empty() ? "" : " -l " + request.selector_text));
+  std::set<std::string> seen;
+  for (const ObservedNode& node : observed.nodes) {
+    for (const ObservedVm& vm : node.vms) {
+      if (!vm.Owned() || !seen.insert(vm.name).second) continue;
+      const bool named = std::find(request.names.begin(), request.names.end(), vm.name) != request.names.end();
+      if (!named && (request.selector_text.empty() || !request.selector.Matches(vm.owner->labels))) continue;
+      std::vector<ActionType> steps;
+      bool in_state = false;
+      if (request.operation == "start") {
+        in_state = vm.power == PowerState::kRunning;
+        steps = {vm.power == PowerState::kPaused ? ActionType::kResume : ActionType::kStart};
+      } else if (request.operation == "stop") {
+        in_state = vm.power == PowerState::kStopped;
+        steps = {ActionType::kStop};
+      } else if (request.operation == "shutdown") {
+        in_state = vm.power == PowerState::kStopped;
+        steps = {ActionType::kShutdown};
+      } else if (request.operation == "reboot") {
+        in_state = vm.power != PowerState::kRunning;
+        steps = request.force ? std::vector<ActionType>{ActionType::kStop, ActionType::kStart}
+                              : std::vector<ActionType>{ActionType::kReboot};
+      } else {
+        return Fail(ErrorCode::kInvalidArgument, "unknown power operation " + request.operation);
+      }
+      if (in_state && request.skip_if_in_state) {
+        out.skipped.push_back(vm.name + ": " + std::string(EnumName(vm.power)) + " already");
+        continue;
+      }
+      std::string previous;
+      for (ActionType type : steps) {
+        Action a = OnVm(vm, type, std::string(EnumName(type)) + "/" + vm.name,
+                        "power " + request.operation + (request.force ? " --force" : ""));
+        a.node = node.name;
+        a.power_before = vm.power;
+        if (type == ActionType::kShutdown && request.force) a.params["forceOff"] = "true";
+        if (!previous.empty()) a.depends_on = {previous};
+        previous = a.id;
+        out.plan.actions.push_back(std::move(a));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace gitvirt

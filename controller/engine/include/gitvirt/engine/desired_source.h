@@ -1,0 +1,90 @@
+#pragma once
+// Where the desired state is read from: a directory of manifests, or a git repository at a ref
+// (fetched into the cache, read from the object database). One class for every reader: `serve`
+// keeps one open across passes (a fetch brings only what changed), a command opens one, reads
+// once and drops it.
+//
+// Thread-safety: not thread-safe; one per reader. Lifetime: independent values out.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gitvirt/core/config.h"
+#include "gitvirt/core/diagnostic.h"
+#include "gitvirt/core/error.h"
+#include "gitvirt/core/manifest_file.h"
+#include "gitvirt/core/model.h"
+#include "gitvirt/core/source_ref.h"
+#include "gitvirt/engine/state_paths.h"
+#include "gitvirt/manifest/loader.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace gitvirt {
+
+class GitSource;
+
+// What to read instead of the configuration's source (the command line's -f DIR, or --repo URL
+// with --ref and --path); empty fields fall back to the configuration.
+struct SourceSelection {
+  std::string dir;
+  std::string repo;
+  std::string ref;
+  std::string path;
+  bool empty() const { return dir.empty() && repo.empty(); }
+  // The selection that reads `source` again (a saved plan's): a directory or a repository.
+  static SourceSelection Of(const SourceRef& source);
+};
+
+// The desired state at one revision.
+struct Desired {
+  DesiredState state;
+  SourceRef source;
+  std::string revision;  // the commit; a directory's manifests have "dir-" + their fingerprint
+  std::string author;    // git: "Name <email>"
+  std::string message;   // git: the first line of the commit message
+  LoadSummary summary;
+};
+
+// One read of the source: the desired state, or why there is none. Diagnostics name files
+// relative to the manifest root; `shown_root` is that root as the user named it (the directory
+// given, or the path inside the repository), to show them from where the user stands.
+struct SourceRead {
+  std::optional<Desired> desired;  // nullopt: the revision is invalid (see diagnostics)
+  std::vector<Diagnostic> diagnostics;
+  std::string shown_root;
+};
+
+class DesiredSource {
+ public:
+  // The selection's source, or the configuration's when it selects none. kInvalidArgument when
+  // neither names one.
+  static Result<std::unique_ptr<DesiredSource>> Open(const ControllerConfig& config, const SourceSelection& selection,
+                                                     const StatePaths& paths, std::shared_ptr<spdlog::logger> log);
+  ~DesiredSource();
+
+  const SourceRef& ref() const { return ref_; }
+
+  // The revision the source names now: git fetches and resolves the ref; a directory is read
+  // (every *.yaml / *.yml) and fingerprinted.
+  Result<std::string> Fetch();
+  // The manifests of the revision Fetch returned, loaded: every diagnostic at once, and no
+  // desired state when any is an error. Fetch first.
+  Result<SourceRead> Load();
+
+ private:
+  DesiredSource(SourceRef ref, std::shared_ptr<spdlog::logger> log);
+
+  SourceRef ref_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string dir_;         // a directory source: as given
+  std::unique_ptr<GitSource> git_;
+  std::string revision_;    // what Fetch returned last
+  std::vector<ManifestFile> files_;  // a directory's, as Fetch read them
+};
+
+}  // namespace gitvirt

@@ -1,0 +1,165 @@
+#pragma once
+// The pipeline, in one place: configuration -> desired state -> nodes -> observation -> plan ->
+// state lock -> recovery of unfinished jobs -> a job. Every command of the command line and the
+// `serve` loop go through a Session; they only ask it, and format what it answers.
+//
+//   auto session = Session::Open("gitvirt.yaml", options);   // the configuration, once
+//   session->Lock();                                         // changes: the state lock
+//   session->RecoverUnfinishedJobs();                        // what a killed process left
+//   auto desired = session->ReadDesired(selection);          // manifests, every diagnostic
+//   ObservedState observed = session->Observe();             // nodes connected once
+//   auto plan = session->MakePlan(*desired, observed, request);
+//   auto outcome = session->Run(*plan, run);                 // a journaled job
+//
+// A Session connects each node once (at the first call that needs the nodes), opens the
+// journal once, and takes the state lock at most once. Messages meant for the person at the
+// command line (a job being recovered, a node not reached) go to Options::notice; manifest and
+// configuration diagnostics to Options::diagnostics; failures come back as Errors.
+//
+// Thread-safety: one thread drives a Session; the nodes and the journal it hands out are
+// thread-safe themselves. Lifetime: what it hands out (nodes, journal) lives as long as it.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gitvirt/core/config.h"
+#include "gitvirt/core/diagnostic.h"
+#include "gitvirt/core/error.h"
+#include "gitvirt/core/observed.h"
+#include "gitvirt/core/plan.h"
+#include "gitvirt/engine/desired_source.h"
+#include "gitvirt/engine/executor.h"
+#include "gitvirt/engine/state_paths.h"
+#include "gitvirt/engine/step_runner.h"
+#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "gitvirt/store/journal.h"
+#include "gitvirt/store/state_lock.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace gitvirt {
+
+class NodeSet;
+class PolicyScheduler;
+class WallClock;
+
+// What a plan is asked for.
+struct PlanRequest {
+  SourceSelection source;
+  bool prune = false;                  // delete owned VMs that left the source (or sync.prune)
+  std::optional<ResourceRef> target;   // only this resource and what it needs
+};
+
+// A plan with what it was made from.
+struct Planned {
+  Desired desired;
+  ObservedState observed;
+  Plan plan;
+};
+
+// How a plan runs as a job. Unset fields take the configuration's values.
+struct RunRequest {
+  std::string kind = "apply";  // apply | sync | power | snapshot | backup | restore
+  std::optional<RollbackStrategy> strategy;
+  int parallel = 0;  // steps at once overall; 0 = apply.parallel
+  // Cancel (Ctrl-C): start nothing more, then the strategy; shutdown (serve stopping): start
+  // nothing more, finish the running steps, leave the job to the next start.
+  const std::atomic<bool>* interrupt = nullptr;
+  const std::atomic<bool>* shutdown = nullptr;
+  std::function<void(const StepProgress&)> on_progress;  // called from worker threads
+};
+
+// What recovering one unfinished job did.
+struct RecoveredJob {
+  std::string id;
+  JobStatus was = JobStatus::kPending;  // its status when found
+  std::string strategy;
+  JobStatus now = JobStatus::kPending;  // after recovery
+  std::string error;                    // why it could not be recovered (it is failed now)
+};
+
+class Session {
+ public:
+  struct Options {
+    std::shared_ptr<spdlog::logger> log;  // null: spdlog's default logger
+    HypervisorOptions hypervisor;         // how nodes are connected (its logger: `log`)
+    // Diagnostics of the configuration and of the manifests, as they are found.
+    std::function<void(const std::vector<Diagnostic>&, const std::string& shown_root)> diagnostics;
+    // One line for the person watching ("job X was interrupted; recovering it").
+    std::function<void(const std::string&)> notice;
+  };
+
+  // Loads the configuration file. Its diagnostics go to options.diagnostics; the error says the
+  // configuration is invalid.
+  static Result<std::unique_ptr<Session>> Open(const std::string& config_file, Options options);
+  // A session on a configuration already loaded (tests, serve).
+  static std::unique_ptr<Session> FromConfig(ControllerConfig config, Options options);
+  ~Session();
+
+  const ControllerConfig& config() const { return config_; }
+  const StatePaths& paths() const { return paths_; }
+  const std::shared_ptr<spdlog::logger>& log() const { return log_; }
+  // Tells the person watching (Options::notice; the log when there is none).
+  void Notice(const std::string& text) const;
+
+  // ---- the desired state ----
+  // Reads the selection's source (the configuration's when empty) at the revision it names now.
+  // Diagnostics go to Options::diagnostics; an invalid revision is kInvalidArgument ("the
+  // manifests have errors; nothing was planned or changed").
+  Result<Desired> ReadDesired(const SourceSelection& selection = {});
+
+  // ---- the nodes ----
+  // Every node of the configuration, connected at the first call.
+  NodeSet& nodes();
+  ObservedState Observe();
+
+  // ---- planning ----
+  Result<Plan> MakePlan(const Desired& desired, const ObservedState& observed, const PlanRequest& request) const;
+  // ReadDesired + Observe + MakePlan: the plan against the world as it is now.
+  Result<Planned> PlanCurrent(const PlanRequest& request);
+  // A plan saved earlier (`plan --out FILE`), read from `file`.
+  static Result<Plan> ReadSavedPlan(const std::string& file);
+  // The world a saved plan was made against, read again, and checked unchanged: the same source
+  // and revision, and every target as it was observed then. kFailedPrecondition ("the plan is
+  // stale") lists every difference.
+  Result<Planned> Replan(const Plan& saved);
+
+  // ---- changes ----
+  // The state lock: one process changes the state (and the nodes) at a time. Taken once; waits
+  // a few seconds for a holder to let go, then names it.
+  Result<void> Lock();
+  // The journal, opened once.
+  Result<Journal*> journal();
+  // Finishes every job a killed or stopped process left unfinished: FULL rolls back, the other
+  // strategies resume. A job that cannot be read or recovered is marked failed, saying why,
+  // without a call to any node on its account, and the others go on. Takes the lock. Fails only
+  // when the journal cannot be opened or listed.
+  Result<std::vector<RecoveredJob>> RecoverUnfinishedJobs();
+  // Runs `plan` as a journaled job. Needs the lock.
+  Result<JobOutcome> Run(const Plan& plan, const RunRequest& request);
+  // What each job on this configuration runs with: the strategy, parallelism per node and
+  // overall, the step timeout.
+  ExecutionOptions ExecutionFor(const RunRequest& request) const;
+  StepRunnerOptions RunnerOptions() const;
+  // The snapshot and backup policies' scheduler over this session's nodes and journal.
+  Result<std::unique_ptr<PolicyScheduler>> MakeScheduler(const WallClock& clock);
+
+ private:
+  Session(ControllerConfig config, Options options);
+
+  ControllerConfig config_;
+  StatePaths paths_;
+  Options options_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<NodeSet> nodes_;
+  std::unique_ptr<Journal> journal_;
+  std::optional<StateLock> lock_;
+};
+
+}  // namespace gitvirt

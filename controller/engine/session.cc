@@ -1,0 +1,239 @@
+#include "gitvirt/engine/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "gitvirt/core/json.h"
+#include "gitvirt/core/planner.h"
+#include "gitvirt/engine/nodes.h"
+#include "gitvirt/engine/scheduler.h"
+#include "gitvirt/manifest/config_loader.h"
+
+namespace gitvirt {
+
+namespace {
+constexpr std::chrono::seconds kLockWait{5};
+}  // namespace
+
+Session::Session(ControllerConfig config, Options options)
+    : config_(std::move(config)), paths_(StatePaths::For(config_)), options_(std::move(options)) {
+  log_ = options_.log ? options_.log : spdlog::default_logger();
+  if (!options_.hypervisor.logger) options_.hypervisor.logger = log_;
+}
+
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::Open(const std::string& config_file, Options options) {
+  ConfigLoadResult loaded = LoadControllerConfig(config_file);
+  if (options.diagnostics && !loaded.diagnostics.empty()) options.diagnostics(loaded.diagnostics, "");
+  if (!loaded.ok()) {
+    return Fail(ErrorCode::kInvalidArgument, "the configuration has errors", config_file);
+  }
+  return FromConfig(std::move(loaded.config), std::move(options));
+}
+
+std::unique_ptr<Session> Session::FromConfig(ControllerConfig config, Options options) {
+  return std::unique_ptr<Session>(new Session(std::move(config), std::move(options)));
+}
+
+void Session::Notice(const std::string& text) const {
+  if (options_.notice) {
+    options_.notice(text);
+  } else {
+    log_->warn("{}", text);
+  }
+}
+
+// ---- the desired state ----------------------------------------------------------------------
+
+Result<Desired> Session::ReadDesired(const SourceSelection& selection) {
+  auto source = DesiredSource::Open(config_, selection, paths_, log_);
+  if (!source) return std::unexpected(source.error());
+  if (auto fetched = (*source)->Fetch(); !fetched) return std::unexpected(fetched.error());
+  auto read = (*source)->Load();
+  if (!read) return std::unexpected(read.error());
+  if (options_.diagnostics && !read->diagnostics.empty()) options_.diagnostics(read->diagnostics, read->shown_root);
+  if (!read->desired) {
+    return Fail(ErrorCode::kInvalidArgument, "the manifests have errors; nothing was planned or changed");
+  }
+  return std::move(*read->desired);
+}
+
+// ---- the nodes ------------------------------------------------------------------------------
+
+NodeSet& Session::nodes() {
+  if (!nodes_) nodes_ = NodeSet::Connect(config_, options_.hypervisor);
+  return *nodes_;
+}
+
+ObservedState Session::Observe() { return nodes().ObserveAll(); }
+
+// ---- planning -------------------------------------------------------------------------------
+
+Result<Plan> Session::MakePlan(const Desired& desired, const ObservedState& observed,
+                               const PlanRequest& request) const {
+  PlanOptions options;
+  options.prune = request.prune || config_.sync.prune;
+  options.revision = desired.revision;
+  options.source = desired.source;
+  options.target = request.target;
+  return Planner(config_).MakePlan(desired.state, observed, options);
+}
+
+Result<Planned> Session::PlanCurrent(const PlanRequest& request) {
+  auto desired = ReadDesired(request.source);
+  if (!desired) return std::unexpected(desired.error());
+  Planned p;
+  p.desired = std::move(*desired);
+  p.observed = Observe();
+  auto plan = MakePlan(p.desired, p.observed, request);
+  if (!plan) return std::unexpected(plan.error());
+  p.plan = std::move(*plan);
+  return p;
+}
+
+Result<Plan> Session::ReadSavedPlan(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return Fail(ErrorCode::kNotFound, "cannot read " + file);
+  auto json = nlohmann::json::parse(in, nullptr, false);
+  auto plan = PlanFromJson(json);
+  if (!plan) return std::unexpected(Error{plan.error().code, plan.error().message, file});
+  return std::move(*plan);
+}
+
+Result<Planned> Session::Replan(const Plan& saved) {
+  PlanRequest request;
+  request.source = SourceSelection::Of(saved.source);
+  request.prune = saved.prune;
+  auto now = PlanCurrent(request);
+  if (!now) return std::unexpected(now.error());
+  // A saved plan applies only to the world it was made against: the same manifests, and every
+  // target as it was observed then.
+  std::vector<std::string> why;
+  if (saved.source != now->desired.source) {
+    why.push_back("the plan is for " + saved.source.ToString() + ", the source now is " +
+                  now->desired.source.ToString());
+  } else if (saved.revision != now->desired.revision) {
+    why.push_back("the source changed: revision " + saved.revision + " then, " + now->desired.revision + " now");
+  }
+  for (const auto& [key, fingerprint] : saved.fingerprints) {
+    const std::string name = key.substr(key.find('/') + 1);
+    auto vms = now->observed.FindVms(name);
+    const std::string current = vms.empty() ? "absent" : ObservedFingerprint(*vms.front());
+    if (current != fingerprint) {
+      why.push_back(key + (vms.empty()               ? " no longer exists"
+                           : fingerprint == "absent" ? " exists now"
+                                                     : " changed since the plan was made"));
+    }
+  }
+  if (why.empty()) {
+    now->plan = saved;
+    return now;
+  }
+  std::string message = "the plan is stale:";
+  for (const std::string& w : why) message += "\n  - " + w;
+  message += "\nMake a new plan with `gitvirt plan -o FILE`.";
+  return Fail(ErrorCode::kFailedPrecondition, message);
+}
+
+// ---- changes --------------------------------------------------------------------------------
+
+Result<void> Session::Lock() {
+  if (lock_) return {};
+  auto lock = StateLock::Acquire(config_.state, kLockWait);
+  if (!lock) return std::unexpected(lock.error());
+  lock_.emplace(std::move(*lock));
+  return {};
+}
+
+Result<Journal*> Session::journal() {
+  if (!journal_) {
+    auto opened = Journal::Open(config_.state);
+    if (!opened) return std::unexpected(opened.error());
+    journal_ = std::move(*opened);
+  }
+  return journal_.get();
+}
+
+StepRunnerOptions Session::RunnerOptions() const { return StepRunnerOptionsFor(config_); }
+
+ExecutionOptions Session::ExecutionFor(const RunRequest& request) const {
+  ExecutionOptions options;
+  options.kind = request.kind;
+  options.strategy = request.strategy.value_or(config_.apply.rollback);
+  options.parallel = request.parallel > 0 ? request.parallel : config_.apply.parallel;
+  options.step_timeout = config_.apply.step_timeout;
+  for (const NodeConfig& n : config_.nodes) options.per_node[n.name] = n.max_parallel;
+  options.interrupt = request.interrupt;
+  options.shutdown = request.shutdown;
+  options.on_progress = request.on_progress;
+  return options;
+}
+
+Result<std::unique_ptr<PolicyScheduler>> Session::MakeScheduler(const WallClock& clock) {
+  auto journal = this->journal();
+  if (!journal) return std::unexpected(journal.error());
+  SchedulerOptions options;
+  options.runner = RunnerOptions();
+  options.step_timeout = config_.apply.step_timeout;
+  for (const NodeConfig& n : config_.nodes) options.per_node[n.name] = n.max_parallel;
+  return std::make_unique<PolicyScheduler>(nodes(), **journal, clock, options, log_);
+}
+
+Result<std::vector<RecoveredJob>> Session::RecoverUnfinishedJobs() {
+  if (auto ok = Lock(); !ok) return std::unexpected(ok.error());
+  auto journal = this->journal();
+  if (!journal) return std::unexpected(journal.error());
+  auto unfinished = (*journal)->UnfinishedJobs();
+  if (!unfinished) return std::unexpected(unfinished.error());
+  std::vector<RecoveredJob> recovered;
+  for (const JobRecord& job : *unfinished) {
+    RecoveredJob r{job.id, job.status, job.strategy, job.status, ""};
+    Notice("job " + job.id + " was interrupted (" + std::string(EnumName(job.status)) + "); recovering it (" +
+           job.strategy + ": " + (job.strategy == "FULL" ? "roll back" : "resume") + ")");
+    auto plan = PlanFromJson(nlohmann::json::parse(job.plan_json, nullptr, false));
+    if (!plan) {
+      // Nothing can be done on the strength of a plan that cannot be read: the job is failed,
+      // saying why, and the next ones go on.
+      r.error = "its plan in the journal cannot be read (" + plan.error().ToString() +
+                "); nothing was done on its account; inspect it with `gitvirt jobs " + job.id + "`";
+      (void)(*journal)->AppendEvent(job.id, "", EventLevel::kError, "recovery: " + r.error);
+      (void)(*journal)->RecordJobStatus(job.id, JobStatus::kFailed, r.error);
+      (void)(*journal)->Flush();
+      r.now = JobStatus::kFailed;
+      Notice("job " + job.id + " failed: " + r.error);
+      recovered.push_back(std::move(r));
+      continue;
+    }
+    LibvirtStepRunner runner(nodes(), *plan, plan->images, RunnerOptions(), log_);
+    Executor executor(runner, **journal, log_);
+    auto outcome = executor.Recover(job.id, ExecutionFor(RunRequest{}));
+    if (!outcome) {
+      r.error = "it could not be recovered: " + outcome.error().ToString();
+      (void)(*journal)->AppendEvent(job.id, "", EventLevel::kError, "recovery: " + r.error);
+      (void)(*journal)->RecordJobStatus(job.id, JobStatus::kFailed, r.error);
+      (void)(*journal)->Flush();
+      r.now = JobStatus::kFailed;
+      Notice("job " + job.id + " failed: " + r.error);
+    } else {
+      r.now = outcome->status;
+      Notice("job " + job.id + " " + std::string(EnumName(outcome->status)));
+    }
+    log_->warn("job={} recovered: {}", job.id, EnumName(r.now));
+    recovered.push_back(std::move(r));
+  }
+  return recovered;
+}
+
+Result<JobOutcome> Session::Run(const Plan& plan, const RunRequest& request) {
+  if (auto ok = Lock(); !ok) return std::unexpected(ok.error());
+  auto journal = this->journal();
+  if (!journal) return std::unexpected(journal.error());
+  LibvirtStepRunner runner(nodes(), plan, plan.images, RunnerOptions(), log_);
+  Executor executor(runner, **journal, log_);
+  return executor.Apply(plan, ExecutionFor(request));
+}
+
+}  // namespace gitvirt
