@@ -14,6 +14,9 @@ int Run(int argc, char** argv) {
       "Exit codes: 0 success, 1 error, 2 changes (plan --detailed-exitcode).\n"
       "diff, like kubectl diff: 0 no differences, 1 differences, 2 error."};
   app.require_subcommand(1);
+  // Global options anywhere on the line, as kubectl takes them: `gitvirt apply -f m --config
+  // x.yaml`. Subcommands added after this inherit it, theirs included (snapshot create ...).
+  app.fallthrough();
   app.set_help_all_flag("--help-all", "Show help for every command");
   GlobalOptions global;
   auto* config = app.add_option("--config", global.config,

@@ -11,6 +11,7 @@ needs no daemon.
              with exit 0 and a usage line
   -o         version, jobs, jobs ID, describe vm, snapshot list and backup list print JSON and
              YAML that parse and carry the same document
+  global     --config and -v are taken after the command too (kubectl's habit)
   exit codes diff: 0 no differences, 1 differences, 2 errors, usage errors included (kubectl);
              plan --detailed-exitcode: 0 none, 2 changes, 1 error (terraform); other usage
              errors: 1
@@ -130,6 +131,21 @@ state: state/gitvirt.db
         self.assertEqual(doc["name"], "gitvirt")
         self.assertRegex(doc["version"], r"^\d+\.\d+\.\d+$")
         self.assertEqual(text, f"gitvirt {doc['version']}\n")
+
+    def test_0_global_options_anywhere(self):
+        # As kubectl: --config and -v after the command, and after a subcommand's own arguments.
+        out = subprocess.run([GITVIRT, "plan", "-f", self.manifests, "--config", self.config, "-v"],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, cwd=self.dir)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("web-01", out.stdout)
+        out = subprocess.run([GITVIRT, "snapshot", "list", "--config", self.config],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, cwd=self.dir)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        # Before the command, as always; a missing file after the command is still refused.
+        out = subprocess.run([GITVIRT, "apply", "--auto-approve", "--config", os.path.join(self.dir, "nope.yaml")],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, cwd=self.dir)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("nope.yaml", out.stderr)
 
     # ---- exit codes ------------------------------------------------------------------------
 
