@@ -147,7 +147,16 @@ std::shared_ptr<const StatusSnapshot> Controller::Snapshot() const {
 void Controller::Run(const std::atomic<bool>& stop) {
   stop_ = &stop;
   while (!stop) {
-    ReconcileOnce(stop);
+    // The edge of the loop: a pass that throws (a library's exception, a record of a shape no
+    // one expected) is counted and logged, and the next pass comes as usual; the API stays up.
+    try {
+      ReconcileOnce(stop);
+    } catch (const std::exception& e) {
+      ++metrics_.reconcile_errors_total;
+      source_error_ = std::string("the reconcile pass failed: ") + e.what();
+      log_->error("{}", source_error_);
+      Publish(nullptr, nullptr);
+    }
     std::unique_lock lock(wake_mu_);
     // The next pass: after the interval (at most 5 s, for self-heal and policies), or when a
     // failed apply's backoff is up if that is sooner. Passes during a backoff fetch and plan but

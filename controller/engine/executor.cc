@@ -40,7 +40,36 @@ struct Step {
   std::string error;
   bool started_before = false;  // recovery: it was running when the previous process died
   bool undoing_before = false;  // recovery: it was being undone when the previous process died
+  // Recovery: why the undo record an earlier process journaled cannot be trusted ("" = it can).
+  // Such a step is neither run again nor undone: nothing is done on the strength of it.
+  std::string corrupt;
+  bool reported = false;  // finish() ran for the current attempt
 };
+
+// Why a journaled undo record is unusable, or "" when it is a JSON object (or empty).
+std::string UndoRecordProblem(const std::string& undo_json) {
+  if (undo_json.empty()) return "";
+  const nlohmann::json j = nlohmann::json::parse(undo_json, nullptr, false);
+  if (j.is_discarded()) return "its undo record in the journal is not valid JSON";
+  if (!j.is_object()) return "its undo record in the journal is not a JSON object";
+  return "";
+}
+
+// Runs one call of the step runner with its edge guarded: an exception (a library's, or a
+// record of an unexpected shape) fails that step, naming the job and the step, and never
+// leaves the worker thread.
+template <typename T, typename Call>
+Result<T> Guarded(const std::string& job_id, const std::string& step_id, const char* what, Call&& call) {
+  try {
+    return call();
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kInternal, std::string("unexpected error while ") + what + ": " + e.what(),
+                "job " + job_id + " step " + step_id);
+  } catch (...) {
+    return Fail(ErrorCode::kInternal, std::string("unexpected error while ") + what,
+                "job " + job_id + " step " + step_id);
+  }
+}
 
 class Context final : public StepContext {
  public:
@@ -166,6 +195,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       Step& s = steps[it->second];
       s.undo_json = r.undo_json;
       s.attempt = r.attempt;
+      s.corrupt = UndoRecordProblem(r.undo_json);
       if (r.status == StepStatus::kSucceeded || r.status == StepStatus::kUndoing) done.push_back(&r);
       if (r.status == StepStatus::kRunning) s.started_before = true;
       if (r.status == StepStatus::kUndoing) s.undoing_before = true;
@@ -249,6 +279,8 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
   auto finish = [&](std::size_t i, Result<std::string> result) {
     std::unique_lock lock(mu);
     Step& s = steps[i];
+    if (s.reported) return;  // a worker's last-resort catch after the step was already counted
+    s.reported = true;
     --running;
     --running_per_node[s.action->node];
     ++done_count;
@@ -282,11 +314,18 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
   auto run_step = [&](std::size_t i) {
     Step& s = steps[i];
     const Action& action = *s.action;
+    if (!s.corrupt.empty()) {
+      // Run again, it would start from a record that cannot be read: it fails instead, and the
+      // strategy decides about the rest.
+      return finish(i, Fail(ErrorCode::kFailedPrecondition,
+                            s.corrupt + "; the step was not run again and nothing is undone on its account",
+                            "job " + job_id + " step " + action.id));
+    }
     Context ctx(journal_, job_id, action.id, Clock::now() + options.step_timeout, is_cancelled,
                 &s.undo_json, &mu);
     log_->info("job={} step={} node={} {} {}", job_id, action.id, action.node, EnumName(action.type),
                action.target.ToString());
-    auto undo = runner_.Prepare(action, ctx);
+    auto undo = Guarded<std::string>(job_id, action.id, "preparing it", [&] { return runner_.Prepare(action, ctx); });
     if (!undo) return finish(i, std::unexpected(undo.error()));
     {
       std::lock_guard lock(mu);
@@ -302,7 +341,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
                                std::string(EnumName(action.type)) + " " + action.target.ToString() +
                                    (action.node.empty() ? "" : " on " + action.node));
     StepDelay();
-    auto result = runner_.Run(action, ctx);
+    auto result = Guarded<std::string>(job_id, action.id, "running it", [&] { return runner_.Run(action, ctx); });
     CrashPoint("step-ran", action.id);
     finish(i, std::move(result));
   };
@@ -381,10 +420,22 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       });
       if (!ready) continue;
       s.status = StepStatus::kRunning;
+      s.reported = false;
       ++s.attempt;
       ++running;
       ++running_per_node[s.action->node];
-      workers.emplace_back(run_step, i);
+      workers.emplace_back([&, i] {
+        // The edge of the worker thread: nothing thrown here may end the process.
+        try {
+          run_step(i);
+        } catch (const std::exception& e) {
+          log_->error("job={} step={} worker failed: {}", job_id, steps[i].action->id, e.what());
+          finish(i, Fail(ErrorCode::kInternal, std::string("unexpected error: ") + e.what(),
+                         "job " + job_id + " step " + steps[i].action->id));
+        } catch (...) {
+          finish(i, Fail(ErrorCode::kInternal, "unexpected error", "job " + job_id + " step " + steps[i].action->id));
+        }
+      });
     }
     if (running == 0) {
       const bool any_pending = std::any_of(steps.begin(), steps.end(), [](const Step& s) { return s.status == StepStatus::kPending; });
@@ -450,7 +501,12 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     CrashPoint("undo-started", action.id);
     Context ctx(journal_, job_id, action.id, Clock::now() + options.step_timeout, [] { return false; },
                 &s->undo_json, &mu);
-    auto undone = runner_.Undo(action, s->undo_json, ctx);
+    Result<UndoOutcome> undone =
+        !s->corrupt.empty()
+            ? Fail(ErrorCode::kFailedPrecondition, s->corrupt + "; nothing was undone on its account",
+                   "job " + job_id + " step " + action.id)
+            : Guarded<UndoOutcome>(job_id, action.id, "undoing it",
+                                   [&] { return runner_.Undo(action, s->undo_json, ctx); });
     CrashPoint("undo-ran", action.id);
     if (!undone) {
       s->status = StepStatus::kUndoFailed;

@@ -26,6 +26,8 @@ class FakeRunner : public StepRunner {
   std::set<std::string> fail_run;   // step ids whose Run fails
   std::set<std::string> fail_undo;  // step ids whose Undo fails
   std::set<std::string> not_undoable;
+  std::set<std::string> throw_run;   // step ids whose Run throws (a library's exception)
+  std::set<std::string> throw_undo;  // step ids whose Undo throws (a record of the wrong shape)
   std::chrono::milliseconds delay{0};
   Journal* journal = nullptr;       // to check journal-ahead from inside Run
   std::function<void(const std::string&)> on_run;   // called as each step runs
@@ -57,6 +59,7 @@ class FakeRunner : public StepRunner {
     --running;
     --running_per_node[action.node];
     finished.push_back(action.id);
+    if (throw_run.contains(action.id)) throw std::runtime_error("[json.exception.type_error.302] type must be string");
     if (fail_run.contains(action.id)) return Fail(ErrorCode::kInternal, "injected failure of " + action.id);
     return std::string("{}");
   }
@@ -65,6 +68,7 @@ class FakeRunner : public StepRunner {
     if (on_undo) on_undo(action.id);
     std::lock_guard lock(mu);
     undone.push_back(action.id);
+    if (throw_undo.contains(action.id)) throw std::runtime_error("[json.exception.type_error.302] type must be array");
     EXPECT_NE(undo_json.find("prepared"), std::string::npos) << action.id;
     if (fail_undo.contains(action.id)) return Fail(ErrorCode::kInternal, "undo failed");
     if (not_undoable.contains(action.id)) return UndoOutcome::kNotUndoable;
@@ -320,6 +324,86 @@ TEST_F(ExecutorTest, RecoveryFinishesAFullJobWhoseEveryStepSucceeded) {
   EXPECT_TRUE(runner_.started.empty());
   EXPECT_TRUE(runner_.undone.empty());
   EXPECT_EQ(journal_->GetJob(*id)->status, JobStatus::kSucceeded);
+}
+
+// ---- failures contained: an exception or a corrupt record fails a step, never the process ----
+
+TEST_F(ExecutorTest, AnExceptionInAStepFailsThatStepNamingTheJobAndTheStep) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"}), A("c")};
+  runner_.throw_run = {"b"};
+  JobOutcome o = Run(plan, RollbackStrategy::kNone);
+  EXPECT_EQ(o.status, JobStatus::kFailed);
+  EXPECT_EQ(o.succeeded, 2);
+  ASSERT_EQ(o.failed, 1);
+  ASSERT_EQ(o.errors.size(), 1u);
+  EXPECT_NE(o.errors[0].find("job " + o.job_id + " step b"), std::string::npos) << o.errors[0];
+  EXPECT_NE(o.errors[0].find("type must be string"), std::string::npos) << o.errors[0];
+  EXPECT_EQ(StepStatuses(o.job_id)["b"], StepStatus::kFailed);
+}
+
+TEST_F(ExecutorTest, AnExceptionInAnUndoIsAnUndoFailure) {
+  Plan plan;
+  plan.actions = {A("a"), A("b", {"a"})};
+  runner_.fail_run = {"b"};
+  runner_.throw_undo = {"a"};
+  JobOutcome o = Run(plan, RollbackStrategy::kFull);
+  EXPECT_EQ(o.status, JobStatus::kRollbackIncomplete);
+  EXPECT_EQ(o.undo_failed, 1);
+  EXPECT_EQ(StepStatuses(o.job_id)["a"], StepStatus::kUndoFailed);
+}
+
+// A job a killed process left with `c` running and these bytes as c's undo record.
+std::string UnfinishedJobWithUndoRecord(Journal& journal, const Plan& plan, const std::string& strategy,
+                                        const std::string& undo_of_c) {
+  JobRecord job;
+  job.kind = "apply";
+  job.strategy = strategy;
+  job.plan_json = PlanToJson(plan).dump();
+  std::vector<StepRecord> steps;
+  for (std::size_t i = 0; i < plan.actions.size(); ++i) steps.push_back(StepRecord{"", plan.actions[i].id, int(i)});
+  auto id = journal.CreateJob(job, steps);
+  EXPECT_TRUE(id);
+  EXPECT_TRUE(journal.RecordStepStarted(*id, "a", 1, R"({"prepared":"a"})"));
+  EXPECT_TRUE(journal.RecordStepFinished(*id, "a", StepStatus::kSucceeded));
+  EXPECT_TRUE(journal.RecordStepStarted(*id, "c", 1, undo_of_c));
+  EXPECT_TRUE(journal.Flush());
+  return *id;
+}
+
+TEST_F(ExecutorTest, AnUnparsableUndoRecordIsNeverUndoneBlindlyUnderFull) {
+  Plan plan;
+  plan.actions = {A("a"), A("c", {"a"})};
+  const std::string id = UnfinishedJobWithUndoRecord(*journal_, plan, "FULL", R"({"volumes": ["default/c.qcow2")");
+  Executor executor(runner_, *journal_, nullptr);
+  auto o = executor.Recover(id, ExecutionOptions{});
+  ASSERT_TRUE(o) << o.error().ToString();
+  // a is undone from its good record; c is not touched on the strength of a broken one, and the
+  // job says so instead of "rolled back".
+  EXPECT_EQ(runner_.undone, (std::vector<std::string>{"a"}));
+  EXPECT_TRUE(runner_.started.empty());
+  EXPECT_EQ(o->status, JobStatus::kRollbackIncomplete);
+  EXPECT_EQ(StepStatuses(id)["c"], StepStatus::kUndoFailed);
+  ASSERT_FALSE(o->errors.empty());
+  EXPECT_NE(o->errors[0].find("job " + id + " step c"), std::string::npos) << o->errors[0];
+  EXPECT_NE(o->errors[0].find("not valid JSON"), std::string::npos) << o->errors[0];
+}
+
+TEST_F(ExecutorTest, AStepWithACorruptUndoRecordIsNotRunAgainOnResume) {
+  Plan plan;
+  plan.actions = {A("a"), A("c", {"a"}), A("d", {"c"})};
+  const std::string id = UnfinishedJobWithUndoRecord(*journal_, plan, "PARTIAL", "[1, 2, 3]");
+  Executor executor(runner_, *journal_, nullptr);
+  auto o = executor.Recover(id, ExecutionOptions{});
+  ASSERT_TRUE(o) << o.error().ToString();
+  EXPECT_TRUE(runner_.started.empty()) << "c is not run again from an unreadable record, d waits for c";
+  EXPECT_TRUE(runner_.undone.empty()) << "nor is what c's first attempt did undone from it";
+  // What c's first attempt may have left cannot be undone: the job says so.
+  EXPECT_EQ(o->status, JobStatus::kRollbackIncomplete);
+  EXPECT_EQ(StepStatuses(id)["c"], StepStatus::kUndoFailed);
+  EXPECT_EQ(StepStatuses(id)["d"], StepStatus::kSkipped);
+  ASSERT_FALSE(o->errors.empty());
+  EXPECT_NE(o->errors[0].find("not a JSON object"), std::string::npos) << o->errors[0];
 }
 
 TEST_F(ExecutorTest, ShutdownLetsRunningStepsFinishAndStartsNoMore) {
