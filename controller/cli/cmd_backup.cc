@@ -102,11 +102,10 @@ int RunDelete(const GlobalOptions& global, const BackupOptions& opts) {
   std::string question;
   if (plan && !opts.yes) {
     const Action& a = plan->actions.front();
-    auto it = a.params.find("id");
-    const std::string id = it == a.params.end() ? opts.what : it->second;
+    const BackupDeleteParams& p = a.Params<BackupDeleteParams>();
     question = a.reason.starts_with("the record of failed")
-                   ? "Delete the record of failed backup attempt " + id + "?"
-                   : "Delete backup " + id + " (" + a.params.at("directory") + ")?";
+                   ? "Delete the record of failed backup attempt " + p.id + "?"
+                   : "Delete backup " + p.id + " (" + p.directory + ")?";
   }
   return RunOneActionJob(*session, plan, "backup", opts.dry_run, 1, question);
 }

@@ -207,8 +207,27 @@ GITVIRT_JSON_FIELDS(Action, FieldDef{"id", &Action::id}, FieldDef{"type", &Actio
                     FieldDef{"unit", &Action::unit}, FieldDef{"vm", &Action::vm},
                     FieldDef{"image", &Action::image}, FieldDef{"volumes", &Action::volumes},
                     FieldDef{"snapshot", &Action::snapshot}, FieldDef{"policy", &Action::policy},
-                    FieldDef{"params", &Action::params},
                     FieldDef{"powerBefore", &Action::power_before});
+// An action's "params" (its family's type, by the action's type) are written with string
+// values: ParamsToJson / ParamsFromJson below.
+GITVIRT_JSON_FIELDS(SnapshotParams, FieldDef{"description", &SnapshotParams::description},
+                    FieldDef{"memory", &SnapshotParams::memory}, FieldDef{"quiesce", &SnapshotParams::quiesce});
+GITVIRT_JSON_FIELDS(ShutdownParams, FieldDef{"forceOff", &ShutdownParams::force_off});
+GITVIRT_JSON_FIELDS(MigrateParams, FieldDef{"mode", &MigrateParams::mode},
+                    FieldDef{"allowOffline", &MigrateParams::allow_offline},
+                    FieldDef{"bandwidth", &MigrateParams::bandwidth},
+                    FieldDef{"simulated", &MigrateParams::simulated});
+GITVIRT_JSON_FIELDS(BackupParams, FieldDef{"id", &BackupParams::id}, FieldDef{"directory", &BackupParams::directory},
+                    FieldDef{"target", &BackupParams::target}, FieldDef{"mode", &BackupParams::mode},
+                    FieldDef{"compression", &BackupParams::compression}, FieldDef{"level", &BackupParams::level},
+                    FieldDef{"verify", &BackupParams::verify}, FieldDef{"protect", &BackupParams::protect},
+                    FieldDef{"description", &BackupParams::description},
+                    FieldDef{"created", &BackupParams::created});
+GITVIRT_JSON_FIELDS(BackupDeleteParams, FieldDef{"id", &BackupDeleteParams::id},
+                    FieldDef{"directory", &BackupDeleteParams::directory},
+                    FieldDef{"force", &BackupDeleteParams::force});
+GITVIRT_JSON_FIELDS(BackupRestoreParams, FieldDef{"directory", &BackupRestoreParams::directory},
+                    FieldDef{"id", &BackupRestoreParams::id}, FieldDef{"managed", &BackupRestoreParams::managed});
 GITVIRT_JSON_FIELDS(PendingChange, FieldDef{"target", &PendingChange::target},
                     FieldDef{"node", &PendingChange::node},
                     FieldDef{"changes", &PendingChange::changes},
@@ -308,9 +327,16 @@ json EncodeObject(const T& value) {
   return out;
 }
 
+json ParamsToJson(const ActionParams& params);
+void ParamsFromJson(const json& j, ActionType type, ActionParams& params);
+
 template <typename V>
 json Encode(const V& v) {
-  if constexpr (HasFields<V>) {
+  if constexpr (std::is_same_v<V, Action>) {
+    json out = EncodeObject(v);
+    out["params"] = ParamsToJson(v.params);
+    return out;
+  } else if constexpr (HasFields<V>) {
     return EncodeObject(v);
   } else if constexpr (NamedEnum<V>) {
     return std::string(EnumName(v));
@@ -360,7 +386,16 @@ void DecodeObject(const json& j, T& value) {
 
 template <typename V>
 void Decode(const json& j, V& out) {
-  if constexpr (HasFields<V>) {
+  if constexpr (std::is_same_v<V, Action>) {
+    DecodeObject(j, out);
+    if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
+      try {
+        ParamsFromJson(*it, out.type, out.params);
+      } catch (const std::exception& e) {
+        throw std::invalid_argument(std::string("params: ") + e.what());
+      }
+    }
+  } else if constexpr (HasFields<V>) {
     DecodeObject(j, out);
   } else if constexpr (NamedEnum<V>) {
     auto parsed = ParseEnum<V>(j.get<std::string>());
@@ -382,6 +417,135 @@ void Decode(const json& j, V& out) {
     }
   } else {
     out = j.get<V>();
+  }
+}
+
+// ---- action params: the family's table, every value a string ---------------------------------
+
+template <typename M>
+std::string ParamText(const M& v) {
+  if constexpr (std::is_same_v<M, bool>) {
+    return v ? "true" : "false";
+  } else if constexpr (NamedEnum<M>) {
+    return std::string(EnumName(v));
+  } else if constexpr (std::is_integral_v<M>) {
+    return std::to_string(v);
+  } else {
+    return v;  // strings
+  }
+}
+
+template <typename M>
+void ParamValue(const json& j, M& out) {
+  if constexpr (std::is_same_v<M, bool>) {
+    if (j.is_boolean()) {
+      out = j.get<bool>();
+    } else if (j == "true" || j == "false") {
+      out = j == "true";
+    } else {
+      throw std::invalid_argument("expected \"true\" or \"false\", got " + j.dump());
+    }
+  } else if constexpr (NamedEnum<M>) {
+    auto parsed = ParseEnum<M>(j.get<std::string>());
+    if (!parsed) throw std::invalid_argument("unknown value " + j.dump());
+    out = *parsed;
+  } else if constexpr (std::is_integral_v<M>) {
+    if (j.is_number_integer()) {
+      out = j.get<M>();
+      return;
+    }
+    const std::string text = j.get<std::string>();
+    std::size_t used = 0;
+    const long long value = std::stoll(text, &used);
+    if (used != text.size()) throw std::invalid_argument("expected a whole number, got " + j.dump());
+    out = static_cast<M>(value);
+  } else {
+    out = j.get<M>();
+  }
+}
+
+template <typename T>
+json ParamsObject(const T& value) {
+  json out = json::object();
+  std::apply(
+      [&](const auto&... field) {
+        (
+            [&] {
+              const auto& member = value.*(field.member);
+              using M = std::remove_cvref_t<decltype(member)>;
+              if constexpr (IsOptional<M>::value) {
+                if (member) out[std::string(field.key)] = ParamText(*member);
+              } else {
+                out[std::string(field.key)] = ParamText(member);
+              }
+            }(),
+            ...);
+      },
+      JsonFields<T>::kFields);
+  return out;
+}
+
+template <typename T>
+T ParamsOf(const json& j) {
+  if (!j.is_object()) throw std::invalid_argument("expected an object");
+  T value{};
+  std::apply(
+      [&](const auto&... field) {
+        (
+            [&] {
+              auto it = j.find(std::string(field.key));
+              if (it == j.end() || it->is_null()) return;
+              auto& member = value.*(field.member);
+              using M = std::remove_cvref_t<decltype(member)>;
+              try {
+                if constexpr (IsOptional<M>::value) {
+                  typename M::value_type inner{};
+                  ParamValue(*it, inner);
+                  member = std::move(inner);
+                } else {
+                  ParamValue(*it, member);
+                }
+              } catch (const std::exception& e) {
+                throw std::invalid_argument(std::string(field.key) + ": " + e.what());
+              }
+            }(),
+            ...);
+      },
+      JsonFields<T>::kFields);
+  return value;
+}
+
+json ParamsToJson(const ActionParams& params) {
+  return std::visit(
+      [](const auto& p) -> json {
+        using P = std::remove_cvref_t<decltype(p)>;
+        if constexpr (std::is_same_v<P, std::monostate>) {
+          return json::object();
+        } else {
+          return ParamsObject(p);
+        }
+      },
+      params);
+}
+
+void ParamsFromJson(const json& j, ActionType type, ActionParams& params) {
+  // None given (an action of a family without parameters, or one that needs none here, such
+  // as a shutdown the planner makes): as written.
+  if (j.is_object() && j.empty()) {
+    params = std::monostate{};
+    return;
+  }
+  switch (type) {
+    case ActionType::kSnapshot: params = ParamsOf<SnapshotParams>(j); return;
+    case ActionType::kShutdown: params = ParamsOf<ShutdownParams>(j); return;
+    case ActionType::kMigrate: params = ParamsOf<MigrateParams>(j); return;
+    case ActionType::kBackup: params = ParamsOf<BackupParams>(j); return;
+    case ActionType::kBackupDelete: params = ParamsOf<BackupDeleteParams>(j); return;
+    case ActionType::kBackupRestore: params = ParamsOf<BackupRestoreParams>(j); return;
+    default:
+      if (!j.is_object()) throw std::invalid_argument("expected an object");
+      params = std::monostate{};
+      return;
   }
 }
 

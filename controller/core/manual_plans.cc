@@ -51,9 +51,7 @@ Result<Plan> PlanSnapshotCreate(const ObservedState& observed, const SnapshotCre
   plan.source = SourceRef::Command("snapshot create");
   Action a = OnVm(**vm, ActionType::kSnapshot, "snapshot/" + (*vm)->name + "/" + name, "snapshot by hand");
   a.snapshot = name;
-  a.params = {{"description", request.description},
-              {"memory", request.memory ? "true" : "false"},
-              {"quiesce", request.quiesce ? "true" : "false"}};
+  a.params = SnapshotParams{request.description, request.memory, request.quiesce};
   plan.actions.push_back(std::move(a));
   return plan;
 }
@@ -125,7 +123,7 @@ Result<PowerPlan> PlanPower(const ObservedState& observed, const PowerRequest& r
                         "power " + request.operation + (request.force ? " --force" : ""));
         a.node = node.name;
         a.power_before = vm.power;
-        if (type == ActionType::kShutdown && request.force) a.params["forceOff"] = "true";
+        if (type == ActionType::kShutdown && request.force) a.params = ShutdownParams{true};
         if (!previous.empty()) a.depends_on = {previous};
         previous = a.id;
         out.plan.actions.push_back(std::move(a));

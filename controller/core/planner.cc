@@ -604,10 +604,7 @@ class Builder {
     for (const std::string& v : copy) {
       migrate.changes.push_back(FieldChange{"copy " + v, "", from + " -> " + node, ChangeClass::kLive});
     }
-    migrate.params["mode"] = mode;
-    if (mode == "live" && policy.allow_offline) migrate.params["allowOffline"] = "true";
-    if (policy.bandwidth) migrate.params["bandwidth"] = std::to_string(*policy.bandwidth);
-    if (simulated) migrate.params["simulated"] = "true";
+    migrate.params = MigrateParams{mode, mode == "live" && policy.allow_offline, policy.bandwidth, simulated};
     migrate.volumes = copy;
     migrate.vm = want;
     const std::string migrate_id = migrate.id;

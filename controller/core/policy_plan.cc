@@ -22,7 +22,6 @@ std::string UtcStamp(TimePoint t) {
   return buf;
 }
 
-std::string Bool(bool b) { return b ? "true" : "false"; }
 
 // The first of `name`, `name-2`, `name-3`... not in `taken`.
 std::string Unique(const std::string& name, const std::set<std::string>& taken) {
@@ -105,9 +104,7 @@ Result<Plan> PlanSnapshotPolicyRun(const SnapshotPolicy& policy, const DesiredSt
     a.snapshot = snapshot;
     a.policy = name;
     a.stage = 0;
-    a.params = {{"description", policy.spec.description},
-                {"memory", Bool(policy.spec.memory)},
-                {"quiesce", Bool(policy.spec.quiesce)}};
+    a.params = SnapshotParams{policy.spec.description, policy.spec.memory, policy.spec.quiesce};
     create_of[vm] = a.id;
     plan.actions.push_back(std::move(a));
     const std::string id = vm + "/" + snapshot;
@@ -166,16 +163,16 @@ Action MakeBackupAction(const VirtualMachine& vm, const std::string& node, const
   a.policy = policy;
   a.vm = vm;
   const int level = spec.compression_level.value_or(spec.compression == Compression::kGzip ? 6 : 3);
-  a.params = {{"id", id},
-              {"directory", spec.target.directory + "/" + vm.meta.name + "/" + id},
-              {"target", spec.target.directory},
-              {"mode", std::string(EnumName(spec.mode))},
-              {"compression", std::string(EnumName(spec.compression))},
-              {"level", std::to_string(level)},
-              {"verify", Bool(spec.verify)},
-              {"protect", Bool(spec.protect)},
-              {"description", spec.description},
-              {"created", std::to_string(now.time_since_epoch().count())}};
+  a.params = BackupParams{id,
+                          spec.target.directory + "/" + vm.meta.name + "/" + id,
+                          spec.target.directory,
+                          spec.mode,
+                          spec.compression,
+                          level,
+                          spec.verify,
+                          spec.protect,
+                          spec.description,
+                          static_cast<std::int64_t>(now.time_since_epoch().count())};
   return a;
 }
 
@@ -223,7 +220,7 @@ Result<Plan> PlanBackupPolicyRun(const BackupPolicy& policy, const DesiredState&
     d.reason = "backup " + b.id + ": retention of BackupPolicy " + name;
     d.policy = name;
     d.stage = 1;
-    d.params = {{"id", b.id}, {"directory", b.location}};
+    d.params = BackupDeleteParams{b.id, b.location, false};
     if (auto it = create_of.find(b.vm); it != create_of.end()) d.depends_on = {it->second};
     plan.actions.push_back(std::move(d));
   }

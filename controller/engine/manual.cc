@@ -233,7 +233,7 @@ Result<Plan> PlanBackupDelete(Session& session, const std::string& what, bool fo
         a.id = "backup-delete/" + record->id;
         a.target = ResourceRef{Kind::kVirtualMachine, record->vm};
         a.reason = "the record of failed backup attempt " + record->id + " deleted by hand";
-        a.params = {{"id", record->id}, {"directory", record->location}, {"force", "false"}};
+        a.params = BackupDeleteParams{record->id, record->location, false};
         plan.actions.push_back(std::move(a));
         return plan;
       }
@@ -249,7 +249,7 @@ Result<Plan> PlanBackupDelete(Session& session, const std::string& what, bool fo
   a.id = "backup-delete/" + manifest.id;
   a.target = ResourceRef{Kind::kVirtualMachine, manifest.vm};
   a.reason = "backup " + manifest.id + " deleted by hand";
-  a.params = {{"id", manifest.id}, {"directory", found->directory}, {"force", force ? "true" : "false"}};
+  a.params = BackupDeleteParams{manifest.id, found->directory, force};
   plan.actions.push_back(std::move(a));
   return plan;
 }
@@ -282,7 +282,7 @@ Result<BackupRestore> PlanBackupRestore(Session& session, const BackupRestoreReq
   a.target = ResourceRef{Kind::kVirtualMachine, out.name};
   a.reason = "restore backup " + manifest.id + " of " + manifest.vm + (manifest.simulated ? " (simulated)" : "") +
              (out.managed ? "; managed (in the manifests)" : "; not managed by gitvirt");
-  a.params = {{"directory", found->directory}, {"id", manifest.id}, {"managed", out.managed ? "true" : "false"}};
+  a.params = BackupRestoreParams{found->directory, manifest.id, out.managed};
   out.plan.actions.push_back(a);
   if (request.start) {
     Action start;

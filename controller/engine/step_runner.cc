@@ -488,7 +488,7 @@ struct LibvirtStepRunner::Impl {
       policy = current->last_applied->update_policy;
     }
     // `gitvirt power shutdown --force`: power off after the timeout whatever the VM says.
-    if (auto it = action.params.find("forceOff"); it != action.params.end()) policy.force_off = it->second == "true";
+    if (const auto* p = std::get_if<ShutdownParams>(&action.params)) policy.force_off = p->force_off;
     if (auto ok = hv.Shutdown(action.target.name, policy.shutdown_timeout, policy.force_off); !ok) {
       return std::unexpected(ok.error());
     }
@@ -541,11 +541,6 @@ struct LibvirtStepRunner::Impl {
     return catalog_slot->catalog.get();
   }
 
-  static std::string Param(const Action& action, const std::string& key, const std::string& fallback = "") {
-    auto it = action.params.find(key);
-    return it == action.params.end() ? fallback : it->second;
-  }
-
   // Whether the controller can read the node's files (qemu:///..., qemu+unix://, sim:).
   bool LocalNode(const std::string& node) const {
     const NodeConfig* config = nodes.config().FindNode(node);
@@ -570,10 +565,11 @@ struct LibvirtStepRunner::Impl {
     }
     SnapshotRequest request;
     request.name = action.snapshot;
-    request.description = Param(action, "description");
+    const SnapshotParams& params = action.Params<SnapshotParams>();
+    request.description = params.description;
     request.policy = action.policy;
-    request.memory = Param(action, "memory") == "true";
-    request.quiesce = Param(action, "quiesce") == "true";
+    request.memory = params.memory;
+    request.quiesce = params.quiesce;
     if (auto ok = ctx.RecordUndo(json{{"snapshot", action.snapshot}}.dump()); !ok) return std::unexpected(ok.error());
     auto taken = hv.CreateSnapshot(vm, request);
     if (!taken) return std::unexpected(taken.error());
@@ -611,20 +607,21 @@ struct LibvirtStepRunner::Impl {
   }
 
   BackupRequest BackupRequestOf(const Action& action, const std::string& job_id) const {
+    const BackupParams& params = action.Params<BackupParams>();
     BackupRequest req;
-    req.id = Param(action, "id");
-    req.directory = Param(action, "directory");
+    req.id = params.id;
+    req.directory = params.directory;
     req.vm = action.target.name;
     req.policy = action.policy;
     req.revision = plan.revision;
-    req.description = Param(action, "description");
+    req.description = params.description;
     req.job_id = job_id;
-    req.mode = ParseEnum<BackupMode>(Param(action, "mode", "snapshot")).value_or(BackupMode::kSnapshot);
-    req.compression = ParseEnum<Compression>(Param(action, "compression", "zstd")).value_or(Compression::kZstd);
-    req.level = std::atoi(Param(action, "level", "3").c_str());
-    req.verify = Param(action, "verify") == "true";
-    req.is_protected = Param(action, "protect") == "true";
-    req.created = TimePoint{std::chrono::seconds{std::atoll(Param(action, "created", "0").c_str())}};
+    req.mode = params.mode;
+    req.compression = params.compression;
+    req.level = params.level;
+    req.verify = params.verify;
+    req.is_protected = params.protect;
+    req.created = TimePoint{std::chrono::seconds{params.created}};
     if (req.created == TimePoint{}) req.created = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
     if (action.vm) {
       req.update_policy = action.vm->spec.update_policy;
@@ -632,10 +629,6 @@ struct LibvirtStepRunner::Impl {
         if (!d.backup) req.skip_disks.push_back(d.name);
       }
     }
-    if (auto it = action.params.find("shutdownTimeout"); it != action.params.end()) {
-      req.update_policy.shutdown_timeout = Seconds(std::atoll(it->second.c_str()));
-    }
-    if (auto it = action.params.find("forceOff"); it != action.params.end()) req.update_policy.force_off = it->second == "true";
     req.local_node = LocalNode(action.node);
     return req;
   }
@@ -707,7 +700,8 @@ struct LibvirtStepRunner::Impl {
   }
 
   Result<UndoOutcome> UndoBackup(Hypervisor* hv, const Action& action, const json& undo) {
-    const std::string dir = Param(action, "directory");
+    const BackupParams& params = action.Params<BackupParams>();
+    const std::string& dir = params.directory;
     std::error_code ec;
     if (!dir.empty()) {
       if (auto ok = DeleteBackupDirectory(dir, /*force=*/true); !ok) return std::unexpected(ok.error());
@@ -715,8 +709,8 @@ struct LibvirtStepRunner::Impl {
     }
     if (auto catalog = Catalog()) {
       // The record of a failed attempt stays: it is history, not something this step made.
-      auto known = (*catalog)->Get(Param(action, "id"));
-      if (known && known->status != "failed") (void)(*catalog)->Remove(Param(action, "id"));
+      auto known = (*catalog)->Get(params.id);
+      if (known && known->status != "failed") (void)(*catalog)->Remove(params.id);
     }
     if (hv != nullptr) {
       if (auto ok = DeleteBackupScratch(*hv, StringList(undo, "scratch")); !ok) return std::unexpected(ok.error());
@@ -732,8 +726,9 @@ struct LibvirtStepRunner::Impl {
   }
 
   Result<std::string> BackupDelete(const Action& action, StepContext& ctx) {
-    const std::string dir = Param(action, "directory");
-    const std::string id = Param(action, "id");
+    const BackupDeleteParams& params = action.Params<BackupDeleteParams>();
+    const std::string& dir = params.directory;
+    const std::string& id = params.id;
     if (dir.empty()) return Fail(ErrorCode::kInvalidArgument, "the backup-delete step has no directory");
     auto manifest = ReadManifest(dir);
     if (manifest) {
@@ -741,7 +736,7 @@ struct LibvirtStepRunner::Impl {
         return Fail(ErrorCode::kFailedPrecondition,
                     "backup " + manifest->id + " was not made by policy " + action.policy + "; not deleting it");
       }
-      const bool force = Param(action, "force") == "true";
+      const bool force = params.force;
       if (manifest->is_protected && !force) {
         return Fail(ErrorCode::kFailedPrecondition, "backup " + manifest->id + " is protected; not deleting it");
       }
@@ -758,9 +753,10 @@ struct LibvirtStepRunner::Impl {
 
   Result<std::string> BackupRestore(Hypervisor& hv, const Action& action, StepContext& ctx) {
     RestoreRequest req;
-    req.directory = Param(action, "directory");
+    const BackupRestoreParams& params = action.Params<BackupRestoreParams>();
+    req.directory = params.directory;
     req.new_name = action.target.name;
-    req.managed = Param(action, "managed") == "true";
+    req.managed = params.managed;
     req.cache_dir = (std::filesystem::path(options.cache_dir) / "restore").string();
     req.job_id = ctx.job_id();
     req.revision = plan.revision;
@@ -787,10 +783,11 @@ struct LibvirtStepRunner::Impl {
     r.source = *source;
     r.target = *target;
     r.vm = action.target.name;
-    r.mode = Param(action, "mode", "offline");
-    r.allow_offline = Param(action, "allowOffline") == "true";
+    const MigrateParams& params = action.Params<MigrateParams>();
+    r.mode = params.mode;
+    r.allow_offline = params.allow_offline;
     r.volumes = action.volumes;
-    if (auto b = Param(action, "bandwidth"); !b.empty()) r.bandwidth = std::stoull(b);
+    r.bandwidth = params.bandwidth;
     if (const NodeConfig* n = nodes.config().FindNode(action.node)) r.target_address = n->migration_address;
     if (const NodeConfig* n = nodes.config().FindNode(action.source_node)) r.source_address = n->migration_address;
     if (action.vm) r.update_policy = action.vm->spec.update_policy;

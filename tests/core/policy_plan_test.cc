@@ -1,6 +1,7 @@
 // What one run of a SnapshotPolicy or BackupPolicy plans: the selected VMs, the names, and
 // retention over the policy's own items only (hand-made ones, other policies' and protected
 // backups are never deleted).
+#include "gitvirt/core/json.h"
 #include "gitvirt/core/policy_plan.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,13 @@
 
 namespace gitvirt {
 namespace {
+
+// An action's params as plan files and the journal carry them: every value a string.
+std::map<std::string, std::string> WireParams(const Action& a) {
+  Plan p;
+  p.actions = {a};
+  return PlanToJson(p)["actions"][0]["params"].get<std::map<std::string, std::string>>();
+}
 
 using std::chrono::hours;
 using std::chrono::seconds;
@@ -124,9 +132,9 @@ TEST(PlanSnapshotPolicyRun, NamesSnapshotsByThePatternInThePolicysZone) {
   EXPECT_EQ(a.node, "hv1");
   EXPECT_EQ(a.policy, "hourly");
   EXPECT_EQ(a.snapshot, "auto-web-01-20260301T060000");
-  EXPECT_EQ(a.params.at("quiesce"), "true");
-  EXPECT_EQ(a.params.at("memory"), "false");
-  EXPECT_EQ(a.params.at("description"), "rotation");
+  EXPECT_EQ(WireParams(a).at("quiesce"), "true");
+  EXPECT_EQ(WireParams(a).at("memory"), "false");
+  EXPECT_EQ(WireParams(a).at("description"), "rotation");
   EXPECT_EQ(plan->revision, "rev1");
   EXPECT_EQ(plan->warnings.size(), 1u);
 }
@@ -237,12 +245,12 @@ TEST(PlanBackupPolicyRun, BacksUpTheSelectedVmsWithThePolicysSettings) {
   EXPECT_EQ(a.type, ActionType::kBackup);
   ASSERT_TRUE(a.vm);
   EXPECT_EQ(a.vm->meta.name, "web-01");
-  EXPECT_EQ(a.params.at("id"), "web-01-20260301T020000Z");
-  EXPECT_EQ(a.params.at("directory"), "/backups/web-01/web-01-20260301T020000Z");
-  EXPECT_EQ(a.params.at("compression"), "zstd");
-  EXPECT_EQ(a.params.at("level"), "5");
-  EXPECT_EQ(a.params.at("verify"), "true");
-  EXPECT_EQ(a.params.at("mode"), "snapshot");
+  EXPECT_EQ(WireParams(a).at("id"), "web-01-20260301T020000Z");
+  EXPECT_EQ(WireParams(a).at("directory"), "/backups/web-01/web-01-20260301T020000Z");
+  EXPECT_EQ(WireParams(a).at("compression"), "zstd");
+  EXPECT_EQ(WireParams(a).at("level"), "5");
+  EXPECT_EQ(WireParams(a).at("verify"), "true");
+  EXPECT_EQ(WireParams(a).at("mode"), "snapshot");
 }
 
 TEST(PlanBackupPolicyRun, RetentionNeverDeletesProtectedOrOtherPoliciesBackups) {
@@ -266,7 +274,7 @@ TEST(PlanBackupPolicyRun, RetentionNeverDeletesProtectedOrOtherPoliciesBackups) 
     if (a.type != ActionType::kBackupDelete) continue;
     EXPECT_EQ(a.policy, "nightly");
     EXPECT_EQ(a.depends_on, std::vector<std::string>{"backup/web-01/web-01-20260301T000000Z"});
-    EXPECT_EQ(a.params.at("directory"), "/backups/web-01/" + a.params.at("id"));
+    EXPECT_EQ(WireParams(a).at("directory"), "/backups/web-01/" + WireParams(a).at("id"));
   }
 }
 
@@ -291,7 +299,7 @@ TEST(PlanBackupPolicyRun, AProtectingPolicyNeverDeletes) {
   auto plan = PlanBackupPolicyRun(p, w.desired, w.observed, catalog, kT0, "");
   ASSERT_TRUE(plan);
   EXPECT_EQ(plan->actions.size(), 1u);
-  EXPECT_EQ(plan->actions[0].params.at("protect"), "true");
+  EXPECT_EQ(WireParams(plan->actions[0]).at("protect"), "true");
 }
 
 TEST(MakeBackupId, IsUniqueAgainstTheCatalog) {

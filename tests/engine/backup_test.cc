@@ -293,7 +293,7 @@ class SimBackupFlow : public ::testing::Test {
     a.type = ActionType::kBackupRestore;
     a.node = "hv1";
     a.target = ResourceRef{Kind::kVirtualMachine, name};
-    a.params = {{"directory", dir}, {"managed", "false"}};
+    a.params = BackupRestoreParams{dir, "", false};
     plan.actions = {a};
     return plan;
   }
@@ -472,7 +472,7 @@ TEST_F(SimBackupFlow, ABackupStepRunAgainAfterACrashFinishesIt) {
   Plan plan;
   plan.actions = {MakeBackupAction(desired_.vms[0], "hv1", desired_.backup_policies[0].spec, "nightly", "db-01-x", kT0)};
   ASSERT_TRUE(RunPlan(plan).Ok());
-  const std::string dir = plan.actions[0].params.at("directory");
+  const std::string dir = plan.actions[0].Params<BackupParams>().directory;
   const std::string manifest = ReadAll(fs::path(dir) / "manifest.json");
   // Run again (as a recovery would): the complete backup is not taken again.
   ASSERT_TRUE(RunPlan(plan).Ok());

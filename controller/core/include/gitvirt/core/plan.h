@@ -4,9 +4,11 @@
 // It prints like `terraform plan`, saves as JSON with the source revision and a fingerprint of
 // every observed target, and is what `apply` executes. Nothing here does I/O.
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "gitvirt/core/diagnostic.h"
@@ -80,6 +82,54 @@ struct FieldChange {
   friend bool operator==(const FieldChange&, const FieldChange&) = default;
 };
 
+// What a step needs beyond its target, one type per action family, so that a journaled job is
+// resumed exactly as it was planned. Plan files and the journal carry them as "params", an
+// object whose values are strings ("true", "5"), the form they have always had.
+struct SnapshotParams {  // snapshot
+  std::string description;
+  bool memory = false;
+  bool quiesce = false;
+  friend bool operator==(const SnapshotParams&, const SnapshotParams&) = default;
+};
+struct ShutdownParams {  // shutdown: `gitvirt power shutdown --force` powers off after the timeout
+  bool force_off = false;
+  friend bool operator==(const ShutdownParams&, const ShutdownParams&) = default;
+};
+struct MigrateParams {  // migrate
+  std::string mode = "offline";       // live | offline
+  bool allow_offline = false;         // a failed live migration falls back to offline
+  std::optional<std::uint64_t> bandwidth;  // bytes per second
+  bool simulated = false;             // two simulated nodes: metadata moves
+  friend bool operator==(const MigrateParams&, const MigrateParams&) = default;
+};
+struct BackupParams {  // backup
+  std::string id;
+  std::string directory;  // <target>/<vm>/<id>
+  std::string target;
+  BackupMode mode = BackupMode::kSnapshot;
+  Compression compression = Compression::kZstd;
+  int level = 3;
+  bool verify = false;
+  bool protect = false;
+  std::string description;
+  std::int64_t created = 0;  // Unix seconds
+  friend bool operator==(const BackupParams&, const BackupParams&) = default;
+};
+struct BackupDeleteParams {  // backup-delete
+  std::string id;
+  std::string directory;
+  bool force = false;  // a protected backup too
+  friend bool operator==(const BackupDeleteParams&, const BackupDeleteParams&) = default;
+};
+struct BackupRestoreParams {  // backup-restore
+  std::string directory;  // the backup
+  std::string id;
+  bool managed = false;  // the manifests declare the new VM: it carries gitvirt's owner mark
+  friend bool operator==(const BackupRestoreParams&, const BackupRestoreParams&) = default;
+};
+using ActionParams = std::variant<std::monostate, SnapshotParams, ShutdownParams, MigrateParams, BackupParams,
+                                  BackupDeleteParams, BackupRestoreParams>;
+
 struct Action {
   std::string id;  // unique in the plan: "create/web-01", "image-import/hv1/debian-12"
   ActionType type = ActionType::kCreate;
@@ -99,10 +149,16 @@ struct Action {
   std::vector<std::string> volumes;     // volume-delete: "pool/volume"
   std::string snapshot;                 // snapshot, snapshot-delete
   std::string policy;                   // snapshot/backup policy
-  // snapshot, backup, backup-delete, backup-restore, power: the settings the step needs
-  // (policy fields, backup id and location, ...), so a journaled job can be resumed as it was.
-  std::map<std::string, std::string> params;
+  // The family's parameters (ActionParams): the alternative for the action's type, or none.
+  ActionParams params;
   std::optional<PowerState> power_before;  // for undo of power actions
+  // The parameters of the action's family; defaults when the action carries none.
+  template <typename P>
+  const P& Params() const {
+    static const P kDefaults{};
+    const P* p = std::get_if<P>(&params);
+    return p != nullptr ? *p : kDefaults;
+  }
   friend bool operator==(const Action&, const Action&) = default;
 };
 
