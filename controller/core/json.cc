@@ -1,5 +1,7 @@
 #include "gitvirt/core/json.h"
 
+#include "gitvirt/core/json_table.h"
+
 #include "gitvirt/core/diagnostic.h"
 #include "gitvirt/core/observed_codec.h"
 #include "gitvirt/core/plan.h"
@@ -11,26 +13,14 @@
 #include <type_traits>
 
 namespace gitvirt {
-namespace {
 
 using nlohmann::json;
-
-template <typename T, typename M>
-struct FieldDef {
-  std::string_view key;
-  M T::*member;
-};
-template <typename T, typename M>
-FieldDef(std::string_view, M T::*) -> FieldDef<T, M>;
-
-template <typename T>
-struct JsonFields;
-
-#define GITVIRT_JSON_FIELDS(T, ...)                        \
-  template <>                                              \
-  struct JsonFields<T> {                                   \
-    static constexpr auto kFields = std::make_tuple(__VA_ARGS__); \
-  }
+using json_table::Decode;
+using json_table::Encode;
+using json_table::HasFields;
+using json_table::IsOptional;
+using json_table::IsVector;
+using json_table::NamedEnum;
 
 GITVIRT_JSON_FIELDS(SecretRef, FieldDef{"file", &SecretRef::file}, FieldDef{"env", &SecretRef::env});
 GITVIRT_JSON_FIELDS(DiskSource, FieldDef{"type", &DiskSource::type},
@@ -209,7 +199,7 @@ GITVIRT_JSON_FIELDS(Action, FieldDef{"id", &Action::id}, FieldDef{"type", &Actio
                     FieldDef{"snapshot", &Action::snapshot}, FieldDef{"policy", &Action::policy},
                     FieldDef{"powerBefore", &Action::power_before});
 // An action's "params" (its family's type, by the action's type) are written with string
-// values: ParamsToJson / ParamsFromJson below.
+// values: JsonCodec<Action> below.
 GITVIRT_JSON_FIELDS(SnapshotParams, FieldDef{"description", &SnapshotParams::description},
                     FieldDef{"memory", &SnapshotParams::memory}, FieldDef{"quiesce", &SnapshotParams::quiesce});
 GITVIRT_JSON_FIELDS(ShutdownParams, FieldDef{"forceOff", &ShutdownParams::force_off});
@@ -288,137 +278,7 @@ GITVIRT_JSON_FIELDS(ObservedNode, FieldDef{"name", &ObservedNode::name},
                     FieldDef{"networks", &ObservedNode::networks},
                     FieldDef{"interfaces", &ObservedNode::interfaces});
 
-#undef GITVIRT_JSON_FIELDS
-
-template <typename T>
-concept HasFields = requires { JsonFields<T>::kFields; };
-template <typename T>
-concept NamedEnum = std::is_enum_v<T> && requires { EnumTable<T>::kNames; };
-template <typename T>
-struct IsOptional : std::false_type {};
-template <typename T>
-struct IsOptional<std::optional<T>> : std::true_type {};
-template <typename T>
-struct IsVector : std::false_type {};
-template <typename T>
-struct IsVector<std::vector<T>> : std::true_type {};
-
-template <typename V>
-json Encode(const V& v);
-
-template <typename T>
-json EncodeObject(const T& value) {
-  json out = json::object();
-  std::apply(
-      [&](const auto&... field) {
-        (
-            [&] {
-              const auto& member = value.*(field.member);
-              using M = std::remove_cvref_t<decltype(member)>;
-              if constexpr (IsOptional<M>::value) {
-                if (member) out[std::string(field.key)] = Encode(*member);
-              } else {
-                out[std::string(field.key)] = Encode(member);
-              }
-            }(),
-            ...);
-      },
-      JsonFields<T>::kFields);
-  return out;
-}
-
-json ParamsToJson(const ActionParams& params);
-void ParamsFromJson(const json& j, ActionType type, ActionParams& params);
-
-template <typename V>
-json Encode(const V& v) {
-  if constexpr (std::is_same_v<V, Action>) {
-    json out = EncodeObject(v);
-    out["params"] = ParamsToJson(v.params);
-    return out;
-  } else if constexpr (HasFields<V>) {
-    return EncodeObject(v);
-  } else if constexpr (NamedEnum<V>) {
-    return std::string(EnumName(v));
-  } else if constexpr (std::is_same_v<V, Seconds>) {
-    return v.count();
-  } else if constexpr (std::is_same_v<V, SourceRef>) {
-    return v.ToString();
-  } else if constexpr (IsVector<V>::value) {
-    json arr = json::array();
-    for (const auto& item : v) arr.push_back(Encode(item));
-    return arr;
-  } else {
-    return json(v);  // strings, numbers, booleans, Labels
-  }
-}
-
-template <typename V>
-void Decode(const json& j, V& out);
-
-template <typename T>
-void DecodeObject(const json& j, T& value) {
-  if (!j.is_object()) throw std::invalid_argument("expected an object");
-  std::apply(
-      [&](const auto&... field) {
-        (
-            [&] {
-              auto it = j.find(std::string(field.key));
-              if (it == j.end() || it->is_null()) return;
-              auto& member = value.*(field.member);
-              using M = std::remove_cvref_t<decltype(member)>;
-              try {
-                if constexpr (IsOptional<M>::value) {
-                  typename M::value_type inner{};
-                  Decode(*it, inner);
-                  member = std::move(inner);
-                } else {
-                  Decode(*it, member);
-                }
-              } catch (const std::exception& e) {
-                throw std::invalid_argument(std::string(field.key) + ": " + e.what());
-              }
-            }(),
-            ...);
-      },
-      JsonFields<T>::kFields);
-}
-
-template <typename V>
-void Decode(const json& j, V& out) {
-  if constexpr (std::is_same_v<V, Action>) {
-    DecodeObject(j, out);
-    if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
-      try {
-        ParamsFromJson(*it, out.type, out.params);
-      } catch (const std::exception& e) {
-        throw std::invalid_argument(std::string("params: ") + e.what());
-      }
-    }
-  } else if constexpr (HasFields<V>) {
-    DecodeObject(j, out);
-  } else if constexpr (NamedEnum<V>) {
-    auto parsed = ParseEnum<V>(j.get<std::string>());
-    if (!parsed) throw std::invalid_argument("unknown value " + j.dump());
-    out = *parsed;
-  } else if constexpr (std::is_same_v<V, Seconds>) {
-    out = Seconds(j.get<std::int64_t>());
-  } else if constexpr (std::is_same_v<V, SourceRef>) {
-    auto parsed = SourceRef::Parse(j.get<std::string>());
-    if (!parsed) throw std::invalid_argument("not a source: " + j.dump());
-    out = std::move(*parsed);
-  } else if constexpr (IsVector<V>::value) {
-    if (!j.is_array()) throw std::invalid_argument("expected an array");
-    out.clear();
-    for (const json& item : j) {
-      typename V::value_type element{};
-      Decode(item, element);
-      out.push_back(std::move(element));
-    }
-  } else {
-    out = j.get<V>();
-  }
-}
+namespace {
 
 // ---- action params: the family's table, every value a string ---------------------------------
 
@@ -547,17 +407,6 @@ void ParamsFromJson(const json& j, ActionType type, ActionParams& params) {
       params = std::monostate{};
       return;
   }
-}
-
-template <typename T>
-Result<T> FromJson(const json& j, std::string_view what) {
-  T value{};
-  try {
-    Decode(j, value);
-  } catch (const std::exception& e) {
-    return Fail(ErrorCode::kInvalidArgument, e.what(), "reading " + std::string(what) + " JSON");
-  }
-  return value;
 }
 
 // ---- the binary form (observed_codec.h) ------------------------------------------------------
@@ -691,6 +540,35 @@ class BinaryReader {
 
 }  // namespace
 
+json JsonCodec<Action>::Encode(const Action& action) {
+  json out = json_table::EncodeObject(action);
+  out["params"] = ParamsToJson(action.params);
+  return out;
+}
+
+void JsonCodec<Action>::Decode(const json& j, Action& action) {
+  json_table::DecodeObject(j, action);
+  if (auto it = j.find("params"); it != j.end() && !it->is_null()) {
+    try {
+      ParamsFromJson(*it, action.type, action.params);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(std::string("params: ") + e.what());
+    }
+  }
+}
+
+json JsonCodec<SourceRef>::Encode(const SourceRef& source) { return source.ToString(); }
+
+void JsonCodec<SourceRef>::Decode(const json& j, SourceRef& source) {
+  auto parsed = SourceRef::Parse(j.get<std::string>());
+  if (!parsed) throw std::invalid_argument("not a source: " + j.dump());
+  source = std::move(*parsed);
+}
+
+json JsonCodec<Ownership>::Encode(const Ownership& owner) { return json_table::EncodeObject(owner); }
+
+void JsonCodec<Ownership>::Decode(const json& j, Ownership& owner) { json_table::DecodeObject(j, owner); }
+
 std::string EncodeObservedNode(const ObservedNode& node) {
   BinaryWriter out;
   out.Put(node);
@@ -717,11 +595,11 @@ json ToJson(const SnapshotPolicy& policy) { return Encode(policy); }
 json ToJson(const BackupPolicy& policy) { return Encode(policy); }
 json ToJson(const Cluster& cluster) { return Encode(cluster); }
 
-Result<VmSpec> VmSpecFromJson(const json& j) { return FromJson<VmSpec>(j, "VM spec"); }
+Result<VmSpec> VmSpecFromJson(const json& j) { return json_table::Read<VmSpec>(j, "VM spec"); }
 Result<VirtualMachine> VirtualMachineFromJson(const json& j) {
-  return FromJson<VirtualMachine>(j, "VirtualMachine");
+  return json_table::Read<VirtualMachine>(j, "VirtualMachine");
 }
-Result<Image> ImageFromJson(const json& j) { return FromJson<Image>(j, "Image"); }
+Result<Image> ImageFromJson(const json& j) { return json_table::Read<Image>(j, "Image"); }
 
 json PlanToJson(const Plan& plan) {
   json j = Encode(plan);
@@ -737,7 +615,7 @@ Result<Plan> PlanFromJson(const json& j) {
     return Fail(ErrorCode::kInvalidArgument,
                 "not a gitvirt plan of format version " + std::to_string(Plan::kFormatVersion));
   }
-  return FromJson<Plan>(j, "plan");
+  return json_table::Read<Plan>(j, "plan");
 }
 
 std::string JsonFingerprint(const json& j) { return Fingerprint(std::string_view(j.dump())); }
