@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <numeric>
 
 namespace gitvirt {
 namespace {
@@ -74,17 +75,21 @@ Result<std::uint64_t> ParseSize(std::string_view text) {
     }
   }
   std::uint64_t frac = 0;
-  std::from_chars(frac_part.data(), frac_part.data() + frac_part.size(), frac);
-  std::uint64_t scale = 1;
+  auto [frac_end, frac_ec] = std::from_chars(frac_part.data(), frac_part.data() + frac_part.size(), frac);
+  if (frac_ec != std::errc() || frac_end != frac_part.data() + frac_part.size()) return SizeError(text, "bad number");
+  std::uint64_t scale = 1;  // 10^digits, at most 10^9
   for (std::size_t k = 0; k < frac_part.size(); ++k) scale *= 10;
-  const unsigned __int128 total =
-      static_cast<unsigned __int128>(whole) * found->factor +
-      static_cast<unsigned __int128>(frac) * found->factor / scale;
-  if (static_cast<unsigned __int128>(frac) * found->factor % scale != 0) {
-    return SizeError(text, "not a whole number of bytes");
+  // frac/scale of the unit must be whole bytes. With g = gcd(factor, scale), frac * factor is a
+  // multiple of scale exactly when frac is a multiple of scale/g (factor/g and scale/g share no
+  // factor), and the bytes are then (frac / (scale/g)) * (factor/g), at most factor: no
+  // intermediate product can overflow.
+  const std::uint64_t g = std::gcd(found->factor, scale);
+  if (frac % (scale / g) != 0) return SizeError(text, "not a whole number of bytes");
+  const std::uint64_t frac_bytes = (frac / (scale / g)) * (found->factor / g);
+  if (whole > (std::numeric_limits<std::uint64_t>::max() - frac_bytes) / found->factor) {
+    return SizeError(text, "too large");
   }
-  if (total > std::numeric_limits<std::uint64_t>::max()) return SizeError(text, "too large");
-  return static_cast<std::uint64_t>(total);
+  return whole * found->factor + frac_bytes;
 }
 
 std::string FormatSize(std::uint64_t bytes) {

@@ -283,7 +283,9 @@ TEST_F(ClusterTest, ScaleThreeFiveTwo) {
     std::snprintf(name, sizeof name, "k8s-worker-%02d", i);
     ASSERT_TRUE(vms5.contains(name)) << name;
     EXPECT_EQ(Ip(vms5.at(name)), "ip=10.0.100." + std::to_string(19 + i) + "/24,gw=10.0.100.1") << name;
-    if (i <= 3) EXPECT_EQ(vms5.at(name).node, at_three.at(name)) << name << " moved while scaling up";
+    if (i <= 3) {
+      EXPECT_EQ(vms5.at(name).node, at_three.at(name)) << name << " moved while scaling up";
+    }
   }
   EXPECT_EQ(PerNode(NodeOf()).size(), 3u);
 
