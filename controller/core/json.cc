@@ -546,12 +546,14 @@ json ToJson(const ObjectMeta& meta) { return Encode(meta); }
 json ToJson(const SnapshotPolicy& policy) { return Encode(policy); }
 json ToJson(const BackupPolicy& policy) { return Encode(policy); }
 json ToJson(const Cluster& cluster) { return Encode(cluster); }
+json ToJson(const Ownership& owner) { return Encode(owner); }
 
 Result<VmSpec> VmSpecFromJson(const json& j) { return FromJson<VmSpec>(j, "VM spec"); }
 Result<VirtualMachine> VirtualMachineFromJson(const json& j) {
   return FromJson<VirtualMachine>(j, "VirtualMachine");
 }
 Result<Image> ImageFromJson(const json& j) { return FromJson<Image>(j, "Image"); }
+Result<Ownership> OwnershipFromJson(const json& j) { return FromJson<Ownership>(j, "owner mark"); }
 
 json PlanToJson(const Plan& plan) {
   json j = Encode(plan);
