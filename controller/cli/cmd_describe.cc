@@ -70,8 +70,8 @@ struct Described {
 void Gather(const View& view, const std::shared_ptr<spdlog::logger>& log, Described& d) {
   if (d.observed == nullptr || !d.observed->Owned()) return;
   auto nodes = ConnectNodes(view.config, log);
-  if (Hypervisor* hv = nodes->Find(d.observed->node)) {
-    if (auto snaps = hv->ListSnapshots(d.name)) d.snapshots = std::move(*snaps);
+  if (Node* hv = nodes->Find(d.observed->node)) {
+    if (auto snaps = hv->snapshots().List(d.name)) d.snapshots = std::move(*snaps);
   }
   auto journal = Journal::Open(view.config.state);
   if (!journal) return;

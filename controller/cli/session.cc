@@ -103,9 +103,9 @@ std::optional<Desired> LoadDesired(const ControllerConfig& config, const SourceO
 
 std::unique_ptr<NodeSet> ConnectNodes(const ControllerConfig& config,
                                       const std::shared_ptr<spdlog::logger>& log) {
-  HypervisorOptions options;
+  HypervisorOptions options = HypervisorOptions::FromEnvironment();
   options.logger = log;
-  return NodeSet::Connect(config, options);
+  return NodeSet::Connect(config.nodes, options);
 }
 
 std::unique_ptr<Journal> OpenJournal(const ControllerConfig& config) {

@@ -11,7 +11,7 @@
 #include "command.h"
 #include "gitvirt/core/config.h"
 #include "gitvirt/core/model.h"
-#include "gitvirt/engine/nodes.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/store/journal.h"
 
 namespace gitvirt::cli {

@@ -65,9 +65,9 @@ Result<std::unique_ptr<Controller>> Controller::Start(ControllerConfig config, s
   auto journal = Journal::Open(c->config_.state);
   if (!journal) return std::unexpected(journal.error());
   c->journal_ = std::move(*journal);
-  HypervisorOptions hv;
+  HypervisorOptions hv = HypervisorOptions::FromEnvironment();
   hv.logger = log;
-  c->nodes_ = NodeSet::Connect(c->config_, hv);
+  c->nodes_ = NodeSet::Connect(c->config_.nodes, hv);
   for (const NodeConfig& n : c->config_.nodes) {
     if (c->nodes_->Find(n.name) == nullptr) {
       log->warn("node={} not connected: {} (retried every pass)", n.name, c->nodes_->ConnectError(n.name));
@@ -280,6 +280,7 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
     retry_at_ = {};
   }
 
+  nodes_->RetryUnreachable();
   auto observed = std::make_shared<ObservedState>(nodes_->ObserveAll());
   std::shared_ptr<Plan> plan;
   if (desired_) {

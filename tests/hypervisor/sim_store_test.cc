@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "temp_dir.h"
 
 namespace gitvirt {
@@ -21,9 +21,9 @@ TEST(SimStoreTest, APoolPathWithXmlCharactersSurvivesEveryFile) {
   {
     auto hv = ConnectNode(node, HypervisorOptions{});
     ASSERT_TRUE(hv) << hv.error().ToString();
-    auto ensured = (*hv)->EnsurePool(node.pools[1]);
+    auto ensured = (*hv)->storage().EnsurePool(node.pools[1]);
     ASSERT_TRUE(ensured) << ensured.error().ToString();
-    auto made = (*hv)->CreateVolume(VolumeSpec{"odd", "v<1>&'.qcow2", 1ULL << 30});
+    auto made = (*hv)->storage().CreateVolume(VolumeSpec{"odd", "v<1>&'.qcow2", 1ULL << 30});
     ASSERT_TRUE(made) << made.error().ToString();
     auto observed = (*hv)->Observe();
     ASSERT_TRUE(observed) << observed.error().ToString();
@@ -42,7 +42,7 @@ TEST(SimStoreTest, APoolPathWithXmlCharactersSurvivesEveryFile) {
   EXPECT_EQ(pool->path, path);
   ASSERT_NE(pool->FindVolume("v<1>&'.qcow2"), nullptr);
   EXPECT_EQ(pool->FindVolume("v<1>&'.qcow2")->capacity, 1ULL << 30);
-  auto dir_of_pool = (*again)->GetPoolPath("odd");
+  auto dir_of_pool = (*again)->storage().GetPoolPath("odd");
   ASSERT_TRUE(dir_of_pool) << dir_of_pool.error().ToString();
   EXPECT_EQ(*dir_of_pool, path);
 }

@@ -25,7 +25,7 @@
 
 #include "gitvirt/core/config.h"
 #include "gitvirt/core/model.h"
-#include "gitvirt/engine/nodes.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/engine/readiness.h"
 #include "gitvirt/core/status.h"
 #include "gitvirt/store/journal.h"
