@@ -17,12 +17,14 @@ NodeConnection::Opener NodeConnection::OpenUri(const std::string& node, const st
 }
 
 NodeConnection::NodeConnection(std::string node, std::string uri, Opener opener,
-                               std::chrono::seconds reconnect_timeout, std::shared_ptr<spdlog::logger> log)
+                               std::chrono::seconds reconnect_timeout, std::shared_ptr<spdlog::logger> log,
+                               ChangeObserver* observer)
     : node_(std::move(node)),
       uri_(std::move(uri)),
       opener_(std::move(opener)),
       reconnect_timeout_(reconnect_timeout),
-      log_(log ? std::move(log) : spdlog::default_logger()) {}
+      log_(log ? std::move(log) : spdlog::default_logger()),
+      observer_(observer) {}
 
 NodeConnection::~NodeConnection() {
   std::unique_lock lock(mu_);
@@ -68,6 +70,12 @@ bool NodeConnection::Lost(const Error& error) {
   }
   if (lost) log_->warn("node={} lost the connection ({}); reconnecting", node_, error.message);
   return lost;
+}
+
+Result<void> NodeConnection::Reopen(const std::string& why) {
+  lost_ = true;
+  log_->warn("node={} lost the connection ({}); reconnecting", node_, why);
+  return Reconnect();
 }
 
 void NodeConnection::LogDoneBeforeTheLoss(const std::string& context) {

@@ -80,7 +80,7 @@ Result<void> LibvirtDomains::Define(const DomainDefinition& def) {
   const std::string& name = def.vm.meta.name;
   const std::string rendered = RenderDomainXml(def, node_.virt_type());
   return node_.connection().Change<void>(
-      "defining " + name + " on " + node_.name(), [&](virConnectPtr c) -> Result<void> {
+      "defining " + name + " on " + node_.name(), Touched::Domain(name), [&](virConnectPtr c) -> Result<void> {
         std::string xml = rendered;
         // A redefinition must carry the domain's UUID: without one libvirt makes up a new UUID
         // and refuses ("domain 'x' already exists with uuid ...").
@@ -142,7 +142,8 @@ Result<void> LibvirtDomains::DefineRestored(const RestoredDomain& restored) {
 }
 
 Result<void> LibvirtDomains::DefineXml(const std::string& name, const std::string& xml) {
-  return node_.connection().Change<void>("restoring the definition of " + name, [&](virConnectPtr c) -> Result<void> {
+  return node_.connection().Change<void>("restoring the definition of " + name, Touched::Domain(name),
+                                         [&](virConnectPtr c) -> Result<void> {
     Domain dom(virDomainDefineXML(c, xml.c_str()));
     if (!dom) return std::unexpected(LastError(""));
     return {};
@@ -157,7 +158,7 @@ Result<void> LibvirtDomains::UndefineKeepingFirmwareState(const std::string& nam
 
 Result<void> LibvirtDomains::UndefineDomain(const std::string& name, bool keep_firmware_state) {
   return node_.connection().Change<void>(
-      "undefining " + name + " on " + node_.name(), [&](virConnectPtr c) -> Result<void> {
+      "undefining " + name + " on " + node_.name(), Touched::Domain(name), [&](virConnectPtr c) -> Result<void> {
         auto dom = LookupDomain(c, name);
         if (!dom) return std::unexpected(dom.error());
         if (virDomainIsActive(dom->get()) == 1 && virDomainDestroy(dom->get()) < 0) {
@@ -175,7 +176,8 @@ Result<void> LibvirtDomains::UndefineDomain(const std::string& name, bool keep_f
 }
 
 Result<void> LibvirtDomains::SetOwner(const std::string& name, const std::optional<Ownership>& owner) {
-  return node_.connection().Change<void>("setting the owner of " + name, [&](virConnectPtr c) -> Result<void> {
+  return node_.connection().Change<void>("setting the owner of " + name, Touched::Domain(name),
+                                         [&](virConnectPtr c) -> Result<void> {
     auto dom = LookupDomain(c, name);
     if (!dom) return std::unexpected(dom.error());
     unsigned int flags = VIR_DOMAIN_AFFECT_CONFIG;
@@ -202,7 +204,8 @@ Result<void> LibvirtDomains::SetOwner(const std::string& name, const std::option
 }
 
 Result<void> LibvirtDomains::SetAutostart(const std::string& name, bool autostart) {
-  return node_.connection().Change<void>("setting autostart of " + name, [&](virConnectPtr c) -> Result<void> {
+  return node_.connection().Change<void>("setting autostart of " + name, Touched::Domain(name),
+                                         [&](virConnectPtr c) -> Result<void> {
     auto dom = LookupDomain(c, name);
     if (!dom) return std::unexpected(dom.error());
     if (virDomainSetAutostart(dom->get(), autostart ? 1 : 0) < 0) return std::unexpected(LastError(""));

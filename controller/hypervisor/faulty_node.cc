@@ -16,14 +16,16 @@ namespace {
 // FaultSeam for a call with an answer. A repeat after a lost answer that finds the work done
 // answers with what the first call said.
 template <typename T>
-Result<T> Seam(spdlog::logger& log, const std::string& node, std::string_view kind, const std::string& subject,
-               const std::function<Result<T>()>& call) {
+Result<T> Seam(spdlog::logger& log, const std::string& node, const Reconnect& reconnect, std::string_view kind,
+               const std::string& subject, const std::function<Result<T>()>& call) {
   const std::string context = std::string(kind) + " " + subject + " on " + node;
   if (auto fault = InjectedFault(kind)) return std::unexpected(fault->Wrap(context));
   Result<T> result = call();
   InjectedKill(kind);
   if (!result || !InjectedConnectionLoss(kind)) return result;
-  log.warn("node={} {}: the answer was lost (GITVIRT_FAULTS lost); asking again", node, context);
+  if (auto ok = reconnect("connection lost before the answer (GITVIRT_FAULTS lost)"); !ok) {
+    return std::unexpected(ok.error().Wrap(context));
+  }
   Result<T> repeat = call();
   if (!repeat && DoneBeforeTheAnswerWasLost(repeat.error())) {
     log.info("node={} {}: done before the connection was lost", node, context);
@@ -36,11 +38,12 @@ Result<T> Seam(spdlog::logger& log, const std::string& node, std::string_view ki
 // (NodeCapabilities, an import of nothing), goes straight to the node, as it changes nothing.
 struct Seamed {
   Node& inner;
+  const Reconnect& reconnect;
   spdlog::logger& log;
   template <typename T = void>
   Result<T> Change(std::string_view kind, const std::string& subject,
                    const std::type_identity_t<std::function<Result<T>()>>& call) {
-    return Seam<T>(log, inner.name(), kind, subject, call);
+    return Seam<T>(log, inner.name(), reconnect, kind, subject, call);
   }
 };
 
@@ -199,9 +202,9 @@ class FaultyBackups final : public Backups, Seamed {
 
 }  // namespace
 
-Result<void> FaultSeam(spdlog::logger& log, const std::string& node, std::string_view kind, const std::string& subject,
-                       const std::function<Result<void>()>& call) {
-  return Seam<void>(log, node, kind, subject, call);
+Result<void> FaultSeam(spdlog::logger& log, const std::string& node, const Reconnect& reconnect, std::string_view kind,
+                       const std::string& subject, const std::function<Result<void>()>& call) {
+  return Seam<void>(log, node, reconnect, kind, subject, call);
 }
 
 struct FaultyNode::Ports {
@@ -213,9 +216,11 @@ struct FaultyNode::Ports {
   FaultyBackups backups;
 };
 
-FaultyNode::FaultyNode(std::unique_ptr<Node> inner, std::shared_ptr<spdlog::logger> log)
-    : inner_(std::move(inner)), log_(log ? std::move(log) : spdlog::default_logger()) {
-  const Seamed s{*inner_, *log_};
+FaultyNode::FaultyNode(std::unique_ptr<Node> inner, Reconnect reconnect, std::shared_ptr<spdlog::logger> log)
+    : inner_(std::move(inner)),
+      reconnect_(std::move(reconnect)),
+      log_(log ? std::move(log) : spdlog::default_logger()) {
+  const Seamed s{*inner_, reconnect_, *log_};
   ports_.reset(new Ports{FaultyDomains(s), FaultyPower(s), FaultyLiveChanges(s), FaultyStorage(s), FaultySnapshots(s),
                          FaultyBackups(s)});
 }

@@ -23,15 +23,19 @@
 
 namespace gitvirt {
 
+// What an answer lost with the connection costs the node: the connection, taken for lost (why)
+// and reopened (NodeConnection::Reopen).
+using Reconnect = std::function<Result<void>(const std::string& why)>;
+
 // One change of node `node` through the seam: an injected failure instead of the call; the
-// process killed right after it ("kill:N"); its answer lost ("lost:N"), and so the call asked
-// again, as after a lost connection (DoneBeforeTheAnswerWasLost).
-Result<void> FaultSeam(spdlog::logger& log, const std::string& node, std::string_view kind,
+// process killed right after it ("kill:N"); its answer lost ("lost:N"), and so the connection
+// reopened and the call asked again, as after a daemon restart (DoneBeforeTheAnswerWasLost).
+Result<void> FaultSeam(spdlog::logger& log, const std::string& node, const Reconnect& reconnect, std::string_view kind,
                        const std::string& subject, const std::function<Result<void>()>& call);
 
 class FaultyNode final : public Node {
  public:
-  FaultyNode(std::unique_ptr<Node> inner, std::shared_ptr<spdlog::logger> log);
+  FaultyNode(std::unique_ptr<Node> inner, Reconnect reconnect, std::shared_ptr<spdlog::logger> log);
   ~FaultyNode() override;
 
   const std::string& name() const override { return inner_->name(); }
@@ -48,6 +52,7 @@ class FaultyNode final : public Node {
  private:
   struct Ports;
   std::unique_ptr<Node> inner_;
+  Reconnect reconnect_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<Ports> ports_;
 };

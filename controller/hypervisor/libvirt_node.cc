@@ -5,23 +5,24 @@
 namespace gitvirt {
 
 LibvirtNode::LibvirtNode(const NodeConfig& config, std::string uri, NodeConnection::Opener opener,
-                         const HypervisorOptions& options)
+                         const HypervisorOptions& options, ChangeObserver* observer)
     : config_(config),
       uri_(std::move(uri)),
       log_(options.logger ? options.logger : spdlog::default_logger()),
-      connection_(config.name, uri_, std::move(opener), options.reconnect_timeout, log_) {}
+      connection_(config.name, uri_, std::move(opener), options.reconnect_timeout, log_, observer) {}
 
 Result<std::unique_ptr<LibvirtNode>> LibvirtNode::Connect(const NodeConfig& config, const HypervisorOptions& options) {
   std::unique_ptr<LibvirtNode> node(
-      new LibvirtNode(config, config.uri, NodeConnection::OpenUri(config.name, config.uri), options));
+      new LibvirtNode(config, config.uri, NodeConnection::OpenUri(config.name, config.uri), options, nullptr));
   if (auto ok = node->connection_.Open(); !ok) return std::unexpected(ok.error());
   if (auto ok = node->LearnCapabilities(options); !ok) return std::unexpected(ok.error());
   return node;
 }
 
 std::unique_ptr<LibvirtNode> LibvirtNode::TestDriver(const NodeConfig& config, std::string uri,
-                                                     NodeConnection::Opener opener, const HypervisorOptions& options) {
-  std::unique_ptr<LibvirtNode> node(new LibvirtNode(config, std::move(uri), std::move(opener), options));
+                                                     NodeConnection::Opener opener, ChangeObserver& observer,
+                                                     const HypervisorOptions& options) {
+  std::unique_ptr<LibvirtNode> node(new LibvirtNode(config, std::move(uri), std::move(opener), options, &observer));
   node->caps_.driver = "TEST";  // which cannot resize volumes: volume_resize stays off
   return node;
 }

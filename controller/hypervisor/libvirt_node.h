@@ -4,7 +4,8 @@
 // (domains.cc, power.cc, live_changes.cc, storage.cc, snapshots.cc, guest.cc, backups.cc),
 // observation in observe.cc, and the node itself (what its driver can do) in libvirt_node.cc.
 // What is not libvirt's business lives in decorators around it: a simulated node's files and
-// observation snapshot (sim_node.h), and the fault seam of test builds (faulty_node.h);
+// observation snapshot (sim_node.h, which also gives the adapter its connection's opener and
+// is told of each change: ChangeObserver), and the fault seam of test builds (faulty_node.h);
 // node_stack.cc assembles them. Moving a running domain needs two adapters (migrations.h).
 //
 // Thread-safety: as Node. Lifetime: the ports live as long as the node; `outermost()` as long
@@ -135,9 +136,11 @@ class LibvirtNode final : public Node {
   // capabilities name; the test driver: definitions, power, storage metadata, snapshots).
   static Result<std::unique_ptr<LibvirtNode>> Connect(const NodeConfig& config, const HypervisorOptions& options);
   // A node of libvirt's test driver whose connection opens at its first call that needs one,
-  // through `opener` (a simulated node's files, named by `uri`).
+  // through `opener` (a simulated node's files, named by `uri`); `observer` is told of every
+  // change (and outlives the node).
   static std::unique_ptr<LibvirtNode> TestDriver(const NodeConfig& config, std::string uri,
-                                                 NodeConnection::Opener opener, const HypervisorOptions& options);
+                                                 NodeConnection::Opener opener, ChangeObserver& observer,
+                                                 const HypervisorOptions& options);
 
   const std::string& name() const override { return config_.name; }
   const NodeCapabilities& capabilities() const override { return caps_; }
@@ -165,7 +168,7 @@ class LibvirtNode final : public Node {
 
  private:
   LibvirtNode(const NodeConfig& config, std::string uri, NodeConnection::Opener opener,
-              const HypervisorOptions& options);
+              const HypervisorOptions& options, ChangeObserver* observer);
   Result<void> LearnCapabilities(const HypervisorOptions& options);
 
   const NodeConfig config_;

@@ -15,7 +15,7 @@ using namespace libvirt;
 
 Result<void> DomainOp(LibvirtNode& node, const std::string& context, const std::string& name,
                       const std::function<int(virDomainPtr)>& fn) {
-  return node.connection().Change<void>(context, [&](virConnectPtr c) -> Result<void> {
+  return node.connection().Change<void>(context, Touched::Domain(name), [&](virConnectPtr c) -> Result<void> {
     auto dom = LookupDomain(c, name);
     if (!dom) return std::unexpected(dom.error());
     if (fn(dom->get()) < 0) return std::unexpected(LastError(""));
@@ -64,7 +64,8 @@ Result<void> LibvirtLiveChanges::DetachNic(const std::string& name, std::size_t 
 }
 
 Result<void> LibvirtLiveChanges::ResizeDisk(const std::string& name, const std::string& disk, std::uint64_t bytes) {
-  return node_.connection().Change<void>("growing disk " + disk + " of " + name, [&](virConnectPtr c) -> Result<void> {
+  return node_.connection().Change<void>("growing disk " + disk + " of " + name, Touched::Domain(name),
+                                         [&](virConnectPtr c) -> Result<void> {
     auto dom = LookupDomain(c, name);
     if (!dom) return std::unexpected(dom.error());
     // The block device by its target name, found through our alias in the live XML.

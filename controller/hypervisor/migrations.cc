@@ -19,7 +19,7 @@ Result<void> MigrateLive(LibvirtNode& source, LibvirtNode& target, const std::st
                                              " -> " + target.capabilities().driver + ")",
                 context);
   }
-  return source.connection().Change<void>(context, [&](virConnectPtr c) -> Result<void> {
+  return source.connection().Change<void>(context, Touched::Domain(vm), [&](virConnectPtr c) -> Result<void> {
     auto dom = LookupDomain(c, vm);
     if (!dom) return std::unexpected(dom.error());
     // The target devices of the disks whose storage is copied, found by their pool/volume in

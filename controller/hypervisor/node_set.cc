@@ -39,7 +39,9 @@ class AdapterMigrations final : public Migrations {
     }
 #ifdef GITVIRT_FAULT_INJECTION
     spdlog::logger& log = options_.logger ? *options_.logger : *spdlog::default_logger();
-    return FaultSeam(log, source, "migrate", vm, [&] { return gitvirt::MigrateLive(*from, *to, vm, options); });
+    return FaultSeam(
+        log, source, [from](const std::string& why) { return from->connection().Reopen(why); }, "migrate", vm,
+        [&] { return gitvirt::MigrateLive(*from, *to, vm, options); });
 #else
     return gitvirt::MigrateLive(*from, *to, vm, options);
 #endif

@@ -23,7 +23,10 @@ Result<NodeStack> ConnectStack(const NodeConfig& config, const HypervisorOptions
     stack.node = std::move(*node);
   }
 #ifdef GITVIRT_FAULT_INJECTION
-  stack.node = std::make_unique<FaultyNode>(std::move(stack.node), options.logger);
+  LibvirtNode* adapter = stack.adapter;
+  stack.node = std::make_unique<FaultyNode>(
+      std::move(stack.node), [adapter](const std::string& why) { return adapter->connection().Reopen(why); },
+      options.logger);
 #endif
   stack.adapter->SetOutermost(*stack.node);
   return stack;

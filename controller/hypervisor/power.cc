@@ -18,7 +18,7 @@ using namespace libvirt;
 // One change of a domain's power, given its state.
 Result<void> PowerOp(LibvirtNode& node, std::string_view kind, const std::string& name,
                      const std::function<int(virDomainPtr, int)>& fn) {
-  return node.connection().Change<void>(std::string(kind) + " " + name + " on " + node.name(),
+  return node.connection().Change<void>(std::string(kind) + " " + name + " on " + node.name(), Touched::Domain(name),
                                         [&](virConnectPtr c) -> Result<void> {
                                           auto dom = LookupDomain(c, name);
                                           if (!dom) return std::unexpected(dom.error());
@@ -47,7 +47,8 @@ Result<PowerState> LibvirtPower::Get(const std::string& name) {
 }
 
 Result<void> LibvirtPower::Start(const std::string& name) {
-  return node_.connection().Change<void>("start " + name + " on " + node_.name(), [&](virConnectPtr c) -> Result<void> {
+  return node_.connection().Change<void>("start " + name + " on " + node_.name(), Touched::Domain(name),
+                                         [&](virConnectPtr c) -> Result<void> {
     auto dom = LookupDomain(c, name);
     if (!dom) return std::unexpected(dom.error());
     int state = 0, reason = 0;
@@ -62,8 +63,9 @@ Result<void> LibvirtPower::Start(const std::string& name) {
     // "successfully" and sits paused: that is a failed start, not a running VM.
     if (virDomainGetState(dom->get(), &state, &reason, 0) < 0) return std::unexpected(LastError(""));
     if (state == VIR_DOMAIN_PAUSED && reason != VIR_DOMAIN_PAUSED_USER) {
-      return Fail(ErrorCode::kFailedPrecondition, "the domain paused itself right after starting (libvirt paused reason " +
-                                                      std::to_string(reason) + "); see the node's QEMU log for " + name);
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "the domain paused itself right after starting (libvirt paused reason " + std::to_string(reason) +
+                      "); see the node's QEMU log for " + name);
     }
     if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_CRASHED) {
       return Fail(ErrorCode::kFailedPrecondition, "the domain stopped right after starting (" + StateName(state) + ")");

@@ -10,7 +10,6 @@
 #include <elf.h>
 #include <link.h>
 
-#include "domain_xml.h"
 #include "gitvirt/core/observed_codec.h"
 #include "lookup.h"
 
@@ -68,7 +67,7 @@ std::uint64_t SimulatedNodeLoads() { return g_simulated_loads.load(); }
 
 SimNode::SimNode(const NodeConfig& config, const HypervisorOptions& options)
     : store_(config.SimPath()), snapshots_enabled_(options.sim_snapshots) {
-  adapter_ = LibvirtNode::TestDriver(config, store_.Uri(), [this] { return Load(); }, options);
+  adapter_ = LibvirtNode::TestDriver(config, store_.Uri(), [this] { return Load(); }, *this, options);
   caps_ = adapter_->capabilities();
   caps_.persistent_simulation = true;
   caps_.volume_resize = true;  // emulated: a simulated volume is only metadata (SimStorage)
@@ -95,18 +94,14 @@ Result<Connection> SimNode::Load() {
   return std::move(*opened);
 }
 
-Result<void> SimNode::SaveDomain(const std::string& domain, Result<void> result) {
-  auto saved = adapter_->connection().Query<void>(
-      "saving simulated domain " + domain, [&](virConnectPtr c) { return store_.SaveDomain(c, domain); });
-  if (!saved && result) return saved;
-  return result;
-}
-
-Result<void> SimNode::SavePool(const std::string& pool, Result<void> result) {
-  auto saved = adapter_->connection().Query<void>("saving simulated pool " + pool,
-                                                  [&](virConnectPtr c) { return store_.SavePool(c, pool); });
-  if (!saved && result) return saved;
-  return result;
+Result<void> SimNode::Changed(virConnectPtr c, const Touched& touched, bool succeeded) {
+  if (!succeeded && !touched.even_if_failed) return {};
+  switch (touched.kind) {
+    case Touched::Kind::kDomain: return store_.SaveDomain(c, touched.name);
+    case Touched::Kind::kPool: return store_.SavePool(c, touched.name);
+    case Touched::Kind::kNothing: break;
+  }
+  return {};
 }
 
 // A node not yet connected is answered from its snapshot when the snapshot was made from the
@@ -170,156 +165,32 @@ void SimNode::KeepSnapshot(const ObservedNode& node) {
   snapshot_written_ = loaded;
 }
 
-// ---- domains -------------------------------------------------------------------------------
-
-Result<ObservedVm> SimDomains::ObserveVm(const std::string& name) { return node_.adapter().domains().ObserveVm(name); }
-
-Result<void> SimDomains::Define(const DomainDefinition& definition) {
-  node_.Changing();
-  return node_.SaveDomain(definition.vm.meta.name, node_.adapter().domains().Define(definition));
-}
-
-Result<SavedDomain> SimDomains::Save(const std::string& name) { return node_.adapter().domains().Save(name); }
-
-Result<void> SimDomains::Restore(const SavedDomain& saved) {
-  node_.Changing();
-  return node_.SaveDomain(DefinitionName(saved), node_.adapter().domains().Restore(saved));
-}
-
-Result<void> SimDomains::DefineRestored(const RestoredDomain& restored) {
-  node_.Changing();
-  return node_.SaveDomain(restored.name, node_.adapter().domains().DefineRestored(restored));
-}
-
-Result<void> SimDomains::Undefine(const std::string& name) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().domains().Undefine(name));
-}
-
-Result<void> SimDomains::UndefineKeepingFirmwareState(const std::string& name) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().domains().UndefineKeepingFirmwareState(name));
-}
-
-Result<void> SimDomains::SetOwner(const std::string& name, const std::optional<Ownership>& owner) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().domains().SetOwner(name, owner));
-}
-
-Result<void> SimDomains::SetAutostart(const std::string& name, bool autostart) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().domains().SetAutostart(name, autostart));
-}
-
-Result<std::vector<DiskLocation>> SimDomains::Disks(const std::string& name) {
-  return node_.adapter().domains().Disks(name);
-}
-
-// ---- power ---------------------------------------------------------------------------------
-
-Result<PowerState> SimPower::Get(const std::string& name) { return node_.adapter().power().Get(name); }
-
-Result<void> SimPower::Start(const std::string& name) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().power().Start(name));
-}
-
-Result<void> SimPower::Destroy(const std::string& name) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().power().Destroy(name));
-}
-
-Result<void> SimPower::Shutdown(const std::string& name, Seconds timeout, bool force_after) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().power().Shutdown(name, timeout, force_after));
-}
-
-Result<void> SimPower::Reboot(const std::string& name) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().power().Reboot(name));
-}
-
-Result<void> SimPower::Suspend(const std::string& name) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().power().Suspend(name));
-}
-
-Result<void> SimPower::Resume(const std::string& name) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().power().Resume(name));
-}
-
-// ---- live changes --------------------------------------------------------------------------
-
-Result<void> SimLiveChanges::SetVcpus(const std::string& name, int vcpus) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().live().SetVcpus(name, vcpus));
-}
-
-Result<void> SimLiveChanges::SetMemory(const std::string& name, std::uint64_t bytes) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().live().SetMemory(name, bytes));
-}
-
-Result<void> SimLiveChanges::AttachDisk(const DomainDefinition& definition, const std::string& disk) {
-  node_.Changing();
-  return node_.SaveDomain(definition.vm.meta.name, node_.adapter().live().AttachDisk(definition, disk));
-}
-
-Result<void> SimLiveChanges::DetachDisk(const std::string& name, const std::string& disk) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().live().DetachDisk(name, disk));
-}
-
-Result<void> SimLiveChanges::AttachNic(const DomainDefinition& definition, std::size_t index) {
-  node_.Changing();
-  return node_.SaveDomain(definition.vm.meta.name, node_.adapter().live().AttachNic(definition, index));
-}
-
-Result<void> SimLiveChanges::DetachNic(const std::string& name, std::size_t index) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().live().DetachNic(name, index));
-}
-
-Result<void> SimLiveChanges::ResizeDisk(const std::string& name, const std::string& disk, std::uint64_t bytes) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().live().ResizeDisk(name, disk, bytes));
-}
-
 // ---- storage -------------------------------------------------------------------------------
 
-Result<void> SimStorage::EnsurePool(const PoolConfig& pool) {
-  node_.Changing();
-  auto ensured = node_.adapter().storage().EnsurePool(pool);
-  if (!ensured) return ensured;
-  return node_.SavePool(pool.name, std::move(ensured));
-}
+Storage& SimStorage::in() { return node_.adapter().storage(); }
+
+Result<void> SimStorage::EnsurePool(const PoolConfig& pool) { return in().EnsurePool(pool); }
 
 Result<ObservedVolume> SimStorage::GetVolume(const std::string& pool, const std::string& name) {
-  return node_.adapter().storage().GetVolume(pool, name);
+  return in().GetVolume(pool, name);
 }
 
-Result<void> SimStorage::CreateVolume(const VolumeSpec& spec) {
-  node_.Changing();
-  return node_.SavePool(spec.pool, node_.adapter().storage().CreateVolume(spec));
-}
+Result<void> SimStorage::CreateVolume(const VolumeSpec& spec) { return in().CreateVolume(spec); }
 
 Result<void> SimStorage::DeleteVolume(const std::string& pool, const std::string& name) {
-  node_.Changing();
-  return node_.SavePool(pool, node_.adapter().storage().DeleteVolume(pool, name));
+  return in().DeleteVolume(pool, name);
 }
 
 Result<void> SimStorage::ResizeVolume(const std::string& pool, const std::string& name, std::uint64_t capacity) {
-  node_.Changing();
-  auto resized = node_.adapter().storage().ResizeVolume(pool, name, capacity);
-  // The test driver cannot resize volumes (a QEMU node's error is its own).
-  if (!resized && resized.error().code != ErrorCode::kNotFound) resized = RecreateVolume(pool, name, capacity);
-  return node_.SavePool(pool, std::move(resized));
+  auto resized = in().ResizeVolume(pool, name, capacity);
+  // The test driver cannot resize volumes: a volume that is there is recreated.
+  if (!resized && resized.error().code != ErrorCode::kNotFound) return RecreateVolume(pool, name, capacity);
+  return resized;
 }
 
 Result<void> SimStorage::RecreateVolume(const std::string& pool, const std::string& name, std::uint64_t capacity) {
   return node_.adapter().connection().Change<void>(
-      "growing volume " + pool + "/" + name, [&](virConnectPtr c) -> Result<void> {
+      "growing volume " + pool + "/" + name, Touched::Pool(pool), [&](virConnectPtr c) -> Result<void> {
         auto vol = LookupVolume(c, pool, name);
         if (!vol) return std::unexpected(vol.error());
         const std::string xml = TakeString(virStorageVolGetXMLDesc(vol->get(), 0));
@@ -344,59 +215,25 @@ Result<void> SimStorage::RecreateVolume(const std::string& pool, const std::stri
 
 Result<void> SimStorage::UploadVolume(const std::string& pool, const std::string& name, const std::string& local_file,
                                       const std::string& format) {
-  node_.Changing();
-  return node_.SavePool(pool, node_.adapter().storage().UploadVolume(pool, name, local_file, format));
+  return in().UploadVolume(pool, name, local_file, format);
 }
 
 Result<void> SimStorage::ReadVolume(const std::string& pool, const std::string& name, VolumeSink& sink) {
-  return node_.adapter().storage().ReadVolume(pool, name, sink);
+  return in().ReadVolume(pool, name, sink);
 }
 
 Result<std::unique_ptr<VolumeSink>> SimStorage::WriteVolume(const VolumeSpec& spec) {
-  return node_.adapter().storage().WriteVolume(spec);  // refused: the test driver holds no bytes
+  return in().WriteVolume(spec);  // refused: the test driver holds no bytes
 }
 
 Result<ObservedVolume> SimStorage::GetVolumeByPath(const std::string& path) {
-  return node_.adapter().storage().GetVolumeByPath(path);
+  return in().GetVolumeByPath(path);
 }
 
 Result<std::string> SimStorage::GetPoolPath(const std::string& pool) {
-  return node_.adapter().storage().GetPoolPath(pool);
+  return in().GetPoolPath(pool);
 }
 
-Result<void> SimStorage::RefreshPool(const std::string& pool) { return node_.adapter().storage().RefreshPool(pool); }
-
-// ---- snapshots -----------------------------------------------------------------------------
-
-Result<std::vector<ObservedSnapshot>> SimSnapshots::List(const std::string& name) {
-  return node_.adapter().snapshots().List(name);
-}
-
-Result<SnapshotTaken> SimSnapshots::Create(const std::string& name, const SnapshotRequest& request) {
-  node_.Changing();
-  auto taken = node_.adapter().snapshots().Create(name, request);
-  Result<void> outcome;
-  if (!taken) outcome = std::unexpected(taken.error());
-  if (auto saved = node_.SaveDomain(name, std::move(outcome)); !saved) return std::unexpected(saved.error());
-  return taken;
-}
-
-Result<void> SimSnapshots::Delete(const std::string& name, const std::string& snapshot) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().snapshots().Delete(name, snapshot));
-}
-
-Result<void> SimSnapshots::Revert(const std::string& name, const std::string& snapshot) {
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().snapshots().Revert(name, snapshot));
-}
-
-Result<SavedSnapshots> SimSnapshots::Export(const std::string& name) { return node_.adapter().snapshots().Export(name); }
-
-Result<void> SimSnapshots::Import(const std::string& name, const SavedSnapshots& snapshots) {
-  if (snapshots.items.empty()) return {};  // nothing to change
-  node_.Changing();
-  return node_.SaveDomain(name, node_.adapter().snapshots().Import(name, snapshots));
-}
+Result<void> SimStorage::RefreshPool(const std::string& pool) { return in().RefreshPool(pool); }
 
 }  // namespace gitvirt

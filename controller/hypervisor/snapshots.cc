@@ -204,7 +204,7 @@ Result<SnapshotTaken> LibvirtSnapshots::Create(const std::string& name, const Sn
   const bool test_driver = node_.capabilities().driver == "TEST";
   SnapshotTaken taken;
   auto made = node_.connection().Change<void>(
-      "creating snapshot " + request.name + " of " + name, [&](virConnectPtr c) -> Result<void> {
+      "creating snapshot " + request.name + " of " + name, Touched::Domain(name), [&](virConnectPtr c) -> Result<void> {
         taken = SnapshotTaken{};
         auto dom = LookupDomain(c, name);
         if (!dom) return std::unexpected(dom.error());
@@ -281,7 +281,7 @@ Result<SnapshotTaken> LibvirtSnapshots::Create(const std::string& name, const Sn
 
 Result<void> LibvirtSnapshots::Delete(const std::string& name, const std::string& snapshot) {
   return node_.connection().Change<void>(
-      "deleting snapshot " + snapshot + " of " + name, [&](virConnectPtr c) -> Result<void> {
+      "deleting snapshot " + snapshot + " of " + name, Touched::Domain(name), [&](virConnectPtr c) -> Result<void> {
         auto dom = LookupDomain(c, name);
         if (!dom) return std::unexpected(dom.error());
         Snapshot s(virDomainSnapshotLookupByName(dom->get(), snapshot.c_str(), 0));
@@ -293,7 +293,7 @@ Result<void> LibvirtSnapshots::Delete(const std::string& name, const std::string
 
 Result<void> LibvirtSnapshots::Revert(const std::string& name, const std::string& snapshot) {
   return node_.connection().Change<void>(
-      "reverting " + name + " to snapshot " + snapshot, [&](virConnectPtr c) -> Result<void> {
+      "reverting " + name + " to snapshot " + snapshot, Touched::Domain(name), [&](virConnectPtr c) -> Result<void> {
         auto dom = LookupDomain(c, name);
         if (!dom) return std::unexpected(dom.error());
         Snapshot s(virDomainSnapshotLookupByName(dom->get(), snapshot.c_str(), 0));
@@ -341,7 +341,8 @@ Result<SavedSnapshots> LibvirtSnapshots::Export(const std::string& name) {
 Result<void> LibvirtSnapshots::Import(const std::string& name, const SavedSnapshots& snapshots) {
   if (snapshots.items.empty()) return {};
   return node_.connection().Change<void>(
-      "redefining the snapshots of " + name + " on " + node_.name(), [&](virConnectPtr c) -> Result<void> {
+      "redefining the snapshots of " + name + " on " + node_.name(), Touched::Domain(name),
+      [&](virConnectPtr c) -> Result<void> {
         auto dom = LookupDomain(c, name);
         if (!dom) return std::unexpected(dom.error());
         for (const std::string& xml : snapshots.items) {

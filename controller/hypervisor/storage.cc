@@ -123,8 +123,10 @@ std::unexpected<Error> HoldsNoBytes(const LibvirtNode& node, const std::string& 
 }  // namespace
 
 Result<void> LibvirtStorage::EnsurePool(const PoolConfig& pool) {
+  // A pool that could not be ensured may not be there to keep.
   return node_.connection().Change<void>(
-      "ensuring pool " + pool.name + " on " + node_.name(), [&](virConnectPtr c) -> Result<void> {
+      "ensuring pool " + pool.name + " on " + node_.name(), Touched::Pool(pool.name, /*even_if_failed=*/false),
+      [&](virConnectPtr c) -> Result<void> {
         Pool p(virStoragePoolLookupByName(c, pool.name.c_str()));
         if (!p) {
           pugi::xml_document doc;
@@ -163,7 +165,7 @@ Result<ObservedVolume> LibvirtStorage::GetVolume(const std::string& pool, const 
 
 Result<void> LibvirtStorage::CreateVolume(const VolumeSpec& spec) {
   return node_.connection().Change<void>(
-      "creating volume " + spec.pool + "/" + spec.name, [&](virConnectPtr c) -> Result<void> {
+      "creating volume " + spec.pool + "/" + spec.name, Touched::Pool(spec.pool), [&](virConnectPtr c) -> Result<void> {
         Pool p(virStoragePoolLookupByName(c, spec.pool.c_str()));
         if (!p) return std::unexpected(LastError("looking up the pool"));
         std::uint64_t capacity = spec.capacity;
@@ -200,7 +202,7 @@ Result<void> LibvirtStorage::CreateVolume(const VolumeSpec& spec) {
 
 Result<void> LibvirtStorage::DeleteVolume(const std::string& pool, const std::string& name) {
   return node_.connection().Change<void>(
-      "deleting volume " + pool + "/" + name, [&](virConnectPtr c) -> Result<void> {
+      "deleting volume " + pool + "/" + name, Touched::Pool(pool), [&](virConnectPtr c) -> Result<void> {
         // External-snapshot overlays of the volume (ExternalSnapshotOverlay) live and die with
         // it: nothing else can use them. The test driver never has any (its snapshots are
         // internal), so it is not asked to refresh and list the pool for them.
@@ -229,7 +231,8 @@ Result<void> LibvirtStorage::DeleteVolume(const std::string& pool, const std::st
 }
 
 Result<void> LibvirtStorage::ResizeVolume(const std::string& pool, const std::string& name, std::uint64_t capacity) {
-  return node_.connection().Change<void>("growing volume " + pool + "/" + name, [&](virConnectPtr c) -> Result<void> {
+  return node_.connection().Change<void>("growing volume " + pool + "/" + name, Touched::Pool(pool),
+                                         [&](virConnectPtr c) -> Result<void> {
     auto vol = LookupVolume(c, pool, name);
     if (!vol) return std::unexpected(vol.error());
     if (virStorageVolResize(vol->get(), capacity, 0) < 0) return std::unexpected(LastError(""));
@@ -243,7 +246,7 @@ Result<void> LibvirtStorage::UploadVolume(const std::string& pool, const std::st
   const std::uint64_t size = std::filesystem::file_size(file, ec);
   if (ec) return Fail(ErrorCode::kIo, ec.message(), "reading " + file);
   return node_.connection().Change<void>(
-      "importing " + file + " as " + pool + "/" + name, [&](virConnectPtr c) -> Result<void> {
+      "importing " + file + " as " + pool + "/" + name, Touched::Pool(pool), [&](virConnectPtr c) -> Result<void> {
         Pool p(virStoragePoolLookupByName(c, pool.c_str()));
         if (!p) return std::unexpected(LastError("looking up the pool"));
         if (auto old = LookupVolume(c, pool, name)) virStorageVolDelete(old->get(), 0);
@@ -333,8 +336,10 @@ Result<void> LibvirtStorage::ReadVolume(const std::string& pool, const std::stri
 Result<std::unique_ptr<VolumeSink>> LibvirtStorage::WriteVolume(const VolumeSpec& spec) {
   const std::string what = spec.pool + "/" + spec.name;
   if (!node_.capabilities().volume_upload) return HoldsNoBytes(node_, "writing volume " + what);
+  // Its bytes arrive after the call, through the sink: the pool's refresh, then, shows it.
   return node_.connection().Change<std::unique_ptr<VolumeSink>>(
-      "writing volume " + what + " on " + node_.name(), [&](virConnectPtr c) -> Result<std::unique_ptr<VolumeSink>> {
+      "writing volume " + what + " on " + node_.name(), Touched{},
+      [&](virConnectPtr c) -> Result<std::unique_ptr<VolumeSink>> {
         Pool p(virStoragePoolLookupByName(c, spec.pool.c_str()));
         if (!p) return std::unexpected(LastError("looking up the pool"));
         Volume v(virStorageVolCreateXML(p.get(), VolumeXml(spec.name, spec.capacity, "raw", "", "").c_str(), 0));

@@ -172,7 +172,8 @@ struct FakeNode::Ports {
         }
       }
     }
-    return Fail(ErrorCode::kNotFound, "no such volume or file: " + (ref.IsVolume() ? Key(ref.pool, ref.volume) : ref.path));
+    const std::string what = ref.IsVolume() ? Key(ref.pool, ref.volume) : ref.path;
+    return Fail(ErrorCode::kNotFound, "no such volume or file: " + what);
   }
 
   class DomainsPort final : public Domains {
@@ -367,7 +368,8 @@ struct FakeNode::Ports {
     }
 
    private:
-    Result<void> Change(std::string_view operation, const std::string& name, const std::function<void(FakeDomain&)>& fn) {
+    Result<void> Change(std::string_view operation, const std::string& name,
+                        const std::function<void(FakeDomain&)>& fn) {
       if (!n_.caps_.live_device_changes) return Unsupported("change a running domain", name);
       return n_.Call<void>(operation, name, [&](State& s) -> Result<void> {
         auto d = Find(s, name);
@@ -558,7 +560,8 @@ struct FakeNode::Ports {
         std::lock_guard lock(n_.mu_);
         clock = n_.now_;
       }
-      const TimePoint now = clock ? clock() : std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+      const TimePoint now =
+          clock ? clock() : std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
       return n_.Call<SnapshotTaken>("snapshot-create", name, [&](State& s) -> Result<SnapshotTaken> {
         auto d = Find(s, name);
         if (!d) return std::unexpected(d.error());
