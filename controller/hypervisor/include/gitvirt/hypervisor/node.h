@@ -11,7 +11,7 @@
 //   Snapshots    take, list, delete, revert; carry their metadata to another node
 //   Guest        the guest OS: agent, addresses, console
 //   Backups      copy a running domain's disks at one instant
-// Moving a running domain between two nodes needs both: NodeSet::MigrateLive (node_set.h).
+// Moving a running domain between two nodes needs both: NodeSet's Migrations (node_set.h).
 //
 // The libvirt adapter (connect.h) implements every port for any libvirt URI and for simulated
 // nodes; tests use the shared fake in tests/support/fake_node.h.
@@ -145,7 +145,7 @@ struct DiskBackupFile {
   friend bool operator==(const DiskBackupFile&, const DiskBackupFile&) = default;
 };
 
-// How a running domain moves to another node (NodeSet::MigrateLive).
+// How a running domain moves to another node (Migrations::MigrateLive, node_set.h).
 struct LiveMigration {
   // "pool/volume" of the disks whose contents are copied to the target while the guest runs
   // (each must exist on the target already, empty or with the same backing image); empty =
