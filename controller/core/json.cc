@@ -594,12 +594,14 @@ json ToJson(const ObjectMeta& meta) { return Encode(meta); }
 json ToJson(const SnapshotPolicy& policy) { return Encode(policy); }
 json ToJson(const BackupPolicy& policy) { return Encode(policy); }
 json ToJson(const Cluster& cluster) { return Encode(cluster); }
+json ToJson(const Ownership& owner) { return Encode(owner); }
 
 Result<VmSpec> VmSpecFromJson(const json& j) { return json_table::Read<VmSpec>(j, "VM spec"); }
 Result<VirtualMachine> VirtualMachineFromJson(const json& j) {
   return json_table::Read<VirtualMachine>(j, "VirtualMachine");
 }
 Result<Image> ImageFromJson(const json& j) { return json_table::Read<Image>(j, "Image"); }
+Result<Ownership> OwnershipFromJson(const json& j) { return json_table::Read<Ownership>(j, "owner mark"); }
 
 json PlanToJson(const Plan& plan) {
   json j = Encode(plan);

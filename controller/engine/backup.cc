@@ -19,8 +19,6 @@
 #include <tuple>
 
 #include "gitvirt/engine/subprocess.h"
-#include "gitvirt/hypervisor/domain_xml.h"
-#include "gitvirt/hypervisor/restore_xml.h"
 
 namespace gitvirt {
 namespace {
@@ -528,38 +526,36 @@ struct DiskToCopy {
 
 // `remote`: the node's files are not the controller's, so a disk that is a plain file is
 // described by the node.
-Result<std::vector<DiskToCopy>> DisksOf(Hypervisor& hv, const std::string& vm, const std::string& xml,
-                                        const std::vector<std::string>& skip, bool remote) {
-  auto parsed = ParseDomainXml(xml);
-  if (!parsed) return std::unexpected(parsed.error());
+Result<std::vector<DiskToCopy>> DisksOf(Node& hv, const std::string& vm, const std::vector<std::string>& skip,
+                                        bool remote) {
+  auto disks = hv.domains().Disks(vm);
+  if (!disks) return std::unexpected(disks.error());
   std::vector<DiskToCopy> out;
-  for (const Disk& d : parsed->spec.disks) {
-    if (std::find(skip.begin(), skip.end(), d.name) != skip.end()) continue;
-    auto it = parsed->disk_storage.find(d.name);
-    if (it == parsed->disk_storage.end()) continue;
+  for (const DiskLocation& d : *disks) {
+    if (std::find(skip.begin(), skip.end(), d.disk) != skip.end()) continue;
     DiskToCopy s;
-    s.disk = d.name;
+    s.disk = d.disk;
     s.format = std::string(EnumName(d.format));
-    s.pool = it->second.pool;
-    s.volume = it->second.volume;
-    s.path = it->second.path;
-    if (it->second.IsVolume()) {
-      auto vol = hv.GetVolume(it->second.pool, it->second.volume);
-      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.name + " of " + vm));
+    s.pool = d.storage.pool;
+    s.volume = d.storage.volume;
+    s.path = d.storage.path;
+    if (d.storage.IsVolume()) {
+      auto vol = hv.storage().GetVolume(d.storage.pool, d.storage.volume);
+      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.disk + " of " + vm));
       s.path = vol->path;
       s.capacity = vol->capacity;
       if (!vol->format.empty() && (vol->format == "qcow2" || vol->format == "raw")) s.format = vol->format;
     } else if (remote) {
-      auto vol = hv.GetVolumeByPath(s.path);
-      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.name + " of " + vm));
+      auto vol = hv.storage().GetVolumeByPath(s.path);
+      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.disk + " of " + vm));
       s.capacity = vol->capacity;
     } else {
       std::error_code ec;
-      s.capacity = d.size.value_or(fs::file_size(s.path, ec));
+      s.capacity = fs::file_size(s.path, ec);
     }
     // A disk on external-snapshot overlays is read through the one in use (qemu-img convert
     // flattens the chain); the manifest still names its storage.
-    if (auto top = parsed->DiskTopPath(d.name); !top.empty()) s.read_path = top;
+    if (auto top = d.TopPath(); !top.empty()) s.read_path = top;
     out.push_back(std::move(s));
   }
   if (out.empty()) return Fail(ErrorCode::kFailedPrecondition, vm + " has no disk to back up");
@@ -632,7 +628,7 @@ class FileSink final : public VolumeSink {
   std::uint64_t offset_ = 0;
 };
 
-Result<void> Download(Hypervisor& hv, const std::string& pool, const std::string& volume, const std::string& to) {
+Result<void> Download(Storage& hv, const std::string& pool, const std::string& volume, const std::string& to) {
   FileSink sink(to);
   if (auto ok = sink.Open(); !ok) return ok;
   return hv.ReadVolume(pool, volume, sink);
@@ -652,7 +648,7 @@ struct TemporaryFiles {
 // snapshots) downloaded next to `out` (virStorageVolDownload), each local copy pointed at the
 // local copy of its backing file (qemu-img rebase -u), and the chain flattened into `out` by
 // Convert, so the backup is self-contained; the downloads are deleted.
-Result<void> FetchRemoteDisk(Hypervisor& hv, const DiskToCopy& d, const std::string& out) {
+Result<void> FetchRemoteDisk(Storage& hv, const DiskToCopy& d, const std::string& out) {
   constexpr std::size_t kMaxChain = 16;
   TemporaryFiles chain;
   std::vector<std::string> formats;
@@ -692,7 +688,7 @@ std::string ScratchName(const std::string& backup_id, const DiskToCopy& d) {
 }
 
 // Deletes scratch volumes ("pool/name"); those already gone are fine.
-Result<void> DeleteScratch(Hypervisor& hv, const std::vector<std::string>& keys) {
+Result<void> DeleteScratch(Storage& hv, const std::vector<std::string>& keys) {
   std::set<std::string> refreshed;
   Result<void> result;
   for (const std::string& key : keys) {
@@ -719,10 +715,10 @@ std::vector<std::string> RecordedScratch(StepContext& ctx) {
 }
 
 // A live backup on a remote node: QEMU pushes every disk at one instant into scratch files in
-// the disks' pools on the node (Hypervisor::BackupDisks), which are then downloaded into
+// the disks' pools on the node (Backups::CopyDisks), which are then downloaded into
 // `images` and deleted, whatever happened. The scratch names are recorded in the step's undo
 // information before QEMU writes them, so an undo or an attempt after a crash deletes them too.
-Result<void> LiveBackupRemote(Hypervisor& hv, const std::string& backup_id, const std::string& vm,
+Result<void> LiveBackupRemote(Node& hv, const std::string& backup_id, const std::string& vm,
                               const std::vector<DiskToCopy>& disks, const std::map<std::string, std::string>& images,
                               StepContext& ctx) {
   std::map<std::string, DiskBackupFile> targets;
@@ -731,12 +727,12 @@ Result<void> LiveBackupRemote(Hypervisor& hv, const std::string& backup_id, cons
   for (const DiskToCopy& d : disks) {
     std::string pool = d.pool;
     if (pool.empty()) {
-      auto vol = hv.GetVolumeByPath(d.path);
-      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.disk + " is in no pool of node " + hv.node()));
+      auto vol = hv.storage().GetVolumeByPath(d.path);
+      if (!vol) return std::unexpected(vol.error().Wrap("disk " + d.disk + " is in no pool of node " + hv.name()));
       pool = vol->pool;
     }
     if (!pool_dirs.contains(pool)) {
-      auto dir = hv.GetPoolPath(pool);
+      auto dir = hv.storage().GetPoolPath(pool);
       if (!dir) return std::unexpected(dir.error());
       pool_dirs[pool] = *dir;
     }
@@ -750,34 +746,36 @@ Result<void> LiveBackupRemote(Hypervisor& hv, const std::string& backup_id, cons
     if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
   }
   if (auto ok = ctx.RecordUndo(json{{"scratch", keys}}.dump()); !ok) return ok;
-  if (auto ok = DeleteScratch(hv, keys); !ok) return std::unexpected(ok.error().Wrap("deleting leftover scratch files"));
+  if (auto ok = DeleteScratch(hv.storage(), keys); !ok) {
+    return std::unexpected(ok.error().Wrap("deleting leftover scratch files"));
+  }
 
   const auto left = std::chrono::duration_cast<std::chrono::seconds>(ctx.deadline() - Steady::now());
-  Result<void> fetched = hv.BackupDisks(vm, targets, std::max(left, std::chrono::seconds(10)));
+  Result<void> fetched = hv.backups().CopyDisks(vm, targets, std::max(left, std::chrono::seconds(10)));
   if (fetched) {
     std::set<std::string> refreshed;
     for (const auto& [disk, where] : scratch) {
       if (refreshed.insert(where.first).second) {
-        if (fetched = hv.RefreshPool(where.first); !fetched) break;
+        if (fetched = hv.storage().RefreshPool(where.first); !fetched) break;
       }
-      fetched = Download(hv, where.first, where.second, images.at(disk));
+      fetched = Download(hv.storage(), where.first, where.second, images.at(disk));
       if (!fetched) {
         fetched = std::unexpected(fetched.error().Wrap("downloading the live backup of disk " + disk));
         break;
       }
     }
   }
-  auto removed = DeleteScratch(hv, keys);
+  auto removed = DeleteScratch(hv.storage(), keys);
   if (!fetched) return fetched;
   if (!removed) {
-    ctx.Event(EventLevel::kWarning, "the backup is complete, but a scratch file on node " + hv.node() +
+    ctx.Event(EventLevel::kWarning, "the backup is complete, but a scratch file on node " + hv.name() +
                                         " could not be deleted (" + removed.error().ToString() + ")");
   }
   return {};
 }
 
-Result<void> RestorePowerAfter(Hypervisor& hv, const std::string& vm, PowerState before, StepContext& ctx) {
-  auto now = hv.GetPower(vm);
+Result<void> RestorePowerAfter(Power& hv, const std::string& vm, PowerState before, StepContext& ctx) {
+  auto now = hv.Get(vm);
   if (!now) return std::unexpected(now.error());
   if (*now == before) return {};
   if (before == PowerState::kRunning) {
@@ -794,7 +792,7 @@ Result<void> RestorePowerAfter(Hypervisor& hv, const std::string& vm, PowerState
 
 }  // namespace
 
-Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, StepContext& ctx) {
+Result<BackupManifest> TakeBackup(Node& hv, const BackupRequest& req, StepContext& ctx) {
   const auto started = Steady::now();
   if (req.directory.empty()) {
     return Fail(ErrorCode::kInvalidArgument, "a backup needs a target directory");
@@ -806,14 +804,14 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
       const json undo = ParseObject(ctx.undo_json());
       if (undo.contains("powerBefore")) {
         const auto before = ParseEnum<PowerState>(undo["powerBefore"].get<std::string>());
-        if (before) (void)RestorePowerAfter(hv, req.vm, *before, ctx);
+        if (before) (void)RestorePowerAfter(hv.power(), req.vm, *before, ctx);
       }
-      if (auto scratch = RecordedScratch(ctx); !scratch.empty()) (void)DeleteScratch(hv, scratch);
+      if (auto scratch = RecordedScratch(ctx); !scratch.empty()) (void)DeleteScratch(hv.storage(), scratch);
       ctx.Event(EventLevel::kInfo, "backup " + req.id + " was already complete");
       return done;
     }
   }
-  auto observed = hv.ObserveVm(req.vm);
+  auto observed = hv.domains().ObserveVm(req.vm);
   if (!observed) return std::unexpected(observed.error());
   const bool simulated = hv.capabilities().driver == "TEST";
   // A node whose files the controller cannot read: disks come through libvirt's streams.
@@ -830,9 +828,9 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
       if (!ok) return std::unexpected(ok.error());
     }
   }
-  auto xml = hv.GetDefinitionXml(req.vm);
-  if (!xml) return std::unexpected(xml.error());
-  auto disks = DisksOf(hv, req.vm, *xml, req.skip_disks, remote);
+  auto saved = hv.domains().Save(req.vm);
+  if (!saved) return std::unexpected(saved.error());
+  auto disks = DisksOf(hv, req.vm, req.skip_disks, remote);
   if (!disks) return std::unexpected(disks.error());
 
   const std::string partial = req.directory + ".partial";
@@ -844,7 +842,7 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   BackupManifest m;
   m.id = req.id;
   m.vm = req.vm;
-  m.node = hv.node();
+  m.node = hv.name();
   m.policy = req.policy;
   m.compression = std::string(EnumName(req.compression));
   m.level = req.compression == Compression::kNone ? 0 : req.level;
@@ -854,7 +852,7 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   m.description = req.description;
   m.simulated = simulated;
   m.is_protected = req.is_protected;
-  m.domain_xml = *xml;
+  m.domain_xml = saved->bytes;
 
   // Raw images of each disk, in the partial directory: disk name -> file.
   std::map<std::string, std::string> images;
@@ -863,10 +861,10 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   }
   auto convert_all = [&]() -> Result<void> {
     for (const DiskToCopy& d : *disks) {
-      auto ok = remote ? FetchRemoteDisk(hv, d, images[d.disk]) : Convert(d, images[d.disk]);
+      auto ok = remote ? FetchRemoteDisk(hv.storage(), d, images[d.disk]) : Convert(d, images[d.disk]);
       if (!ok) return ok;
     }
-    if (remote) ctx.Event(EventLevel::kInfo, "disks of " + req.vm + " downloaded from node " + hv.node() + " through libvirt");
+    if (remote) ctx.Event(EventLevel::kInfo, "disks of " + req.vm + " downloaded from node " + hv.name() + " through libvirt");
     return {};
   };
   const std::string policy_of = req.policy.empty() ? "" : " (policy " + req.policy + ")";
@@ -885,7 +883,7 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
                          {"format", d.format}};
       if (auto ok = WriteText(images[d.disk], meta.dump(2) + "\n"); !ok) return std::unexpected(ok.error());
     }
-    ctx.Event(EventLevel::kWarning, "simulated node " + hv.node() + ": backup " + req.id +
+    ctx.Event(EventLevel::kWarning, "simulated node " + hv.name() + ": backup " + req.id +
                                         " holds the volumes' metadata only, not disk images");
   } else if (before == PowerState::kStopped) {
     m.mode = "offline";
@@ -894,13 +892,13 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
     m.mode = "snapshot";
     if (remote) {
       if (auto ok = LiveBackupRemote(hv, req.id, req.vm, *disks, images, ctx); !ok) return std::unexpected(ok.error());
-      ctx.Event(EventLevel::kInfo, "live backup of " + req.vm + " taken (push mode on node " + hv.node() +
+      ctx.Event(EventLevel::kInfo, "live backup of " + req.vm + " taken (push mode on node " + hv.name() +
                                        ", downloaded through libvirt)" + policy_of);
     } else {
       std::map<std::string, DiskBackupFile> targets;
       for (const DiskToCopy& d : *disks) targets[d.disk] = DiskBackupFile{images[d.disk], d.format};
       const auto left = std::chrono::duration_cast<std::chrono::seconds>(ctx.deadline() - Steady::now());
-      if (auto ok = hv.BackupDisks(req.vm, targets, std::max(left, std::chrono::seconds(10))); !ok) {
+      if (auto ok = hv.backups().CopyDisks(req.vm, targets, std::max(left, std::chrono::seconds(10))); !ok) {
         return std::unexpected(ok.error());
       }
       ctx.Event(EventLevel::kInfo, "live backup of " + req.vm + " taken (push mode)" + policy_of);
@@ -910,20 +908,20 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
     if (auto ok = convert_all(); !ok) return std::unexpected(ok.error());
   } else if (req.mode == BackupMode::kSuspend) {
     m.mode = "suspend";
-    if (auto ok = hv.Suspend(req.vm); !ok) return std::unexpected(ok.error());
+    if (auto ok = hv.power().Suspend(req.vm); !ok) return std::unexpected(ok.error());
     ctx.Event(EventLevel::kInfo, req.vm + " suspended for its backup");
     auto copied = convert_all();
-    auto resumed = RestorePowerAfter(hv, req.vm, before, ctx);
+    auto resumed = RestorePowerAfter(hv.power(), req.vm, before, ctx);
     if (!copied) return std::unexpected(copied.error());
     if (!resumed) return std::unexpected(resumed.error().Wrap("resuming after the backup"));
   } else {
     m.mode = "stop";
-    if (auto ok = hv.Shutdown(req.vm, req.update_policy.shutdown_timeout, req.update_policy.force_off); !ok) {
+    if (auto ok = hv.power().Shutdown(req.vm, req.update_policy.shutdown_timeout, req.update_policy.force_off); !ok) {
       return std::unexpected(ok.error().Wrap("stopping " + req.vm + " for its backup"));
     }
     ctx.Event(EventLevel::kInfo, req.vm + " stopped for its backup");
     auto copied = convert_all();
-    auto started_again = RestorePowerAfter(hv, req.vm, before, ctx);
+    auto started_again = RestorePowerAfter(hv.power(), req.vm, before, ctx);
     if (!copied) return std::unexpected(copied.error());
     if (!started_again) return std::unexpected(started_again.error().Wrap("starting after the backup"));
   }
@@ -954,7 +952,7 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   }
   {
     const std::string path = (fs::path(partial) / "domain.xml").string();
-    if (auto ok = WriteText(path, *xml); !ok) return std::unexpected(ok.error());
+    if (auto ok = WriteText(path, saved->bytes); !ok) return std::unexpected(ok.error());
     auto digest = DecompressFile(path, "", Compression::kNone);
     if (!digest) return std::unexpected(digest.error());
     BackupFile f;
@@ -979,11 +977,11 @@ Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& req, Step
   return m;
 }
 
-Result<void> DeleteBackupScratch(Hypervisor& hv, const std::vector<std::string>& keys) { return DeleteScratch(hv, keys); }
+Result<void> DeleteBackupScratch(Storage& hv, const std::vector<std::string>& keys) { return DeleteScratch(hv, keys); }
 
 // ---- restoring ---------------------------------------------------------------------------
 
-Result<std::vector<std::string>> RestoreBackup(Hypervisor& hv, const RestoreRequest& req, StepContext& ctx) {
+Result<std::vector<std::string>> RestoreBackup(Node& hv, const RestoreRequest& req, StepContext& ctx) {
   auto m = ReadManifest(req.directory);
   if (!m) return std::unexpected(m.error());
   // The sums first: nothing is created from a damaged backup.
@@ -993,12 +991,12 @@ Result<std::vector<std::string>> RestoreBackup(Hypervisor& hv, const RestoreRequ
   std::vector<std::string> recorded;
   if (undo.contains("volumes")) recorded = undo["volumes"].get<std::vector<std::string>>();
   const bool defined_before = undo.value("defined", false);
-  if (hv.ObserveVm(name)) {
+  if (hv.domains().ObserveVm(name)) {
     if (defined_before) {
       ctx.Event(EventLevel::kInfo, name + " was already restored");
       return recorded;
     }
-    return Fail(ErrorCode::kAlreadyExists, "a domain named " + name + " exists on " + hv.node() +
+    return Fail(ErrorCode::kAlreadyExists, "a domain named " + name + " exists on " + hv.name() +
                                               "; restore under another name with --as NAME");
   }
   const Compression compression = ParseEnum<Compression>(m->compression).value_or(Compression::kNone);
@@ -1033,21 +1031,21 @@ Result<std::vector<std::string>> RestoreBackup(Hypervisor& hv, const RestoreRequ
     const std::string volume = name + "-" + f.disk + "." + vol_format;
     const std::string key = pool + "/" + volume;
     const bool ours = std::find(recorded.begin(), recorded.end(), key) != recorded.end();
-    if (hv.GetVolume(pool, volume) && !ours) {
-      return Fail(ErrorCode::kAlreadyExists, "volume " + key + " exists on " + hv.node() + " and is not this restore's");
+    if (hv.storage().GetVolume(pool, volume) && !ours) {
+      return Fail(ErrorCode::kAlreadyExists, "volume " + key + " exists on " + hv.name() + " and is not this restore's");
     }
     if (!ours) {
       volumes.push_back(key);
       if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return std::unexpected(ok.error());
     }
     if (m->simulated) {
-      if (!ours || !hv.GetVolume(pool, volume)) {
+      if (!ours || !hv.storage().GetVolume(pool, volume)) {
         VolumeSpec spec;
         spec.pool = pool;
         spec.name = volume;
         spec.capacity = capacity;
         spec.format = vol_format;
-        if (auto ok = hv.CreateVolume(spec); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.storage().CreateVolume(spec); !ok) return std::unexpected(ok.error());
       }
     } else {
       std::error_code ec;
@@ -1059,17 +1057,16 @@ Result<std::vector<std::string>> RestoreBackup(Hypervisor& hv, const RestoreRequ
         fs::remove(tmp, ec);
         return Fail(ErrorCode::kFailedPrecondition, "disk " + f.disk + ": decompressed content does not match its sum");
       }
-      auto uploaded = hv.UploadVolume(pool, volume, tmp, format);
+      auto uploaded = hv.storage().UploadVolume(pool, volume, tmp, format);
       fs::remove(tmp, ec);
       if (!uploaded) return std::unexpected(uploaded.error().Wrap("writing disk " + f.disk));
     }
     ctx.Event(EventLevel::kInfo, "disk " + f.disk + " restored into " + key);
     placed[f.disk] = StorageRef{pool, volume, ""};
   }
-  auto xml = RewriteDomainForRestore(m->domain_xml, name, placed, req.managed, req.job_id);
-  if (!xml) return std::unexpected(xml.error());
   if (auto ok = ctx.RecordUndo(json{{"defined", true}, {"name", name}}.dump()); !ok) return std::unexpected(ok.error());
-  if (auto ok = hv.DefineXml(*xml); !ok) return std::unexpected(ok.error());
+  const RestoredDomain restored{SavedDomain{m->domain_xml}, name, placed, req.managed, req.job_id};
+  if (auto ok = hv.domains().DefineRestored(restored); !ok) return std::unexpected(ok.error());
   ctx.Event(EventLevel::kInfo, name + " defined from backup " + m->id +
                                    (req.managed ? " (managed: it is in the manifests)" : " (not managed by gitvirt)"));
   return volumes;

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gitvirt/core/json.h"
-#include "gitvirt/engine/nodes.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/engine/scheduler.h"
 #include "gitvirt/engine/status_builder.h"
 #include "gitvirt/source/redact_url.h"

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gitvirt/engine/nodes.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/engine/readiness.h"
 #include "gitvirt/engine/session.h"
 #include "gitvirt/engine/status_builder.h"
@@ -79,8 +79,8 @@ Result<VmDetails> DescribeVm(Session& session, const FleetView& view, const std:
     return Fail(ErrorCode::kNotFound, "no VM named " + name + " in the manifests or on any node");
   }
   if (d.observed == nullptr || !d.observed->Owned()) return d;
-  if (Hypervisor* hv = session.nodes().Find(d.observed->node)) {
-    if (auto snaps = hv->ListSnapshots(name)) d.snapshots = std::move(*snaps);
+  if (Node* node = session.nodes().Find(d.observed->node)) {
+    if (auto snaps = node->snapshots().List(name)) d.snapshots = std::move(*snaps);
   }
   auto journal = session.journal();
   if (!journal) return d;

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include "gitvirt/core/units.h"
-#include "gitvirt/hypervisor/domain_xml.h"
 
 namespace gitvirt {
 
@@ -116,7 +115,7 @@ std::pair<std::string, std::string> SplitVolume(const std::string& key) {
   return {key.substr(0, slash), key.substr(slash + 1)};
 }
 
-bool Simulated(const Hypervisor& a, const Hypervisor& b) {
+bool Simulated(const Node& a, const Node& b) {
   return a.capabilities().driver == "TEST" && b.capabilities().driver == "TEST";
 }
 
@@ -143,27 +142,27 @@ class Migration {
 
   Result<std::string> Run() {
     const auto start = Clock::now();
-    Hypervisor& src = *r_.source;
-    Hypervisor& dst = *r_.target;
-    auto here = src.ObserveVm(r_.vm);
-    auto there = dst.ObserveVm(r_.vm);
+    Node& src = *r_.source;
+    Node& dst = *r_.target;
+    auto here = src.domains().ObserveVm(r_.vm);
+    auto there = dst.domains().ObserveVm(r_.vm);
     if (there && !there->Owned()) {
-      return Fail(ErrorCode::kAlreadyExists, "a domain named " + r_.vm + " exists on " + dst.node() + " and is not gitvirt's");
+      return Fail(ErrorCode::kAlreadyExists, "a domain named " + r_.vm + " exists on " + dst.name() + " and is not gitvirt's");
     }
     if (!here) {
       if (here.error().code != ErrorCode::kNotFound) return std::unexpected(here.error());
       if (there) {
-        ctx_.Event(EventLevel::kInfo, r_.vm + " is on " + dst.node() + " already");
+        ctx_.Event(EventLevel::kInfo, r_.vm + " is on " + dst.name() + " already");
         return Outcome("done before", true);
       }
-      return Fail(ErrorCode::kNotFound, r_.vm + " is on neither " + src.node() + " nor " + dst.node());
+      return Fail(ErrorCode::kNotFound, r_.vm + " is on neither " + src.name() + " nor " + dst.name());
     }
-    if (!here->Owned()) return Fail(ErrorCode::kFailedPrecondition, r_.vm + " on " + src.node() + " is not gitvirt's");
+    if (!here->Owned()) return Fail(ErrorCode::kFailedPrecondition, r_.vm + " on " + src.name() + " is not gitvirt's");
     current_ = *here;
     const bool running = current_.power != PowerState::kStopped;
     if (running && r_.mode == "offline") {
       return Fail(ErrorCode::kFailedPrecondition,
-                  r_.vm + " is running on " + src.node() + "; an offline migration needs it stopped");
+                  r_.vm + " is running on " + src.name() + "; an offline migration needs it stopped");
     }
     if (auto ok = EnsurePools(); !ok) return std::unexpected(ok.error());
     std::string mode = running ? "live" : "offline";
@@ -185,7 +184,7 @@ class Migration {
       if (auto ok = Offline(); !ok) return std::unexpected(ok.error());
     }
     seconds_ = std::chrono::duration<double>(Clock::now() - start).count();
-    ctx_.Event(EventLevel::kInfo, "migrated " + r_.vm + " from " + src.node() + " to " + dst.node() + " (" + mode +
+    ctx_.Event(EventLevel::kInfo, "migrated " + r_.vm + " from " + src.name() + " to " + dst.name() + " (" + mode +
                                       (Simulated(src, dst) ? ", simulated" : "") + ", " +
                                       std::to_string(r_.volumes.size()) + " volume(s) copied, " +
                                       FormatSize(bytes_) + ")");
@@ -193,8 +192,8 @@ class Migration {
   }
 
   Result<UndoOutcome> Undo(const std::string& undo_json) {
-    Hypervisor& src = *r_.source;
-    Hypervisor& dst = *r_.target;
+    Node& src = *r_.source;
+    Node& dst = *r_.target;
     const json undo = ParseObject(undo_json);
     // Everything this step made on the target; what holds the VM's data once it is there (the
     // byte copies, and the disks a live migration filled).
@@ -207,8 +206,8 @@ class Migration {
       }
       return list;
     }();
-    auto there = dst.ObserveVm(r_.vm);
-    auto here = src.ObserveVm(r_.vm);
+    auto there = dst.domains().ObserveVm(r_.vm);
+    auto here = src.domains().ObserveVm(r_.vm);
     const std::string before = undo.value("sourcePower", std::string("Stopped"));
     std::vector<std::string> copied = StringList(undo, "copied");
     for (const std::string& v : StringList(undo, "created")) {
@@ -222,75 +221,81 @@ class Migration {
         // (any a later step deleted are made again, empty, first).
         for (const std::string& v : copied) {
           const auto [pool, name] = SplitVolume(v);
-          if (src.GetVolume(pool, name) || !dst.GetVolume(pool, name)) continue;
+          if (src.storage().GetVolume(pool, name) || !dst.storage().GetVolume(pool, name)) continue;
           if (!DiskOn(*there, v)) {
             if (auto ok = Copy(dst, src, v); !ok) return std::unexpected(ok.error());
             continue;
           }
-          auto info = dst.GetVolume(pool, name);
+          auto info = dst.storage().GetVolume(pool, name);
           if (!info) return std::unexpected(info.error());
           auto layout = Layout(*info, v);
           if (!layout) return std::unexpected(layout.error());
-          if (auto ok = src.CreateVolume(*layout); !ok) return std::unexpected(ok.error());
+          if (auto ok = src.storage().CreateVolume(*layout); !ok) return std::unexpected(ok.error());
         }
         LiveMigration back;
         back.copy_volumes = DiskVolumes(*there, made);
         back.bandwidth = r_.bandwidth;
         back.address = r_.source_address;
         back.trust_storage = OnlyReadOnlyLeft(*there, made);
-        if (auto ok = dst.MigrateLive(r_.vm, src, back); !ok) return std::unexpected(ok.error());
-        ctx_.Event(EventLevel::kInfo, r_.vm + " moved back to " + src.node() + " (live)");
+        if (auto ok = r_.migrations->MigrateLive(r_.vm, dst.name(), src.name(), back); !ok) {
+          return std::unexpected(ok.error());
+        }
+        ctx_.Event(EventLevel::kInfo, r_.vm + " moved back to " + src.name() + " (live)");
       } else {
         if (running) {
-          if (auto ok = dst.Destroy(r_.vm); !ok) return std::unexpected(ok.error());
+          if (auto ok = dst.power().Destroy(r_.vm); !ok) return std::unexpected(ok.error());
         }
         // Its disks as they are now go back where they came from (on simulated nodes, the
         // volumes a later step deleted from the source are made again).
         for (const std::string& v : copied) {
           const auto [pool, name] = SplitVolume(v);
-          if (!dst.GetVolume(pool, name)) continue;
-          const bool on_source = static_cast<bool>(src.GetVolume(pool, name));
+          if (!dst.storage().GetVolume(pool, name)) continue;
+          const bool on_source = static_cast<bool>(src.storage().GetVolume(pool, name));
           if (Simulated(src, dst) && on_source) continue;
           if (on_source) {
-            if (auto ok = src.DeleteVolume(pool, name); !ok) return std::unexpected(ok.error());
+            if (auto ok = src.storage().DeleteVolume(pool, name); !ok) return std::unexpected(ok.error());
           }
           if (auto ok = Copy(dst, src, v); !ok) return std::unexpected(ok.error());
         }
-        auto snapshots = dst.GetSnapshotXmls(r_.vm);
+        auto snapshots = dst.snapshots().Export(r_.vm);
         if (!undo.contains("sourceXml")) return UndoOutcome::kNotUndoable;
-        if (auto ok = src.DefineXml(undo["sourceXml"].get<std::string>()); !ok) return std::unexpected(ok.error());
-        if (snapshots) {
-          if (auto ok = src.RedefineSnapshots(r_.vm, *snapshots); !ok) return std::unexpected(ok.error());
+        if (auto ok = src.domains().Restore(SavedDomain{undo["sourceXml"].get<std::string>()}); !ok) {
+          return std::unexpected(ok.error());
         }
-        if (auto ok = src.SetAutostart(r_.vm, undo.value("sourceAutostart", false)); !ok) return std::unexpected(ok.error());
-        if (auto ok = dst.Undefine(r_.vm); !ok) return std::unexpected(ok.error());
-        ctx_.Event(EventLevel::kInfo, r_.vm + " moved back to " + src.node() + " (offline)");
+        if (snapshots) {
+          if (auto ok = src.snapshots().Import(r_.vm, *snapshots); !ok) return std::unexpected(ok.error());
+        }
+        if (auto ok = src.domains().SetAutostart(r_.vm, undo.value("sourceAutostart", false)); !ok) {
+          return std::unexpected(ok.error());
+        }
+        if (auto ok = dst.domains().Undefine(r_.vm); !ok) return std::unexpected(ok.error());
+        ctx_.Event(EventLevel::kInfo, r_.vm + " moved back to " + src.name() + " (offline)");
       }
     } else if (there && there->Owned() && here && here->Owned() && undo.value("defined", false)) {
       // The offline copy was defined but the source never let go: drop the copy.
-      if (auto ok = dst.Undefine(r_.vm); !ok) return std::unexpected(ok.error());
+      if (auto ok = dst.domains().Undefine(r_.vm); !ok) return std::unexpected(ok.error());
     }
     // The power state before the step (a fallback stopped it; a simulated move started a copy).
-    if (auto now = src.GetPower(r_.vm); now && before != std::string(EnumName(*now))) {
+    if (auto now = src.power().Get(r_.vm); now && before != std::string(EnumName(*now))) {
       auto want = ParseEnum<PowerState>(before);
       if (want) {
         if (auto ok = RestorePower(src, *want); !ok) return std::unexpected(ok.error());
       }
     }
-    if (auto back = src.ObserveVm(r_.vm); !back) {
+    if (auto back = src.domains().ObserveVm(r_.vm); !back) {
       // Never delete the copies while the source does not hold the VM again.
-      return std::unexpected(back.error().Wrap("moving " + r_.vm + " back to " + src.node()));
+      return std::unexpected(back.error().Wrap("moving " + r_.vm + " back to " + src.name()));
     }
     for (const std::string& v : copied) {
       const auto [pool, name] = SplitVolume(v);
-      if (!src.GetVolume(pool, name)) {
-        return Fail(ErrorCode::kFailedPrecondition, "volume " + v + " is on " + dst.node() + " only; keeping it there",
-                    "moving " + r_.vm + " back to " + src.node());
+      if (!src.storage().GetVolume(pool, name)) {
+        return Fail(ErrorCode::kFailedPrecondition, "volume " + v + " is on " + dst.name() + " only; keeping it there",
+                    "moving " + r_.vm + " back to " + src.name());
       }
     }
     for (const std::string& v : made) {
       const auto [pool, name] = SplitVolume(v);
-      auto deleted = dst.DeleteVolume(pool, name);
+      auto deleted = dst.storage().DeleteVolume(pool, name);
       if (!deleted && deleted.error().code != ErrorCode::kNotFound) return std::unexpected(deleted.error());
     }
     return UndoOutcome::kUndone;
@@ -299,8 +304,8 @@ class Migration {
  private:
   // The step's result, which the journal keeps: describe vm reads it.
   Result<std::string> Outcome(const std::string& mode, bool already) {
-    json out{{"source", r_.source->node()},
-             {"target", r_.target->node()},
+    json out{{"source", r_.source->name()},
+             {"target", r_.target->name()},
              {"mode", mode},
              {"volumes", r_.volumes},
              {"bytes", bytes_},
@@ -367,30 +372,30 @@ class Migration {
 
   // Copies one volume from `from` to `to`: bytes where volumes hold bytes, metadata between
   // simulated nodes.
-  Result<void> Copy(Hypervisor& from, Hypervisor& to, const std::string& key) {
+  Result<void> Copy(Node& from, Node& to, const std::string& key) {
     const auto [pool, name] = SplitVolume(key);
-    auto info = from.GetVolume(pool, name);
+    auto info = from.storage().GetVolume(pool, name);
     if (!info) return std::unexpected(info.error());
     auto layout = Layout(*info, key);
     if (!layout) return std::unexpected(layout.error());
-    if (Simulated(from, to)) return to.CreateVolume(*layout);
+    if (Simulated(from, to)) return to.storage().CreateVolume(*layout);
     std::string backing;
     if (layout->backing && !info->backing.empty()) {
-      auto base = to.GetVolume(layout->backing->pool, layout->backing->volume);
-      if (!base) return std::unexpected(base.error().Wrap("the backing image of " + key + " on " + to.node()));
+      auto base = to.storage().GetVolume(layout->backing->pool, layout->backing->volume);
+      if (!base) return std::unexpected(base.error().Wrap("the backing image of " + key + " on " + to.name()));
       if (base->path != info->backing) backing = base->path;
     }
     VolumeSpec raw;
     raw.pool = pool;
     raw.name = name;
     raw.capacity = info->physical != 0 ? info->physical : info->allocation;
-    auto sink = to.WriteVolume(raw);
+    auto sink = to.storage().WriteVolume(raw);
     if (!sink) return std::unexpected(sink.error());
     CountingSink counted(**sink);
     std::optional<Qcow2BackingRewriter> rewriter;
     if (!backing.empty()) rewriter.emplace(counted, backing);
     VolumeSink& into = rewriter ? static_cast<VolumeSink&>(*rewriter) : counted;
-    if (auto ok = from.ReadVolume(pool, name, into); !ok) return ok;
+    if (auto ok = from.storage().ReadVolume(pool, name, into); !ok) return ok;
     bytes_ += counted.bytes;
     return {};
   }
@@ -401,8 +406,8 @@ class Migration {
   // made again; so is an empty one when the bytes are needed (a live migration that fell back
   // to offline).
   Result<void> CopyAll(bool empty_disks) {
-    Hypervisor& src = *r_.source;
-    Hypervisor& dst = *r_.target;
+    Node& src = *r_.source;
+    Node& dst = *r_.target;
     for (const std::string& key : r_.volumes) {
       const json undo = ParseObject(ctx_.undo_json());
       auto copying = StringList(undo, "copying");
@@ -410,24 +415,24 @@ class Migration {
       auto created = StringList(undo, "created");
       const bool empty = empty_disks && DiskOn(current_, key).has_value();
       const auto [pool, name] = SplitVolume(key);
-      if (dst.GetVolume(pool, name)) {
+      if (dst.storage().GetVolume(pool, name)) {
         if (Contains(copied, key) || (empty && Contains(created, key))) continue;
         if (!Contains(copying, key) && !Contains(created, key)) {
-          return Fail(ErrorCode::kAlreadyExists, "volume " + key + " exists on " + dst.node() +
+          return Fail(ErrorCode::kAlreadyExists, "volume " + key + " exists on " + dst.name() +
                                                       " and this migration did not copy it there");
         }
-        if (auto ok = dst.DeleteVolume(pool, name); !ok) return ok;
+        if (auto ok = dst.storage().DeleteVolume(pool, name); !ok) return ok;
       }
       if (!Contains(copying, key)) copying.push_back(key);
       std::erase(created, key);
       if (auto ok = ctx_.RecordUndo(json{{"copying", copying}, {"created", created}}.dump()); !ok) return ok;
       if (empty) {
         // Filled by QEMU during the live migration.
-        auto info = src.GetVolume(pool, name);
+        auto info = src.storage().GetVolume(pool, name);
         if (!info) return std::unexpected(info.error());
         auto layout = Layout(*info, key);
         if (!layout) return std::unexpected(layout.error());
-        if (auto ok = dst.CreateVolume(*layout); !ok) return ok;
+        if (auto ok = dst.storage().CreateVolume(*layout); !ok) return ok;
         created.push_back(key);
         if (auto ok = ctx_.RecordUndo(json{{"created", created}}.dump()); !ok) return ok;
         continue;
@@ -441,20 +446,20 @@ class Migration {
 
   // Define on the target, carry the snapshot metadata, undefine on the source.
   Result<void> MoveDefinition() {
-    Hypervisor& src = *r_.source;
-    Hypervisor& dst = *r_.target;
-    auto xml = src.GetDefinitionXml(r_.vm);
-    if (!xml) return std::unexpected(xml.error());
-    std::vector<std::string> snapshots;
+    Node& src = *r_.source;
+    Node& dst = *r_.target;
+    auto saved = src.domains().Save(r_.vm);
+    if (!saved) return std::unexpected(saved.error());
+    SavedSnapshots snapshots;
     if (!current_.snapshots.empty()) {
-      auto listed = src.GetSnapshotXmls(r_.vm);
+      auto listed = src.snapshots().Export(r_.vm);
       if (!listed) return std::unexpected(listed.error());
       snapshots = std::move(*listed);
     }
     if (auto ok = ctx_.RecordUndo(json{{"defined", true}}.dump()); !ok) return ok;
-    if (auto ok = dst.DefineXml(*xml); !ok) return ok;
-    if (auto ok = dst.RedefineSnapshots(r_.vm, snapshots); !ok) return ok;
-    if (auto ok = dst.SetAutostart(r_.vm, current_.autostart); !ok) return ok;
+    if (auto ok = dst.domains().Restore(*saved); !ok) return ok;
+    if (auto ok = dst.snapshots().Import(r_.vm, snapshots); !ok) return ok;
+    if (auto ok = dst.domains().SetAutostart(r_.vm, current_.autostart); !ok) return ok;
     return {};
   }
 
@@ -462,7 +467,7 @@ class Migration {
     if (auto ok = ctx_.RecordUndo(json{{"sourceUndefined", true}}.dump()); !ok) return ok;
     // The UEFI variables and TPM state stay on the source (the plan says so): nothing carries
     // them to the target, and nothing may destroy them.
-    auto gone = r_.source->UndefineKeepingFirmwareState(r_.vm);
+    auto gone = r_.source->domains().UndefineKeepingFirmwareState(r_.vm);
     if (!gone && gone.error().code != ErrorCode::kNotFound) return gone;
     return {};
   }
@@ -488,21 +493,21 @@ class Migration {
     options.address = r_.target_address;
     options.trust_storage = OnlyReadOnlyLeft(current_, r_.volumes);
     if (auto ok = ctx_.RecordUndo(json{{"live", true}}.dump()); !ok) return ok;
-    return r_.source->MigrateLive(r_.vm, *r_.target, options);
+    return r_.migrations->MigrateLive(r_.vm, r_.source->name(), r_.target->name(), options);
   }
 
   Result<void> StopForOffline() {
     if (auto ok = ctx_.RecordUndo(json{{"stoppedForOffline", true}}.dump()); !ok) return ok;
-    return r_.source->Shutdown(r_.vm, r_.update_policy.shutdown_timeout, r_.update_policy.force_off);
+    return r_.source->power().Shutdown(r_.vm, r_.update_policy.shutdown_timeout, r_.update_policy.force_off);
   }
 
-  Result<void> RestorePower(Hypervisor& hv, PowerState power) {
+  Result<void> RestorePower(Node& hv, PowerState power) {
     switch (power) {
-      case PowerState::kStopped: return hv.Destroy(r_.vm);
-      case PowerState::kRunning: return hv.Start(r_.vm);
+      case PowerState::kStopped: return hv.power().Destroy(r_.vm);
+      case PowerState::kRunning: return hv.power().Start(r_.vm);
       case PowerState::kPaused: {
-        if (auto ok = hv.Start(r_.vm); !ok) return ok;
-        return hv.Suspend(r_.vm);
+        if (auto ok = hv.power().Start(r_.vm); !ok) return ok;
+        return hv.power().Suspend(r_.vm);
       }
     }
     return {};
@@ -531,14 +536,15 @@ class Migration {
 }  // namespace
 
 Result<std::string> PrepareMigration(const MigrationRequest& request) {
-  auto vm = request.source->ObserveVm(request.vm);
+  auto vm = request.source->domains().ObserveVm(request.vm);
   if (!vm) {
     if (vm.error().code == ErrorCode::kNotFound) return std::string("{}");
     return std::unexpected(vm.error());
   }
-  auto xml = request.source->GetDefinitionXml(request.vm);
-  if (!xml) return std::unexpected(xml.error());
-  return json{{"sourceXml", *xml}, {"sourcePower", EnumName(vm->power)}, {"sourceAutostart", vm->autostart}}.dump();
+  auto saved = request.source->domains().Save(request.vm);
+  if (!saved) return std::unexpected(saved.error());
+  return json{{"sourceXml", saved->bytes}, {"sourcePower", EnumName(vm->power)}, {"sourceAutostart", vm->autostart}}
+      .dump();
 }
 
 Result<std::string> RunMigration(const MigrationRequest& request, StepContext& context) {

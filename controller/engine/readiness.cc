@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "gitvirt/core/cloud_init.h"
-#include "gitvirt/engine/nodes.h"
+#include "gitvirt/hypervisor/node_set.h"
 
 namespace gitvirt {
 namespace {
@@ -115,7 +115,7 @@ Result<void> TcpConnect(const std::string& address, int port, std::chrono::milli
   return {};
 }
 
-ReadinessReport CheckReadiness(Hypervisor& hv, const std::string& name, const VmSpec& spec,
+ReadinessReport CheckReadiness(Node& hv, const std::string& name, const VmSpec& spec,
                                const ReadinessOptions& options) {
   ReadinessReport report;
   const Readiness& want = spec.readiness;
@@ -127,12 +127,12 @@ ReadinessReport CheckReadiness(Hypervisor& hv, const std::string& name, const Vm
     report.address = fixed;
     report.address_source = fixed.empty() ? "" : "static";
     if (want.Enabled()) {
-      report.message = "readiness (" + DescribeReadiness(want) + ") cannot be checked on node " + hv.node() + " (" +
+      report.message = "readiness (" + DescribeReadiness(want) + ") cannot be checked on node " + hv.name() + " (" +
                        hv.capabilities().driver + " driver: no guest OS runs there); treated as Ready";
     }
     return report;
   }
-  auto power = hv.GetPower(name);
+  auto power = hv.power().Get(name);
   if (!power || *power != PowerState::kRunning) {
     report.running = false;
     report.message = power ? "not running (" + std::string(EnumName(*power)) + ")" : power.error().message;
@@ -147,9 +147,9 @@ ReadinessReport CheckReadiness(Hypervisor& hv, const std::string& name, const Vm
   std::string agent_error;
   std::string agent_address;
   if (spec.guest_agent || want.agent) {
-    if (auto ping = hv.GuestPing(name, options.agent_timeout); !ping) {
+    if (auto ping = hv.guest().Ping(name, options.agent_timeout); !ping) {
       agent_error = ping.error().message;
-    } else if (auto addresses = hv.InterfaceAddresses(name, AddressSource::kAgent); !addresses) {
+    } else if (auto addresses = hv.guest().Addresses(name, AddressSource::kAgent); !addresses) {
       agent_error = addresses.error().message;
     } else {
       agent_answers = true;
@@ -161,7 +161,7 @@ ReadinessReport CheckReadiness(Hypervisor& hv, const std::string& name, const Vm
     report.address_source = "agent";
   }
   if (report.address.empty() && OnLibvirtNetwork(spec)) {
-    if (auto leases = hv.InterfaceAddresses(name, AddressSource::kLease)) {
+    if (auto leases = hv.guest().Addresses(name, AddressSource::kLease)) {
       report.address = PickAddress(*leases, first_mac);
       if (!report.address.empty()) report.address_source = "lease";
     }
@@ -193,7 +193,7 @@ ReadinessReport CheckReadiness(Hypervisor& hv, const std::string& name, const Vm
   }
   if (!want.console_marker.empty()) {
     const std::string quoted = "\"" + want.console_marker + "\"";
-    if (auto log = hv.ReadConsoleLog(name); !log) {
+    if (auto log = hv.guest().ConsoleLog(name); !log) {
       missing.push_back("console log unreadable: " + log.error().ToString());
     } else if (log->find(want.console_marker) == std::string::npos) {
       missing.push_back(quoted + " has not appeared on the console yet");
@@ -209,13 +209,13 @@ ReadinessReport CheckReadiness(Hypervisor& hv, const std::string& name, const Vm
 std::map<std::string, ReadinessReport> ProbeGuests(const NodeSet& nodes, const DesiredState* desired,
                                                    const ObservedState& observed) {
   struct Job {
-    Hypervisor* hv;
+    Node* hv;
     std::string name;
     VmSpec spec;
   };
   std::vector<Job> jobs;
   for (const ObservedNode& node : observed.nodes) {
-    Hypervisor* hv = nodes.Find(node.name);
+    Node* hv = nodes.Find(node.name);
     if (hv == nullptr || !node.reachable) continue;
     for (const ObservedVm& vm : node.vms) {
       if (!vm.Owned() || vm.power != PowerState::kRunning) continue;

@@ -123,7 +123,7 @@ Result<Plan> PolicyScheduler::PlanRun(Kind kind, const std::string& name, const 
   if (kind == Kind::kBackupPolicy) {
     const BackupPolicy* p = FindBackupPolicy(desired, name);
     if (p == nullptr) return Fail(ErrorCode::kNotFound, "no BackupPolicy named " + name + " in the manifests");
-    auto catalog = BackupCatalog::Open(nodes_.config().state);
+    auto catalog = BackupCatalog::Open(options_.runner.state_file);
     if (!catalog) return std::unexpected(catalog.error());
     if (!p->spec.target.directory.empty()) {
       std::vector<std::string> problems;

@@ -7,7 +7,7 @@
 
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/planner.h"
-#include "gitvirt/engine/nodes.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/engine/scheduler.h"
 #include "gitvirt/manifest/config_loader.h"
 
@@ -64,7 +64,7 @@ Result<Desired> Session::ReadDesired(const SourceSelection& selection) {
 // ---- the nodes ------------------------------------------------------------------------------
 
 NodeSet& Session::nodes() {
-  if (!nodes_) nodes_ = NodeSet::Connect(config_, options_.hypervisor);
+  if (!nodes_) nodes_ = NodeSet::Connect(config_.nodes, options_.hypervisor);
   return *nodes_;
 }
 

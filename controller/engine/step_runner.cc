@@ -18,7 +18,6 @@
 #include "gitvirt/engine/backup.h"
 #include "gitvirt/engine/migration.h"
 #include "gitvirt/engine/readiness.h"
-#include "gitvirt/hypervisor/domain_xml.h"
 
 namespace gitvirt {
 
@@ -67,8 +66,8 @@ struct LibvirtStepRunner::Impl {
     return false;
   }
 
-  Result<Hypervisor*> Node(const std::string& name) {
-    Hypervisor* hv = nodes.Find(name);
+  Result<gitvirt::Node*> Node(const std::string& name) {
+    gitvirt::Node* hv = nodes.Find(name);
     if (hv == nullptr) {
       const std::string& why = nodes.ConnectError(name);
       return Fail(ErrorCode::kUnavailable, "node " + name + " is not connected" + (why.empty() ? "" : ": " + why));
@@ -84,12 +83,12 @@ struct LibvirtStepRunner::Impl {
   }
 
   // Pools the configuration declares for this node are created when missing.
-  Result<void> EnsurePools(Hypervisor& hv, const std::set<std::string>& pools) {
-    const NodeConfig* node = nodes.config().FindNode(hv.node());
+  Result<void> EnsurePools(gitvirt::Node& hv, const std::set<std::string>& pools) {
+    const NodeConfig* node = nodes.FindConfig(hv.name());
     if (node == nullptr) return {};
     for (const PoolConfig& p : node->pools) {
       if (!pools.contains(p.name)) continue;
-      if (auto ok = hv.EnsurePool(p); !ok) return ok;
+      if (auto ok = hv.storage().EnsurePool(p); !ok) return ok;
     }
     return {};
   }
@@ -145,7 +144,7 @@ struct LibvirtStepRunner::Impl {
   // Creates each volume the VM's disks need that does not exist yet, recording it for undo
   // before creating it. A volume that exists but that this step did not create is refused:
   // gitvirt never takes over storage it does not know.
-  Result<void> EnsureDiskVolumes(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx,
+  Result<void> EnsureDiskVolumes(gitvirt::Node& hv, const VirtualMachine& vm, StepContext& ctx,
                                  const std::vector<std::string>& owned_before) {
     for (const Disk& disk : vm.spec.disks) {
       if (disk.source.type != DiskSourceType::kNew && disk.source.clone == CloneMode::kNone) continue;
@@ -153,7 +152,7 @@ struct LibvirtStepRunner::Impl {
       if (!spec) return std::unexpected(spec.error());
       auto volumes = StringList(ParseObject(ctx.undo_json()), "volumes");
       const std::string key = spec->pool + "/" + spec->name;
-      if (auto existing = hv.GetVolume(spec->pool, spec->name)) {
+      if (auto existing = hv.storage().GetVolume(spec->pool, spec->name)) {
         const bool ours = std::find(volumes.begin(), volumes.end(), key) != volumes.end() ||
                           std::find(owned_before.begin(), owned_before.end(), key) != owned_before.end();
         if (ours) continue;
@@ -164,7 +163,7 @@ struct LibvirtStepRunner::Impl {
       }
       volumes.push_back(key);
       if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return ok;
-      if (auto ok = hv.CreateVolume(*spec); !ok) return ok;
+      if (auto ok = hv.storage().CreateVolume(*spec); !ok) return ok;
       ctx.Event(EventLevel::kInfo, "created volume " + key + " (" + DescribeDisk(disk) + ")");
     }
     return {};
@@ -177,7 +176,7 @@ struct LibvirtStepRunner::Impl {
 
   // Renders, writes and uploads the VM's NoCloud seed unless a volume with the same inputs is
   // there already.
-  Result<std::optional<Seed>> EnsureSeed(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx) {
+  Result<std::optional<Seed>> EnsureSeed(gitvirt::Node& hv, const VirtualMachine& vm, StepContext& ctx) {
     if (!vm.spec.cloud_init) return std::optional<Seed>{};
     std::map<std::string, std::string> hashes;
     for (const CloudInitUser& u : vm.spec.cloud_init->users) {
@@ -190,7 +189,7 @@ struct LibvirtStepRunner::Impl {
     }
     const SeedFiles files = RenderSeed(vm, hashes);
     Seed seed{StorageRef{SeedPool(vm), SeedVolumeName(vm.meta.name, files.inputs_hash), ""}, files.inputs_hash};
-    if (hv.GetVolume(seed.ref.pool, seed.ref.volume)) return std::optional<Seed>{seed};
+    if (hv.storage().GetVolume(seed.ref.pool, seed.ref.volume)) return std::optional<Seed>{seed};
     const std::string iso = (std::filesystem::path(options.cache_dir) / "seeds" / seed.ref.volume).string();
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(iso).parent_path(), ec);
@@ -198,14 +197,14 @@ struct LibvirtStepRunner::Impl {
     auto volumes = StringList(ParseObject(ctx.undo_json()), "volumes");
     volumes.push_back(seed.ref.pool + "/" + seed.ref.volume);
     if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return std::unexpected(ok.error());
-    auto uploaded = hv.UploadVolume(seed.ref.pool, seed.ref.volume, iso, "raw");
+    auto uploaded = hv.storage().UploadVolume(seed.ref.pool, seed.ref.volume, iso, "raw");
     std::filesystem::remove(iso, ec);
     if (!uploaded) return std::unexpected(uploaded.error());
     ctx.Event(EventLevel::kInfo, "cloud-init seed " + seed.ref.volume + " written");
     return std::optional<Seed>{seed};
   }
 
-  Result<DomainDefinition> Definition(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx,
+  Result<DomainDefinition> Definition(gitvirt::Node& hv, const VirtualMachine& vm, StepContext& ctx,
                                       const std::vector<std::string>& owned_before,
                                       const std::optional<Seed>& seed) {
     DomainDefinition def;
@@ -248,8 +247,8 @@ struct LibvirtStepRunner::Impl {
   // Where the node logs serial consoles: the node's consoleDir, else (on a node with guests
   // whose files the controller can read) the runner's console_dir, created here. Remote nodes
   // without consoleDir log nothing: gitvirt cannot create a directory there.
-  std::string ConsoleDir(Hypervisor& hv) {
-    const NodeConfig* node = nodes.config().FindNode(hv.node());
+  std::string ConsoleDir(gitvirt::Node& hv) {
+    const NodeConfig* node = nodes.FindConfig(hv.name());
     if (node != nullptr && !node->console_dir.empty()) {
       if (node->IsLocal()) {
         std::error_code ec;
@@ -261,7 +260,7 @@ struct LibvirtStepRunner::Impl {
     std::error_code ec;
     std::filesystem::create_directories(options.console_dir, ec);
     if (ec) {
-      log->warn("node={} cannot create the console log directory {}: {}", hv.node(), options.console_dir, ec.message());
+      log->warn("node={} cannot create the console log directory {}: {}", hv.name(), options.console_dir, ec.message());
       return "";
     }
     return options.console_dir;
@@ -269,7 +268,7 @@ struct LibvirtStepRunner::Impl {
 
   // ---- actions ---------------------------------------------------------------------------
 
-  Result<std::string> Create(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx) {
+  Result<std::string> Create(gitvirt::Node& hv, const VirtualMachine& vm, StepContext& ctx) {
     // A first attempt trusts the plan, which saw no such domain moments ago: Define itself
     // refuses a name that appeared since (without a UUID libvirt will not redefine it), so only a
     // resumed attempt, which may have defined it already, looks first. Saves a round trip.
@@ -280,14 +279,14 @@ struct LibvirtStepRunner::Impl {
     if (first_attempt) {
       uuid = "";
     } else {
-      existing = hv.ObserveVm(vm.meta.name);
+      existing = hv.domains().ObserveVm(vm.meta.name);
       if (!existing && existing.error().code == ErrorCode::kNotFound) uuid = "";
     }
     if (existing) {
       uuid = existing->uuid;
       if (!existing->Owned()) {
         return Fail(ErrorCode::kAlreadyExists,
-                    "a domain named " + vm.meta.name + " exists on " + hv.node() + " and is not gitvirt's");
+                    "a domain named " + vm.meta.name + " exists on " + hv.name() + " and is not gitvirt's");
       }
       if (existing->owner->spec_hash == SpecHash(vm.spec)) {
         ctx.Event(EventLevel::kInfo, vm.meta.name + " is already defined as planned");
@@ -302,10 +301,10 @@ struct LibvirtStepRunner::Impl {
     if (!def) return std::unexpected(def.error());
     def->uuid = uuid;
     if (auto ok = ctx.RecordUndo(json{{"defined", true}}.dump()); !ok) return std::unexpected(ok.error());
-    if (auto ok = hv.Define(*def); !ok) {
+    if (auto ok = hv.domains().Define(*def); !ok) {
       // Say why in plain words when the name was taken since the plan.
-      if (auto now = hv.ObserveVm(vm.meta.name); first_attempt && now && !now->Owned()) {
-        return Fail(ErrorCode::kAlreadyExists, "a domain named " + vm.meta.name + " appeared on " + hv.node() +
+      if (auto now = hv.domains().ObserveVm(vm.meta.name); first_attempt && now && !now->Owned()) {
+        return Fail(ErrorCode::kAlreadyExists, "a domain named " + vm.meta.name + " appeared on " + hv.name() +
                                                    " since the plan and is not gitvirt's");
       }
       return std::unexpected(ok.error());
@@ -314,18 +313,18 @@ struct LibvirtStepRunner::Impl {
   }
 
   // The external-snapshot overlays a disk of the domain runs on (none when unreadable).
-  static std::vector<std::string> DiskOverlays(Hypervisor& hv, const std::string& vm, const std::string& disk) {
-    auto xml = hv.GetDefinitionXml(vm);
-    if (!xml) return {};
-    auto parsed = ParseDomainXml(*xml);
-    if (!parsed) return {};
-    auto it = parsed->disk_overlays.find(disk);
-    return it == parsed->disk_overlays.end() ? std::vector<std::string>{} : it->second;
+  static std::vector<std::string> DiskOverlays(gitvirt::Node& hv, const std::string& vm, const std::string& disk) {
+    auto disks = hv.domains().Disks(vm);
+    if (!disks) return {};
+    for (const DiskLocation& d : *disks) {
+      if (d.disk == disk) return d.overlays;
+    }
+    return {};
   }
 
-  Result<std::string> Update(Hypervisor& hv, const Action& action, StepContext& ctx) {
+  Result<std::string> Update(gitvirt::Node& hv, const Action& action, StepContext& ctx) {
     const VirtualMachine& vm = *action.vm;
-    auto current = hv.ObserveVm(vm.meta.name);
+    auto current = hv.domains().ObserveVm(vm.meta.name);
     if (!current) return std::unexpected(current.error());
     if (!current->Owned()) return Fail(ErrorCode::kFailedPrecondition, vm.meta.name + " is not gitvirt's");
     const std::vector<std::string> owned_before = current->owner->created_volumes;
@@ -356,8 +355,8 @@ struct LibvirtStepRunner::Impl {
       grown.push_back(disk.name);
       if (auto ok = ctx.RecordUndo(json{{"grown", grown}}.dump()); !ok) return std::unexpected(ok.error());
       Result<void> resized = live && hv.capabilities().block_resize
-                                 ? hv.ResizeDiskLive(vm.meta.name, disk.name, *disk.size)
-                                 : hv.ResizeVolume(ref.pool, ref.volume, *disk.size);
+                                 ? hv.live().ResizeDisk(vm.meta.name, disk.name, *disk.size)
+                                 : hv.storage().ResizeVolume(ref.pool, ref.volume, *disk.size);
       if (!resized) return std::unexpected(resized.error());
       ctx.Event(EventLevel::kInfo, "disk " + disk.name + " grown to " + FormatSize(*disk.size));
     }
@@ -366,44 +365,44 @@ struct LibvirtStepRunner::Impl {
     auto def = Definition(hv, vm, ctx, owned_before, *seed);
     if (!def) return std::unexpected(def.error());
     def->uuid = current->uuid;
-    if (auto ok = hv.Define(*def); !ok) return std::unexpected(ok.error());
+    if (auto ok = hv.domains().Define(*def); !ok) return std::unexpected(ok.error());
 
     if (live) {
       // The persistent definition is new; bring the running VM in line without a restart.
       if (vm.spec.vcpus != was.vcpus) {
-        if (auto ok = hv.SetVcpusLive(vm.meta.name, vm.spec.vcpus); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.live().SetVcpus(vm.meta.name, vm.spec.vcpus); !ok) return std::unexpected(ok.error());
       }
       if (vm.spec.memory != was.memory) {
-        if (auto ok = hv.SetMemoryLive(vm.meta.name, vm.spec.memory); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.live().SetMemory(vm.meta.name, vm.spec.memory); !ok) return std::unexpected(ok.error());
       }
       std::vector<std::string> attached;
       for (const Disk& disk : vm.spec.disks) {
         if (find_disk(was, disk.name) != nullptr) continue;
         attached.push_back(disk.name);
         if (auto ok = ctx.RecordUndo(json{{"attached", attached}}.dump()); !ok) return std::unexpected(ok.error());
-        if (auto ok = hv.AttachDiskLive(*def, disk.name); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.live().AttachDisk(*def, disk.name); !ok) return std::unexpected(ok.error());
       }
       for (const Disk& disk : was.disks) {
         if (find_disk(vm.spec, disk.name) != nullptr) continue;
-        if (auto ok = hv.DetachDiskLive(vm.meta.name, disk.name); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.live().DetachDisk(vm.meta.name, disk.name); !ok) return std::unexpected(ok.error());
       }
       for (std::size_t i = was.networks.size(); i < vm.spec.networks.size(); ++i) {
-        if (auto ok = hv.AttachNicLive(*def, i); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.live().AttachNic(*def, i); !ok) return std::unexpected(ok.error());
       }
       for (std::size_t i = was.networks.size(); i > vm.spec.networks.size(); --i) {
-        if (auto ok = hv.DetachNicLive(vm.meta.name, i - 1); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.live().DetachNic(vm.meta.name, i - 1); !ok) return std::unexpected(ok.error());
       }
     }
     return json{{"grown", grown}}.dump();
   }
 
-  Result<std::string> Replace(Hypervisor& hv, const VirtualMachine& vm, StepContext& ctx) {
-    if (auto current = hv.ObserveVm(vm.meta.name)) {
+  Result<std::string> Replace(gitvirt::Node& hv, const VirtualMachine& vm, StepContext& ctx) {
+    if (auto current = hv.domains().ObserveVm(vm.meta.name)) {
       if (current->Owned() && current->owner->spec_hash != SpecHash(vm.spec)) {
-        if (auto ok = hv.Undefine(vm.meta.name); !ok) return std::unexpected(ok.error());
+        if (auto ok = hv.domains().Undefine(vm.meta.name); !ok) return std::unexpected(ok.error());
         for (const std::string& v : current->owner->created_volumes) {
           const auto [pool, name] = SplitVolume(v);
-          auto deleted = hv.DeleteVolume(pool, name);
+          auto deleted = hv.storage().DeleteVolume(pool, name);
           if (!deleted && deleted.error().code != ErrorCode::kNotFound) return std::unexpected(deleted.error());
         }
         ctx.Event(EventLevel::kWarning, "replaced " + vm.meta.name + ": its old disks were deleted");
@@ -416,22 +415,22 @@ struct LibvirtStepRunner::Impl {
   // it is Ready: what comes after it in the plan (dependsOn, the next cluster group) starts
   // only then. The spec is the one this plan writes (its create, update or replace), else the
   // one last applied (a power-only start; only then is the node asked).
-  Result<std::string> Start(Hypervisor& hv, const Action& action, StepContext& ctx) {
+  Result<std::string> Start(gitvirt::Node& hv, const Action& action, StepContext& ctx) {
     const std::string& name = action.target.name;
-    if (auto ok = hv.Start(name); !ok) return std::unexpected(ok.error());
+    if (auto ok = hv.power().Start(name); !ok) return std::unexpected(ok.error());
     std::optional<VmSpec> spec;
     if (action.vm) spec = action.vm->spec;
     for (const Action& a : plan.actions) {
       if (!spec && a.vm && a.target == action.target && a.node == action.node) spec = a.vm->spec;
     }
     if (!spec) {
-      if (auto current = hv.ObserveVm(name); current && current->last_applied) spec = current->last_applied;
+      if (auto current = hv.domains().ObserveVm(name); current && current->last_applied) spec = current->last_applied;
     }
     if (!spec || !spec->readiness.Enabled() || spec->power_state != PowerState::kRunning) return std::string("{}");
     return WaitReady(hv, name, *spec, ctx);
   }
 
-  Result<std::string> WaitReady(Hypervisor& hv, const std::string& name, const VmSpec& spec, StepContext& ctx) {
+  Result<std::string> WaitReady(gitvirt::Node& hv, const std::string& name, const VmSpec& spec, StepContext& ctx) {
     using Clock = std::chrono::steady_clock;
     const Readiness& want = spec.readiness;
     const auto started = Clock::now();
@@ -480,30 +479,31 @@ struct LibvirtStepRunner::Impl {
     }
   }
 
-  Result<std::string> Shutdown(Hypervisor& hv, const Action& action) {
+  Result<std::string> Shutdown(gitvirt::Node& hv, const Action& action) {
     UpdatePolicy policy;
     if (action.vm) {
       policy = action.vm->spec.update_policy;
-    } else if (auto current = hv.ObserveVm(action.target.name); current && current->last_applied) {
+    } else if (auto current = hv.domains().ObserveVm(action.target.name); current && current->last_applied) {
       policy = current->last_applied->update_policy;
     }
     // `gitvirt power shutdown --force`: power off after the timeout whatever the VM says.
     if (const auto* p = std::get_if<ShutdownParams>(&action.params)) policy.force_off = p->force_off;
-    if (auto ok = hv.Shutdown(action.target.name, policy.shutdown_timeout, policy.force_off); !ok) {
+    if (auto ok = hv.power().Shutdown(action.target.name, policy.shutdown_timeout, policy.force_off); !ok) {
       return std::unexpected(ok.error());
     }
     return std::string("{}");
   }
 
-  Result<std::string> ImageImport(Hypervisor& hv, const Image& image, StepContext& ctx) {
+  Result<std::string> ImageImport(gitvirt::Node& hv, const Image& image, StepContext& ctx) {
     if (auto ok = EnsurePools(hv, {image.spec.pool}); !ok) return std::unexpected(ok.error());
-    if (hv.GetVolume(image.spec.pool, image.VolumeName())) return json{{"imported", false}}.dump();
+    if (hv.storage().GetVolume(image.spec.pool, image.VolumeName())) return json{{"imported", false}}.dump();
     auto file = FetchImage(image, options.cache_dir);
     if (!file) return std::unexpected(file.error());
     if (auto ok = ctx.RecordUndo(json{{"volumes", {image.spec.pool + "/" + image.VolumeName()}}}.dump()); !ok) {
       return std::unexpected(ok.error());
     }
-    if (auto ok = hv.UploadVolume(image.spec.pool, image.VolumeName(), *file, std::string(EnumName(image.spec.format)));
+    if (auto ok = hv.storage().UploadVolume(image.spec.pool, image.VolumeName(), *file,
+                                            std::string(EnumName(image.spec.format)));
         !ok) {
       return std::unexpected(ok.error());
     }
@@ -511,7 +511,7 @@ struct LibvirtStepRunner::Impl {
     return json{{"imported", true}}.dump();
   }
 
-  Result<void> DeleteVolumes(Hypervisor& hv, const std::vector<std::string>& volumes) {
+  Result<void> DeleteVolumes(Storage& hv, const std::vector<std::string>& volumes) {
     for (const std::string& v : volumes) {
       const auto [pool, name] = SplitVolume(v);
       auto deleted = hv.DeleteVolume(pool, name);
@@ -532,7 +532,7 @@ struct LibvirtStepRunner::Impl {
   Result<BackupCatalog*> Catalog() {
     std::lock_guard lock(catalog_slot->mu);
     if (!catalog_slot->catalog) {
-      const std::string& state = nodes.config().state;
+      const std::string& state = options.state_file;
       if (state.empty()) return Fail(ErrorCode::kFailedPrecondition, "no state file configured for the backup catalog");
       auto opened = BackupCatalog::Open(state);
       if (!opened) return std::unexpected(opened.error());
@@ -543,13 +543,13 @@ struct LibvirtStepRunner::Impl {
 
   // Whether the controller can read the node's files (qemu:///..., qemu+unix://, sim:).
   bool LocalNode(const std::string& node) const {
-    const NodeConfig* config = nodes.config().FindNode(node);
+    const NodeConfig* config = nodes.FindConfig(node);
     return config != nullptr && config->IsLocal();
   }
 
-  Result<std::string> Snapshot(Hypervisor& hv, const Action& action, StepContext& ctx) {
+  Result<std::string> Snapshot(gitvirt::Node& hv, const Action& action, StepContext& ctx) {
     const std::string& vm = action.target.name;
-    auto existing = hv.ListSnapshots(vm);
+    auto existing = hv.snapshots().List(vm);
     if (!existing) return std::unexpected(existing.error());
     // An earlier attempt of this step (before a crash) may have made it: only then is a
     // snapshot of that name this step's.
@@ -571,7 +571,7 @@ struct LibvirtStepRunner::Impl {
     request.memory = params.memory;
     request.quiesce = params.quiesce;
     if (auto ok = ctx.RecordUndo(json{{"snapshot", action.snapshot}}.dump()); !ok) return std::unexpected(ok.error());
-    auto taken = hv.CreateSnapshot(vm, request);
+    auto taken = hv.snapshots().Create(vm, request);
     if (!taken) return std::unexpected(taken.error());
     if (request.quiesce && !taken->quiesced) ctx.Event(EventLevel::kWarning, "not quiesced: " + taken->note);
     ctx.Event(EventLevel::kInfo, taken->kind + " snapshot " + action.snapshot + " of " + vm + " created" +
@@ -585,9 +585,9 @@ struct LibvirtStepRunner::Impl {
     return result.dump();
   }
 
-  Result<std::string> SnapshotDelete(Hypervisor& hv, const Action& action, StepContext& ctx) {
+  Result<std::string> SnapshotDelete(gitvirt::Node& hv, const Action& action, StepContext& ctx) {
     const std::string& vm = action.target.name;
-    auto existing = hv.ListSnapshots(vm);
+    auto existing = hv.snapshots().List(vm);
     if (!existing) {
       if (existing.error().code == ErrorCode::kNotFound) return json{{"gone", true}}.dump();
       return std::unexpected(existing.error());
@@ -599,7 +599,7 @@ struct LibvirtStepRunner::Impl {
         return Fail(ErrorCode::kFailedPrecondition,
                     "snapshot " + s.name + " of " + vm + " was not made by policy " + action.policy + "; not deleting it");
       }
-      if (auto ok = hv.DeleteSnapshot(vm, s.name); !ok) return std::unexpected(ok.error());
+      if (auto ok = hv.snapshots().Delete(vm, s.name); !ok) return std::unexpected(ok.error());
       ctx.Event(EventLevel::kInfo, "snapshot " + s.name + " of " + vm + " deleted");
       return json{{"deleted", s.name}}.dump();
     }
@@ -633,7 +633,7 @@ struct LibvirtStepRunner::Impl {
     return req;
   }
 
-  Result<std::string> Backup(Hypervisor& hv, const Action& action, StepContext& ctx) {
+  Result<std::string> Backup(gitvirt::Node& hv, const Action& action, StepContext& ctx) {
     const BackupRequest req = BackupRequestOf(action, ctx.job_id());
     if (req.id.empty() || req.directory.empty()) {
       return Fail(ErrorCode::kInvalidArgument, "the backup step has no id or directory");
@@ -642,7 +642,7 @@ struct LibvirtStepRunner::Impl {
     if (!catalog) return std::unexpected(catalog.error());
     auto manifest = TakeBackup(hv, req, ctx);
     if (!manifest) {
-      RecordFailedBackup(**catalog, req, hv.node(), manifest.error());
+      RecordFailedBackup(**catalog, req, hv.name(), manifest.error());
       std::error_code ec;
       std::filesystem::remove_all(req.directory + ".partial", ec);  // half-written disks
       return std::unexpected(manifest.error());
@@ -699,7 +699,7 @@ struct LibvirtStepRunner::Impl {
                             counted.error().ToString());
   }
 
-  Result<UndoOutcome> UndoBackup(Hypervisor* hv, const Action& action, const json& undo) {
+  Result<UndoOutcome> UndoBackup(gitvirt::Node* hv, const Action& action, const json& undo) {
     const BackupParams& params = action.Params<BackupParams>();
     const std::string& dir = params.directory;
     std::error_code ec;
@@ -713,13 +713,13 @@ struct LibvirtStepRunner::Impl {
       if (known && known->status != "failed") (void)(*catalog)->Remove(params.id);
     }
     if (hv != nullptr) {
-      if (auto ok = DeleteBackupScratch(*hv, StringList(undo, "scratch")); !ok) return std::unexpected(ok.error());
+      if (auto ok = DeleteBackupScratch(hv->storage(), StringList(undo, "scratch")); !ok) return std::unexpected(ok.error());
     }
     if (hv != nullptr && undo.contains("powerBefore")) {
       const std::string before = undo["powerBefore"].get<std::string>();
-      auto now = hv->GetPower(action.target.name);
+      auto now = hv->power().Get(action.target.name);
       if (now && std::string(EnumName(*now)) != before) {
-        if (auto ok = RestorePower(*hv, action.target.name, before); !ok) return std::unexpected(ok.error());
+        if (auto ok = RestorePower(hv->power(), action.target.name, before); !ok) return std::unexpected(ok.error());
       }
     }
     return UndoOutcome::kUndone;
@@ -751,7 +751,7 @@ struct LibvirtStepRunner::Impl {
     return json{{"deleted", id}}.dump();
   }
 
-  Result<std::string> BackupRestore(Hypervisor& hv, const Action& action, StepContext& ctx) {
+  Result<std::string> BackupRestore(gitvirt::Node& hv, const Action& action, StepContext& ctx) {
     RestoreRequest req;
     const BackupRestoreParams& params = action.Params<BackupRestoreParams>();
     req.directory = params.directory;
@@ -782,26 +782,27 @@ struct LibvirtStepRunner::Impl {
     MigrationRequest r;
     r.source = *source;
     r.target = *target;
+    r.migrations = &nodes.migrations();
     r.vm = action.target.name;
     const MigrateParams& params = action.Params<MigrateParams>();
     r.mode = params.mode;
     r.allow_offline = params.allow_offline;
     r.volumes = action.volumes;
     r.bandwidth = params.bandwidth;
-    if (const NodeConfig* n = nodes.config().FindNode(action.node)) r.target_address = n->migration_address;
-    if (const NodeConfig* n = nodes.config().FindNode(action.source_node)) r.source_address = n->migration_address;
+    if (const NodeConfig* n = nodes.FindConfig(action.node)) r.target_address = n->migration_address;
+    if (const NodeConfig* n = nodes.FindConfig(action.source_node)) r.source_address = n->migration_address;
     if (action.vm) r.update_policy = action.vm->spec.update_policy;
-    r.ensure_pools = [this](Hypervisor& hv, const std::set<std::string>& pools) { return EnsurePools(hv, pools); };
+    r.ensure_pools = [this](gitvirt::Node& hv, const std::set<std::string>& pools) { return EnsurePools(hv, pools); };
     r.volume_for = [this](const VirtualMachine& vm, const Disk& disk) { return VolumeFor(vm, disk); };
     return r;
   }
 
-  Result<void> RestorePower(Hypervisor& hv, const std::string& name, const std::string& power) {
+  Result<void> RestorePower(Power& hv, const std::string& name, const std::string& power) {
     const PowerState want = ParseEnum<PowerState>(power).value_or(PowerState::kStopped);
     switch (want) {
       case PowerState::kStopped: return hv.Destroy(name);
       case PowerState::kRunning: {
-        auto now = hv.GetPower(name);
+        auto now = hv.Get(name);
         if (now && *now == PowerState::kPaused) return hv.Resume(name);
         return hv.Start(name);
       }
@@ -816,7 +817,7 @@ struct LibvirtStepRunner::Impl {
 
 StepRunnerOptions StepRunnerOptionsFor(const ControllerConfig& config) {
   const std::string cache = config.state + ".cache";
-  return StepRunnerOptions{cache, config.secrets_dir, (std::filesystem::path(cache) / "console").string()};
+  return StepRunnerOptions{cache, config.secrets_dir, (std::filesystem::path(cache) / "console").string(), config.state};
 }
 
 LibvirtStepRunner::LibvirtStepRunner(NodeSet& nodes, const Plan& plan, const std::vector<Image>& images,
@@ -843,11 +844,11 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
     case ActionType::kUpdateRestart:
     case ActionType::kReplace:
     case ActionType::kDelete: {
-      auto current = (*hv)->ObserveVm(name);
+      auto current = (*hv)->domains().ObserveVm(name);
       if (!current) return std::unexpected(current.error());
-      auto xml = (*hv)->GetDefinitionXml(name);
-      if (!xml) return std::unexpected(xml.error());
-      undo["previousXml"] = *xml;
+      auto saved = (*hv)->domains().Save(name);
+      if (!saved) return std::unexpected(saved.error());
+      undo["previousXml"] = saved->bytes;
       undo["previousPower"] = EnumName(current->power);
       undo["previousVcpus"] = current->actual.vcpus;
       undo["previousMemory"] = current->actual.memory;
@@ -855,9 +856,9 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
       break;
     }
     case ActionType::kRelease: {
-      auto current = (*hv)->ObserveVm(name);
+      auto current = (*hv)->domains().ObserveVm(name);
       if (!current) return std::unexpected(current.error());
-      if (current->owner) undo["owner"] = RenderOwnerXml(*current->owner);
+      if (current->owner) undo["owner"] = ToJson(*current->owner);
       break;
     }
     case ActionType::kStart:
@@ -874,7 +875,7 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
     case ActionType::kReboot:
     case ActionType::kSnapshotRevert:
     case ActionType::kBackup: {
-      auto power = (*hv)->GetPower(name);
+      auto power = (*hv)->power().Get(name);
       if (!power) {
         if (action.type == ActionType::kBackup) impl_->RecordFailedBackup(action, ctx.job_id(), power.error());
         return std::unexpected(power.error());
@@ -899,7 +900,7 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
     impl_->RecordFailedBackup(action, ctx.job_id(), node.error());
     return std::unexpected(node.error());
   }
-  Hypervisor& hv = **node;
+  gitvirt::Node& hv = **node;
   const std::string& name = action.target.name;
   auto done = [](Result<void> r) -> Result<std::string> {
     if (!r) return std::unexpected(r.error());
@@ -912,22 +913,22 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
     case ActionType::kUpdateRestart: return impl_->Update(hv, action, ctx);
     case ActionType::kReplace: return impl_->Replace(hv, *action.vm, ctx);
     case ActionType::kStart: return impl_->Start(hv, action, ctx);
-    case ActionType::kStop: return done(hv.Destroy(name));
+    case ActionType::kStop: return done(hv.power().Destroy(name));
     case ActionType::kShutdown: return impl_->Shutdown(hv, action);
-    case ActionType::kReboot: return done(hv.Reboot(name));
-    case ActionType::kSuspend: return done(hv.Suspend(name));
-    case ActionType::kResume: return done(hv.Resume(name));
+    case ActionType::kReboot: return done(hv.power().Reboot(name));
+    case ActionType::kSuspend: return done(hv.power().Suspend(name));
+    case ActionType::kResume: return done(hv.power().Resume(name));
     case ActionType::kDelete: {
-      auto gone = hv.Undefine(name);
+      auto gone = hv.domains().Undefine(name);
       if (!gone && gone.error().code == ErrorCode::kNotFound) return std::string("{}");
       return done(std::move(gone));
     }
-    case ActionType::kRelease: return done(hv.SetOwner(name, std::nullopt));
-    case ActionType::kVolumeDelete: return done(impl_->DeleteVolumes(hv, action.volumes));
+    case ActionType::kRelease: return done(hv.domains().SetOwner(name, std::nullopt));
+    case ActionType::kVolumeDelete: return done(impl_->DeleteVolumes(hv.storage(), action.volumes));
     case ActionType::kSnapshot: return impl_->Snapshot(hv, action, ctx);
     case ActionType::kSnapshotDelete: return impl_->SnapshotDelete(hv, action, ctx);
     case ActionType::kSnapshotRevert: {
-      if (auto ok = hv.RevertSnapshot(name, action.snapshot); !ok) return std::unexpected(ok.error());
+      if (auto ok = hv.snapshots().Revert(name, action.snapshot); !ok) return std::unexpected(ok.error());
       ctx.Event(EventLevel::kInfo, name + " reverted to snapshot " + action.snapshot);
       return json{{"reverted", action.snapshot}}.dump();
     }
@@ -950,7 +951,7 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
   }
   auto node = impl_->Node(action.node);
   if (!node) return std::unexpected(node.error());
-  Hypervisor& hv = **node;
+  gitvirt::Node& hv = **node;
   const json undo = ParseObject(undo_json);
   const std::string& name = action.target.name;
   auto ok = [](Result<void> r) -> Result<UndoOutcome> {
@@ -959,29 +960,33 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
   };
   const std::string previous_power = undo.value("previousPower", std::string());
   switch (action.type) {
-    case ActionType::kImageImport: return ok(impl_->DeleteVolumes(hv, StringList(undo, "volumes")));
+    case ActionType::kImageImport: return ok(impl_->DeleteVolumes(hv.storage(), StringList(undo, "volumes")));
     case ActionType::kCreate: {
       // Tolerates a half-done create: only what exists and is ours goes.
-      if (auto current = hv.ObserveVm(name); current && current->Owned()) {
-        if (auto r = hv.Undefine(name); !r) return std::unexpected(r.error());
+      if (auto current = hv.domains().ObserveVm(name); current && current->Owned()) {
+        if (auto r = hv.domains().Undefine(name); !r) return std::unexpected(r.error());
       }
-      return ok(impl_->DeleteVolumes(hv, StringList(undo, "volumes")));
+      return ok(impl_->DeleteVolumes(hv.storage(), StringList(undo, "volumes")));
     }
     case ActionType::kUpdateLive:
     case ActionType::kUpdateRestart: {
       if (undo.contains("previousXml")) {
-        if (auto r = hv.DefineXml(undo["previousXml"].get<std::string>()); !r) return std::unexpected(r.error());
+        if (auto r = hv.domains().Restore(SavedDomain{undo["previousXml"].get<std::string>()}); !r) {
+          return std::unexpected(r.error());
+        }
       }
       if (undo.contains("previousAutostart")) {
-        if (auto r = hv.SetAutostart(name, undo["previousAutostart"].get<bool>()); !r) return std::unexpected(r.error());
+        if (auto r = hv.domains().SetAutostart(name, undo["previousAutostart"].get<bool>()); !r) {
+          return std::unexpected(r.error());
+        }
       }
-      auto power = hv.GetPower(name);
+      auto power = hv.power().Get(name);
       if (power && *power != PowerState::kStopped && action.type == ActionType::kUpdateLive) {
-        for (const std::string& disk : StringList(undo, "attached")) (void)hv.DetachDiskLive(name, disk);
-        if (undo.contains("previousVcpus")) (void)hv.SetVcpusLive(name, undo["previousVcpus"].get<int>());
-        if (undo.contains("previousMemory")) (void)hv.SetMemoryLive(name, undo["previousMemory"].get<std::uint64_t>());
+        for (const std::string& disk : StringList(undo, "attached")) (void)hv.live().DetachDisk(name, disk);
+        if (undo.contains("previousVcpus")) (void)hv.live().SetVcpus(name, undo["previousVcpus"].get<int>());
+        if (undo.contains("previousMemory")) (void)hv.live().SetMemory(name, undo["previousMemory"].get<std::uint64_t>());
       }
-      if (auto r = impl_->DeleteVolumes(hv, StringList(undo, "volumes")); !r) return std::unexpected(r.error());
+      if (auto r = impl_->DeleteVolumes(hv.storage(), StringList(undo, "volumes")); !r) return std::unexpected(r.error());
       // A grown disk cannot shrink again.
       if (!StringList(undo, "grown").empty()) return UndoOutcome::kNotUndoable;
       return UndoOutcome::kUndone;
@@ -995,7 +1000,7 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
       // A domain that is gone has no power state to restore: the undo of its create, later
       // in the plan and so earlier in the rollback, already ran (a rollback resumed after a
       // crash undoes again what the journal had not yet recorded as undone).
-      if (auto r = impl_->RestorePower(hv, name, previous_power); !r && r.error().code == ErrorCode::kNotFound) {
+      if (auto r = impl_->RestorePower(hv.power(), name, previous_power); !r && r.error().code == ErrorCode::kNotFound) {
         return UndoOutcome::kUndone;
       } else {
         return ok(std::move(r));
@@ -1003,22 +1008,24 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
     case ActionType::kReboot: return UndoOutcome::kUndone;
     case ActionType::kDelete: {
       if (!undo.contains("previousXml")) return UndoOutcome::kNotUndoable;
-      if (!hv.ObserveVm(name)) {
-        if (auto r = hv.DefineXml(undo["previousXml"].get<std::string>()); !r) return std::unexpected(r.error());
+      if (!hv.domains().ObserveVm(name)) {
+        if (auto r = hv.domains().Restore(SavedDomain{undo["previousXml"].get<std::string>()}); !r) {
+          return std::unexpected(r.error());
+        }
         if (undo.value("previousAutostart", false)) {
-          if (auto r = hv.SetAutostart(name, true); !r) return std::unexpected(r.error());
+          if (auto r = hv.domains().SetAutostart(name, true); !r) return std::unexpected(r.error());
         }
       }
       if (previous_power != "Stopped" && !previous_power.empty()) {
-        return ok(impl_->RestorePower(hv, name, previous_power));
+        return ok(impl_->RestorePower(hv.power(), name, previous_power));
       }
       return UndoOutcome::kUndone;
     }
     case ActionType::kRelease: {
       if (!undo.contains("owner")) return UndoOutcome::kUndone;
-      auto owner = ParseOwnerXml(undo["owner"].get<std::string>());
+      auto owner = OwnershipFromJson(undo["owner"]);
       if (!owner) return std::unexpected(owner.error());
-      return ok(hv.SetOwner(name, *owner));
+      return ok(hv.domains().SetOwner(name, *owner));
     }
     case ActionType::kReplace:
     case ActionType::kVolumeDelete:
@@ -1029,10 +1036,10 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
     case ActionType::kSnapshot: {
       // Only the snapshot this step made, and only while it carries this step's policy.
       if (!undo.contains("snapshot")) return UndoOutcome::kUndone;
-      auto existing = hv.ListSnapshots(name);
+      auto existing = hv.snapshots().List(name);
       if (!existing) return std::unexpected(existing.error());
       for (const ObservedSnapshot& s : *existing) {
-        if (s.name == action.snapshot && s.policy == action.policy) return ok(hv.DeleteSnapshot(name, s.name));
+        if (s.name == action.snapshot && s.policy == action.policy) return ok(hv.snapshots().Delete(name, s.name));
       }
       return UndoOutcome::kUndone;
     }
@@ -1040,11 +1047,11 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
     case ActionType::kBackupRestore: {
       // Like a create: what exists and is this restore's goes.
       if (undo.value("defined", false)) {
-        if (auto current = hv.ObserveVm(name)) {
-          if (auto r = hv.Undefine(name); !r) return std::unexpected(r.error());
+        if (auto current = hv.domains().ObserveVm(name)) {
+          if (auto r = hv.domains().Undefine(name); !r) return std::unexpected(r.error());
         }
       }
-      return ok(impl_->DeleteVolumes(hv, StringList(undo, "volumes")));
+      return ok(impl_->DeleteVolumes(hv.storage(), StringList(undo, "volumes")));
     }
     case ActionType::kMigrate:  // above
       break;

@@ -1,4 +1,4 @@
-#include "gitvirt/hypervisor/domain_xml.h"
+#include "domain_xml.h"
 
 #include <pugixml.hpp>
 
@@ -475,10 +475,22 @@ std::string ExternalSnapshotOverlay(const std::string& base, const std::string& 
   return base + std::string(kOverlayInfix) + safe;
 }
 
-std::string ParsedDomain::DiskTopPath(const std::string& disk) const {
-  if (auto it = disk_overlays.find(disk); it != disk_overlays.end() && !it->second.empty()) return it->second.front();
-  auto it = disk_storage.find(disk);
-  return it == disk_storage.end() || it->second.IsVolume() ? std::string() : it->second.path;
+std::vector<DiskLocation> DiskLocations(const ParsedDomain& parsed) {
+  std::vector<DiskLocation> out;
+  for (const Disk& d : parsed.spec.disks) {
+    auto storage = parsed.disk_storage.find(d.name);
+    if (storage == parsed.disk_storage.end()) continue;
+    DiskLocation location{d.name, d.format, storage->second, {}};
+    if (auto it = parsed.disk_overlays.find(d.name); it != parsed.disk_overlays.end()) location.overlays = it->second;
+    out.push_back(std::move(location));
+  }
+  return out;
+}
+
+std::string DefinitionName(const SavedDomain& saved) {
+  pugi::xml_document doc;
+  doc.load_buffer(saved.bytes.data(), saved.bytes.size());
+  return doc.child("domain").child("name").text().as_string();
 }
 
 Result<ParsedDomain> ParseDomainXml(std::string_view xml) {

@@ -1,4 +1,4 @@
-#include "gitvirt/hypervisor/fault_injection.h"
+#include "fault_injection.h"
 
 #include <csignal>
 #include <cstdio>

@@ -1,4 +1,4 @@
-#include "gitvirt/hypervisor/restore_xml.h"
+#include "restore_xml.h"
 
 #include <pugixml.hpp>
 
@@ -7,7 +7,7 @@
 #include <sstream>
 #include <vector>
 
-#include "gitvirt/hypervisor/domain_xml.h"
+#include "domain_xml.h"
 
 namespace gitvirt {
 namespace {

@@ -83,6 +83,22 @@ std::string Save(const pugi::xml_document& doc) {
   return out.str();
 }
 
+// The test driver's "default" network of a new node.
+pugi::xml_document DefaultNetwork() {
+  pugi::xml_document doc;
+  pugi::xml_node net = doc.append_child("network");
+  net.append_child("name").text().set("default");
+  net.append_child("bridge").append_attribute("name") = "virbr0";
+  net.append_child("forward");
+  pugi::xml_node ip = net.append_child("ip");
+  ip.append_attribute("address") = "192.168.122.1";
+  ip.append_attribute("netmask") = "255.255.255.0";
+  pugi::xml_node range = ip.append_child("dhcp").append_child("range");
+  range.append_attribute("start") = "192.168.122.2";
+  range.append_attribute("end") = "192.168.122.254";
+  return doc;
+}
+
 // The file name for a domain: names are [a-z0-9.-] for gitvirt's VMs, but hand-made domains
 // can be anything; keep it a single path component.
 std::string SafeName(const std::string& name) {
@@ -146,14 +162,8 @@ Result<void> SimStore::EnsureExists(const NodeConfig& node) {
     fs::create_directories(dir_ + "/" + sub, ec);
     if (ec) return Fail(ErrorCode::kIo, ec.message(), dir_);
   }
-  const int cpus = node.capacity_vcpus.value_or(16);
-  const std::uint64_t memory = node.capacity_memory.value_or(64ULL << 30);
-  std::ostringstream header;
-  header << "  <cpu><nodes>1</nodes><sockets>1</sockets><cores>" << cpus
-         << "</cores><threads>1</threads><active>" << cpus
-         << "</active><mhz>3000</mhz><model>x86_64</model></cpu>\n"
-         << "  <memory>" << memory / 1024 << "</memory>\n";
-  header_ = header.str();
+  cpus_ = node.capacity_vcpus.value_or(16);
+  memory_ = node.capacity_memory.value_or(64ULL << 30);
   // A node without a generation (new, or written by an older gitvirt) gets one, so its
   // snapshots can be trusted from now on.
   if (!Generation()) {
@@ -164,12 +174,7 @@ Result<void> SimStore::EnsureExists(const NodeConfig& node) {
   const std::string network = dir_ + "/networks/default.xml";
   if (!fs::exists(network)) {
     if (auto ok = change.BeforeWrite(); !ok) return ok;
-    auto ok = WriteAtomically(network,
-                              "<network>\n  <name>default</name>\n  <bridge name='virbr0'/>\n"
-                              "  <forward/>\n  <ip address='192.168.122.1' netmask='255.255.255.0'>\n"
-                              "    <dhcp><range start='192.168.122.2' end='192.168.122.254'/></dhcp>\n"
-                              "  </ip>\n</network>\n");
-    if (!ok) return ok;
+    if (auto ok = WriteAtomically(network, Save(DefaultNetwork())); !ok) return ok;
   }
   std::vector<PoolConfig> pools = node.pools;
   if (std::none_of(pools.begin(), pools.end(), [](const PoolConfig& p) { return p.name == "default"; })) {
@@ -192,8 +197,15 @@ Result<void> SimStore::EnsureExists(const NodeConfig& node) {
 Result<void> SimStore::WriteIndex(Change& change) {
   // Listed under the lock: another process's change may be adding or removing files.
   if (auto ok = change.Lock(); !ok) return ok;
-  std::ostringstream out;
-  out << "<node>\n" << header_;
+  pugi::xml_document doc;
+  pugi::xml_node root = doc.append_child("node");
+  pugi::xml_node cpu = root.append_child("cpu");
+  for (const auto& [name, value] : {std::pair<const char*, int>{"nodes", 1}, {"sockets", 1}, {"cores", cpus_},
+                                    {"threads", 1}, {"active", cpus_}, {"mhz", 3000}}) {
+    cpu.append_child(name).text().set(value);
+  }
+  cpu.append_child("model").text().set("x86_64");
+  root.append_child("memory").text().set(memory_ / 1024);
   for (const char* kind : {"networks", "pools", "domains"}) {
     std::vector<std::string> files;
     for (const auto& entry : fs::directory_iterator(dir_ + "/" + kind)) {
@@ -203,15 +215,15 @@ Result<void> SimStore::WriteIndex(Change& change) {
     const std::string element = std::string(kind).substr(0, std::string(kind).size() - 1);
     for (const std::string& f : files) {
       // Relative to the node file's directory, as the test driver resolves them.
-      out << "  <" << element << " file='" << fs::path(dir_).filename().string() << "/" << kind << "/"
-          << f << "'/>\n";
+      const std::string file = fs::path(dir_).filename().string() + "/" + kind + "/" + f;
+      root.append_child(element.c_str()).append_attribute("file") = file.c_str();
     }
   }
-  out << "</node>\n";
+  const std::string index = Save(doc);
   // Unchanged (every open asks, for the capacity): no write, so the generation stays.
-  if (auto existing = ReadWhole(node_file_); existing && *existing == out.str()) return {};
+  if (auto existing = ReadWhole(node_file_); existing && *existing == index) return {};
   if (auto ok = change.BeforeWrite(); !ok) return ok;
-  return WriteAtomically(node_file_, out.str());
+  return WriteAtomically(node_file_, index);
 }
 
 Result<Connection> SimStore::Open(std::optional<std::uint64_t>& generation) {

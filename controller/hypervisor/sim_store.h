@@ -73,7 +73,9 @@ class SimStore {
   // SavePool read libvirt and write the file as one, so a later read is never overwritten by an
   // older one.
   std::mutex change_mu_;
-  std::string header_;  // the <cpu>/<memory> part of the node file, kept as written
+  // The host's capacity the node file declares (from the node's config, by EnsureExists).
+  int cpus_ = 16;
+  std::uint64_t memory_ = 64ULL << 30;
 };
 
 }  // namespace gitvirt::libvirt

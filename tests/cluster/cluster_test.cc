@@ -36,7 +36,7 @@
 
 #include "crash_support.h"
 #include "gitvirt/core/units.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "temp_dir.h"
 
 namespace gitvirt::crash {

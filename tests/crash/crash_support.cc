@@ -15,7 +15,7 @@
 #include <stdexcept>
 
 #include "gitvirt/core/json.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "process.h"
 
 extern char** environ;
@@ -356,7 +356,7 @@ Inventory TakeInventory(const std::vector<NodeConfig>& nodes) {
       for (const ObservedVolume& v : pool.volumes) {
         std::ostringstream line;
         line << "path=" << v.path << " capacity=" << v.capacity << " allocation=" << v.allocation;
-        if (auto detail = (*hv)->GetVolume(pool.name, v.name)) {
+        if (auto detail = (*hv)->storage().GetVolume(pool.name, v.name)) {
           line << " format=" << detail->format << " backing=" << detail->backing;
         } else {
           line << " (unreadable: " << detail.error().ToString() << ")";

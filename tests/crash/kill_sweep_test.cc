@@ -42,7 +42,7 @@
 #include <thread>
 
 #include "crash_support.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "libvirtd_harness.h"
 #include "temp_dir.h"
 
@@ -315,7 +315,7 @@ class KillSweep : public ::testing::Test {
   }
 
   std::vector<std::unique_ptr<testing::PrivateLibvirtd>> daemons_;
-  std::vector<std::unique_ptr<Hypervisor>> holds_;
+  std::vector<std::unique_ptr<Node>> holds_;
   testing::TempDir work_{"gvkill"};
   std::optional<Workspace> ws_;
   Inventory before_, clean_;

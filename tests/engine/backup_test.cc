@@ -1,9 +1,10 @@
-// Backups: compression round trips and corruption detection, the manifest, the restored
-// domain's XML, and the whole flow on a simulated node through the scheduler, the executor and
-// the libvirt step runner — policy run, catalog, retention with protect, verify, rescan,
-// restore as a new VM (and its undo), failed attempts in the catalog and the run totals — and
-// the scratch volumes of a remote node's live backup (RemoteNode: the simulated node dressed up
-// as a remote QEMU node), deleted after success, failure and a crash.
+// Backups: compression round trips and corruption detection, the manifest, and the whole flow
+// on a simulated node through the scheduler, the executor and the libvirt step runner — policy
+// run, catalog, retention with protect, verify, rescan, restore as a new VM (and its undo),
+// failed attempts in the catalog and the run totals — and the scratch volumes of a remote
+// node's live backup (the shared fake node as a QEMU node whose files the controller cannot
+// read), deleted after success, failure and a crash. (The restored domain's definition itself
+// is tested with the adapter: tests/hypervisor/restore_xml_test.cc.)
 #include "gitvirt/engine/backup.h"
 
 #include <gtest/gtest.h>
@@ -12,12 +13,11 @@
 #include <fstream>
 #include <random>
 
+#include "fake_node.h"
 #include "gitvirt/core/planner.h"
 #include "gitvirt/core/policy_plan.h"
 #include "gitvirt/engine/scheduler.h"
-#include "gitvirt/hypervisor/domain_xml.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
-#include "gitvirt/hypervisor/restore_xml.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "temp_dir.h"
 
 namespace gitvirt {
@@ -26,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using std::chrono::hours;
 using std::chrono::seconds;
+using testing::FakeNode;
 
 const TimePoint kT0 = TimePoint{seconds{1772323200}};  // 2026-03-01T00:00:00Z
 
@@ -144,58 +145,6 @@ TEST(BackupManifest, JsonRoundTripAndRefusals) {
   EXPECT_FALSE(ManifestFromJson(nlohmann::json{{"kind", "other"}}));
 }
 
-TEST(RewriteDomainForRestore, RenamesRepointsAndDropsWhatBelongsToTheOriginal) {
-  VirtualMachine vm;
-  vm.meta.name = "db-01";
-  vm.spec.node = "hv1";
-  vm.spec.memory = 1ULL << 30;
-  vm.spec.firmware.type = FirmwareType::kUefi;
-  Disk root;
-  root.name = "root";
-  root.size = 1ULL << 30;
-  Disk scratch;
-  scratch.name = "scratch";
-  scratch.size = 1ULL << 30;
-  vm.spec.disks = {root, scratch};
-  Nic nic;
-  nic.network = "default";
-  nic.mac = "52:54:00:12:34:56";
-  vm.spec.networks = {nic};
-  DomainDefinition def;
-  def.vm = vm;
-  def.owner.name = "db-01";
-  def.owner.created_volumes = {"default/db-01-root.qcow2"};
-  def.owner.spec_hash = "h";
-  def.seed = StorageRef{"default", "db-01-cidata-1234.iso", ""};
-  def.console_log = "/var/log/gitvirt/db-01.log";
-  const std::string xml = RenderDomainXml(def, "kvm");
-  const std::map<std::string, StorageRef> volumes = {{"root", StorageRef{"fast", "db-02-root.qcow2", ""}}};
-
-  auto unmanaged = RewriteDomainForRestore(xml, "db-02", volumes, false, "job-1");
-  ASSERT_TRUE(unmanaged) << unmanaged.error().ToString();
-  auto parsed = ParseDomainXml(*unmanaged);
-  ASSERT_TRUE(parsed) << parsed.error().ToString();
-  EXPECT_EQ(parsed->name, "db-02");
-  EXPECT_EQ(parsed->uuid, "");
-  EXPECT_FALSE(parsed->owner);
-  ASSERT_EQ(parsed->spec.disks.size(), 1u) << "a disk not in the backup cannot be restored";
-  EXPECT_EQ(parsed->disk_storage.at("root"), (StorageRef{"fast", "db-02-root.qcow2", ""}));
-  EXPECT_FALSE(parsed->seed);
-  EXPECT_EQ(unmanaged->find("52:54:00:12:34:56"), std::string::npos);
-  EXPECT_EQ(unmanaged->find("<nvram"), std::string::npos);
-  EXPECT_NE(unmanaged->find("/var/log/gitvirt/db-02.log"), std::string::npos);
-
-  auto managed = RewriteDomainForRestore(xml, "db-02", volumes, true, "job-1");
-  ASSERT_TRUE(managed);
-  parsed = ParseDomainXml(*managed);
-  ASSERT_TRUE(parsed && parsed->owner);
-  EXPECT_EQ(parsed->owner->name, "db-02");
-  EXPECT_EQ(parsed->owner->job, "job-1");
-  EXPECT_EQ(parsed->owner->created_volumes, std::vector<std::string>{"fast/db-02-root.qcow2"});
-
-  EXPECT_FALSE(RewriteDomainForRestore(xml, "x", {{"nope", StorageRef{"p", "v", ""}}}, false, ""));
-}
-
 // ---- the flow on a simulated node ----------------------------------------------------------
 
 VirtualMachine DbVm(const std::string& name) {
@@ -237,15 +186,15 @@ class SimBackupFlow : public ::testing::Test {
     const VirtualMachine vm = DbVm("db-01");
     for (const Disk& d : vm.spec.disks) {
       const StorageRef ref = DiskStorage(vm, d);
-      ASSERT_TRUE(hv_->CreateVolume(VolumeSpec{ref.pool, ref.volume, *d.size, "qcow2"}));
+      ASSERT_TRUE(hv_->storage().CreateVolume(VolumeSpec{ref.pool, ref.volume, *d.size, "qcow2"}));
     }
     DomainDefinition def;
     def.vm = vm;
     def.owner.name = vm.meta.name;
     def.owner.labels = vm.meta.labels;
-    ASSERT_TRUE(hv_->Define(def));
-    ASSERT_TRUE(hv_->Start(vm.meta.name));
-    nodes_ = std::make_unique<NodeSet>(config_);
+    ASSERT_TRUE(hv_->domains().Define(def));
+    ASSERT_TRUE(hv_->power().Start(vm.meta.name));
+    nodes_ = std::make_unique<NodeSet>(config_.nodes);
     nodes_->Put("hv1", std::move(*hv));
     auto j = Journal::Open(config_.state);
     ASSERT_TRUE(j);
@@ -255,6 +204,7 @@ class SimBackupFlow : public ::testing::Test {
     catalog_ = std::move(*c);
     SchedulerOptions options;
     options.runner.cache_dir = (dir_.path() / "cache").string();
+    options.runner.state_file = config_.state;
     scheduler_ = std::make_unique<PolicyScheduler>(*nodes_, *journal_, clock_, options, nullptr);
     desired_.vms = {vm};
     BackupPolicy p;
@@ -276,6 +226,7 @@ class SimBackupFlow : public ::testing::Test {
   JobOutcome RunPlan(const Plan& plan, RollbackStrategy strategy = RollbackStrategy::kNone) {
     StepRunnerOptions options;
     options.cache_dir = (dir_.path() / "cache").string();
+    options.state_file = config_.state;
     LibvirtStepRunner runner(*nodes_, plan, plan.images, options, nullptr);
     Executor executor(runner, *journal_, nullptr);
     ExecutionOptions exec;
@@ -301,7 +252,7 @@ class SimBackupFlow : public ::testing::Test {
   testing::TempDir dir_{"gv-bksim"};
   FakeClock clock_{kT0 + hours(2)};
   ControllerConfig config_;
-  Hypervisor* hv_ = nullptr;
+  Node* hv_ = nullptr;
   std::unique_ptr<NodeSet> nodes_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<BackupCatalog> catalog_;
@@ -419,21 +370,21 @@ TEST_F(SimBackupFlow, RestoreAsANewUnmanagedVmAndUndoIt) {
   const BackupRecord rec = (*catalog_->List(BackupFilter{}))[0];
   JobOutcome outcome = RunPlan(RestorePlan(rec.location, "db-restored"));
   ASSERT_TRUE(outcome.Ok()) << (outcome.errors.empty() ? "" : outcome.errors[0]);
-  auto vm = hv_->ObserveVm("db-restored");
+  auto vm = hv_->domains().ObserveVm("db-restored");
   ASSERT_TRUE(vm) << vm.error().ToString();
   EXPECT_FALSE(vm->Owned()) << "not in the manifests: left alone by gitvirt";
   EXPECT_EQ(vm->power, PowerState::kStopped);
-  auto original = hv_->ObserveVm("db-01");
+  auto original = hv_->domains().ObserveVm("db-01");
   ASSERT_TRUE(original);
   EXPECT_NE(vm->uuid, original->uuid);
-  auto xml = hv_->GetDefinitionXml("db-restored");
-  ASSERT_TRUE(xml);
-  auto parsed = ParseDomainXml(*xml);
-  ASSERT_TRUE(parsed);
-  EXPECT_EQ(parsed->disk_storage.at("root"), (StorageRef{"default", "db-restored-root.qcow2", ""}));
-  EXPECT_EQ(parsed->disk_storage.at("data"), (StorageRef{"default", "db-restored-data.qcow2", ""}));
-  EXPECT_FALSE(parsed->disk_storage.contains("tmp"));
-  auto data = hv_->GetVolume("default", "db-restored-data.qcow2");
+  auto disks = hv_->domains().Disks("db-restored");
+  ASSERT_TRUE(disks);
+  std::map<std::string, StorageRef> storage;
+  for (const DiskLocation& d : *disks) storage[d.disk] = d.storage;
+  EXPECT_EQ(storage.at("root"), (StorageRef{"default", "db-restored-root.qcow2", ""}));
+  EXPECT_EQ(storage.at("data"), (StorageRef{"default", "db-restored-data.qcow2", ""}));
+  EXPECT_FALSE(storage.contains("tmp"));
+  auto data = hv_->storage().GetVolume("default", "db-restored-data.qcow2");
   ASSERT_TRUE(data);
   EXPECT_EQ(data->capacity, 50ULL << 30);
 
@@ -444,8 +395,8 @@ TEST_F(SimBackupFlow, RestoreAsANewUnmanagedVmAndUndoIt) {
   // A damaged backup restores nothing.
   WriteAll(rec.location + "/domain.xml", "tampered");
   EXPECT_FALSE(RunPlan(RestorePlan(rec.location, "db-other")).Ok());
-  EXPECT_FALSE(hv_->ObserveVm("db-other"));
-  EXPECT_FALSE(hv_->GetVolume("default", "db-other-root.qcow2"));
+  EXPECT_FALSE(hv_->domains().ObserveVm("db-other"));
+  EXPECT_FALSE(hv_->storage().GetVolume("default", "db-other-root.qcow2"));
 }
 
 TEST_F(SimBackupFlow, RestoreRollsBackWithFullStrategy) {
@@ -463,9 +414,9 @@ TEST_F(SimBackupFlow, RestoreRollsBackWithFullStrategy) {
   JobOutcome outcome = RunPlan(plan, RollbackStrategy::kFull);
   EXPECT_EQ(outcome.status, JobStatus::kRolledBack);
   EXPECT_EQ(outcome.undone, 1);
-  EXPECT_FALSE(hv_->ObserveVm("db-copy"));
-  EXPECT_FALSE(hv_->GetVolume("default", "db-copy-root.qcow2"));
-  EXPECT_FALSE(hv_->GetVolume("default", "db-copy-data.qcow2"));
+  EXPECT_FALSE(hv_->domains().ObserveVm("db-copy"));
+  EXPECT_FALSE(hv_->storage().GetVolume("default", "db-copy-root.qcow2"));
+  EXPECT_FALSE(hv_->storage().GetVolume("default", "db-copy-data.qcow2"));
 }
 
 TEST_F(SimBackupFlow, ABackupStepRunAgainAfterACrashFinishesIt) {
@@ -526,94 +477,6 @@ TEST_F(SimBackupFlow, AFailedAttemptIsInTheCatalogWithItsErrorAndCounted) {
 
 // ---- a remote node's live backup: scratch volumes on the node --------------------------------
 
-// The simulated node as a remote QEMU node would look to TakeBackup: not the test driver, a pool
-// directory on the node, a push backup that writes its files into the pool (here: creates the
-// volumes) and then succeeds or fails, and downloads that hand over known bytes.
-class RemoteNode final : public Hypervisor {
- public:
-  explicit RemoteNode(Hypervisor& inner) : inner_(inner), caps_(inner.capabilities()) { caps_.driver = "QEMU"; }
-
-  bool fail_job = false;
-  std::map<std::string, DiskBackupFile> pushed;  // what the last BackupDisks was asked for
-  std::vector<std::string> existing_at_begin;    // scratch files that were still there then
-
-  static constexpr const char* kPoolDir = "/node/pools/default";
-  static std::string Bytes(const std::string& pool, const std::string& name) { return "image " + pool + "/" + name; }
-
-  Result<void> BackupDisks(const std::string& name, const std::map<std::string, DiskBackupFile>& disks,
-                           std::chrono::seconds) override {
-    pushed = disks;
-    for (const auto& [disk, file] : disks) {
-      const std::string volume = fs::path(file.file).filename().string();
-      if (inner_.GetVolume("default", volume)) existing_at_begin.push_back(volume);
-      if (auto ok = inner_.CreateVolume(VolumeSpec{"default", volume, 1 << 20, file.format}); !ok) return ok;
-    }
-    if (fail_job) return Fail(ErrorCode::kInternal, "the backup job failed: No space left on device", name);
-    return {};
-  }
-  Result<std::string> GetPoolPath(const std::string& pool) override {
-    if (pool != "default") return Fail(ErrorCode::kNotFound, "no pool " + pool);
-    return std::string(kPoolDir);
-  }
-  Result<void> RefreshPool(const std::string&) override { return {}; }
-  Result<void> ReadVolume(const std::string& pool, const std::string& name, VolumeSink& sink) override {
-    if (!inner_.GetVolume(pool, name)) return Fail(ErrorCode::kNotFound, "no volume " + name);
-    const std::string bytes = Bytes(pool, name);
-    if (auto ok = sink.Write(bytes.data(), bytes.size()); !ok) return ok;
-    if (auto ok = sink.Hole(4096); !ok) return ok;
-    return sink.Finish();
-  }
-
-  // Everything else is the simulated node's.
-  const std::string& node() const override { return inner_.node(); }
-  const NodeCapabilities& capabilities() const override { return caps_; }
-  Result<ObservedNode> Observe() override { return inner_.Observe(); }
-  Result<ObservedVm> ObserveVm(const std::string& n) override { return inner_.ObserveVm(n); }
-  Result<void> Define(const DomainDefinition& d) override { return inner_.Define(d); }
-  Result<std::string> GetDefinitionXml(const std::string& n) override { return inner_.GetDefinitionXml(n); }
-  Result<void> DefineXml(const std::string& x) override { return inner_.DefineXml(x); }
-  Result<void> Undefine(const std::string& n) override { return inner_.Undefine(n); }
-  Result<void> SetOwner(const std::string& n, const std::optional<Ownership>& o) override { return inner_.SetOwner(n, o); }
-  Result<void> SetAutostart(const std::string& n, bool a) override { return inner_.SetAutostart(n, a); }
-  Result<PowerState> GetPower(const std::string& n) override { return inner_.GetPower(n); }
-  Result<void> Start(const std::string& n) override { return inner_.Start(n); }
-  Result<void> Destroy(const std::string& n) override { return inner_.Destroy(n); }
-  Result<void> Shutdown(const std::string& n, Seconds t, bool f) override { return inner_.Shutdown(n, t, f); }
-  Result<void> Reboot(const std::string& n) override { return inner_.Reboot(n); }
-  Result<void> Suspend(const std::string& n) override { return inner_.Suspend(n); }
-  Result<void> Resume(const std::string& n) override { return inner_.Resume(n); }
-  Result<void> SetVcpusLive(const std::string& n, int v) override { return inner_.SetVcpusLive(n, v); }
-  Result<void> SetMemoryLive(const std::string& n, std::uint64_t b) override { return inner_.SetMemoryLive(n, b); }
-  Result<void> AttachDiskLive(const DomainDefinition& d, const std::string& k) override { return inner_.AttachDiskLive(d, k); }
-  Result<void> DetachDiskLive(const std::string& n, const std::string& k) override { return inner_.DetachDiskLive(n, k); }
-  Result<void> AttachNicLive(const DomainDefinition& d, std::size_t i) override { return inner_.AttachNicLive(d, i); }
-  Result<void> DetachNicLive(const std::string& n, std::size_t i) override { return inner_.DetachNicLive(n, i); }
-  Result<void> ResizeDiskLive(const std::string& n, const std::string& k, std::uint64_t b) override {
-    return inner_.ResizeDiskLive(n, k, b);
-  }
-  Result<void> EnsurePool(const PoolConfig& p) override { return inner_.EnsurePool(p); }
-  Result<ObservedVolume> GetVolume(const std::string& p, const std::string& n) override { return inner_.GetVolume(p, n); }
-  Result<void> CreateVolume(const VolumeSpec& v) override { return inner_.CreateVolume(v); }
-  Result<void> DeleteVolume(const std::string& p, const std::string& n) override { return inner_.DeleteVolume(p, n); }
-  Result<void> ResizeVolume(const std::string& p, const std::string& n, std::uint64_t c) override {
-    return inner_.ResizeVolume(p, n, c);
-  }
-  Result<void> UploadVolume(const std::string& p, const std::string& n, const std::string& f,
-                            const std::string& fmt) override {
-    return inner_.UploadVolume(p, n, f, fmt);
-  }
-  Result<std::vector<ObservedSnapshot>> ListSnapshots(const std::string& n) override { return inner_.ListSnapshots(n); }
-  Result<SnapshotTaken> CreateSnapshot(const std::string& n, const SnapshotRequest& r) override {
-    return inner_.CreateSnapshot(n, r);
-  }
-  Result<void> DeleteSnapshot(const std::string& n, const std::string& s) override { return inner_.DeleteSnapshot(n, s); }
-  Result<void> RevertSnapshot(const std::string& n, const std::string& s) override { return inner_.RevertSnapshot(n, s); }
-
- private:
-  Hypervisor& inner_;
-  NodeCapabilities caps_;
-};
-
 // Undo information merged as the executor merges it (top-level keys; arrays replaced).
 class UndoContext final : public StepContext {
  public:
@@ -638,8 +501,30 @@ class UndoContext final : public StepContext {
   nlohmann::json undo_;
 };
 
-class RemoteLiveBackup : public SimBackupFlow {
+// db-01 running on a QEMU node whose files the controller cannot read: a push backup writes its
+// files into the disks' pool on the node, where they are downloaded from through the port.
+class RemoteLiveBackup : public ::testing::Test {
  protected:
+  static constexpr const char* kPoolDir = "/node/pools/default";
+
+  void SetUp() override {
+    node_.AddPool("default", kPoolDir);
+    const VirtualMachine vm = DbVm("db-01");
+    for (const Disk& d : vm.spec.disks) {
+      const StorageRef ref = DiskStorage(vm, d);
+      ASSERT_TRUE(node_.storage().CreateVolume(VolumeSpec{ref.pool, ref.volume, *d.size, "qcow2"}));
+      node_.SetVolumeBytes(ref.pool, ref.volume, Bytes(d.name));
+    }
+    DomainDefinition def;
+    def.vm = vm;
+    def.owner.name = vm.meta.name;
+    ASSERT_TRUE(node_.domains().Define(def));
+    ASSERT_TRUE(node_.power().Start("db-01"));
+  }
+
+  // A disk's content: a block of data, then a hole.
+  static std::string Bytes(const std::string& disk) { return std::string(4096, disk.front()) + std::string(4096, '\0'); }
+
   BackupRequest Request(const std::string& id) {
     BackupRequest req;
     req.id = id;
@@ -655,7 +540,7 @@ class RemoteLiveBackup : public SimBackupFlow {
   }
   std::vector<std::string> ScratchVolumes() {
     std::vector<std::string> out;
-    auto observed = hv_->Observe();
+    auto observed = node_.Observe();
     for (const ObservedPool& p : observed->pools) {
       for (const ObservedVolume& v : p.volumes) {
         if (v.name.starts_with(".gitvirt-backup-")) out.push_back(p.name + "/" + v.name);
@@ -663,20 +548,29 @@ class RemoteLiveBackup : public SimBackupFlow {
     }
     return out;
   }
+
+  testing::TempDir dir_{"gv-bkremote"};
+  FakeNode node_{"hv1", FakeNode::Qemu()};
 };
 
 TEST_F(RemoteLiveBackup, PushedIntoThePoolDownloadedAndDeleted) {
-  RemoteNode remote(*hv_);
+  // The guest goes on writing once the backup's instant has passed: what is stored is the copy
+  // of that instant, never the disk itself.
+  node_.SetHook([&](std::string_view operation, const std::string&) {
+    if (operation == "read-volume") node_.SetVolumeBytes("default", "db-01-root.qcow2", "written since");
+  });
   UndoContext ctx;
-  auto m = TakeBackup(remote, Request("db-01-r1"), ctx);
+  auto m = TakeBackup(node_, Request("db-01-r1"), ctx);
   ASSERT_TRUE(m) << m.error().ToString();
   EXPECT_EQ(m->mode, "snapshot");
   EXPECT_FALSE(m->simulated);
   EXPECT_TRUE(m->verified);
   // QEMU was told to write into the disks' pool directory on the node, under recognisable names.
-  ASSERT_EQ(remote.pushed.size(), 2u);
-  EXPECT_EQ(remote.pushed.at("root").file, "/node/pools/default/.gitvirt-backup-db-01-r1-root.qcow2");
-  EXPECT_EQ(remote.pushed.at("data").file, "/node/pools/default/.gitvirt-backup-db-01-r1-data.qcow2");
+  ASSERT_TRUE(node_.LastCopy());
+  const auto pushed = node_.LastCopy()->disks;
+  ASSERT_EQ(pushed.size(), 2u);
+  EXPECT_EQ(pushed.at("root").file, "/node/pools/default/.gitvirt-backup-db-01-r1-root.qcow2");
+  EXPECT_EQ(pushed.at("data").file, "/node/pools/default/.gitvirt-backup-db-01-r1-data.qcow2");
   // Recorded for undo before QEMU wrote anything, and deleted afterwards.
   EXPECT_EQ(ctx.undo()["scratch"], (nlohmann::json{"default/.gitvirt-backup-db-01-r1-data.qcow2",
                                                    "default/.gitvirt-backup-db-01-r1-root.qcow2"}));
@@ -687,18 +581,19 @@ TEST_F(RemoteLiveBackup, PushedIntoThePoolDownloadedAndDeleted) {
   const fs::path out = dir_.path() / "root.out";
   ASSERT_TRUE(DecompressFile((fs::path(Request("db-01-r1").directory) / root.name).string(), out.string(),
                              Compression::kZstd));
-  EXPECT_EQ(ReadAll(out), RemoteNode::Bytes("default", ".gitvirt-backup-db-01-r1-root.qcow2") + std::string(4096, '\0'));
+  EXPECT_EQ(ReadAll(out), Bytes("root"));
   EXPECT_FALSE(fs::exists(Request("db-01-r1").directory + ".partial"));
 }
 
 TEST_F(RemoteLiveBackup, AFailedJobLeavesNoScratchBehind) {
-  RemoteNode remote(*hv_);
-  remote.fail_job = true;
+  node_.FailCalls("backup", "db-01", Error{ErrorCode::kInternal, "the backup job failed: No space left on device", "db-01"},
+                  /*after_effect=*/true);
   UndoContext ctx;
-  auto m = TakeBackup(remote, Request("db-01-r2"), ctx);
+  auto m = TakeBackup(node_, Request("db-01-r2"), ctx);
   ASSERT_FALSE(m);
   EXPECT_NE(m.error().ToString().find("No space left"), std::string::npos) << m.error().ToString();
-  EXPECT_EQ(remote.pushed.size(), 2u) << "the job had written its files";
+  ASSERT_TRUE(node_.LastCopy());
+  EXPECT_EQ(node_.LastCopy()->disks.size(), 2u) << "the job had written its files";
   EXPECT_TRUE(ScratchVolumes().empty()) << ::testing::PrintToString(ScratchVolumes());
 }
 
@@ -706,18 +601,22 @@ TEST_F(RemoteLiveBackup, AnAttemptAfterACrashDeletesTheLeftoversFirstAndUndoDele
   // The controller died while the first attempt's job was writing: its undo information names
   // the scratch volumes, which are still on the node.
   const std::vector<std::string> leftovers = {".gitvirt-backup-db-01-r3-root.qcow2", ".gitvirt-backup-db-01-r3-data.qcow2"};
-  for (const std::string& v : leftovers) ASSERT_TRUE(hv_->CreateVolume(VolumeSpec{"default", v, 1 << 20, "qcow2"}));
+  for (const std::string& v : leftovers) {
+    ASSERT_TRUE(node_.storage().CreateVolume(VolumeSpec{"default", v, 1 << 20, "qcow2"}));
+  }
   UndoContext resumed(nlohmann::json{{"powerBefore", "Running"},
                                      {"scratch", {"default/" + leftovers[0], "default/" + leftovers[1]}}});
-  RemoteNode remote(*hv_);
-  auto m = TakeBackup(remote, Request("db-01-r3"), resumed);
+  auto m = TakeBackup(node_, Request("db-01-r3"), resumed);
   ASSERT_TRUE(m) << m.error().ToString();
-  EXPECT_TRUE(remote.existing_at_begin.empty()) << "leftovers must go before a new job writes the same files";
+  ASSERT_TRUE(node_.LastCopy());
+  EXPECT_TRUE(node_.LastCopy()->existing.empty()) << "leftovers must go before a new job writes the same files";
   EXPECT_TRUE(ScratchVolumes().empty());
 
   // Undo (a rollback, or a crash after the job) deletes what the step recorded.
-  for (const std::string& v : leftovers) ASSERT_TRUE(hv_->CreateVolume(VolumeSpec{"default", v, 1 << 20, "qcow2"}));
-  ASSERT_TRUE(DeleteBackupScratch(remote, {"default/" + leftovers[0], "default/" + leftovers[1], "default/gone"}));
+  for (const std::string& v : leftovers) {
+    ASSERT_TRUE(node_.storage().CreateVolume(VolumeSpec{"default", v, 1 << 20, "qcow2"}));
+  }
+  ASSERT_TRUE(DeleteBackupScratch(node_.storage(), {"default/" + leftovers[0], "default/" + leftovers[1], "default/gone"}));
   EXPECT_TRUE(ScratchVolumes().empty());
 }
 

@@ -1,5 +1,5 @@
 // Readiness: how the checks combine, which address a VM is reached at, and how the start step
-// waits. The guest's answers come from a scripted hypervisor (the port's guest methods), TCP
+// waits. The guest's answers come from the shared fake node's scripted guest, TCP
 // checks use real sockets on the loopback, and the test-driver decision is checked through the
 // real adapter on a sim: node. Real guests are tested end to end in tests/e2e/guest_test.py.
 //
@@ -22,119 +22,25 @@
 #include <atomic>
 #include <mutex>
 
+#include "fake_node.h"
 #include "gitvirt/core/cloud_init.h"
-#include "gitvirt/engine/nodes.h"
 #include "gitvirt/engine/step_runner.h"
+#include "gitvirt/hypervisor/connect.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "temp_dir.h"
 
 namespace gitvirt {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::FakeGuest;
+using testing::FakeNode;
 
-// A node whose guest answers as scripted. Only power and the guest methods are real here.
-class ScriptedGuest final : public Hypervisor {
- public:
-  ScriptedGuest() {
-    caps_.driver = "QEMU";
-    caps_.guests = true;
-  }
-
-  std::mutex mu;
-  PowerState power = PowerState::kRunning;
-  bool agent_answers = false;
-  std::vector<GuestAddress> agent_addresses;
-  std::vector<GuestAddress> leases;
-  Result<std::string> console = std::string();
-  int starts = 0;
-  int checks = 0;                  // GetPower calls: one per readiness check
-  int ready_after_checks = -1;     // >= 0: the agent starts answering after this many checks
-  int stop_after_checks = -1;      // >= 0: the domain stops after this many checks
-  std::optional<VmSpec> last_applied;
-
-  const std::string& node() const override { return node_; }
-  const NodeCapabilities& capabilities() const override { return caps_; }
-  NodeCapabilities& mutable_capabilities() { return caps_; }
-
-  Result<PowerState> GetPower(const std::string&) override {
-    std::lock_guard lock(mu);
-    ++checks;
-    if (ready_after_checks >= 0 && checks > ready_after_checks) agent_answers = true;
-    if (stop_after_checks >= 0 && checks > stop_after_checks) power = PowerState::kStopped;
-    return power;
-  }
-  Result<void> Start(const std::string&) override {
-    std::lock_guard lock(mu);
-    ++starts;
-    power = PowerState::kRunning;
-    return {};
-  }
-  int observes = 0;
-  Result<ObservedVm> ObserveVm(const std::string& name) override {
-    std::lock_guard lock(mu);
-    ++observes;
-    ObservedVm vm;
-    vm.name = name;
-    vm.power = power;
-    vm.owner = Ownership{};
-    vm.last_applied = last_applied;
-    return vm;
-  }
-  Result<void> GuestPing(const std::string&, std::chrono::seconds) override {
-    std::lock_guard lock(mu);
-    if (!agent_answers) return Fail(ErrorCode::kTimeout, "QEMU guest agent is not connected");
-    return {};
-  }
-  Result<std::vector<GuestAddress>> InterfaceAddresses(const std::string&, AddressSource source) override {
-    std::lock_guard lock(mu);
-    if (source == AddressSource::kAgent) {
-      if (!agent_answers) return Fail(ErrorCode::kTimeout, "QEMU guest agent is not connected");
-      return agent_addresses;
-    }
-    return leases;
-  }
-  Result<std::string> ReadConsoleLog(const std::string&) override {
-    std::lock_guard lock(mu);
-    return console;
-  }
-
-  // ---- not used here ----
-  Result<ObservedNode> Observe() override { return No(); }
-  Result<void> Define(const DomainDefinition&) override { return No(); }
-  Result<std::string> GetDefinitionXml(const std::string&) override { return No(); }
-  Result<void> DefineXml(const std::string&) override { return No(); }
-  Result<void> Undefine(const std::string&) override { return No(); }
-  Result<void> SetOwner(const std::string&, const std::optional<Ownership>&) override { return No(); }
-  Result<void> SetAutostart(const std::string&, bool) override { return No(); }
-  Result<void> Destroy(const std::string&) override { return No(); }
-  Result<void> Shutdown(const std::string&, Seconds, bool) override { return No(); }
-  Result<void> Reboot(const std::string&) override { return No(); }
-  Result<void> Suspend(const std::string&) override { return No(); }
-  Result<void> Resume(const std::string&) override { return No(); }
-  Result<void> SetVcpusLive(const std::string&, int) override { return No(); }
-  Result<void> SetMemoryLive(const std::string&, std::uint64_t) override { return No(); }
-  Result<void> AttachDiskLive(const DomainDefinition&, const std::string&) override { return No(); }
-  Result<void> DetachDiskLive(const std::string&, const std::string&) override { return No(); }
-  Result<void> AttachNicLive(const DomainDefinition&, std::size_t) override { return No(); }
-  Result<void> DetachNicLive(const std::string&, std::size_t) override { return No(); }
-  Result<void> ResizeDiskLive(const std::string&, const std::string&, std::uint64_t) override { return No(); }
-  Result<void> EnsurePool(const PoolConfig&) override { return No(); }
-  Result<ObservedVolume> GetVolume(const std::string&, const std::string&) override { return No(); }
-  Result<void> CreateVolume(const VolumeSpec&) override { return No(); }
-  Result<void> DeleteVolume(const std::string&, const std::string&) override { return No(); }
-  Result<void> ResizeVolume(const std::string&, const std::string&, std::uint64_t) override { return No(); }
-  Result<void> UploadVolume(const std::string&, const std::string&, const std::string&, const std::string&) override {
-    return No();
-  }
-  Result<std::vector<ObservedSnapshot>> ListSnapshots(const std::string&) override { return No(); }
-  Result<SnapshotTaken> CreateSnapshot(const std::string&, const SnapshotRequest&) override { return No(); }
-  Result<void> DeleteSnapshot(const std::string&, const std::string&) override { return No(); }
-  Result<void> RevertSnapshot(const std::string&, const std::string&) override { return No(); }
-
- private:
-  static std::unexpected<Error> No() { return Fail(ErrorCode::kUnsupported, "not in the fake"); }
-  std::string node_ = "hv1";
-  NodeCapabilities caps_;
+// A QEMU node on which web-01 runs; each test scripts its guest.
+struct GuestNode {
+  GuestNode() { node.AddDomain("web-01", PowerState::kRunning); }
+  void Script(const std::function<void(FakeGuest&)>& script) { node.ScriptGuest("web-01", script); }
+  FakeNode node{"hv1", FakeNode::Qemu()};
 };
 
 GuestAddress Addr(std::string address, std::string mac, bool ipv6 = false) {
@@ -185,21 +91,23 @@ int ClosedPort() {
 }
 
 TEST(ReadinessTest, AgentMustAnswerAndReportAnAddress) {
-  ScriptedGuest hv;
+  GuestNode hv;
   const VmSpec spec = SpecWith(Readiness{.agent = true});
-  ReadinessReport r = CheckReadiness(hv, "web-01", spec);
+  ReadinessReport r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_FALSE(r.ready);
   EXPECT_TRUE(r.checked);
   EXPECT_THAT(r.message, HasSubstr("the guest agent does not answer (QEMU guest agent is not connected)"));
 
-  hv.agent_answers = true;
-  hv.agent_addresses = {Addr("fe80::1", FirstMac(spec), true), Addr("169.254.3.3", FirstMac(spec))};
-  r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([&](FakeGuest& g) {
+    g.agent_answers = true;
+    g.agent_addresses = {Addr("fe80::1", FirstMac(spec), true), Addr("169.254.3.3", FirstMac(spec))};
+  });
+  r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_FALSE(r.ready) << "link-local addresses are not an address to reach the VM at";
   EXPECT_THAT(r.message, HasSubstr("reports no address yet"));
 
-  hv.agent_addresses.push_back(Addr("10.0.0.7", FirstMac(spec)));
-  r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([&](FakeGuest& g) { g.agent_addresses.push_back(Addr("10.0.0.7", FirstMac(spec))); });
+  r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_TRUE(r.ready) << r.message;
   EXPECT_EQ(r.address, "10.0.0.7");
   EXPECT_EQ(r.address_source, "agent");
@@ -207,103 +115,113 @@ TEST(ReadinessTest, AgentMustAnswerAndReportAnAddress) {
 }
 
 TEST(ReadinessTest, AgentAddressPrefersTheFirstNic) {
-  ScriptedGuest hv;
+  GuestNode hv;
   const VmSpec spec = SpecWith(Readiness{.agent = true});
-  hv.agent_answers = true;
-  hv.agent_addresses = {Addr("2001:db8::5", FirstMac(spec), true), Addr("192.168.50.9", "52:54:00:00:00:99"),
-                        Addr("10.0.0.7", FirstMac(spec))};
-  EXPECT_EQ(CheckReadiness(hv, "web-01", spec).address, "10.0.0.7");
-  hv.agent_addresses = {Addr("2001:db8::5", FirstMac(spec), true), Addr("192.168.50.9", "52:54:00:00:00:99")};
-  EXPECT_EQ(CheckReadiness(hv, "web-01", spec).address, "192.168.50.9") << "IPv4 before IPv6";
-  hv.agent_addresses = {Addr("2001:db8::5", FirstMac(spec), true)};
-  EXPECT_EQ(CheckReadiness(hv, "web-01", spec).address, "2001:db8::5");
+  hv.Script([&](FakeGuest& g) {
+    g.agent_answers = true;
+    g.agent_addresses = {Addr("2001:db8::5", FirstMac(spec), true), Addr("192.168.50.9", "52:54:00:00:00:99"),
+                         Addr("10.0.0.7", FirstMac(spec))};
+  });
+  EXPECT_EQ(CheckReadiness(hv.node, "web-01", spec).address, "10.0.0.7");
+  hv.Script([&](FakeGuest& g) {
+    g.agent_addresses = {Addr("2001:db8::5", FirstMac(spec), true), Addr("192.168.50.9", "52:54:00:00:00:99")};
+  });
+  EXPECT_EQ(CheckReadiness(hv.node, "web-01", spec).address, "192.168.50.9") << "IPv4 before IPv6";
+  hv.Script([&](FakeGuest& g) { g.agent_addresses = {Addr("2001:db8::5", FirstMac(spec), true)}; });
+  EXPECT_EQ(CheckReadiness(hv.node, "web-01", spec).address, "2001:db8::5");
 }
 
 TEST(ReadinessTest, LeaseThenStatic) {
-  ScriptedGuest hv;
+  GuestNode hv;
   VmSpec spec = SpecWith(Readiness{.tcp = 22});
   spec.cloud_init = CloudInit{};
   spec.cloud_init->ip_configs = {IpConfig{.v4 = IpMode::kStatic, .v4_address = "10.1.1.5/24"}};
-  hv.leases = {Addr("192.168.122.40", FirstMac(spec))};
-  ReadinessReport r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([&](FakeGuest& g) { g.leases = {Addr("192.168.122.40", FirstMac(spec))}; });
+  ReadinessReport r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_EQ(r.address, "192.168.122.40");
   EXPECT_EQ(r.address_source, "lease");
-  hv.leases.clear();
-  r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([](FakeGuest& g) { g.leases.clear(); });
+  r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_EQ(r.address, "10.1.1.5");
   EXPECT_EQ(r.address_source, "static");
   spec.cloud_init.reset();
-  r = CheckReadiness(hv, "web-01", spec);
+  r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_EQ(r.address, "");
   EXPECT_FALSE(r.ready);
   EXPECT_THAT(r.message, HasSubstr("no address to try port 22 on"));
 }
 
 TEST(ReadinessTest, TcpUsesTheAddressAndARealSocket) {
-  ScriptedGuest hv;
+  GuestNode hv;
   Listener listener;
   VmSpec spec = SpecWith(Readiness{.tcp = listener.port()});
   spec.cloud_init = CloudInit{};
   spec.cloud_init->ip_configs = {IpConfig{.v4 = IpMode::kStatic, .v4_address = "127.0.0.1/8"}};
-  ReadinessReport r = CheckReadiness(hv, "web-01", spec);
+  ReadinessReport r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_TRUE(r.ready) << r.message;
   EXPECT_THAT(r.message, HasSubstr("port " + std::to_string(listener.port()) + " on 127.0.0.1 accepts connections"));
 
   spec.readiness.tcp = ClosedPort();
-  r = CheckReadiness(hv, "web-01", spec);
+  r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_FALSE(r.ready);
   EXPECT_THAT(r.message, HasSubstr("Connection refused"));
 }
 
 TEST(ReadinessTest, ConsoleMarker) {
-  ScriptedGuest hv;
+  GuestNode hv;
   const VmSpec spec = SpecWith(Readiness{.console_marker = "GITVIRT-READY"});
-  hv.console = std::string("[    0.000000] Linux version 6.1\r\nbooting\r\n");
-  ReadinessReport r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([](FakeGuest& g) { g.console = std::string("[    0.000000] Linux version 6.1\r\nbooting\r\n"); });
+  ReadinessReport r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_FALSE(r.ready);
   EXPECT_THAT(r.message, HasSubstr("\"GITVIRT-READY\" has not appeared on the console yet"));
-  hv.console = *hv.console + "GITVIRT-READY\r\n";
-  r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([](FakeGuest& g) { g.console = *g.console + "GITVIRT-READY\r\n"; });
+  r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_TRUE(r.ready) << r.message;
-  hv.console = Fail(ErrorCode::kUnsupported, "the console log is on node hv1, whose files the controller cannot read");
-  r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([](FakeGuest& g) {
+    g.console = Fail(ErrorCode::kUnsupported, "the console log is on node hv1, whose files the controller cannot read");
+  });
+  r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_FALSE(r.ready);
   EXPECT_THAT(r.message, HasSubstr("console log unreadable: the console log is on node hv1"));
 }
 
 TEST(ReadinessTest, AllChecksMustPass) {
-  ScriptedGuest hv;
+  GuestNode hv;
   Listener listener;
   const VmSpec spec = SpecWith(Readiness{.agent = true, .tcp = listener.port(), .console_marker = "login:"});
-  hv.agent_answers = true;
-  hv.agent_addresses = {Addr("127.0.0.1", FirstMac(spec))};
-  hv.console = std::string("web-01 login: ");
-  ReadinessReport r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([&](FakeGuest& g) {
+    g.agent_answers = true;
+    g.agent_addresses = {Addr("127.0.0.1", FirstMac(spec))};
+    g.console = std::string("web-01 login: ");
+  });
+  ReadinessReport r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_TRUE(r.ready) << r.message;
   EXPECT_EQ(r.message, "the guest agent answers and reports 127.0.0.1; port " + std::to_string(listener.port()) +
                            " on 127.0.0.1 accepts connections; \"login:\" appeared on the console");
-  hv.console = std::string("booting");
-  r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([](FakeGuest& g) { g.console = std::string("booting"); });
+  r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_FALSE(r.ready);
   EXPECT_EQ(r.message, "\"login:\" has not appeared on the console yet") << "only what is missing";
 }
 
 TEST(ReadinessTest, NotRunning) {
-  ScriptedGuest hv;
-  hv.power = PowerState::kStopped;
-  const ReadinessReport r = CheckReadiness(hv, "web-01", SpecWith(Readiness{.agent = true}));
+  GuestNode hv;
+  hv.node.SetPower("web-01", PowerState::kStopped);
+  const ReadinessReport r = CheckReadiness(hv.node, "web-01", SpecWith(Readiness{.agent = true}));
   EXPECT_FALSE(r.ready);
   EXPECT_FALSE(r.running);
   EXPECT_EQ(r.message, "not running (Stopped)");
 }
 
 TEST(ReadinessTest, WithoutReadinessARunningVmIsReadyAndHasItsAddress) {
-  ScriptedGuest hv;
+  GuestNode hv;
   VmSpec spec = SpecWith(Readiness{});
   spec.guest_agent = true;
-  hv.agent_answers = true;
-  hv.agent_addresses = {Addr("10.0.0.9", FirstMac(spec))};
-  const ReadinessReport r = CheckReadiness(hv, "web-01", spec);
+  hv.Script([&](FakeGuest& g) {
+    g.agent_answers = true;
+    g.agent_addresses = {Addr("10.0.0.9", FirstMac(spec))};
+  });
+  const ReadinessReport r = CheckReadiness(hv.node, "web-01", spec);
   EXPECT_TRUE(r.ready);
   EXPECT_EQ(r.address, "10.0.0.9");
   EXPECT_EQ(r.message, "");
@@ -329,8 +247,8 @@ TEST(ReadinessTest, NoGuestNodeIsReadyUnchecked) {
             "readiness (guest agent, tcp 22) cannot be checked on node hv1 (TEST driver: no guest OS runs there); "
             "treated as Ready");
   // And the adapter refuses the guest calls rather than inventing answers.
-  EXPECT_EQ((*hv)->GuestPing("web-01", std::chrono::seconds(1)).error().code, ErrorCode::kUnsupported);
-  EXPECT_EQ((*hv)->InterfaceAddresses("web-01", AddressSource::kLease).error().code, ErrorCode::kUnsupported);
+  EXPECT_EQ((*hv)->guest().Ping("web-01", std::chrono::seconds(1)).error().code, ErrorCode::kUnsupported);
+  EXPECT_EQ((*hv)->guest().Addresses("web-01", AddressSource::kLease).error().code, ErrorCode::kUnsupported);
 }
 
 // ---- the start step ----------------------------------------------------------------------
@@ -361,8 +279,9 @@ class StartStepTest : public ::testing::Test {
     node.name = "hv1";
     node.uri = "fake://";
     config.nodes = {node};
-    nodes_ = std::make_unique<NodeSet>(config);
-    auto hv = std::make_unique<ScriptedGuest>();
+    nodes_ = std::make_unique<NodeSet>(config.nodes);
+    auto hv = std::make_unique<FakeNode>("hv1", FakeNode::Qemu());
+    hv->AddDomain("web-01", PowerState::kRunning);
     hv_ = hv.get();
     nodes_->Put("hv1", std::move(hv));
     runner_ = std::make_unique<LibvirtStepRunner>(*nodes_, plan_, plan_.images, StepRunnerOptionsFor(config), nullptr);
@@ -385,20 +304,22 @@ class StartStepTest : public ::testing::Test {
   testing::TempDir dir_{"gvstart"};
   Plan plan_;
   std::unique_ptr<NodeSet> nodes_;
-  ScriptedGuest* hv_ = nullptr;
+  FakeNode* hv_ = nullptr;
   std::unique_ptr<LibvirtStepRunner> runner_;
 };
 
 TEST_F(StartStepTest, StartWaitsUntilReady) {
   VmSpec spec = SpecWith(Readiness{.agent = true});
-  hv_->power = PowerState::kStopped;
-  hv_->agent_addresses = {Addr("10.0.0.7", FirstMac(spec))};
-  hv_->ready_after_checks = 2;  // the third look finds the agent answering
+  hv_->SetPower("web-01", PowerState::kStopped);
+  hv_->ScriptGuest("web-01", [&](FakeGuest& g) {
+    g.agent_addresses = {Addr("10.0.0.7", FirstMac(spec))};
+    g.agent_answers_after = 2;  // the third look finds the agent answering
+  });
   RecordingContext ctx;
   auto result = runner_->Run(StartOf(spec), ctx);
   ASSERT_TRUE(result) << result.error().ToString();
-  EXPECT_EQ(hv_->starts, 1);
-  EXPECT_EQ(hv_->checks, 3);
+  EXPECT_EQ(hv_->Calls("start"), 1);
+  EXPECT_EQ(hv_->Calls("get-power"), 3);
   EXPECT_THAT(*result, HasSubstr("\"address\":\"10.0.0.7\""));
   EXPECT_THAT(*result, HasSubstr("\"ready\":true"));
   ASSERT_GE(ctx.events.size(), 3u);
@@ -410,8 +331,8 @@ TEST_F(StartStepTest, StartWaitsUntilReady) {
 }
 
 TEST_F(StartStepTest, PowerOnlyStartUsesTheSpecLastApplied) {
-  hv_->last_applied = SpecWith(Readiness{.console_marker = "login:"});
-  hv_->console = std::string("web-01 login: ");
+  hv_->SetLastApplied("web-01", SpecWith(Readiness{.console_marker = "login:"}));
+  hv_->ScriptGuest("web-01", [](FakeGuest& g) { g.console = std::string("web-01 login: "); });
   RecordingContext ctx;
   auto result = runner_->Run(StartOf(std::nullopt), ctx);
   ASSERT_TRUE(result) << result.error().ToString();
@@ -425,12 +346,12 @@ TEST_F(StartStepTest, StartAfterCreateUsesThePlansSpecWithoutAskingTheNode) {
   create.type = ActionType::kCreate;
   plan_.actions = {create, StartOf(std::nullopt)};
   plan_.actions[1].depends_on = {"create/web-01"};
-  hv_->console = std::string("web-01 login: ");
+  hv_->ScriptGuest("web-01", [](FakeGuest& g) { g.console = std::string("web-01 login: "); });
   RecordingContext ctx;
   auto result = runner_->Run(plan_.actions[1], ctx);
   ASSERT_TRUE(result) << result.error().ToString();
   EXPECT_THAT(ctx.events.back(), HasSubstr("\"login:\" appeared on the console"));
-  EXPECT_EQ(hv_->observes, 0);
+  EXPECT_EQ(hv_->Calls("observe-vm"), 0);
 }
 
 TEST_F(StartStepTest, StartTimesOut) {
@@ -445,7 +366,7 @@ TEST_F(StartStepTest, StartTimesOut) {
 }
 
 TEST_F(StartStepTest, StartFailsWhenTheVmStops) {
-  hv_->stop_after_checks = 1;
+  hv_->ScriptGuest("web-01", [](FakeGuest& g) { g.stops_after = 1; });
   RecordingContext ctx;
   auto result = runner_->Run(StartOf(SpecWith(Readiness{.agent = true})), ctx);
   ASSERT_FALSE(result);
@@ -464,11 +385,11 @@ TEST_F(StartStepTest, StartCanBeCancelled) {
 TEST_F(StartStepTest, StartWithoutReadinessOrNotRunningDoesNotWait) {
   RecordingContext ctx;
   ASSERT_TRUE(runner_->Run(StartOf(SpecWith(Readiness{})), ctx));
-  EXPECT_EQ(hv_->checks, 0);
+  EXPECT_EQ(hv_->Calls("get-power"), 0);
   VmSpec paused = SpecWith(Readiness{.agent = true});
   paused.power_state = PowerState::kPaused;  // started, then suspended by the next step
   ASSERT_TRUE(runner_->Run(StartOf(paused), ctx));
-  EXPECT_EQ(hv_->checks, 0);
+  EXPECT_EQ(hv_->Calls("get-power"), 0);
   EXPECT_TRUE(ctx.events.empty());
 }
 

@@ -1,5 +1,5 @@
-// The policy scheduler driven by a fake clock, against a fake hypervisor whose snapshots carry
-// the fake clock's times (so retention by age is exercised too), and against simulated nodes
+// The policy scheduler driven by a fake clock, against the shared fake node, whose snapshots
+// carry the fake clock's times (so retention by age is exercised too), and against simulated nodes
 // (libvirt's test driver) through the real adapter. No test sleeps for a schedule.
 //
 //   TenDaysHourlyKeepSeven    240 hourly slots: exactly the newest 7 of the policy's own remain,
@@ -19,9 +19,10 @@
 #include <mutex>
 #include <set>
 
+#include "fake_node.h"
 #include "gitvirt/core/json.h"
 #include "gitvirt/engine/timezone_db.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "temp_dir.h"
 
 namespace gitvirt {
@@ -30,143 +31,30 @@ namespace {
 using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::seconds;
+using testing::FakeNode;
 
 // 2026-03-01T00:00:00Z
 const TimePoint kT0 = TimePoint{seconds{1772323200}};
 
-// Only what the scheduler's runs use: observation, snapshots, power. Snapshots are created at
-// the fake clock's time.
-class FakeHypervisor final : public Hypervisor {
- public:
-  FakeHypervisor(std::string node, const FakeClock& clock) : node_(std::move(node)), clock_(clock) {
-    caps_.driver = "FAKE";
-  }
-
-  void AddVm(const std::string& name) {
-    std::lock_guard lock(mu_);
-    ObservedVm vm;
-    vm.name = name;
-    vm.node = node_;
-    vm.power = PowerState::kRunning;
-    vm.owner = Ownership{};
-    vms_[name] = vm;
-  }
-  std::vector<std::string> SnapshotNames(const std::string& vm) {
-    std::lock_guard lock(mu_);
-    std::vector<std::string> out;
-    for (const ObservedSnapshot& s : vms_.at(vm).snapshots) out.push_back(s.name);
-    return out;
-  }
-  int creates = 0;
-
-  const std::string& node() const override { return node_; }
-  const NodeCapabilities& capabilities() const override { return caps_; }
-  Result<ObservedNode> Observe() override {
-    std::lock_guard lock(mu_);
-    ObservedNode n;
-    n.name = node_;
-    n.reachable = true;
-    n.capabilities = caps_;
-    for (const auto& [name, vm] : vms_) n.vms.push_back(vm);
-    return n;
-  }
-  Result<ObservedVm> ObserveVm(const std::string& name) override {
-    std::lock_guard lock(mu_);
-    auto it = vms_.find(name);
-    if (it == vms_.end()) return Fail(ErrorCode::kNotFound, "no domain " + name);
-    return it->second;
-  }
-  Result<std::vector<ObservedSnapshot>> ListSnapshots(const std::string& name) override {
-    std::lock_guard lock(mu_);
-    auto it = vms_.find(name);
-    if (it == vms_.end()) return Fail(ErrorCode::kNotFound, "no domain " + name);
-    return it->second.snapshots;
-  }
-  // Concurrency probe: every CreateSnapshot holds until more than `hold_until_more_than` are in
-  // flight at once or `hold_for` passes, so a run that exceeds its limit is caught in the act;
-  // the most seen at once is `max_in_flight`. Off when hold_for is 0.
+// Holds each snapshot creation until more than `hold_until_more_than` are in flight at once or
+// `hold_for` passes, so a run that exceeds its limit is caught in the act; the most seen at once
+// is `max_in_flight`. Runs as the fake node's hook, before the call.
+struct ConcurrencyProbe {
   std::chrono::milliseconds hold_for{0};
   int hold_until_more_than = 0;
   int max_in_flight = 0;
-  std::set<std::string> failing;  // VMs whose snapshots fail
 
-  Result<SnapshotTaken> CreateSnapshot(const std::string& name, const SnapshotRequest& r) override {
-    if (hold_for.count() > 0) {
-      std::unique_lock lock(mu_);
-      ++in_flight_;
-      max_in_flight = std::max(max_in_flight, in_flight_);
-      changed_.notify_all();
-      changed_.wait_for(lock, hold_for, [&] { return in_flight_ > hold_until_more_than; });
-      --in_flight_;
-    }
-    std::lock_guard lock(mu_);
-    if (failing.contains(name)) return Fail(ErrorCode::kInternal, "snapshot of " + name + " failed (injected)");
-    auto it = vms_.find(name);
-    if (it == vms_.end()) return Fail(ErrorCode::kNotFound, "no domain " + name);
-    for (const ObservedSnapshot& s : it->second.snapshots) {
-      if (s.name == r.name) return Fail(ErrorCode::kAlreadyExists, "snapshot exists");
-    }
-    ObservedSnapshot s;
-    s.name = r.name;
-    s.policy = r.policy;
-    s.description = r.description;
-    s.created = clock_.Now();
-    it->second.snapshots.push_back(s);
-    ++creates;
-    return SnapshotTaken{};
+  void Hold() {
+    std::unique_lock lock(mu);
+    ++in_flight;
+    max_in_flight = std::max(max_in_flight, in_flight);
+    changed.notify_all();
+    changed.wait_for(lock, hold_for, [&] { return in_flight > hold_until_more_than; });
+    --in_flight;
   }
-  Result<void> DeleteSnapshot(const std::string& name, const std::string& snapshot) override {
-    std::lock_guard lock(mu_);
-    auto& snaps = vms_.at(name).snapshots;
-    auto it = std::find_if(snaps.begin(), snaps.end(), [&](const ObservedSnapshot& s) { return s.name == snapshot; });
-    if (it == snaps.end()) return Fail(ErrorCode::kNotFound, "no snapshot " + snapshot);
-    snaps.erase(it);
-    return {};
-  }
-  Result<PowerState> GetPower(const std::string& name) override {
-    std::lock_guard lock(mu_);
-    return vms_.at(name).power;
-  }
-
-  // ---- not used by these tests ----
-  Result<void> Define(const DomainDefinition&) override { return No(); }
-  Result<std::string> GetDefinitionXml(const std::string&) override { return No(); }
-  Result<void> DefineXml(const std::string&) override { return No(); }
-  Result<void> Undefine(const std::string&) override { return No(); }
-  Result<void> SetOwner(const std::string&, const std::optional<Ownership>&) override { return No(); }
-  Result<void> SetAutostart(const std::string&, bool) override { return No(); }
-  Result<void> Start(const std::string&) override { return No(); }
-  Result<void> Destroy(const std::string&) override { return No(); }
-  Result<void> Shutdown(const std::string&, Seconds, bool) override { return No(); }
-  Result<void> Reboot(const std::string&) override { return No(); }
-  Result<void> Suspend(const std::string&) override { return No(); }
-  Result<void> Resume(const std::string&) override { return No(); }
-  Result<void> SetVcpusLive(const std::string&, int) override { return No(); }
-  Result<void> SetMemoryLive(const std::string&, std::uint64_t) override { return No(); }
-  Result<void> AttachDiskLive(const DomainDefinition&, const std::string&) override { return No(); }
-  Result<void> DetachDiskLive(const std::string&, const std::string&) override { return No(); }
-  Result<void> AttachNicLive(const DomainDefinition&, std::size_t) override { return No(); }
-  Result<void> DetachNicLive(const std::string&, std::size_t) override { return No(); }
-  Result<void> ResizeDiskLive(const std::string&, const std::string&, std::uint64_t) override { return No(); }
-  Result<void> EnsurePool(const PoolConfig&) override { return No(); }
-  Result<ObservedVolume> GetVolume(const std::string&, const std::string&) override { return No(); }
-  Result<void> CreateVolume(const VolumeSpec&) override { return No(); }
-  Result<void> DeleteVolume(const std::string&, const std::string&) override { return No(); }
-  Result<void> ResizeVolume(const std::string&, const std::string&, std::uint64_t) override { return No(); }
-  Result<void> UploadVolume(const std::string&, const std::string&, const std::string&, const std::string&) override {
-    return No();
-  }
-  Result<void> RevertSnapshot(const std::string&, const std::string&) override { return No(); }
-
- private:
-  static std::unexpected<Error> No() { return Fail(ErrorCode::kUnsupported, "not in the fake"); }
-  std::string node_;
-  const FakeClock& clock_;
-  NodeCapabilities caps_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  int in_flight_ = 0;
-  std::map<std::string, ObservedVm> vms_;
+  std::mutex mu;
+  std::condition_variable changed;
+  int in_flight = 0;
 };
 
 VirtualMachine Vm(const std::string& name, Labels labels) {
@@ -197,12 +85,16 @@ class SchedulerTest : public ::testing::Test {
     node.name = "hv1";
     node.uri = "fake://";
     config_.nodes = {node};
-    nodes_ = std::make_unique<NodeSet>(config_);
-    auto hv = std::make_unique<FakeHypervisor>("hv1", clock_);
+    nodes_ = std::make_unique<NodeSet>(config_.nodes);
+    auto hv = std::make_unique<FakeNode>("hv1");
+    hv->SetClock([this] { return clock_.Now(); });
+    hv->SetHook([this](std::string_view operation, const std::string&) {
+      if (operation == "snapshot-create" && probe_.hold_for.count() > 0) probe_.Hold();
+    });
     hv_ = hv.get();
     nodes_->Put("hv1", std::move(hv));
-    hv_->AddVm("web-01");
-    hv_->AddVm("web-02");
+    hv_->AddDomain("web-01", PowerState::kRunning);
+    hv_->AddDomain("web-02", PowerState::kRunning);
     desired_.vms = {Vm("web-01", {{"tier", "web"}}), Vm("web-02", {{"tier", "web"}})};
     desired_.snapshot_policies = {Hourly(7)};
     OpenJournal();
@@ -234,7 +126,8 @@ class SchedulerTest : public ::testing::Test {
   FakeClock clock_{kT0};
   ControllerConfig config_;
   std::unique_ptr<NodeSet> nodes_;
-  FakeHypervisor* hv_ = nullptr;
+  FakeNode* hv_ = nullptr;
+  ConcurrencyProbe probe_;
   DesiredState desired_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<PolicyScheduler> scheduler_;
@@ -244,8 +137,8 @@ TEST_F(SchedulerTest, TenDaysHourlyKeepSeven) {
   // The scheduler first sees the policy at 00:00:30; a hand-made snapshot and another
   // policy's snapshot exist on web-01 from the start.
   clock_.Set(kT0 + seconds(30));
-  ASSERT_TRUE(hv_->CreateSnapshot("web-01", SnapshotRequest{"by-hand", "", "", false, false}));
-  ASSERT_TRUE(hv_->CreateSnapshot("web-01", SnapshotRequest{"daily-keepme", "", "daily", false, false}));
+  ASSERT_TRUE(hv_->snapshots().Create("web-01", SnapshotRequest{"by-hand", "", "", false, false}));
+  ASSERT_TRUE(hv_->snapshots().Create("web-01", SnapshotRequest{"daily-keepme", "", "daily", false, false}));
   EXPECT_TRUE(Tick().empty());  // first seen: waits for its first slot
 
   int runs = 0;
@@ -261,7 +154,7 @@ TEST_F(SchedulerTest, TenDaysHourlyKeepSeven) {
     }
   }
   EXPECT_EQ(runs, 240);
-  EXPECT_EQ(hv_->creates, 2 + 240 * 2);
+  EXPECT_EQ(hv_->Successes("snapshot-create"), 2 + 240 * 2);
   // The newest 7 of its own (the last run was the 240th hour: day 10 00:00, run at 00:00:30 and
   // named by the time it ran), plus the two it does not own.
   std::vector<std::string> expected = {"by-hand", "daily-keepme"};
@@ -311,28 +204,28 @@ TEST_F(SchedulerTest, DownAcrossTwoSlotsRunsOnce) {
 TEST_F(SchedulerTest, MaxParallelBoundsTheSnapshotsAtOnce) {
   for (int i = 3; i <= 6; ++i) {
     const std::string name = "web-0" + std::to_string(i);
-    hv_->AddVm(name);
+    hv_->AddDomain(name, PowerState::kRunning);
     desired_.vms.push_back(Vm(name, {{"tier", "web"}}));
   }
   desired_.snapshot_policies[0].spec.max_parallel = 2;
-  hv_->hold_for = std::chrono::milliseconds(300);
-  hv_->hold_until_more_than = 2;
+  probe_.hold_for = std::chrono::milliseconds(300);
+  probe_.hold_until_more_than = 2;
   auto r = scheduler_->RunNow(Kind::kSnapshotPolicy, "hourly", desired_, nodes_->ObserveAll(), "rev");
   ASSERT_TRUE(r) << r.error().ToString();
   EXPECT_EQ(r->snapshots, 6);
-  EXPECT_EQ(hv_->max_in_flight, 2) << "maxParallel 2: two at once, never more";
+  EXPECT_EQ(probe_.max_in_flight, 2) << "maxParallel 2: two at once, never more";
 
   // The node's maxParallel bounds it too.
   desired_.snapshot_policies[0].spec.max_parallel = 6;
   SchedulerOptions options;
   options.per_node["hv1"] = 1;
   scheduler_ = std::make_unique<PolicyScheduler>(*nodes_, *journal_, clock_, options, nullptr);
-  hv_->max_in_flight = 0;
-  hv_->hold_until_more_than = 1;
+  probe_.max_in_flight = 0;
+  probe_.hold_until_more_than = 1;
   clock_.Advance(minutes(1));
   r = scheduler_->RunNow(Kind::kSnapshotPolicy, "hourly", desired_, nodes_->ObserveAll(), "rev");
   ASSERT_TRUE(r) << r.error().ToString();
-  EXPECT_EQ(hv_->max_in_flight, 1);
+  EXPECT_EQ(probe_.max_in_flight, 1);
 }
 
 TEST_F(SchedulerTest, AFailedSnapshotKeepsThatVmsOldOnes) {
@@ -343,7 +236,7 @@ TEST_F(SchedulerTest, AFailedSnapshotKeepsThatVmsOldOnes) {
   }
   ASSERT_EQ(hv_->SnapshotNames("web-01").size(), 2u);
   const auto before = hv_->SnapshotNames("web-01");
-  hv_->failing = {"web-01"};
+  hv_->FailCalls("snapshot-create", "web-01", Error{ErrorCode::kInternal, "snapshot of web-01 failed (injected)", ""});
   clock_.Set(kT0 + hours(4));
   auto r = scheduler_->RunNow(Kind::kSnapshotPolicy, "hourly", desired_, nodes_->ObserveAll(), "rev");
   ASSERT_TRUE(r) << r.error().ToString();
@@ -395,7 +288,7 @@ TEST_F(SchedulerTest, SuspendedAndManualOnlyPoliciesAreNotScheduled) {
     clock_.Set(kT0 + hours(h) + minutes(1));
     EXPECT_TRUE(Tick().empty());
   }
-  EXPECT_EQ(hv_->creates, 0);
+  EXPECT_EQ(hv_->Successes("snapshot-create"), 0);
   // By hand it runs, retention included.
   for (int i = 0; i < 5; ++i) {
     clock_.Advance(minutes(1));
@@ -469,12 +362,12 @@ TEST(SchedulerSimNode, TenDaysHourlyKeepSeven) {
     DomainDefinition def;
     def.vm = Vm(name, {{"tier", "web"}});
     def.owner.name = name;
-    ASSERT_TRUE((*hv)->Define(def));
-    ASSERT_TRUE((*hv)->Start(name));
+    ASSERT_TRUE((*hv)->domains().Define(def));
+    ASSERT_TRUE((*hv)->power().Start(name));
   }
-  ASSERT_TRUE((*hv)->CreateSnapshot("web-01", SnapshotRequest{"by-hand", "", "", false, false}));
-  ASSERT_TRUE((*hv)->CreateSnapshot("web-01", SnapshotRequest{"daily-keepme", "", "daily", false, false}));
-  NodeSet nodes(config);
+  ASSERT_TRUE((*hv)->snapshots().Create("web-01", SnapshotRequest{"by-hand", "", "", false, false}));
+  ASSERT_TRUE((*hv)->snapshots().Create("web-01", SnapshotRequest{"daily-keepme", "", "daily", false, false}));
+  NodeSet nodes(config.nodes);
   nodes.Put("hv1", std::move(*hv));
   auto journal = Journal::Open(config.state);
   ASSERT_TRUE(journal);
@@ -497,7 +390,7 @@ TEST(SchedulerSimNode, TenDaysHourlyKeepSeven) {
   EXPECT_EQ(runs, 240);
   auto again = ConnectNode(node, HypervisorOptions{});  // as another process would see it
   ASSERT_TRUE(again);
-  auto snaps = (*again)->ListSnapshots("web-01");
+  auto snaps = (*again)->snapshots().List("web-01");
   ASSERT_TRUE(snaps);
   std::vector<std::string> names;
   for (const ObservedSnapshot& s : *snaps) names.push_back(s.name);
@@ -513,7 +406,7 @@ TEST(SchedulerSimNode, TenDaysHourlyKeepSeven) {
   }
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(names, expected) << "the newest 7 of its own (the last one made by the last run) and the two others";
-  EXPECT_EQ((*again)->ListSnapshots("web-02")->size(), 7u);
+  EXPECT_EQ((*again)->snapshots().List("web-02")->size(), 7u);
 }
 
 TEST(SchedulerSimNode, PolicyRunCreatesSnapshotsNamedByThePattern) {
@@ -532,11 +425,11 @@ TEST(SchedulerSimNode, PolicyRunCreatesSnapshotsNamedByThePattern) {
     DomainDefinition def;
     def.vm = Vm(name, {{"tier", "web"}});
     def.owner.name = name;
-    ASSERT_TRUE((*hv)->Define(def));
-    ASSERT_TRUE((*hv)->Start(name));
+    ASSERT_TRUE((*hv)->domains().Define(def));
+    ASSERT_TRUE((*hv)->power().Start(name));
   }
-  ASSERT_TRUE((*hv)->CreateSnapshot("web-01", SnapshotRequest{"keep-me", "by hand", "", false, false}));
-  NodeSet nodes(config);
+  ASSERT_TRUE((*hv)->snapshots().Create("web-01", SnapshotRequest{"keep-me", "by hand", "", false, false}));
+  NodeSet nodes(config.nodes);
   nodes.Put("hv1", std::move(*hv));
   auto journal = Journal::Open(config.state);
   ASSERT_TRUE(journal);
@@ -558,7 +451,7 @@ TEST(SchedulerSimNode, PolicyRunCreatesSnapshotsNamedByThePattern) {
   // Through a new connection to the node file: what another process would see.
   auto again = ConnectNode(node, HypervisorOptions{});
   ASSERT_TRUE(again);
-  auto snaps = (*again)->ListSnapshots("web-01");
+  auto snaps = (*again)->snapshots().List("web-01");
   ASSERT_TRUE(snaps);
   std::vector<std::string> names;
   for (const ObservedSnapshot& s : *snaps) {
@@ -572,7 +465,7 @@ TEST(SchedulerSimNode, PolicyRunCreatesSnapshotsNamedByThePattern) {
   }
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"auto-web-01-20260301-020007", "auto-web-01-20260301-030007", "keep-me"}));
-  auto observed = (*again)->ObserveVm("web-02");
+  auto observed = (*again)->domains().ObserveVm("web-02");
   ASSERT_TRUE(observed);
   EXPECT_EQ(observed->snapshots.size(), 2u) << "snapshots are part of the observed VM";
 }

@@ -1,12 +1,12 @@
 // The libvirt step runner's undo against a simulated node: an undo runs again after a crash
 // (the journal may not have kept that it was done), so each must accept a world where it, or a
-// later undo, already happened.
+// later undo, already happened; a release's undo puts back the owner mark its record keeps.
 #include "gitvirt/engine/step_runner.h"
 
 #include <gtest/gtest.h>
 
-#include "gitvirt/engine/nodes.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "gitvirt/hypervisor/connect.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "temp_dir.h"
 
 namespace gitvirt {
@@ -47,9 +47,9 @@ class StepRunnerUndo : public ::testing::Test {
     DomainDefinition def;
     def.vm = vm;
     def.owner.name = vm.meta.name;
-    ASSERT_TRUE(hv_->Define(def));
-    ASSERT_TRUE(hv_->Start("vm-01"));
-    nodes_ = std::make_unique<NodeSet>(config_);
+    ASSERT_TRUE(hv_->domains().Define(def));
+    ASSERT_TRUE(hv_->power().Start("vm-01"));
+    nodes_ = std::make_unique<NodeSet>(config_.nodes);
     nodes_->Put("hv1", std::move(*hv));
     start_.id = "start/vm-01";
     start_.type = ActionType::kStart;
@@ -60,7 +60,7 @@ class StepRunnerUndo : public ::testing::Test {
 
   testing::TempDir dir_{"gv-undo"};
   ControllerConfig config_;
-  Hypervisor* hv_ = nullptr;
+  Node* hv_ = nullptr;
   std::unique_ptr<NodeSet> nodes_;
   Plan plan_;
   Action start_;
@@ -72,16 +72,32 @@ TEST_F(StepRunnerUndo, UndoingAStartStopsTheDomain) {
   auto undone = runner_->Undo(start_, R"({"previousPower":"Stopped"})", ctx_);
   ASSERT_TRUE(undone) << undone.error().ToString();
   EXPECT_EQ(*undone, UndoOutcome::kUndone);
-  EXPECT_EQ(*hv_->GetPower("vm-01"), PowerState::kStopped);
+  EXPECT_EQ(*hv_->power().Get("vm-01"), PowerState::kStopped);
 }
 
 TEST_F(StepRunnerUndo, UndoingAStartOfADomainAlreadyUndoneIsDone) {
   // The crash came after the create of vm-01 was undone but before the journal kept that its
   // start had been undone first: the rollback after the restart undoes the start again.
-  ASSERT_TRUE(hv_->Undefine("vm-01"));
+  ASSERT_TRUE(hv_->domains().Undefine("vm-01"));
   auto undone = runner_->Undo(start_, R"({"previousPower":"Stopped"})", ctx_);
   ASSERT_TRUE(undone) << undone.error().ToString();
   EXPECT_EQ(*undone, UndoOutcome::kUndone);
+}
+
+TEST_F(StepRunnerUndo, UndoingAReleasePutsTheOwnerMarkBack) {
+  Action release = start_;
+  release.id = "release/vm-01";
+  release.type = ActionType::kRelease;
+  auto before = hv_->domains().ObserveVm("vm-01");
+  ASSERT_TRUE(before && before->owner);
+  auto undo = runner_->Prepare(release, ctx_);
+  ASSERT_TRUE(undo) << undo.error().ToString();
+  ASSERT_TRUE(runner_->Run(release, ctx_));
+  EXPECT_FALSE(hv_->domains().ObserveVm("vm-01")->owner) << "released";
+  auto undone = runner_->Undo(release, *undo, ctx_);
+  ASSERT_TRUE(undone) << undone.error().ToString();
+  EXPECT_EQ(*undone, UndoOutcome::kUndone);
+  EXPECT_EQ(hv_->domains().ObserveVm("vm-01")->owner, before->owner);
 }
 
 }  // namespace

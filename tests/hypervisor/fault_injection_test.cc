@@ -1,7 +1,7 @@
 // The fault-injection seam's GITVIRT_FAULTS syntax: "kind:N" fails the Nth call of that kind
 // only, "kind:N+" the Nth and every later one. Builds without the seam never inject: skipped.
 
-#include "gitvirt/hypervisor/fault_injection.h"
+#include "fault_injection.h"
 
 #include <gtest/gtest.h>
 

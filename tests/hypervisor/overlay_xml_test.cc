@@ -5,10 +5,19 @@
 // a running UEFI domain.
 #include <gtest/gtest.h>
 
-#include "gitvirt/hypervisor/domain_xml.h"
+#include "domain_xml.h"
 
 namespace gitvirt {
 namespace {
+
+// Where disk `name` is, as Domains::Disks reports it.
+DiskLocation Location(const ParsedDomain& parsed, const std::string& disk) {
+  for (const DiskLocation& l : DiskLocations(parsed)) {
+    if (l.disk == disk) return l;
+  }
+  ADD_FAILURE() << "no disk " << disk;
+  return {};
+}
 
 std::string Domain(const std::string& disk) {
   return "<domain type='qemu'><name>u1</name><memory unit='KiB'>262144</memory><vcpu>1</vcpu>"
@@ -35,7 +44,7 @@ TEST(OverlayXml, ADiskOnGitvirtOverlaysKeepsItsVolume) {
   EXPECT_EQ(parsed->disk_storage.at("root"), (StorageRef{"default", "u1-root.qcow2", ""}));
   EXPECT_EQ(parsed->disk_overlays.at("root"),
             (std::vector<std::string>{"/pool/u1-root.qcow2.gvsnap-b", "/pool/u1-root.qcow2.gvsnap-a"}));
-  EXPECT_EQ(parsed->DiskTopPath("root"), "/pool/u1-root.qcow2.gvsnap-b");
+  EXPECT_EQ(Location(*parsed, "root").TopPath(), "/pool/u1-root.qcow2.gvsnap-b");
   ASSERT_EQ(parsed->spec.disks.size(), 1u);
   EXPECT_EQ(parsed->spec.disks[0].pool, "default");
   EXPECT_EQ(parsed->spec.disks[0].source.type, DiskSourceType::kVolume);
@@ -50,7 +59,7 @@ TEST(OverlayXml, AFileDiskOnAnOverlayKeepsItsFile) {
       "<target dev='vda' bus='virtio'/><alias name='ua-disk-data'/></disk>"));
   ASSERT_TRUE(parsed);
   EXPECT_EQ(parsed->disk_storage.at("data").path, "/data/x.img");
-  EXPECT_EQ(parsed->DiskTopPath("data"), "/data/x.img.gvsnap-s1");
+  EXPECT_EQ(Location(*parsed, "data").TopPath(), "/data/x.img.gvsnap-s1");
 }
 
 TEST(OverlayXml, WithoutOverlaysNothingChanges) {
@@ -60,7 +69,7 @@ TEST(OverlayXml, WithoutOverlaysNothingChanges) {
       "<target dev='vda' bus='virtio'/><alias name='ua-disk-root'/></disk>"));
   ASSERT_TRUE(parsed);
   EXPECT_TRUE(parsed->disk_overlays.empty());
-  EXPECT_EQ(parsed->DiskTopPath("root"), "") << "a volume: ask its pool";
+  EXPECT_EQ(Location(*parsed, "root").TopPath(), "") << "a volume: ask its pool";
 }
 
 TEST(OverlayXml, AnOverlayMadeByHandIsTheDisksSource) {

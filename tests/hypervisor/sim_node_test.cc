@@ -8,8 +8,8 @@
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/planner.h"
 #include "gitvirt/core/storage.h"
-#include "gitvirt/hypervisor/domain_xml.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "domain_xml.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "temp_dir.h"
 
 namespace gitvirt {
@@ -74,7 +74,7 @@ DomainDefinition Definition(const VirtualMachine& vm) {
   return def;
 }
 
-std::unique_ptr<Hypervisor> Connect(const NodeConfig& node) {
+std::unique_ptr<Node> Connect(const NodeConfig& node) {
   auto hv = ConnectNode(node, HypervisorOptions{});
   EXPECT_TRUE(hv.has_value()) << (hv ? "" : hv.error().ToString());
   return hv ? std::move(*hv) : nullptr;
@@ -87,13 +87,13 @@ TEST(SimNodeTest, DefinitionRoundTripsToAnEmptyDiff) {
   ASSERT_TRUE(hv);
   const VirtualMachine vm = WebVm();
   for (const Disk& d : vm.spec.disks) {
-    ASSERT_TRUE(hv->CreateVolume(VolumeSpec{"default", DiskVolumeName(vm.meta.name, d), *d.size}));
+    ASSERT_TRUE(hv->storage().CreateVolume(VolumeSpec{"default", DiskVolumeName(vm.meta.name, d), *d.size}));
   }
-  auto defined = hv->Define(Definition(vm));
+  auto defined = hv->domains().Define(Definition(vm));
   ASSERT_TRUE(defined) << defined.error().ToString();
-  ASSERT_TRUE(hv->Start(vm.meta.name));
+  ASSERT_TRUE(hv->power().Start(vm.meta.name));
 
-  auto observed = hv->ObserveVm(vm.meta.name);
+  auto observed = hv->domains().ObserveVm(vm.meta.name);
   ASSERT_TRUE(observed) << observed.error().ToString();
   ASSERT_TRUE(observed->Owned());
   EXPECT_EQ(observed->power, PowerState::kRunning);
@@ -109,12 +109,12 @@ TEST(SimNodeTest, StateSurvivesIntoANewConnection) {
   {
     auto hv = Connect(node);
     ASSERT_TRUE(hv);
-    ASSERT_TRUE(hv->CreateVolume(VolumeSpec{"default", "web-01-root.qcow2", 20 * kGiB}));
-    ASSERT_TRUE(hv->CreateVolume(VolumeSpec{"default", "web-01-data.qcow2", 50 * kGiB}));
-    ASSERT_TRUE(hv->Define(Definition(vm)));
-    ASSERT_TRUE(hv->Start(vm.meta.name));
-    ASSERT_TRUE(hv->CreateSnapshot(vm.meta.name, SnapshotRequest{"before-upgrade", "by hand", "", false, false}));
-    ASSERT_TRUE(hv->CreateSnapshot(vm.meta.name, SnapshotRequest{"auto-1", "hourly", "hourly", false, false}));
+    ASSERT_TRUE(hv->storage().CreateVolume(VolumeSpec{"default", "web-01-root.qcow2", 20 * kGiB}));
+    ASSERT_TRUE(hv->storage().CreateVolume(VolumeSpec{"default", "web-01-data.qcow2", 50 * kGiB}));
+    ASSERT_TRUE(hv->domains().Define(Definition(vm)));
+    ASSERT_TRUE(hv->power().Start(vm.meta.name));
+    ASSERT_TRUE(hv->snapshots().Create(vm.meta.name, SnapshotRequest{"before-upgrade", "by hand", "", false, false}));
+    ASSERT_TRUE(hv->snapshots().Create(vm.meta.name, SnapshotRequest{"auto-1", "hourly", "hourly", false, false}));
   }
   auto hv = Connect(node);  // a new test-driver host, built from the files
   ASSERT_TRUE(hv);
@@ -131,7 +131,7 @@ TEST(SimNodeTest, StateSurvivesIntoANewConnection) {
   ASSERT_NE(pool, nullptr);
   ASSERT_NE(pool->FindVolume("web-01-data.qcow2"), nullptr);
   EXPECT_EQ(pool->FindVolume("web-01-data.qcow2")->capacity, 50 * kGiB);
-  auto snaps = hv->ListSnapshots(vm.meta.name);
+  auto snaps = hv->snapshots().List(vm.meta.name);
   ASSERT_TRUE(snaps);
   ASSERT_EQ(snaps->size(), 2u);
   EXPECT_EQ((*snaps)[0].policy == "hourly" ? (*snaps)[0].name : (*snaps)[1].name, "auto-1");
@@ -149,8 +149,8 @@ TEST(SimNodeTest, UnownedDomainsAreReportedUnowned) {
   const auto begin = xml.find("<metadata>");
   const auto end = xml.find("</metadata>") + std::string("</metadata>").size();
   xml.erase(begin, end - begin);
-  ASSERT_TRUE(hv->DefineXml(xml));
-  auto observed = hv->ObserveVm("by-hand");
+  ASSERT_TRUE(hv->domains().Restore(SavedDomain{xml}));
+  auto observed = hv->domains().ObserveVm("by-hand");
   ASSERT_TRUE(observed);
   EXPECT_FALSE(observed->Owned());
 }
@@ -160,10 +160,10 @@ TEST(SimNodeTest, GrowingAVolumeIsEmulated) {
   auto hv = Connect(SimNode(dir.path()));
   ASSERT_TRUE(hv);
   ASSERT_TRUE(hv->capabilities().volume_resize);
-  ASSERT_TRUE(hv->CreateVolume(VolumeSpec{"default", "v.qcow2", kGiB}));
-  auto grown = hv->ResizeVolume("default", "v.qcow2", 2 * kGiB);
+  ASSERT_TRUE(hv->storage().CreateVolume(VolumeSpec{"default", "v.qcow2", kGiB}));
+  auto grown = hv->storage().ResizeVolume("default", "v.qcow2", 2 * kGiB);
   ASSERT_TRUE(grown) << grown.error().ToString();
-  auto vol = hv->GetVolume("default", "v.qcow2");
+  auto vol = hv->storage().GetVolume("default", "v.qcow2");
   ASSERT_TRUE(vol);
   EXPECT_EQ(vol->capacity, 2 * kGiB);
 }
@@ -172,7 +172,7 @@ TEST(SimNodeTest, MissingDomainIsNotFound) {
   testing::TempDir dir;
   auto hv = Connect(SimNode(dir.path()));
   ASSERT_TRUE(hv);
-  auto r = hv->Start("nope");
+  auto r = hv->power().Start("nope");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
 }

@@ -11,8 +11,8 @@
 
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/observed_codec.h"
-#include "gitvirt/hypervisor/domain_xml.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "domain_xml.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "temp_dir.h"
 
 namespace gitvirt {
@@ -62,13 +62,13 @@ DomainDefinition Definition(const VirtualMachine& vm) {
   return def;
 }
 
-std::unique_ptr<Hypervisor> Connect(const NodeConfig& node) {
-  auto hv = ConnectNode(node, HypervisorOptions{});
+std::unique_ptr<Node> Connect(const NodeConfig& node) {
+  auto hv = ConnectNode(node, HypervisorOptions::FromEnvironment());
   EXPECT_TRUE(hv.has_value()) << (hv ? "" : hv.error().ToString());
   return hv ? std::move(*hv) : nullptr;
 }
 
-ObservedNode Observe(Hypervisor& hv) {
+ObservedNode Observe(Node& hv) {
   auto observed = hv.Observe();
   EXPECT_TRUE(observed) << (observed ? "" : observed.error().ToString());
   return observed ? std::move(*observed) : ObservedNode{};
@@ -83,15 +83,15 @@ class SimSnapshot : public ::testing::Test {
     ASSERT_TRUE(hv);
     for (const char* name : {"web-01", "web-02"}) {
       const VirtualMachine vm = Vm(name);
-      ASSERT_TRUE(hv->CreateVolume(VolumeSpec{"default", std::string(name) + "-root.qcow2", 20 * kGiB}));
-      ASSERT_TRUE(hv->Define(Definition(vm)));
+      ASSERT_TRUE(hv->storage().CreateVolume(VolumeSpec{"default", std::string(name) + "-root.qcow2", 20 * kGiB}));
+      ASSERT_TRUE(hv->domains().Define(Definition(vm)));
     }
-    ASSERT_TRUE(hv->Start("web-01"));
-    ASSERT_TRUE(hv->CreateSnapshot("web-01", SnapshotRequest{"before", "by hand", "hourly", false, false}));
+    ASSERT_TRUE(hv->power().Start("web-01"));
+    ASSERT_TRUE(hv->snapshots().Create("web-01", SnapshotRequest{"before", "by hand", "hourly", false, false}));
     // A domain made by hand (no owner): in the snapshot too, and still unowned.
     std::string xml = RenderDomainXml(Definition(Vm("by-hand")), "kvm");
     xml.erase(xml.find("<metadata>"), xml.find("</metadata>") + 11 - xml.find("<metadata>"));
-    ASSERT_TRUE(hv->DefineXml(xml));
+    ASSERT_TRUE(hv->domains().Restore(SavedDomain{xml}));
   }
 
   // An observation made by a new connection (a new process, as far as the node is concerned),
@@ -128,7 +128,7 @@ TEST_F(SimSnapshot, AChangeThroughAnotherConnectionMakesTheNextObservationReal) 
   {
     auto other = Connect(node_);
     ASSERT_TRUE(other);
-    ASSERT_TRUE(other->Destroy("web-01"));
+    ASSERT_TRUE(other->power().Destroy("web-01"));
   }
   auto [after, loaded] = ObserveAnew();
   EXPECT_TRUE(loaded);
@@ -161,7 +161,7 @@ TEST_F(SimSnapshot, AConnectionThatChangedTheNodeObservesThroughLibvirt) {
   ObservedNode first = Observe(*hv);  // from the snapshot
   EXPECT_EQ(SimulatedNodeLoads(), before);
   EXPECT_EQ(first.FindVm("web-01")->power, PowerState::kRunning);
-  ASSERT_TRUE(hv->Destroy("web-01"));  // connects: the files are loaded now
+  ASSERT_TRUE(hv->power().Destroy("web-01"));  // connects: the files are loaded now
   EXPECT_EQ(SimulatedNodeLoads(), before + 1);
   ObservedNode second = Observe(*hv);
   EXPECT_EQ(second.FindVm("web-01")->power, PowerState::kStopped) << "a stale snapshot answered";

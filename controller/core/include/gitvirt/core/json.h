@@ -21,10 +21,13 @@ nlohmann::json ToJson(const ObjectMeta& meta);
 nlohmann::json ToJson(const SnapshotPolicy& policy);
 nlohmann::json ToJson(const BackupPolicy& policy);
 nlohmann::json ToJson(const Cluster& cluster);
+// gitvirt's owner mark (an undo record keeps the one a release removes).
+nlohmann::json ToJson(const Ownership& owner);
 
 Result<VmSpec> VmSpecFromJson(const nlohmann::json& j);
 Result<VirtualMachine> VirtualMachineFromJson(const nlohmann::json& j);
 Result<Image> ImageFromJson(const nlohmann::json& j);
+Result<Ownership> OwnershipFromJson(const nlohmann::json& j);
 
 // A plan file: the plan plus formatVersion and a summary. Reading refuses other versions.
 nlohmann::json PlanToJson(const Plan& plan);

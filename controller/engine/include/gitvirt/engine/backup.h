@@ -10,7 +10,7 @@
 // with a manifest is always a whole backup.
 //
 // How the disks are read, per node and VM state (BackupMode):
-//   QEMU, running/paused, mode snapshot  libvirt push backup (Hypervisor::BackupDisks) of all
+//   QEMU, running/paused, mode snapshot  libvirt push backup (Backups::CopyDisks) of all
 //                                        disks at one instant while the guest runs
 //   QEMU, running, mode suspend          suspend, `qemu-img convert -U`, resume
 //   QEMU, running, mode stop             shutdown (the VM's updatePolicy), convert, start again
@@ -39,7 +39,7 @@
 #include "gitvirt/core/error.h"
 #include "gitvirt/core/model.h"
 #include "gitvirt/engine/executor.h"
-#include "gitvirt/hypervisor/hypervisor.h"
+#include "gitvirt/hypervisor/node.h"
 #include "gitvirt/store/backup_catalog.h"
 
 namespace gitvirt {
@@ -128,11 +128,11 @@ struct BackupRequest {
 
 // Takes the backup (idempotent: a backup whose directory is complete is not taken again),
 // reporting progress and undo information (the VM's power before) through `context`.
-Result<BackupManifest> TakeBackup(Hypervisor& hv, const BackupRequest& request, StepContext& context);
+Result<BackupManifest> TakeBackup(Node& node, const BackupRequest& request, StepContext& context);
 
 // Deletes the scratch volumes ("pool/volume") a live backup of a remote node recorded under
 // "scratch" in its undo information; those already gone are fine.
-Result<void> DeleteBackupScratch(Hypervisor& hv, const std::vector<std::string>& keys);
+Result<void> DeleteBackupScratch(Storage& storage, const std::vector<std::string>& keys);
 
 // Deletes a backup directory. A protected backup is refused unless `force`.
 Result<void> DeleteBackupDirectory(const std::string& dir, bool force);
@@ -157,12 +157,12 @@ struct RestoreRequest {
   std::string revision;
 };
 
-// Recreates the VM on `hv` from the backup: checks the sums first, writes each disk into a new
+// Recreates the VM on `node` from the backup: checks the sums first, writes each disk into a new
 // volume "<name>-<disk>.<fmt>" in the disk's pool (recorded in the undo information before it
-// is created), and defines the domain from the backup's XML under the new name with a new UUID,
+// is created), and defines the domain from the backup's definition under the new name with a new UUID,
 // the disks pointing at the new volumes, fresh MAC addresses, no cloud-init seed. The VM is left
 // stopped. Returns the volumes created.
-Result<std::vector<std::string>> RestoreBackup(Hypervisor& hv, const RestoreRequest& request,
+Result<std::vector<std::string>> RestoreBackup(Node& node, const RestoreRequest& request,
                                                StepContext& context);
 
 }  // namespace gitvirt

@@ -36,13 +36,15 @@
 
 #include "gitvirt/core/error.h"
 #include "gitvirt/engine/executor.h"
-#include "gitvirt/hypervisor/hypervisor.h"
+#include "gitvirt/hypervisor/node.h"
+#include "gitvirt/hypervisor/node_set.h"
 
 namespace gitvirt {
 
 struct MigrationRequest {
-  Hypervisor* source = nullptr;
-  Hypervisor* target = nullptr;
+  Node* source = nullptr;
+  Node* target = nullptr;
+  Migrations* migrations = nullptr;  // the live migration between the two (the NodeSet's)
   std::string vm;
   std::string mode = "offline";   // planned mode: live | offline
   bool allow_offline = false;     // a failed live migration falls back to offline
@@ -52,7 +54,7 @@ struct MigrationRequest {
   std::string source_address;  // the source's, for moving back on undo
   UpdatePolicy update_policy;  // shutdown timeout and forceOff for the offline fallback
   // Creates the configured pools a node lacks (the step runner's EnsurePools).
-  std::function<Result<void>(Hypervisor&, const std::set<std::string>&)> ensure_pools;
+  std::function<Result<void>(Node&, const std::set<std::string>&)> ensure_pools;
   // The layout of a disk's volume (format, linked-clone backing) as the VM's last applied spec
   // made it: what an empty copy on another node must look like.
   std::function<Result<VolumeSpec>(const VirtualMachine&, const Disk&)> volume_for;

@@ -14,7 +14,7 @@
 // simulated hosts, and the journal and status say the check was skipped. docs/manifests.md
 // documents this decision.
 //
-// Thread-safety: the functions are reentrant; the Hypervisor is thread-safe.
+// Thread-safety: the functions are reentrant; the node is thread-safe.
 
 #include <chrono>
 #include <map>
@@ -23,7 +23,7 @@
 #include "gitvirt/core/error.h"
 #include "gitvirt/core/model.h"
 #include "gitvirt/core/observed.h"
-#include "gitvirt/hypervisor/hypervisor.h"
+#include "gitvirt/hypervisor/node.h"
 
 namespace gitvirt {
 
@@ -46,7 +46,7 @@ struct ReadinessOptions {
 
 // Looks once, now. `spec` is the VM's spec (desired, or the one last applied). A VM without a
 // readiness block is Ready when it runs; the report still carries its address.
-ReadinessReport CheckReadiness(Hypervisor& hv, const std::string& name, const VmSpec& spec,
+ReadinessReport CheckReadiness(Node& hv, const std::string& name, const VmSpec& spec,
                                const ReadinessOptions& options = {});
 
 // Every running VM gitvirt owns, by name: its address and whether it is Ready. The spec used is

@@ -29,7 +29,7 @@
 #include "gitvirt/core/observed.h"
 #include "gitvirt/engine/clock.h"
 #include "gitvirt/engine/executor.h"
-#include "gitvirt/engine/nodes.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/core/status.h"
 #include "gitvirt/engine/step_runner.h"
 #include "gitvirt/store/journal.h"

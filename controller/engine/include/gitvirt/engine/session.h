@@ -35,7 +35,7 @@
 #include "gitvirt/engine/executor.h"
 #include "gitvirt/engine/state_paths.h"
 #include "gitvirt/engine/step_runner.h"
-#include "gitvirt/hypervisor/libvirt_hypervisor.h"
+#include "gitvirt/hypervisor/connect.h"
 #include "gitvirt/store/journal.h"
 #include "gitvirt/store/state_lock.h"
 

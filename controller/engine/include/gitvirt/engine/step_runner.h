@@ -8,17 +8,19 @@
 //                                "previousPower": "Running", "grown": [...]}
 //   start/stop/shutdown/suspend/resume: {"previousPower": "..."}
 //   delete:   {"previousXml": "...", "previousPower": "..."}
-//   release:  {"owner": "<owner XML>"}
+//   release:  {"owner": {...the owner mark, as JSON}}
 //   image-import: {"volumes": ["pool/name"]} when this step created it
 //   migrate:  see migration.h (source definition and power, copies made, progress)
+// previousXml (and migrate's sourceXml) hold the definition as the node saved it
+// (Domains::Save), given back to it unchanged.
 // Secrets are resolved here, used, and dropped: never in undo information or events.
 
 #include <memory>
 #include <string>
 
 #include "gitvirt/engine/executor.h"
-#include "gitvirt/engine/nodes.h"
 #include "gitvirt/engine/secrets.h"
+#include "gitvirt/hypervisor/node_set.h"
 
 namespace gitvirt {
 
@@ -27,10 +29,11 @@ struct StepRunnerOptions {
   std::string secrets_dir;
   // Serial console logs of VMs on local nodes without a consoleDir of their own ("" = none).
   std::string console_dir;
+  std::string state_file;  // whose backup catalog records backups
 };
 
 // The options every runner of a configuration uses: the cache next to the state file
-// ("<state>.cache"), its "console" directory, and the secrets directory.
+// ("<state>.cache"), its "console" directory, the secrets directory and the state file.
 StepRunnerOptions StepRunnerOptionsFor(const ControllerConfig& config);
 
 class LibvirtStepRunner final : public StepRunner {

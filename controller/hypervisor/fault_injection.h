@@ -9,17 +9,18 @@
 //   GITVIRT_FAULTS="define:2+"         the 2nd define and every later one fail (retries that
 //                                      keep failing: the controller's back-off)
 //   GITVIRT_FAULTS="any:7"             the 7th mutating operation of any kind fails
-//   GITVIRT_FAULTS="lost:7"            the 7th mutating operation is carried out, and then the
-//                                      connection is lost before its answer (as when libvirtd
-//                                      restarts in the middle of a call): the adapter
-//                                      reconnects and asks again
+//   GITVIRT_FAULTS="lost:7"            the 7th mutating operation is carried out, and then its
+//                                      answer is lost (as when libvirtd restarts in the middle
+//                                      of a call): the operation is asked again, as after a
+//                                      reconnect
 //   GITVIRT_FAULTS="kill:7"            the process SIGKILLs itself right after the 7th mutating
 //                                      operation was carried out, before it looks at the answer
 //                                      (kill sweeps inside a step, e.g. between a migration's
 //                                      define on the target and its undefine on the source)
-// Kinds are the operation names the adapter uses (define, undefine, start, destroy, shutdown,
-// suspend, resume, create-volume, delete-volume, upload-volume, resize-volume, set-vcpus,
-// set-memory, snapshot-create, snapshot-delete, ...). Counting is per process. Thread-safe.
+// Kinds are the operation names the fault decorator gives the ports' changes (faulty_node.h:
+// define, undefine, start, destroy, shutdown, suspend, resume, create-volume, delete-volume,
+// upload-volume, resize-volume, set-vcpus, set-memory, snapshot-create, snapshot-delete, ...).
+// Counting is per process. Thread-safe.
 // GITVIRT_FAULTS_REPORT=FILE (same builds) writes, at exit, how many mutating operations of each
 // kind the process asked for ("kind N" lines, then "any N"), so a test can sweep any:1..N.
 

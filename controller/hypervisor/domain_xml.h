@@ -1,7 +1,8 @@
 #pragma once
 // Domain XML, both ways, with pugixml (never by string concatenation: a name with `<` or `'`
 // must not change the document). Pure functions: no libvirt calls, so they are tested without
-// a hypervisor and the same XML serves the test driver and QEMU.
+// a hypervisor and the same XML serves the test driver and QEMU. Private to the hypervisor
+// folder: the ports speak in values (node.h), and the XML stays behind them.
 //
 // Devices carry user aliases ("ua-disk-root", "ua-net-0", "ua-cdrom-install", "ua-cidata") so a
 // definition read back maps onto the manifest's names whatever addresses libvirt assigned.
@@ -15,7 +16,7 @@
 #include "gitvirt/core/error.h"
 #include "gitvirt/core/model.h"
 #include "gitvirt/core/observed.h"
-#include "gitvirt/hypervisor/hypervisor.h"
+#include "gitvirt/hypervisor/node.h"
 
 namespace gitvirt {
 
@@ -53,12 +54,15 @@ struct ParsedDomain {
   // -> the overlay files above its storage, the one in use first. disk_storage stays the
   // volume (or file) underneath, so an external snapshot is not a change of the disk.
   std::map<std::string, std::vector<std::string>> disk_overlays;
-  // The file a reader of the disk must open to see its current content: the top overlay, or
-  // the storage's path when there is none ("" for a volume: ask the pool).
-  std::string DiskTopPath(const std::string& disk) const;
 };
 
 Result<ParsedDomain> ParseDomainXml(std::string_view xml);
+
+// Where each disk of a definition read back is (Domains::Disks), in device order.
+std::vector<DiskLocation> DiskLocations(const ParsedDomain& parsed);
+
+// The name of the domain a saved definition defines ("" when it is not a domain's XML).
+std::string DefinitionName(const SavedDomain& saved);
 
 // The observed spec, ready to compare with the desired one: what the XML cannot say (clone
 // sources, cloud-init contents, policies) is taken from the spec gitvirt last applied when the

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "gitvirt/core/error.h"
-#include "gitvirt/hypervisor/hypervisor.h"
+#include "gitvirt/core/storage.h"
 
 namespace gitvirt {
 
