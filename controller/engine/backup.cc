@@ -1,5 +1,7 @@
 #include "gitvirt/engine/backup.h"
 
+#include "gitvirt/engine/step_records.h"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <unistd.h>
@@ -113,11 +115,6 @@ std::string Extension(Compression c) {
   return "";
 }
 
-
-json ParseObject(const std::string& text) {
-  json j = text.empty() ? json::object() : json::parse(text, nullptr, false);
-  return j.is_object() ? j : json::object();
-}
 
 }  // namespace
 
@@ -703,17 +700,6 @@ Result<void> DeleteScratch(Storage& hv, const std::vector<std::string>& keys) {
   return result;
 }
 
-std::vector<std::string> RecordedScratch(StepContext& ctx) {
-  const json undo = ParseObject(ctx.undo_json());
-  std::vector<std::string> out;
-  if (undo.contains("scratch") && undo["scratch"].is_array()) {
-    for (const json& k : undo["scratch"]) {
-      if (k.is_string()) out.push_back(k.get<std::string>());
-    }
-  }
-  return out;
-}
-
 // A live backup on a remote node: QEMU pushes every disk at one instant into scratch files in
 // the disks' pools on the node (Backups::CopyDisks), which are then downloaded into
 // `images` and deleted, whatever happened. The scratch names are recorded in the step's undo
@@ -740,12 +726,14 @@ Result<void> LiveBackupRemote(Node& hv, const std::string& backup_id, const std:
     targets[d.disk] = DiskBackupFile{(fs::path(pool_dirs[pool]) / name).string(), d.format};
     scratch[d.disk] = {pool, name};
   }
-  std::vector<std::string> keys = RecordedScratch(ctx);  // an earlier attempt's, if any
+  auto undo = UndoSoFar<BackupUndo>(ctx);  // an earlier attempt's scratch files, if any
+  if (!undo) return std::unexpected(undo.error());
+  std::vector<std::string>& keys = undo->scratch;
   for (const auto& [disk, where] : scratch) {
     const std::string key = where.first + "/" + where.second;
     if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
   }
-  if (auto ok = ctx.RecordUndo(json{{"scratch", keys}}.dump()); !ok) return ok;
+  if (auto ok = RecordUndo(ctx, *undo); !ok) return ok;
   if (auto ok = DeleteScratch(hv.storage(), keys); !ok) {
     return std::unexpected(ok.error().Wrap("deleting leftover scratch files"));
   }
@@ -798,15 +786,13 @@ Result<BackupManifest> TakeBackup(Node& hv, const BackupRequest& req, StepContex
     return Fail(ErrorCode::kInvalidArgument, "a backup needs a target directory");
   }
   // Done already (a step run again after a crash)?
+  auto undo = UndoSoFar<BackupUndo>(ctx);
+  if (!undo) return std::unexpected(undo.error());
   if (fs::exists(fs::path(req.directory) / "manifest.json")) {
     auto done = ReadManifest(req.directory);
     if (done) {
-      const json undo = ParseObject(ctx.undo_json());
-      if (undo.contains("powerBefore")) {
-        const auto before = ParseEnum<PowerState>(undo["powerBefore"].get<std::string>());
-        if (before) (void)RestorePowerAfter(hv.power(), req.vm, *before, ctx);
-      }
-      if (auto scratch = RecordedScratch(ctx); !scratch.empty()) (void)DeleteScratch(hv.storage(), scratch);
+      if (undo->power_before) (void)RestorePowerAfter(hv.power(), req.vm, *undo->power_before, ctx);
+      if (!undo->scratch.empty()) (void)DeleteScratch(hv.storage(), undo->scratch);
       ctx.Event(EventLevel::kInfo, "backup " + req.id + " was already complete");
       return done;
     }
@@ -819,14 +805,12 @@ Result<BackupManifest> TakeBackup(Node& hv, const BackupRequest& req, StepContex
   // The power state before the backup, as the first attempt saw it: a step run again after a
   // crash finds the VM suspended or stopped by its earlier self.
   PowerState before = observed->power;
-  {
-    const json undo = ParseObject(ctx.undo_json());
-    if (undo.contains("powerBefore")) {
-      before = ParseEnum<PowerState>(undo["powerBefore"].get<std::string>()).value_or(before);
-    } else {
-      auto ok = ctx.RecordUndo(json{{"powerBefore", EnumName(before)}, {"directory", req.directory}}.dump());
-      if (!ok) return std::unexpected(ok.error());
-    }
+  if (undo->power_before) {
+    before = *undo->power_before;
+  } else {
+    undo->power_before = before;
+    undo->directory = req.directory;
+    if (auto ok = RecordUndo(ctx, *undo); !ok) return std::unexpected(ok.error());
   }
   auto saved = hv.domains().Save(req.vm);
   if (!saved) return std::unexpected(saved.error());
@@ -987,10 +971,10 @@ Result<std::vector<std::string>> RestoreBackup(Node& hv, const RestoreRequest& r
   // The sums first: nothing is created from a damaged backup.
   if (auto ok = VerifyBackup(*m, req.directory); !ok) return std::unexpected(ok.error());
   const std::string name = req.new_name.empty() ? m->vm : req.new_name;
-  json undo = ParseObject(ctx.undo_json());
-  std::vector<std::string> recorded;
-  if (undo.contains("volumes")) recorded = undo["volumes"].get<std::vector<std::string>>();
-  const bool defined_before = undo.value("defined", false);
+  auto undo = UndoSoFar<DefinitionUndo>(ctx);
+  if (!undo) return std::unexpected(undo.error());
+  const std::vector<std::string> recorded = undo->volumes;
+  const bool defined_before = undo->defined;
   if (hv.domains().ObserveVm(name)) {
     if (defined_before) {
       ctx.Event(EventLevel::kInfo, name + " was already restored");
@@ -1001,7 +985,6 @@ Result<std::vector<std::string>> RestoreBackup(Node& hv, const RestoreRequest& r
   }
   const Compression compression = ParseEnum<Compression>(m->compression).value_or(Compression::kNone);
   std::map<std::string, StorageRef> placed;
-  std::vector<std::string> volumes = recorded;
   for (const BackupFile& f : m->files) {
     if (f.disk.empty()) continue;  // domain.xml
     const std::string format = m->simulated ? "" : f.format;
@@ -1035,8 +1018,8 @@ Result<std::vector<std::string>> RestoreBackup(Node& hv, const RestoreRequest& r
       return Fail(ErrorCode::kAlreadyExists, "volume " + key + " exists on " + hv.name() + " and is not this restore's");
     }
     if (!ours) {
-      volumes.push_back(key);
-      if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return std::unexpected(ok.error());
+      undo->volumes.push_back(key);
+      if (auto ok = RecordUndo(ctx, *undo); !ok) return std::unexpected(ok.error());
     }
     if (m->simulated) {
       if (!ours || !hv.storage().GetVolume(pool, volume)) {
@@ -1064,12 +1047,13 @@ Result<std::vector<std::string>> RestoreBackup(Node& hv, const RestoreRequest& r
     ctx.Event(EventLevel::kInfo, "disk " + f.disk + " restored into " + key);
     placed[f.disk] = StorageRef{pool, volume, ""};
   }
-  if (auto ok = ctx.RecordUndo(json{{"defined", true}, {"name", name}}.dump()); !ok) return std::unexpected(ok.error());
+  undo->defined = true;
+  if (auto ok = RecordUndo(ctx, *undo); !ok) return std::unexpected(ok.error());
   const RestoredDomain restored{SavedDomain{m->domain_xml}, name, placed, req.managed, req.job_id};
   if (auto ok = hv.domains().DefineRestored(restored); !ok) return std::unexpected(ok.error());
   ctx.Event(EventLevel::kInfo, name + " defined from backup " + m->id +
                                    (req.managed ? " (managed: it is in the manifests)" : " (not managed by gitvirt)"));
-  return volumes;
+  return undo->volumes;
 }
 
 }  // namespace gitvirt

@@ -84,6 +84,7 @@ class Context final : public StepContext {
         mu_(mu) {}
 
   const std::string& job_id() const override { return job_id_; }
+  const std::string& step_id() const override { return step_id_; }
   Result<void> RecordUndo(const std::string& undo_json) override {
     std::string merged;
     {

@@ -1,5 +1,7 @@
 #include "gitvirt/engine/migration.h"
 
+#include "gitvirt/engine/step_records.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -93,19 +95,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-json ParseObject(const std::string& text) {
-  json j = text.empty() ? json::object() : json::parse(text, nullptr, false);
-  return j.is_object() ? j : json::object();
-}
-
-std::vector<std::string> StringList(const json& j, const char* key) {
-  std::vector<std::string> out;
-  if (j.contains(key) && j[key].is_array()) {
-    for (const json& v : j[key]) out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
 bool Contains(const std::vector<std::string>& list, const std::string& item) {
   return std::find(list.begin(), list.end(), item) != list.end();
 }
@@ -192,15 +181,18 @@ class Migration {
   }
 
   Result<UndoOutcome> Undo(const std::string& undo_json) {
+    // Read strictly, before either node is asked anything.
+    auto record = DecodeUndo<MigrationUndo>(undo_json, "job " + ctx_.job_id() + " step " + ctx_.step_id());
+    if (!record) return std::unexpected(record.error());
+    const MigrationUndo& undo = *record;
     Node& src = *r_.source;
     Node& dst = *r_.target;
-    const json undo = ParseObject(undo_json);
     // Everything this step made on the target; what holds the VM's data once it is there (the
     // byte copies, and the disks a live migration filled).
     const std::vector<std::string> made = [&] {
-      auto list = StringList(undo, "copied");
-      for (const char* key : {"copying", "created"}) {
-        for (const std::string& v : StringList(undo, key)) {
+      auto list = undo.copied;
+      for (const auto* more : {&undo.copying, &undo.created}) {
+        for (const std::string& v : *more) {
           if (!Contains(list, v)) list.push_back(v);
         }
       }
@@ -208,9 +200,9 @@ class Migration {
     }();
     auto there = dst.domains().ObserveVm(r_.vm);
     auto here = src.domains().ObserveVm(r_.vm);
-    const std::string before = undo.value("sourcePower", std::string("Stopped"));
-    std::vector<std::string> copied = StringList(undo, "copied");
-    for (const std::string& v : StringList(undo, "created")) {
+    const PowerState before = undo.source_power.value_or(PowerState::kStopped);
+    std::vector<std::string> copied = undo.copied;
+    for (const std::string& v : undo.created) {
       if (!Contains(copied, v)) copied.push_back(v);
     }
     if (there && there->Owned() && !here) {
@@ -258,29 +250,26 @@ class Migration {
           if (auto ok = Copy(dst, src, v); !ok) return std::unexpected(ok.error());
         }
         auto snapshots = dst.snapshots().Export(r_.vm);
-        if (!undo.contains("sourceXml")) return UndoOutcome::kNotUndoable;
-        if (auto ok = src.domains().Restore(SavedDomain{undo["sourceXml"].get<std::string>()}); !ok) {
+        if (!undo.source_definition) return UndoOutcome::kNotUndoable;
+        if (auto ok = src.domains().Restore(SavedDomain{*undo.source_definition}); !ok) {
           return std::unexpected(ok.error());
         }
         if (snapshots) {
           if (auto ok = src.snapshots().Import(r_.vm, *snapshots); !ok) return std::unexpected(ok.error());
         }
-        if (auto ok = src.domains().SetAutostart(r_.vm, undo.value("sourceAutostart", false)); !ok) {
+        if (auto ok = src.domains().SetAutostart(r_.vm, undo.source_autostart); !ok) {
           return std::unexpected(ok.error());
         }
         if (auto ok = dst.domains().Undefine(r_.vm); !ok) return std::unexpected(ok.error());
         ctx_.Event(EventLevel::kInfo, r_.vm + " moved back to " + src.name() + " (offline)");
       }
-    } else if (there && there->Owned() && here && here->Owned() && undo.value("defined", false)) {
+    } else if (there && there->Owned() && here && here->Owned() && undo.defined) {
       // The offline copy was defined but the source never let go: drop the copy.
       if (auto ok = dst.domains().Undefine(r_.vm); !ok) return std::unexpected(ok.error());
     }
     // The power state before the step (a fallback stopped it; a simulated move started a copy).
-    if (auto now = src.power().Get(r_.vm); now && before != std::string(EnumName(*now))) {
-      auto want = ParseEnum<PowerState>(before);
-      if (want) {
-        if (auto ok = RestorePower(src, *want); !ok) return std::unexpected(ok.error());
-      }
+    if (auto now = src.power().Get(r_.vm); now && before != *now) {
+      if (auto ok = RestorePower(src, before); !ok) return std::unexpected(ok.error());
     }
     if (auto back = src.domains().ObserveVm(r_.vm); !back) {
       // Never delete the copies while the source does not hold the VM again.
@@ -409,10 +398,11 @@ class Migration {
     Node& src = *r_.source;
     Node& dst = *r_.target;
     for (const std::string& key : r_.volumes) {
-      const json undo = ParseObject(ctx_.undo_json());
-      auto copying = StringList(undo, "copying");
-      auto copied = StringList(undo, "copied");
-      auto created = StringList(undo, "created");
+      auto undo = UndoSoFar<MigrationUndo>(ctx_);
+      if (!undo) return std::unexpected(undo.error());
+      std::vector<std::string>& copying = undo->copying;
+      std::vector<std::string>& copied = undo->copied;
+      std::vector<std::string>& created = undo->created;
       const bool empty = empty_disks && DiskOn(current_, key).has_value();
       const auto [pool, name] = SplitVolume(key);
       if (dst.storage().GetVolume(pool, name)) {
@@ -425,7 +415,7 @@ class Migration {
       }
       if (!Contains(copying, key)) copying.push_back(key);
       std::erase(created, key);
-      if (auto ok = ctx_.RecordUndo(json{{"copying", copying}, {"created", created}}.dump()); !ok) return ok;
+      if (auto ok = RecordUndo(ctx_, *undo); !ok) return ok;
       if (empty) {
         // Filled by QEMU during the live migration.
         auto info = src.storage().GetVolume(pool, name);
@@ -434,12 +424,12 @@ class Migration {
         if (!layout) return std::unexpected(layout.error());
         if (auto ok = dst.storage().CreateVolume(*layout); !ok) return ok;
         created.push_back(key);
-        if (auto ok = ctx_.RecordUndo(json{{"created", created}}.dump()); !ok) return ok;
+        if (auto ok = RecordUndo(ctx_, *undo); !ok) return ok;
         continue;
       }
       if (auto ok = Copy(src, dst, key); !ok) return ok;
       copied.push_back(key);
-      if (auto ok = ctx_.RecordUndo(json{{"copied", copied}}.dump()); !ok) return ok;
+      if (auto ok = RecordUndo(ctx_, *undo); !ok) return ok;
     }
     return {};
   }
@@ -456,7 +446,7 @@ class Migration {
       if (!listed) return std::unexpected(listed.error());
       snapshots = std::move(*listed);
     }
-    if (auto ok = ctx_.RecordUndo(json{{"defined", true}}.dump()); !ok) return ok;
+    if (auto ok = Record([](MigrationUndo& u) { u.defined = true; }); !ok) return ok;
     if (auto ok = dst.domains().Restore(*saved); !ok) return ok;
     if (auto ok = dst.snapshots().Import(r_.vm, snapshots); !ok) return ok;
     if (auto ok = dst.domains().SetAutostart(r_.vm, current_.autostart); !ok) return ok;
@@ -464,7 +454,7 @@ class Migration {
   }
 
   Result<void> LetGoOfSource() {
-    if (auto ok = ctx_.RecordUndo(json{{"sourceUndefined", true}}.dump()); !ok) return ok;
+    if (auto ok = Record([](MigrationUndo& u) { u.source_undefined = true; }); !ok) return ok;
     // The UEFI variables and TPM state stay on the source (the plan says so): nothing carries
     // them to the target, and nothing may destroy them.
     auto gone = r_.source->domains().UndefineKeepingFirmwareState(r_.vm);
@@ -492,13 +482,22 @@ class Migration {
     options.bandwidth = r_.bandwidth;
     options.address = r_.target_address;
     options.trust_storage = OnlyReadOnlyLeft(current_, r_.volumes);
-    if (auto ok = ctx_.RecordUndo(json{{"live", true}}.dump()); !ok) return ok;
+    if (auto ok = Record([](MigrationUndo& u) { u.live = true; }); !ok) return ok;
     return r_.migrations->MigrateLive(r_.vm, r_.source->name(), r_.target->name(), options);
   }
 
   Result<void> StopForOffline() {
-    if (auto ok = ctx_.RecordUndo(json{{"stoppedForOffline", true}}.dump()); !ok) return ok;
+    if (auto ok = Record([](MigrationUndo& u) { u.stopped_for_offline = true; }); !ok) return ok;
     return r_.source->power().Shutdown(r_.vm, r_.update_policy.shutdown_timeout, r_.update_policy.force_off);
+  }
+
+  // Adds to the step's undo record, durably, before what it prepares for.
+  template <typename Change>
+  Result<void> Record(Change change) {
+    auto undo = UndoSoFar<MigrationUndo>(ctx_);
+    if (!undo) return std::unexpected(undo.error());
+    change(*undo);
+    return RecordUndo(ctx_, *undo);
   }
 
   Result<void> RestorePower(Node& hv, PowerState power) {
@@ -543,8 +542,11 @@ Result<std::string> PrepareMigration(const MigrationRequest& request) {
   }
   auto saved = request.source->domains().Save(request.vm);
   if (!saved) return std::unexpected(saved.error());
-  return json{{"sourceXml", saved->bytes}, {"sourcePower", EnumName(vm->power)}, {"sourceAutostart", vm->autostart}}
-      .dump();
+  MigrationUndo undo;
+  undo.source_definition = saved->bytes;
+  undo.source_power = vm->power;
+  undo.source_autostart = vm->autostart;
+  return EncodeUndo(undo);
 }
 
 Result<std::string> RunMigration(const MigrationRequest& request, StepContext& context) {

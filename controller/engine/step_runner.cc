@@ -18,25 +18,13 @@
 #include "gitvirt/engine/backup.h"
 #include "gitvirt/engine/migration.h"
 #include "gitvirt/engine/readiness.h"
+#include "gitvirt/engine/step_records.h"
 
 namespace gitvirt {
 
 using nlohmann::json;
 
 namespace {
-
-json ParseObject(const std::string& text) {
-  json j = text.empty() ? json::object() : json::parse(text, nullptr, false);
-  return j.is_object() ? j : json::object();
-}
-
-std::vector<std::string> StringList(const json& j, const char* key) {
-  std::vector<std::string> out;
-  if (j.contains(key) && j[key].is_array()) {
-    for (const json& v : j[key]) out.push_back(v.get<std::string>());
-  }
-  return out;
-}
 
 std::pair<std::string, std::string> SplitVolume(const std::string& pool_slash_name) {
   const auto slash = pool_slash_name.find('/');
@@ -150,7 +138,9 @@ struct LibvirtStepRunner::Impl {
       if (disk.source.type != DiskSourceType::kNew && disk.source.clone == CloneMode::kNone) continue;
       auto spec = VolumeFor(vm, disk);
       if (!spec) return std::unexpected(spec.error());
-      auto volumes = StringList(ParseObject(ctx.undo_json()), "volumes");
+      auto undo = UndoSoFar<DefinitionUndo>(ctx);
+      if (!undo) return std::unexpected(undo.error());
+      std::vector<std::string>& volumes = undo->volumes;
       const std::string key = spec->pool + "/" + spec->name;
       if (auto existing = hv.storage().GetVolume(spec->pool, spec->name)) {
         const bool ours = std::find(volumes.begin(), volumes.end(), key) != volumes.end() ||
@@ -162,7 +152,7 @@ struct LibvirtStepRunner::Impl {
                     "disk " + disk.name + " of " + vm.meta.name);
       }
       volumes.push_back(key);
-      if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return ok;
+      if (auto ok = RecordUndo(ctx, *undo); !ok) return ok;
       if (auto ok = hv.storage().CreateVolume(*spec); !ok) return ok;
       ctx.Event(EventLevel::kInfo, "created volume " + key + " (" + DescribeDisk(disk) + ")");
     }
@@ -194,9 +184,10 @@ struct LibvirtStepRunner::Impl {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(iso).parent_path(), ec);
     if (auto ok = WriteSeedIso(files, iso); !ok) return std::unexpected(ok.error());
-    auto volumes = StringList(ParseObject(ctx.undo_json()), "volumes");
-    volumes.push_back(seed.ref.pool + "/" + seed.ref.volume);
-    if (auto ok = ctx.RecordUndo(json{{"volumes", volumes}}.dump()); !ok) return std::unexpected(ok.error());
+    auto undo = UndoSoFar<DefinitionUndo>(ctx);
+    if (!undo) return std::unexpected(undo.error());
+    undo->volumes.push_back(seed.ref.pool + "/" + seed.ref.volume);
+    if (auto ok = RecordUndo(ctx, *undo); !ok) return std::unexpected(ok.error());
     auto uploaded = hv.storage().UploadVolume(seed.ref.pool, seed.ref.volume, iso, "raw");
     std::filesystem::remove(iso, ec);
     if (!uploaded) return std::unexpected(uploaded.error());
@@ -223,7 +214,9 @@ struct LibvirtStepRunner::Impl {
     o.tags = vm.meta.tags;
     o.applied_spec = ToJson(vm.spec).dump();
     std::set<std::string> created(owned_before.begin(), owned_before.end());
-    for (const std::string& v : StringList(ParseObject(ctx.undo_json()), "volumes")) created.insert(v);
+    auto undo = UndoSoFar<DefinitionUndo>(ctx);
+    if (!undo) return std::unexpected(undo.error());
+    created.insert(undo->volumes.begin(), undo->volumes.end());
     o.created_volumes.assign(created.begin(), created.end());
     if (seed) {
       def.seed = seed->ref;
@@ -272,8 +265,9 @@ struct LibvirtStepRunner::Impl {
     // A first attempt trusts the plan, which saw no such domain moments ago: Define itself
     // refuses a name that appeared since (without a UUID libvirt will not redefine it), so only a
     // resumed attempt, which may have defined it already, looks first. Saves a round trip.
-    const std::string earlier = ctx.undo_json();
-    const bool first_attempt = earlier.empty() || earlier == "{}";
+    auto earlier = UndoSoFar<DefinitionUndo>(ctx);
+    if (!earlier) return std::unexpected(earlier.error());
+    const bool first_attempt = *earlier == DefinitionUndo{};
     std::optional<std::string> uuid;  // what Define needs to know; unset: let it look
     Result<ObservedVm> existing = Fail(ErrorCode::kNotFound, "not looked up");
     if (first_attempt) {
@@ -300,7 +294,12 @@ struct LibvirtStepRunner::Impl {
     auto def = Definition(hv, vm, ctx, {}, *seed);
     if (!def) return std::unexpected(def.error());
     def->uuid = uuid;
-    if (auto ok = ctx.RecordUndo(json{{"defined", true}}.dump()); !ok) return std::unexpected(ok.error());
+    {
+      auto undo = UndoSoFar<DefinitionUndo>(ctx);
+      if (!undo) return std::unexpected(undo.error());
+      undo->defined = true;
+      if (auto ok = RecordUndo(ctx, *undo); !ok) return std::unexpected(ok.error());
+    }
     if (auto ok = hv.domains().Define(*def); !ok) {
       // Say why in plain words when the name was taken since the plan.
       if (auto now = hv.domains().ObserveVm(vm.meta.name); first_attempt && now && !now->Owned()) {
@@ -340,6 +339,9 @@ struct LibvirtStepRunner::Impl {
       }
       return nullptr;
     };
+    // What an earlier attempt of this step grew stays recorded: a disk cannot shrink back.
+    auto undo = UndoSoFar<DefinitionUndo>(ctx);
+    if (!undo) return std::unexpected(undo.error());
     std::vector<std::string> grown;
     for (const Disk& disk : vm.spec.disks) {
       const Disk* old = find_disk(was, disk.name);
@@ -353,7 +355,10 @@ struct LibvirtStepRunner::Impl {
                         " external snapshot overlay(s); delete those snapshots before growing it");
       }
       grown.push_back(disk.name);
-      if (auto ok = ctx.RecordUndo(json{{"grown", grown}}.dump()); !ok) return std::unexpected(ok.error());
+      if (std::find(undo->grown.begin(), undo->grown.end(), disk.name) == undo->grown.end()) {
+        undo->grown.push_back(disk.name);
+      }
+      if (auto ok = RecordUndo(ctx, *undo); !ok) return std::unexpected(ok.error());
       Result<void> resized = live && hv.capabilities().block_resize
                                  ? hv.live().ResizeDisk(vm.meta.name, disk.name, *disk.size)
                                  : hv.storage().ResizeVolume(ref.pool, ref.volume, *disk.size);
@@ -375,11 +380,12 @@ struct LibvirtStepRunner::Impl {
       if (vm.spec.memory != was.memory) {
         if (auto ok = hv.live().SetMemory(vm.meta.name, vm.spec.memory); !ok) return std::unexpected(ok.error());
       }
-      std::vector<std::string> attached;
       for (const Disk& disk : vm.spec.disks) {
         if (find_disk(was, disk.name) != nullptr) continue;
-        attached.push_back(disk.name);
-        if (auto ok = ctx.RecordUndo(json{{"attached", attached}}.dump()); !ok) return std::unexpected(ok.error());
+        if (std::find(undo->attached.begin(), undo->attached.end(), disk.name) == undo->attached.end()) {
+          undo->attached.push_back(disk.name);
+        }
+        if (auto ok = RecordUndo(ctx, *undo); !ok) return std::unexpected(ok.error());
         if (auto ok = hv.live().AttachDisk(*def, disk.name); !ok) return std::unexpected(ok.error());
       }
       for (const Disk& disk : was.disks) {
@@ -499,7 +505,7 @@ struct LibvirtStepRunner::Impl {
     if (hv.storage().GetVolume(image.spec.pool, image.VolumeName())) return json{{"imported", false}}.dump();
     auto file = FetchImage(image, options.cache_dir);
     if (!file) return std::unexpected(file.error());
-    if (auto ok = ctx.RecordUndo(json{{"volumes", {image.spec.pool + "/" + image.VolumeName()}}}.dump()); !ok) {
+    if (auto ok = RecordUndo(ctx, ImageImportUndo{{image.spec.pool + "/" + image.VolumeName()}}); !ok) {
       return std::unexpected(ok.error());
     }
     if (auto ok = hv.storage().UploadVolume(image.spec.pool, image.VolumeName(), *file,
@@ -553,7 +559,9 @@ struct LibvirtStepRunner::Impl {
     if (!existing) return std::unexpected(existing.error());
     // An earlier attempt of this step (before a crash) may have made it: only then is a
     // snapshot of that name this step's.
-    const bool attempted = ParseObject(ctx.undo_json()).value("snapshot", "") == action.snapshot;
+    auto earlier = UndoSoFar<SnapshotUndo>(ctx);
+    if (!earlier) return std::unexpected(earlier.error());
+    const bool attempted = earlier->snapshot == action.snapshot;
     for (const ObservedSnapshot& s : *existing) {
       if (s.name != action.snapshot) continue;
       if (attempted && s.policy == action.policy) {
@@ -570,7 +578,7 @@ struct LibvirtStepRunner::Impl {
     request.policy = action.policy;
     request.memory = params.memory;
     request.quiesce = params.quiesce;
-    if (auto ok = ctx.RecordUndo(json{{"snapshot", action.snapshot}}.dump()); !ok) return std::unexpected(ok.error());
+    if (auto ok = RecordUndo(ctx, SnapshotUndo{action.snapshot}); !ok) return std::unexpected(ok.error());
     auto taken = hv.snapshots().Create(vm, request);
     if (!taken) return std::unexpected(taken.error());
     if (request.quiesce && !taken->quiesced) ctx.Event(EventLevel::kWarning, "not quiesced: " + taken->note);
@@ -699,7 +707,7 @@ struct LibvirtStepRunner::Impl {
                             counted.error().ToString());
   }
 
-  Result<UndoOutcome> UndoBackup(gitvirt::Node* hv, const Action& action, const json& undo) {
+  Result<UndoOutcome> UndoBackup(gitvirt::Node& hv, const Action& action, const BackupUndo& undo) {
     const BackupParams& params = action.Params<BackupParams>();
     const std::string& dir = params.directory;
     std::error_code ec;
@@ -712,14 +720,11 @@ struct LibvirtStepRunner::Impl {
       auto known = (*catalog)->Get(params.id);
       if (known && known->status != "failed") (void)(*catalog)->Remove(params.id);
     }
-    if (hv != nullptr) {
-      if (auto ok = DeleteBackupScratch(hv->storage(), StringList(undo, "scratch")); !ok) return std::unexpected(ok.error());
-    }
-    if (hv != nullptr && undo.contains("powerBefore")) {
-      const std::string before = undo["powerBefore"].get<std::string>();
-      auto now = hv->power().Get(action.target.name);
-      if (now && std::string(EnumName(*now)) != before) {
-        if (auto ok = RestorePower(hv->power(), action.target.name, before); !ok) return std::unexpected(ok.error());
+    if (auto ok = DeleteBackupScratch(hv.storage(), undo.scratch); !ok) return std::unexpected(ok.error());
+    if (undo.power_before) {
+      auto now = hv.power().Get(action.target.name);
+      if (now && *now != *undo.power_before) {
+        if (auto ok = RestorePower(hv.power(), action.target.name, *undo.power_before); !ok) return std::unexpected(ok.error());
       }
     }
     return UndoOutcome::kUndone;
@@ -797,8 +802,7 @@ struct LibvirtStepRunner::Impl {
     return r;
   }
 
-  Result<void> RestorePower(Power& hv, const std::string& name, const std::string& power) {
-    const PowerState want = ParseEnum<PowerState>(power).value_or(PowerState::kStopped);
+  Result<void> RestorePower(Power& hv, const std::string& name, PowerState want) {
     switch (want) {
       case PowerState::kStopped: return hv.Destroy(name);
       case PowerState::kRunning: {
@@ -837,7 +841,6 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
     impl_->RecordFailedBackup(action, ctx.job_id(), hv.error());  // a backup that could not start failed too
     return std::unexpected(hv.error());
   }
-  json undo = json::object();
   const std::string& name = action.target.name;
   switch (action.type) {
     case ActionType::kUpdateLive:
@@ -848,25 +851,22 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
       if (!current) return std::unexpected(current.error());
       auto saved = (*hv)->domains().Save(name);
       if (!saved) return std::unexpected(saved.error());
-      undo["previousXml"] = saved->bytes;
-      undo["previousPower"] = EnumName(current->power);
-      undo["previousVcpus"] = current->actual.vcpus;
-      undo["previousMemory"] = current->actual.memory;
-      undo["previousAutostart"] = current->actual.autostart;  // not part of the XML
-      break;
+      DefinitionUndo undo;
+      undo.previous_definition = saved->bytes;
+      undo.previous_power = current->power;
+      undo.previous_vcpus = current->actual.vcpus;
+      undo.previous_memory = current->actual.memory;
+      undo.previous_autostart = current->actual.autostart;  // not part of the definition
+      return EncodeUndo(undo);
     }
     case ActionType::kRelease: {
       auto current = (*hv)->domains().ObserveVm(name);
       if (!current) return std::unexpected(current.error());
-      if (current->owner) undo["owner"] = ToJson(*current->owner);
-      break;
+      return EncodeUndo(ReleaseUndo{current->owner});
     }
     case ActionType::kStart:
       // Started after its own create in this job: it was stopped; no need to ask the node.
-      if (impl_->FollowsCreateOf(action)) {
-        undo["previousPower"] = EnumName(PowerState::kStopped);
-        break;
-      }
+      if (impl_->FollowsCreateOf(action)) return EncodeUndo(PowerUndo{PowerState::kStopped});
       [[fallthrough]];
     case ActionType::kStop:
     case ActionType::kShutdown:
@@ -880,12 +880,13 @@ Result<std::string> LibvirtStepRunner::Prepare(const Action& action, StepContext
         if (action.type == ActionType::kBackup) impl_->RecordFailedBackup(action, ctx.job_id(), power.error());
         return std::unexpected(power.error());
       }
-      undo["previousPower"] = EnumName(*power);
-      break;
+      // A backup records the power it found itself (BackupUndo::power_before), as it changes it.
+      if (action.type == ActionType::kBackup) return std::string("{}");
+      return EncodeUndo(PowerUndo{*power});
     }
     default: break;
   }
-  return undo.dump();
+  return std::string("{}");
 }
 
 Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ctx) {
@@ -943,117 +944,145 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
 }
 
 Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::string& undo_json, StepContext& ctx) {
-  if (action.type == ActionType::kBackupDelete) return UndoOutcome::kNotUndoable;
-  if (action.type == ActionType::kMigrate) {
-    auto request = impl_->Migration(action);
-    if (!request) return std::unexpected(request.error());
-    return UndoMigration(*request, undo_json, ctx);
-  }
-  auto node = impl_->Node(action.node);
-  if (!node) return std::unexpected(node.error());
-  gitvirt::Node& hv = **node;
-  const json undo = ParseObject(undo_json);
-  const std::string& name = action.target.name;
+  const std::string step = "job " + ctx.job_id() + " step " + action.id;
   auto ok = [](Result<void> r) -> Result<UndoOutcome> {
     if (!r) return std::unexpected(r.error());
     return UndoOutcome::kUndone;
   };
-  const std::string previous_power = undo.value("previousPower", std::string());
+  // Every record is read, strictly, before the node is asked anything: a record that does not
+  // decode as its family's type fails the undo here, with nothing done on its account.
   switch (action.type) {
-    case ActionType::kImageImport: return ok(impl_->DeleteVolumes(hv.storage(), StringList(undo, "volumes")));
-    case ActionType::kCreate: {
-      // Tolerates a half-done create: only what exists and is ours goes.
-      if (auto current = hv.domains().ObserveVm(name); current && current->Owned()) {
-        if (auto r = hv.domains().Undefine(name); !r) return std::unexpected(r.error());
-      }
-      return ok(impl_->DeleteVolumes(hv.storage(), StringList(undo, "volumes")));
-    }
-    case ActionType::kUpdateLive:
-    case ActionType::kUpdateRestart: {
-      if (undo.contains("previousXml")) {
-        if (auto r = hv.domains().Restore(SavedDomain{undo["previousXml"].get<std::string>()}); !r) {
-          return std::unexpected(r.error());
-        }
-      }
-      if (undo.contains("previousAutostart")) {
-        if (auto r = hv.domains().SetAutostart(name, undo["previousAutostart"].get<bool>()); !r) {
-          return std::unexpected(r.error());
-        }
-      }
-      auto power = hv.power().Get(name);
-      if (power && *power != PowerState::kStopped && action.type == ActionType::kUpdateLive) {
-        for (const std::string& disk : StringList(undo, "attached")) (void)hv.live().DetachDisk(name, disk);
-        if (undo.contains("previousVcpus")) (void)hv.live().SetVcpus(name, undo["previousVcpus"].get<int>());
-        if (undo.contains("previousMemory")) (void)hv.live().SetMemory(name, undo["previousMemory"].get<std::uint64_t>());
-      }
-      if (auto r = impl_->DeleteVolumes(hv.storage(), StringList(undo, "volumes")); !r) return std::unexpected(r.error());
-      // A grown disk cannot shrink again.
-      if (!StringList(undo, "grown").empty()) return UndoOutcome::kNotUndoable;
-      return UndoOutcome::kUndone;
-    }
-    case ActionType::kStart:
-    case ActionType::kStop:
-    case ActionType::kShutdown:
-    case ActionType::kSuspend:
-    case ActionType::kResume:
-      if (previous_power.empty()) return UndoOutcome::kUndone;
-      // A domain that is gone has no power state to restore: the undo of its create, later
-      // in the plan and so earlier in the rollback, already ran (a rollback resumed after a
-      // crash undoes again what the journal had not yet recorded as undone).
-      if (auto r = impl_->RestorePower(hv.power(), name, previous_power); !r && r.error().code == ErrorCode::kNotFound) {
-        return UndoOutcome::kUndone;
-      } else {
-        return ok(std::move(r));
-      }
-    case ActionType::kReboot: return UndoOutcome::kUndone;
-    case ActionType::kDelete: {
-      if (!undo.contains("previousXml")) return UndoOutcome::kNotUndoable;
-      if (!hv.domains().ObserveVm(name)) {
-        if (auto r = hv.domains().Restore(SavedDomain{undo["previousXml"].get<std::string>()}); !r) {
-          return std::unexpected(r.error());
-        }
-        if (undo.value("previousAutostart", false)) {
-          if (auto r = hv.domains().SetAutostart(name, true); !r) return std::unexpected(r.error());
-        }
-      }
-      if (previous_power != "Stopped" && !previous_power.empty()) {
-        return ok(impl_->RestorePower(hv.power(), name, previous_power));
-      }
-      return UndoOutcome::kUndone;
-    }
-    case ActionType::kRelease: {
-      if (!undo.contains("owner")) return UndoOutcome::kUndone;
-      auto owner = OwnershipFromJson(undo["owner"]);
-      if (!owner) return std::unexpected(owner.error());
-      return ok(hv.domains().SetOwner(name, *owner));
-    }
     case ActionType::kReplace:
     case ActionType::kVolumeDelete:
     case ActionType::kSnapshotDelete:
     case ActionType::kBackupDelete:
     case ActionType::kSnapshotRevert:
       return UndoOutcome::kNotUndoable;
-    case ActionType::kSnapshot: {
-      // Only the snapshot this step made, and only while it carries this step's policy.
-      if (!undo.contains("snapshot")) return UndoOutcome::kUndone;
-      auto existing = hv.snapshots().List(name);
-      if (!existing) return std::unexpected(existing.error());
-      for (const ObservedSnapshot& s : *existing) {
-        if (s.name == action.snapshot && s.policy == action.policy) return ok(hv.snapshots().Delete(name, s.name));
+    case ActionType::kReboot:
+      return UndoOutcome::kUndone;
+    case ActionType::kMigrate: {
+      auto request = impl_->Migration(action);
+      if (!request) return std::unexpected(request.error());
+      return UndoMigration(*request, undo_json, ctx);
+    }
+    default:
+      break;
+  }
+  const std::string& name = action.target.name;
+  auto node = [&]() { return impl_->Node(action.node); };
+  switch (action.type) {
+    case ActionType::kImageImport: {
+      auto undo = DecodeUndo<ImageImportUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      return ok(impl_->DeleteVolumes((*hv)->storage(), undo->volumes));
+    }
+    case ActionType::kCreate:
+    case ActionType::kBackupRestore: {
+      auto undo = DecodeUndo<DefinitionUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      // Tolerates a half-done create or restore: only what exists and is this step's goes (a
+      // restore's domain may be unmanaged, without gitvirt's mark: it is this step's when the
+      // step says it defined it).
+      auto current = (*hv)->domains().ObserveVm(name);
+      const bool ours = current && (action.type == ActionType::kCreate ? current->Owned() : undo->defined);
+      if (ours) {
+        if (auto r = (*hv)->domains().Undefine(name); !r) return std::unexpected(r.error());
+      }
+      return ok(impl_->DeleteVolumes((*hv)->storage(), undo->volumes));
+    }
+    case ActionType::kUpdateLive:
+    case ActionType::kUpdateRestart: {
+      auto undo = DecodeUndo<DefinitionUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      gitvirt::Node& n = **hv;
+      if (undo->previous_definition) {
+        if (auto r = n.domains().Restore(SavedDomain{*undo->previous_definition}); !r) return std::unexpected(r.error());
+      }
+      if (undo->previous_autostart) {
+        if (auto r = n.domains().SetAutostart(name, *undo->previous_autostart); !r) return std::unexpected(r.error());
+      }
+      auto power = n.power().Get(name);
+      if (power && *power != PowerState::kStopped && action.type == ActionType::kUpdateLive) {
+        for (const std::string& disk : undo->attached) (void)n.live().DetachDisk(name, disk);
+        if (undo->previous_vcpus) (void)n.live().SetVcpus(name, *undo->previous_vcpus);
+        if (undo->previous_memory) (void)n.live().SetMemory(name, *undo->previous_memory);
+      }
+      if (auto r = impl_->DeleteVolumes(n.storage(), undo->volumes); !r) return std::unexpected(r.error());
+      // A grown disk cannot shrink again.
+      if (!undo->grown.empty()) return UndoOutcome::kNotUndoable;
+      return UndoOutcome::kUndone;
+    }
+    case ActionType::kStart:
+    case ActionType::kStop:
+    case ActionType::kShutdown:
+    case ActionType::kSuspend:
+    case ActionType::kResume: {
+      auto undo = DecodeUndo<PowerUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      if (!undo->previous_power) return UndoOutcome::kUndone;
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      // A domain that is gone has no power state to restore: the undo of its create, later
+      // in the plan and so earlier in the rollback, already ran (a rollback resumed after a
+      // crash undoes again what the journal had not yet recorded as undone).
+      auto r = impl_->RestorePower((*hv)->power(), name, *undo->previous_power);
+      if (!r && r.error().code == ErrorCode::kNotFound) return UndoOutcome::kUndone;
+      return ok(std::move(r));
+    }
+    case ActionType::kDelete: {
+      auto undo = DecodeUndo<DefinitionUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      if (!undo->previous_definition) return UndoOutcome::kNotUndoable;
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      gitvirt::Node& n = **hv;
+      if (!n.domains().ObserveVm(name)) {
+        if (auto r = n.domains().Restore(SavedDomain{*undo->previous_definition}); !r) return std::unexpected(r.error());
+        if (undo->previous_autostart.value_or(false)) {
+          if (auto r = n.domains().SetAutostart(name, true); !r) return std::unexpected(r.error());
+        }
+      }
+      if (undo->previous_power && *undo->previous_power != PowerState::kStopped) {
+        return ok(impl_->RestorePower(n.power(), name, *undo->previous_power));
       }
       return UndoOutcome::kUndone;
     }
-    case ActionType::kBackup: return impl_->UndoBackup(&hv, action, undo);
-    case ActionType::kBackupRestore: {
-      // Like a create: what exists and is this restore's goes.
-      if (undo.value("defined", false)) {
-        if (auto current = hv.domains().ObserveVm(name)) {
-          if (auto r = hv.domains().Undefine(name); !r) return std::unexpected(r.error());
-        }
-      }
-      return ok(impl_->DeleteVolumes(hv.storage(), StringList(undo, "volumes")));
+    case ActionType::kRelease: {
+      auto undo = DecodeUndo<ReleaseUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      if (!undo->owner) return UndoOutcome::kUndone;
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      return ok((*hv)->domains().SetOwner(name, *undo->owner));
     }
-    case ActionType::kMigrate:  // above
+    case ActionType::kSnapshot: {
+      // Only the snapshot this step made, and only while it carries this step's policy.
+      auto undo = DecodeUndo<SnapshotUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      if (undo->snapshot.empty()) return UndoOutcome::kUndone;
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      auto existing = (*hv)->snapshots().List(name);
+      if (!existing) return std::unexpected(existing.error());
+      for (const ObservedSnapshot& s : *existing) {
+        if (s.name == action.snapshot && s.policy == action.policy) return ok((*hv)->snapshots().Delete(name, s.name));
+      }
+      return UndoOutcome::kUndone;
+    }
+    case ActionType::kBackup: {
+      auto undo = DecodeUndo<BackupUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      return impl_->UndoBackup(**hv, action, *undo);
+    }
+    default:
       break;
   }
   return Fail(ErrorCode::kUnsupported, "cannot undo " + std::string(EnumName(action.type)), action.id);

@@ -482,6 +482,7 @@ class UndoContext final : public StepContext {
  public:
   explicit UndoContext(nlohmann::json undo = nlohmann::json::object()) : undo_(std::move(undo)) {}
   const std::string& job_id() const override { return id_; }
+  const std::string& step_id() const override { return id_; }
   Result<void> RecordUndo(const std::string& j) override {
     const nlohmann::json added = nlohmann::json::parse(j);
     for (const auto& [k, v] : added.items()) undo_[k] = v;

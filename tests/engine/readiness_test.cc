@@ -258,6 +258,7 @@ class RecordingContext final : public StepContext {
   std::vector<std::string> events;
   std::atomic<bool> cancel{false};
   const std::string& job_id() const override { return job_; }
+  const std::string& step_id() const override { return job_; }
   Result<void> RecordUndo(const std::string&) override { return {}; }
   std::string undo_json() const override { return "{}"; }
   void Event(EventLevel, const std::string& message) override { events.push_back(message); }

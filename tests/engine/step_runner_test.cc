@@ -15,6 +15,7 @@ namespace {
 class NullContext final : public StepContext {
  public:
   const std::string& job_id() const override { return id_; }
+  const std::string& step_id() const override { return id_; }
   Result<void> RecordUndo(const std::string&) override { return {}; }
   std::string undo_json() const override { return "{}"; }
   void Event(EventLevel, const std::string&) override {}

@@ -42,6 +42,7 @@ class StepContext {
  public:
   virtual ~StepContext() = default;
   virtual const std::string& job_id() const = 0;
+  virtual const std::string& step_id() const = 0;
   // Durably adds to the step's undo information (a JSON object merged into what Prepare gave;
   // arrays are replaced, so send whole lists).
   virtual Result<void> RecordUndo(const std::string& undo_json) = 0;

@@ -18,6 +18,7 @@
 #include "gitvirt/core/model.h"
 #include "gitvirt/core/observed.h"
 #include "gitvirt/core/plan.h"
+#include "gitvirt/engine/executor.h"
 
 namespace gitvirt {
 
@@ -91,5 +92,16 @@ template <typename T>
 std::string EncodeUndo(const T& record);
 template <typename T>
 Result<T> DecodeUndo(const std::string& json_text, const std::string& step);
+
+// The step's record so far (what Prepare said, what earlier attempts recorded), as its family's
+// type; and recording a new one, durably, before the side effect it prepares for.
+template <typename T>
+Result<T> UndoSoFar(const StepContext& context) {
+  return DecodeUndo<T>(context.undo_json(), "job " + context.job_id() + " step " + context.step_id());
+}
+template <typename T>
+Result<void> RecordUndo(StepContext& context, const T& record) {
+  return context.RecordUndo(EncodeUndo(record));
+}
 
 }  // namespace gitvirt
