@@ -39,13 +39,13 @@ Result<std::string> Sha256File(const std::string& path) {
   return out;
 }
 
-Result<std::string> FetchImage(const Image& image, const std::string& cache_dir) {
+Result<std::string> FetchImage(const Image& image, const std::string& images_dir) {
   const std::string& source = image.spec.source;
   std::string path;
   if (source.starts_with("file://")) {
     path = source.substr(7);
   } else if (source.starts_with("http://") || source.starts_with("https://")) {
-    path = (fs::path(cache_dir) / "images" / (image.spec.sha256 + "." + std::string(EnumName(image.spec.format)))).string();
+    path = (fs::path(images_dir) / (image.spec.sha256 + "." + std::string(EnumName(image.spec.format)))).string();
     if (!fs::exists(path)) {
       std::error_code ec;
       fs::create_directories(fs::path(path).parent_path(), ec);

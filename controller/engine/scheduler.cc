@@ -123,7 +123,7 @@ Result<Plan> PolicyScheduler::PlanRun(Kind kind, const std::string& name, const 
   if (kind == Kind::kBackupPolicy) {
     const BackupPolicy* p = FindBackupPolicy(desired, name);
     if (p == nullptr) return Fail(ErrorCode::kNotFound, "no BackupPolicy named " + name + " in the manifests");
-    auto catalog = BackupCatalog::Open(options_.runner.state_file);
+    auto catalog = BackupCatalog::Open(options_.jobs.runner.paths.state);
     if (!catalog) return std::unexpected(catalog.error());
     if (!p->spec.target.directory.empty()) {
       std::vector<std::string> problems;
@@ -156,18 +156,14 @@ Result<PolicyRunResult> PolicyScheduler::Execute(Kind kind, const std::string& n
     r.status = JobStatus::kSucceeded;
     return r;
   }
-  LibvirtStepRunner runner(nodes_, plan, plan.images, options_.runner, log_);
-  Executor executor(runner, journal_, log_);
-  ExecutionOptions options;
-  options.kind = kind == Kind::kSnapshotPolicy ? "snapshot" : "backup";
-  options.strategy = RollbackStrategy::kNone;
-  options.parallel = std::max(1, max_parallel);
-  options.per_node = options_.per_node;
-  options.step_timeout = options_.step_timeout;
-  options.interrupt = hooks.interrupt;
-  options.shutdown = hooks.shutdown;
-  options.on_progress = hooks.on_progress;
-  auto outcome = executor.Apply(plan, options);
+  RunRequest request;
+  request.kind = kind == Kind::kSnapshotPolicy ? "snapshot" : "backup";
+  request.strategy = RollbackStrategy::kNone;
+  request.parallel = std::max(1, max_parallel);
+  request.interrupt = hooks.interrupt;
+  request.shutdown = hooks.shutdown;
+  request.on_progress = hooks.on_progress;
+  auto outcome = RunJob(nodes_, journal_, plan, options_.jobs, request, log_);
   if (!outcome) return std::unexpected(outcome.error());
   r.ran = true;
   r.job_id = outcome->job_id;

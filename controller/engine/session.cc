@@ -18,7 +18,10 @@ constexpr std::chrono::seconds kLockWait{5};
 }  // namespace
 
 Session::Session(ControllerConfig config, Options options)
-    : config_(std::move(config)), paths_(StatePaths::For(config_)), options_(std::move(options)) {
+    : config_(std::move(config)),
+      paths_(StatePaths::For(config_)),
+      job_settings_(JobSettings::For(config_)),
+      options_(std::move(options)) {
   log_ = options_.log ? options_.log : spdlog::default_logger();
   if (!options_.hypervisor.logger) options_.hypervisor.logger = log_;
 }
@@ -157,29 +160,10 @@ Result<Journal*> Session::journal() {
   return journal_.get();
 }
 
-StepRunnerOptions Session::RunnerOptions() const { return StepRunnerOptionsFor(config_); }
-
-ExecutionOptions Session::ExecutionFor(const RunRequest& request) const {
-  ExecutionOptions options;
-  options.kind = request.kind;
-  options.strategy = request.strategy.value_or(config_.apply.rollback);
-  options.parallel = request.parallel > 0 ? request.parallel : config_.apply.parallel;
-  options.step_timeout = config_.apply.step_timeout;
-  for (const NodeConfig& n : config_.nodes) options.per_node[n.name] = n.max_parallel;
-  options.interrupt = request.interrupt;
-  options.shutdown = request.shutdown;
-  options.on_progress = request.on_progress;
-  return options;
-}
-
 Result<std::unique_ptr<PolicyScheduler>> Session::MakeScheduler(const WallClock& clock) {
   auto journal = this->journal();
   if (!journal) return std::unexpected(journal.error());
-  SchedulerOptions options;
-  options.runner = RunnerOptions();
-  options.step_timeout = config_.apply.step_timeout;
-  for (const NodeConfig& n : config_.nodes) options.per_node[n.name] = n.max_parallel;
-  return std::make_unique<PolicyScheduler>(nodes(), **journal, clock, options, log_);
+  return std::make_unique<PolicyScheduler>(nodes(), **journal, clock, SchedulerOptions{job_settings_}, log_);
 }
 
 Result<std::vector<RecoveredJob>> Session::RecoverUnfinishedJobs() {
@@ -207,9 +191,7 @@ Result<std::vector<RecoveredJob>> Session::RecoverUnfinishedJobs() {
       recovered.push_back(std::move(r));
       continue;
     }
-    LibvirtStepRunner runner(nodes(), *plan, plan->images, RunnerOptions(), log_);
-    Executor executor(runner, **journal, log_);
-    auto outcome = executor.Recover(job.id, ExecutionFor(RunRequest{}));
+    auto outcome = RecoverJob(nodes(), **journal, job.id, *plan, job_settings_, log_);
     if (!outcome) {
       r.error = "it could not be recovered: " + outcome.error().ToString();
       (void)(*journal)->AppendEvent(job.id, "", EventLevel::kError, "recovery: " + r.error);
@@ -231,9 +213,7 @@ Result<JobOutcome> Session::Run(const Plan& plan, const RunRequest& request) {
   if (auto ok = Lock(); !ok) return std::unexpected(ok.error());
   auto journal = this->journal();
   if (!journal) return std::unexpected(journal.error());
-  LibvirtStepRunner runner(nodes(), plan, plan.images, RunnerOptions(), log_);
-  Executor executor(runner, **journal, log_);
-  return executor.Apply(plan, ExecutionFor(request));
+  return RunJob(nodes(), **journal, plan, job_settings_, request, log_);
 }
 
 }  // namespace gitvirt

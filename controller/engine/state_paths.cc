@@ -4,11 +4,13 @@
 
 namespace gitvirt {
 
-StatePaths StatePaths::For(const ControllerConfig& config) {
+StatePaths StatePaths::For(const ControllerConfig& config) { return ForState(config.state); }
+
+StatePaths StatePaths::ForState(const std::string& state_file) {
   namespace fs = std::filesystem;
   StatePaths p;
-  p.state = config.state;
-  p.cache = config.state + ".cache";
+  p.state = state_file;
+  p.cache = state_file + ".cache";
   p.git = (fs::path(p.cache) / "git").string();
   p.seeds = (fs::path(p.cache) / "seeds").string();
   p.images = (fs::path(p.cache) / "images").string();

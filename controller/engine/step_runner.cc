@@ -180,7 +180,7 @@ struct LibvirtStepRunner::Impl {
     const SeedFiles files = RenderSeed(vm, hashes);
     Seed seed{StorageRef{SeedPool(vm), SeedVolumeName(vm.meta.name, files.inputs_hash), ""}, files.inputs_hash};
     if (hv.storage().GetVolume(seed.ref.pool, seed.ref.volume)) return std::optional<Seed>{seed};
-    const std::string iso = (std::filesystem::path(options.cache_dir) / "seeds" / seed.ref.volume).string();
+    const std::string iso = (std::filesystem::path(options.paths.seeds) / seed.ref.volume).string();
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(iso).parent_path(), ec);
     if (auto ok = WriteSeedIso(files, iso); !ok) return std::unexpected(ok.error());
@@ -249,14 +249,14 @@ struct LibvirtStepRunner::Impl {
       }
       return node->console_dir;
     }
-    if (!hv.capabilities().guests || node == nullptr || !node->IsLocal() || options.console_dir.empty()) return "";
+    if (!hv.capabilities().guests || node == nullptr || !node->IsLocal() || options.paths.console.empty()) return "";
     std::error_code ec;
-    std::filesystem::create_directories(options.console_dir, ec);
+    std::filesystem::create_directories(options.paths.console, ec);
     if (ec) {
-      log->warn("node={} cannot create the console log directory {}: {}", hv.name(), options.console_dir, ec.message());
+      log->warn("node={} cannot create the console log directory {}: {}", hv.name(), options.paths.console, ec.message());
       return "";
     }
-    return options.console_dir;
+    return options.paths.console;
   }
 
   // ---- actions ---------------------------------------------------------------------------
@@ -503,7 +503,7 @@ struct LibvirtStepRunner::Impl {
   Result<std::string> ImageImport(gitvirt::Node& hv, const Image& image, StepContext& ctx) {
     if (auto ok = EnsurePools(hv, {image.spec.pool}); !ok) return std::unexpected(ok.error());
     if (hv.storage().GetVolume(image.spec.pool, image.VolumeName())) return json{{"imported", false}}.dump();
-    auto file = FetchImage(image, options.cache_dir);
+    auto file = FetchImage(image, options.paths.images);
     if (!file) return std::unexpected(file.error());
     if (auto ok = RecordUndo(ctx, ImageImportUndo{{image.spec.pool + "/" + image.VolumeName()}}); !ok) {
       return std::unexpected(ok.error());
@@ -538,7 +538,7 @@ struct LibvirtStepRunner::Impl {
   Result<BackupCatalog*> Catalog() {
     std::lock_guard lock(catalog_slot->mu);
     if (!catalog_slot->catalog) {
-      const std::string& state = options.state_file;
+      const std::string& state = options.paths.state;
       if (state.empty()) return Fail(ErrorCode::kFailedPrecondition, "no state file configured for the backup catalog");
       auto opened = BackupCatalog::Open(state);
       if (!opened) return std::unexpected(opened.error());
@@ -762,7 +762,7 @@ struct LibvirtStepRunner::Impl {
     req.directory = params.directory;
     req.new_name = action.target.name;
     req.managed = params.managed;
-    req.cache_dir = (std::filesystem::path(options.cache_dir) / "restore").string();
+    req.cache_dir = options.paths.restore;
     req.job_id = ctx.job_id();
     req.revision = plan.revision;
     auto manifest = ReadManifest(req.directory);
@@ -820,8 +820,7 @@ struct LibvirtStepRunner::Impl {
 };
 
 StepRunnerOptions StepRunnerOptionsFor(const ControllerConfig& config) {
-  const std::string cache = config.state + ".cache";
-  return StepRunnerOptions{cache, config.secrets_dir, (std::filesystem::path(cache) / "console").string(), config.state};
+  return StepRunnerOptions{StatePaths::For(config), config.secrets_dir};
 }
 
 LibvirtStepRunner::LibvirtStepRunner(NodeSet& nodes, const Plan& plan, const std::vector<Image>& images,

@@ -203,8 +203,7 @@ class SimBackupFlow : public ::testing::Test {
     ASSERT_TRUE(c) << c.error().ToString();
     catalog_ = std::move(*c);
     SchedulerOptions options;
-    options.runner.cache_dir = (dir_.path() / "cache").string();
-    options.runner.state_file = config_.state;
+    options.jobs.runner.paths = StatePaths::ForState(config_.state);
     scheduler_ = std::make_unique<PolicyScheduler>(*nodes_, *journal_, clock_, options, nullptr);
     desired_.vms = {vm};
     BackupPolicy p;
@@ -225,8 +224,7 @@ class SimBackupFlow : public ::testing::Test {
 
   JobOutcome RunPlan(const Plan& plan, RollbackStrategy strategy = RollbackStrategy::kNone) {
     StepRunnerOptions options;
-    options.cache_dir = (dir_.path() / "cache").string();
-    options.state_file = config_.state;
+    options.paths = StatePaths::ForState(config_.state);
     LibvirtStepRunner runner(*nodes_, plan, plan.images, options, nullptr);
     Executor executor(runner, *journal_, nullptr);
     ExecutionOptions exec;

@@ -218,7 +218,7 @@ TEST_F(SchedulerTest, MaxParallelBoundsTheSnapshotsAtOnce) {
   // The node's maxParallel bounds it too.
   desired_.snapshot_policies[0].spec.max_parallel = 6;
   SchedulerOptions options;
-  options.per_node["hv1"] = 1;
+  options.jobs.per_node["hv1"] = 1;
   scheduler_ = std::make_unique<PolicyScheduler>(*nodes_, *journal_, clock_, options, nullptr);
   probe_.max_in_flight = 0;
   probe_.hold_until_more_than = 1;

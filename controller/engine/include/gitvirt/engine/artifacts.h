@@ -14,8 +14,9 @@ namespace gitvirt {
 Result<std::string> Sha256File(const std::string& path);
 
 // A local file with the Image's bytes, its checksum verified: a path or file:// URL is used in
-// place; http(s) is downloaded (curl) into `cache_dir`, keyed by checksum, once.
-Result<std::string> FetchImage(const Image& image, const std::string& cache_dir);
+// place; http(s) is downloaded (curl) into `images_dir` (StatePaths::images), keyed by
+// checksum, once.
+Result<std::string> FetchImage(const Image& image, const std::string& images_dir);
 
 // Writes the seed as an ISO 9660 volume labelled "cidata" (Joliet + Rock Ridge, via xorrisofs)
 // with fixed timestamps, so the same inputs give the same bytes.

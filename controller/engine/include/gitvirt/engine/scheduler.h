@@ -29,6 +29,7 @@
 #include "gitvirt/core/observed.h"
 #include "gitvirt/engine/clock.h"
 #include "gitvirt/engine/executor.h"
+#include "gitvirt/engine/jobs.h"
 #include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/core/status.h"
 #include "gitvirt/engine/step_runner.h"
@@ -41,9 +42,9 @@ class logger;
 namespace gitvirt {
 
 struct SchedulerOptions {
-  StepRunnerOptions runner;               // cache and secrets directories
-  std::chrono::seconds step_timeout{600};
-  std::map<std::string, int> per_node;    // steps at once per node (the nodes' maxParallel)
+  // How the policies' jobs run (engine/jobs.h); each overrides the strategy (NONE) and the
+  // parallelism (the policy's maxParallel).
+  JobSettings jobs;
 };
 
 // What one policy run did.

@@ -33,8 +33,8 @@
 #include "gitvirt/core/plan.h"
 #include "gitvirt/engine/desired_source.h"
 #include "gitvirt/engine/executor.h"
+#include "gitvirt/engine/jobs.h"
 #include "gitvirt/engine/state_paths.h"
-#include "gitvirt/engine/step_runner.h"
 #include "gitvirt/hypervisor/connect.h"
 #include "gitvirt/store/journal.h"
 #include "gitvirt/store/state_lock.h"
@@ -61,18 +61,6 @@ struct Planned {
   Desired desired;
   ObservedState observed;
   Plan plan;
-};
-
-// How a plan runs as a job. Unset fields take the configuration's values.
-struct RunRequest {
-  std::string kind = "apply";  // apply | sync | power | snapshot | backup | restore
-  std::optional<RollbackStrategy> strategy;
-  int parallel = 0;  // steps at once overall; 0 = apply.parallel
-  // Cancel (Ctrl-C): start nothing more, then the strategy; shutdown (serve stopping): start
-  // nothing more, finish the running steps, leave the job to the next start.
-  const std::atomic<bool>* interrupt = nullptr;
-  const std::atomic<bool>* shutdown = nullptr;
-  std::function<void(const StepProgress&)> on_progress;  // called from worker threads
 };
 
 // What recovering one unfinished job did.
@@ -141,12 +129,11 @@ class Session {
   // without a call to any node on its account, and the others go on. Takes the lock. Fails only
   // when the journal cannot be opened or listed.
   Result<std::vector<RecoveredJob>> RecoverUnfinishedJobs();
-  // Runs `plan` as a journaled job. Needs the lock.
+  // Runs `plan` as a journaled job (engine/jobs.h). Takes the lock.
   Result<JobOutcome> Run(const Plan& plan, const RunRequest& request);
-  // What each job on this configuration runs with: the strategy, parallelism per node and
-  // overall, the step timeout.
-  ExecutionOptions ExecutionFor(const RunRequest& request) const;
-  StepRunnerOptions RunnerOptions() const;
+  // What every job on this configuration runs with: the strategy, parallelism per node and
+  // overall, the step timeout, the runner's paths.
+  const JobSettings& job_settings() const { return job_settings_; }
   // The snapshot and backup policies' scheduler over this session's nodes and journal.
   Result<std::unique_ptr<PolicyScheduler>> MakeScheduler(const WallClock& clock);
 
@@ -155,6 +142,7 @@ class Session {
 
   ControllerConfig config_;
   StatePaths paths_;
+  JobSettings job_settings_;
   Options options_;
   std::shared_ptr<spdlog::logger> log_;
   std::unique_ptr<NodeSet> nodes_;

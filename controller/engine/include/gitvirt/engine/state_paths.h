@@ -20,6 +20,7 @@ struct StatePaths {
   std::string restore;  // cache/restore: backups decompressed for a restore
 
   static StatePaths For(const ControllerConfig& config);
+  static StatePaths ForState(const std::string& state_file);
 };
 
 }  // namespace gitvirt

@@ -20,20 +20,20 @@
 
 #include "gitvirt/engine/executor.h"
 #include "gitvirt/engine/secrets.h"
+#include "gitvirt/engine/state_paths.h"
 #include "gitvirt/hypervisor/node_set.h"
 
 namespace gitvirt {
 
 struct StepRunnerOptions {
-  std::string cache_dir;    // seeds and downloaded images
+  // Seeds and downloaded images are made in the cache; restores decompress there; serial
+  // console logs of VMs on local nodes without a consoleDir of their own go to paths.console
+  // ("" = none); backups are recorded in the catalog of paths.state.
+  StatePaths paths;
   std::string secrets_dir;
-  // Serial console logs of VMs on local nodes without a consoleDir of their own ("" = none).
-  std::string console_dir;
-  std::string state_file;  // whose backup catalog records backups
 };
 
-// The options every runner of a configuration uses: the cache next to the state file
-// ("<state>.cache"), its "console" directory, the secrets directory and the state file.
+// The options every runner of a configuration uses.
 StepRunnerOptions StepRunnerOptionsFor(const ControllerConfig& config);
 
 class LibvirtStepRunner final : public StepRunner {
