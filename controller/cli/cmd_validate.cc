@@ -5,9 +5,9 @@
 
 #include "command.h"
 #include "gitvirt/cli/app.h"
-#include "gitvirt/manifest/config_loader.h"
-#include "gitvirt/manifest/loader.h"
+#include "gitvirt/engine/desired_source.h"
 #include "output.h"
+#include "session.h"
 
 namespace gitvirt::cli {
 namespace {
@@ -22,17 +22,16 @@ int RunValidate(const GlobalOptions& global, const ValidateOptions& opts) {
   if (dir.empty()) {
     // No -f: the configuration's source path, if there is a configuration.
     if (global.ConfigGiven() || std::filesystem::exists(global.config)) {
-      ConfigLoadResult config = LoadControllerConfig(global.config);
-      PrintDiagnostics(std::cerr, config.diagnostics);
-      if (!config.ok()) return kExitError;
-      dir = config.config.source.path;
+      auto session = OpenSession(global, MakeLogger(global.verbosity));
+      if (!session) return kExitError;
+      dir = session->config().source.path;
     }
     if (dir.empty()) {
       std::cerr << "gitvirt validate: give the manifest directory with -f DIR\n";
       return kExitError;
     }
   }
-  LoadResult loaded = LoadDirectory(dir);
+  LoadResult loaded = ValidateDirectory(dir);
   // Diagnostics name files from here, like the summary: "examples/manifests/web.yaml:3:1",
   // also when the directory came from the configuration (an absolute source.path).
   for (Diagnostic& d : loaded.diagnostics) {

@@ -11,6 +11,8 @@ namespace gitvirt {
 
 namespace fs = std::filesystem;
 
+LoadResult ValidateDirectory(const std::string& dir) { return LoadDirectory(dir); }
+
 SourceSelection SourceSelection::Of(const SourceRef& source) {
   SourceSelection s;
   if (source.IsDirectory()) s.dir = source.location;

@@ -59,6 +59,11 @@ struct SourceRead {
   std::string shown_root;
 };
 
+// `gitvirt validate`: every manifest of a directory, loaded; every problem as a diagnostic (an
+// unreadable directory too, at the directory), files named relative to `dir`. Needs no
+// configuration.
+LoadResult ValidateDirectory(const std::string& dir);
+
 class DesiredSource {
  public:
   // The selection's source, or the configuration's when it selects none. kInvalidArgument when
