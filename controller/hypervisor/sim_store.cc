@@ -248,18 +248,28 @@ std::optional<std::uint64_t> SimStore::Generation() const {
   return value;
 }
 
+namespace {
+
+// The snapshot file's first lines: magic, generation, key.
+std::string SnapshotHeader(std::uint64_t generation, const std::string& key) {
+  std::string header;
+  header.append(kSnapshotMagic).append("\n").append(std::to_string(generation)).append("\n").append(key).append("\n");
+  return header;
+}
+
+}  // namespace
+
 std::optional<std::string> SimStore::ReadSnapshot(std::uint64_t generation, const std::string& key) const {
   auto content = ReadWhole(dir_ + "/observed.snapshot");
   if (!content) return std::nullopt;
-  const std::string header =
-      std::string(kSnapshotMagic) + "\n" + std::to_string(generation) + "\n" + key + "\n";
+  const std::string header = SnapshotHeader(generation, key);
   if (!content->starts_with(header)) return std::nullopt;
   return content->substr(header.size());
 }
 
 Result<void> SimStore::WriteSnapshot(std::uint64_t generation, const std::string& key,
                                      const std::string& payload) const {
-  std::string content = std::string(kSnapshotMagic) + "\n" + std::to_string(generation) + "\n" + key + "\n";
+  std::string content = SnapshotHeader(generation, key);
   content += payload;
   return WriteAtomically(dir_ + "/observed.snapshot", content);
 }
