@@ -8,20 +8,24 @@
 #   5. a no-op `gitvirt plan` over the N VMs vs the C loop reading what it must read;
 # and print seconds, milliseconds per VM and ratios to the C loop.
 #
-# usage: bench/apply_bench.sh [--vms N] [--virsh-vms N] [--ansible-vms N] [--parallel P]
+# usage: bench/apply_bench.sh [--vms N] [--virsh-vms N] [--ansible-vms N] [--parallel P] [--baseline DIR]
 #   defaults: 1000 VMs for gitvirt and C, 200 for virsh, 100 for Ansible, P = 8.
+#   --baseline DIR: also time another build's gitvirt (DIR/gitvirt, e.g. a build of an earlier
+#   commit) in the same run, interleaved with this one: apply at P and at 1, and the no-op plan,
+#   twice each, the best of each reported before -> after.
 # Needs root (the private libvirtd) and `deploy/setup.sh --bench` (ansible, python3-libvirt);
 # the binaries come from BUILD_DIR (default build/): `cmake --build build --target gitvirt bench_raw_apply`.
 set -euo pipefail
 
-vms=1000 virsh_vms=200 ansible_vms=100 parallel=8
+vms=1000 virsh_vms=200 ansible_vms=100 parallel=8 baseline=
 while [ $# -gt 0 ]; do
   case "$1" in
     --vms) vms=$2; shift 2 ;;
     --virsh-vms) virsh_vms=$2; shift 2 ;;
     --ansible-vms) ansible_vms=$2; shift 2 ;;
     --parallel) parallel=$2; shift 2 ;;
-    *) echo "usage: $0 [--vms N] [--virsh-vms N] [--ansible-vms N] [--parallel P]" >&2; exit 2 ;;
+    --baseline) baseline=$(cd "$2" && pwd); shift 2 ;;
+    *) echo "usage: $0 [--vms N] [--virsh-vms N] [--ansible-vms N] [--parallel P] [--baseline DIR]" >&2; exit 2 ;;
   esac
 done
 
@@ -29,7 +33,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 gitvirt=$build/gitvirt
 raw=$build/bench/bench_raw_apply
-for bin in "$gitvirt" "$raw"; do
+before=${baseline:+$baseline/gitvirt}
+for bin in "$gitvirt" "$raw" $before; do
   [ -x "$bin" ] || { echo "missing $bin: cmake --build $build --target gitvirt bench_raw_apply" >&2; exit 1; }
 done
 command -v ansible-playbook >/dev/null && /usr/bin/python3 -c 'import libvirt' 2>/dev/null ||
@@ -90,7 +95,7 @@ apply: {parallel: $parallel, rollback: FULL}
 state: state/gitvirt.db
 EOF
 
-gv() { (cd "$work" && exec "$gitvirt" --config gitvirt.yaml "$@"); }
+gv() { (cd "$work" && exec "${GV_BIN:-$gitvirt}" --config gitvirt.yaml "$@"); }
 
 # --- 1. gitvirt apply ----------------------------------------------------------------------------
 run_gitvirt() {  # $1: --parallel value
@@ -160,6 +165,25 @@ ansible_s=$(elapsed "$t")
   { echo "ansible did not start $ansible_vms domains" >&2; exit 1; }
 clean a
 
+# --- 5. before -> after: the baseline build in the same run, interleaved ------------------------------
+if [ -n "$before" ]; then
+  best() { awk 'BEGIN { b = -1 } { if (b < 0 || $1 < b) b = $1 } END { printf "%.3f", b }'; }
+  : > "$work/ba-par-after"; : > "$work/ba-par-before"; : > "$work/ba-seq-after"; : > "$work/ba-seq-before"
+  : > "$work/ba-plan-after"; : > "$work/ba-plan-before"
+  for round in 1 2; do
+    for side in after before; do
+      bin=$gitvirt; [ "$side" = before ] && bin=$before
+      GV_BIN=$bin run_gitvirt "$parallel" >> "$work/ba-par-$side"; echo >> "$work/ba-par-$side"
+      t=$(now); GV_BIN=$bin gv plan --detailed-exitcode --no-color > "$work/plan.log" 2>&1 ||
+        { echo "the $side plan after apply is not empty:" >&2; tail -20 "$work/plan.log" >&2; exit 1; }
+      elapsed "$t" >> "$work/ba-plan-$side"; echo >> "$work/ba-plan-$side"
+      clean g
+      GV_BIN=$bin run_gitvirt 1 >> "$work/ba-seq-$side"; echo >> "$work/ba-seq-$side"
+      clean g
+    done
+  done
+fi
+
 # --- report ----------------------------------------------------------------------------------------
 per() { awk -v s="$1" -v n="$2" 'BEGIN { printf "%.3f", 1000 * s / n }'; }
 ratio() { awk -v a="$1" -v n="$2" -v b="$3" -v m="$4" 'BEGIN { printf "%.2f", (a / n) / (b / m) }'; }
@@ -178,3 +202,15 @@ row "gitvirt plan, no changes (observe + plan)" "$vms" "$plan_noop" "$(ratio "$p
 echo
 echo "gitvirt apply / C loop: $(ratio "$gitvirt_seq" "$vms" "$raw_seq" "$vms") sequential, $(ratio "$gitvirt_par" "$vms" "$raw_par" "$vms") at $parallel; target <= 1.3"
 echo "gitvirt is $(ratio "$virsh_s" "$virsh_vms" "$gitvirt_seq" "$vms")x faster than virsh and $(ratio "$ansible_s" "$ansible_vms" "$gitvirt_seq" "$vms")x faster than Ansible per VM (sequential)"
+if [ -n "$before" ]; then
+  echo
+  echo "before ($("$before" version | head -1), $before) -> after (this build), best of two, interleaved:"
+  printf '%-44s %10s %10s %8s
+' "what" "before s" "after s" "after/before"
+  ba() { local b a; b=$(best < "$work/ba-$2-before"); a=$(best < "$work/ba-$2-after")
+         printf '%-44s %10s %10s %8s
+' "$1" "$b" "$a" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"; }
+  ba "gitvirt apply --parallel $parallel ($vms VMs)" par
+  ba "gitvirt apply --parallel 1 ($vms VMs)" seq
+  ba "gitvirt plan, no changes ($vms VMs)" plan
+fi

@@ -20,20 +20,26 @@
 #      the test driver parses its files once, at start-up): the reconcile pass's duration from
 #      /metrics, R passes.
 #
-# usage: bench/plan_bench.sh [--vms N] [--nodes K] [--runs R] [--reuse DIR]  defaults 10000, 10, 5
+# usage: bench/plan_bench.sh [--vms N] [--nodes K] [--runs R] [--reuse DIR] [--baseline DIR]
+#   defaults 10000, 10, 5
 #   --reuse DIR: the work directory of an earlier run kept with KEEP=1 (same N and K): skip the
 #   generation and the apply (reported as "-"), measure the rest again.
+#   --baseline DIR: also time another build's gitvirt (DIR/gitvirt, e.g. a build of an earlier
+#   commit) in the same run: validate and the no-op plan with snapshots off interleaved with this
+#   build's, R runs each; the warm no-op plan in alternating blocks (each build keeps its own
+#   snapshot key, so each block's first plan warms it), 2 blocks of R each; medians before -> after.
 # Targets (issues 2 and 3): loading 10,000 documents < 1 s; the no-op plan of 10,000 < 1.5 s.
 set -euo pipefail
 
-vms=10000 nodes=10 runs=5 reuse=
+vms=10000 nodes=10 runs=5 reuse= baseline=
 while [ $# -gt 0 ]; do
   case "$1" in
     --vms) vms=$2; shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --reuse) reuse=$2; shift 2 ;;
-    *) echo "usage: $0 [--vms N] [--nodes K] [--runs R] [--reuse DIR]" >&2; exit 2 ;;
+    --baseline) baseline=$(cd "$2" && pwd); shift 2 ;;
+    *) echo "usage: $0 [--vms N] [--nodes K] [--runs R] [--reuse DIR] [--baseline DIR]" >&2; exit 2 ;;
   esac
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -66,7 +72,7 @@ read -r validate_best validate_median < <(stats < "$work/validate.times")
 validate_load=$(load)
 
 # --- 2. own N VMs on K simulated nodes -----------------------------------------------------------
-gv() { (cd "$work" && exec "$gitvirt" --config gitvirt.yaml "$@"); }
+gv() { (cd "$work" && exec "${GV_BIN:-$gitvirt}" --config gitvirt.yaml "$@"); }
 apply_s=- apply_load=-
 if [ -z "$reuse" ]; then
 cp "$root/examples/images/tiny.qcow2" "$work/base.qcow2"
@@ -149,6 +155,28 @@ kill -TERM "$serve_pid"; wait "$serve_pid" || true
 serve_best=- serve_median=- serve_load=$(load)
 [ -s "$work/serve.times" ] && read -r serve_best serve_median < <(stats < "$work/serve.times")
 
+# --- 6. before -> after: the baseline build in the same run --------------------------------------------
+if [ -n "$baseline" ]; then
+  before=$baseline/gitvirt
+  [ -x "$before" ] || { echo "missing $before" >&2; exit 1; }
+  for f in validate plan cold; do : > "$work/ba-$f-after"; : > "$work/ba-$f-before"; done
+  for _ in $(seq "$runs"); do
+    for side in after before; do
+      bin=$gitvirt; [ "$side" = before ] && bin=$before
+      t=$(now); "$bin" validate -f "$work/rich" > "$work/validate.log"
+      elapsed "$t" >> "$work/ba-validate-$side"; echo >> "$work/ba-validate-$side"
+      GV_BIN=$bin GITVIRT_SIM_SNAPSHOTS=0 noop_plan "$work/ba-cold-$side"
+    done
+  done
+  for _ in 1 2; do
+    for side in after before; do
+      bin=$gitvirt; [ "$side" = before ] && bin=$before
+      GV_BIN=$bin noop_plan "$work/ba-warmup"  # loads every node and keeps this build's snapshot
+      for _ in $(seq "$runs"); do GV_BIN=$bin noop_plan "$work/ba-plan-$side"; done
+    done
+  done
+fi
+
 printf '\n%s, %s, %s cores, load %s now\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$("$gitvirt" version | head -1)" \
   "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 row() { printf '%-66s %8s %8s %6s  %s\n' "$@"; }
@@ -161,3 +189,13 @@ row "plan, no changes, GITVIRT_SIM_SNAPSHOTS=0 (every node loaded)" "$cold_best"
 row "C: load the same $nodes node files + read every domain" "$raw_best" "$raw_median" "$raw_load" "limit (cold)"
 row "serve: no-op reconcile pass over the same" "$serve_best" "$serve_median" "$serve_load" "< 1.5 s"
 echo "no-op plan / C limit (medians): snapshots warm $ratio, snapshots off $cold_ratio"
+if [ -n "$baseline" ]; then
+  echo
+  echo "before ($("$before" version | head -1), $before) -> after (this build), medians, same run:"
+  printf '%-66s %10s %10s %8s\n' "what" "before s" "after s" "after/before"
+  ba() { local b a; b=$(stats < "$work/ba-$2-before" | cut -d' ' -f2); a=$(stats < "$work/ba-$2-after" | cut -d' ' -f2)
+         printf '%-66s %10s %10s %8s\n' "$1" "$b" "$a" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')"; }
+  ba "validate: load $vms VirtualMachine documents (100 files)" validate
+  ba "plan, no changes, repeated (snapshots warm)" plan
+  ba "plan, no changes, GITVIRT_SIM_SNAPSHOTS=0 (every node loaded)" cold
+fi
