@@ -333,7 +333,7 @@ json ManifestToJson(const BackupManifest& m) {
               {"verified", m.verified},
               {"bytes", m.Bytes()},
               {"files", files},
-              {"domainXml", m.domain_xml}};
+              {"domainXml", m.definition}};
 }
 
 Result<BackupManifest> ManifestFromJson(const json& j) {
@@ -361,7 +361,7 @@ Result<BackupManifest> ManifestFromJson(const json& j) {
     m.simulated = j.value("simulated", false);
     m.is_protected = j.value("protect", false);
     m.verified = j.value("verified", false);
-    m.domain_xml = j.value("domainXml", "");
+    m.definition = j.value("domainXml", "");
     for (const json& f : j.at("files")) {
       BackupFile file;
       file.name = f.at("name").get<std::string>();
@@ -836,7 +836,7 @@ Result<BackupManifest> TakeBackup(Node& hv, const BackupRequest& req, StepContex
   m.description = req.description;
   m.simulated = simulated;
   m.is_protected = req.is_protected;
-  m.domain_xml = saved->bytes;
+  m.definition = saved->bytes;
 
   // Raw images of each disk, in the partial directory: disk name -> file.
   std::map<std::string, std::string> images;
@@ -1049,7 +1049,7 @@ Result<std::vector<std::string>> RestoreBackup(Node& hv, const RestoreRequest& r
   }
   undo->defined = true;
   if (auto ok = RecordUndo(ctx, *undo); !ok) return std::unexpected(ok.error());
-  const RestoredDomain restored{SavedDomain{m->domain_xml}, name, placed, req.managed, req.job_id};
+  const RestoredDomain restored{SavedDomain{m->definition}, name, placed, req.managed, req.job_id};
   if (auto ok = hv.domains().DefineRestored(restored); !ok) return std::unexpected(ok.error());
   ctx.Event(EventLevel::kInfo, name + " defined from backup " + m->id +
                                    (req.managed ? " (managed: it is in the manifests)" : " (not managed by gitvirt)"));

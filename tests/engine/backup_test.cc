@@ -129,7 +129,7 @@ TEST(BackupManifest, JsonRoundTripAndRefusals) {
   m.simulated = false;
   m.is_protected = true;
   m.verified = true;
-  m.domain_xml = "<domain/>";
+  m.definition = "<domain/>";
   m.files = {BackupFile{"disk-root.qcow2.zst", "root", "qcow2", "default", "web-01-root.qcow2", "/p", 1 << 30, 100,
                         std::string(64, 'a'), 200, std::string(64, 'b')}};
   auto back = ManifestFromJson(ManifestToJson(m));
@@ -279,7 +279,7 @@ TEST_F(SimBackupFlow, PolicyRunWritesAVerifiedSimulatedBackup) {
   EXPECT_TRUE(m->simulated);
   EXPECT_EQ(m->revision, "rev-1");
   EXPECT_EQ(m->vm, "db-01");
-  EXPECT_NE(m->domain_xml.find("<name>db-01</name>"), std::string::npos);
+  EXPECT_NE(m->definition.find("<name>db-01</name>"), std::string::npos);
   std::vector<std::string> names;
   for (const BackupFile& f : m->files) names.push_back(f.name);
   EXPECT_EQ(names, (std::vector<std::string>{"disk-root.sim.json.zst", "disk-data.sim.json.zst", "domain.xml"}))

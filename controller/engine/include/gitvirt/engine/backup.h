@@ -76,7 +76,9 @@ struct BackupManifest {
   bool simulated = false;
   bool is_protected = false;
   bool verified = false;    // checked after writing
-  std::string domain_xml;   // the persistent definition
+  // The persistent definition as the node saved it (SavedDomain::bytes), given back to the node
+  // on restore; "domainXml" in manifest.json, and in domain.xml beside it.
+  std::string definition;
   std::vector<BackupFile> files;
   std::uint64_t Bytes() const;  // stored bytes, all files
   friend bool operator==(const BackupManifest&, const BackupManifest&) = default;

@@ -18,7 +18,7 @@
 // The source's volumes stay: the plan deletes them in a later volume-delete step, so that
 // until then a FULL rollback can move the VM back onto them.
 //
-// Undo information (JSON):
+// Undo information: a MigrationUndo (step_records.h), journaled as
 //   {"sourceXml", "sourcePower", "sourceAutostart",  recorded before anything changes
 //    "copying": [...], "copied": [...], "created": [...]   target volumes this step made
 //                                                   (copied: bytes; created: empty, filled live)

@@ -3,16 +3,12 @@
 // looks at the real state first, so running it again after a crash finishes it rather than
 // repeating it (a create whose domain exists with our mark and the same spec hash is done).
 //
-// Undo information (JSON) per action:
-//   create / replace / update:  {"volumes": [...created by this step], "previousXml": "...",
-//                                "previousPower": "Running", "grown": [...]}
-//   start/stop/shutdown/suspend/resume: {"previousPower": "..."}
-//   delete:   {"previousXml": "...", "previousPower": "..."}
-//   release:  {"owner": {...the owner mark, as JSON}}
-//   image-import: {"volumes": ["pool/name"]} when this step created it
-//   migrate:  see migration.h (source definition and power, copies made, progress)
-// previousXml (and migrate's sourceXml) hold the definition as the node saved it
-// (Domains::Save), given back to it unchanged.
+// Undo information: one typed record per action family (step_records.h): DefinitionUndo for
+// create, update, replace, delete and backup-restore (the volumes the step made, the definition
+// the node saved before it, the power, vCPUs, memory and autostart before it, the disks grown
+// or hot-plugged); PowerUndo for the power actions; ReleaseUndo (the owner mark as a value);
+// ImageImportUndo; SnapshotUndo; BackupUndo; MigrationUndo (migration.h). Each is read strictly
+// before an undo asks the node anything.
 // Secrets are resolved here, used, and dropped: never in undo information or events.
 
 #include <memory>
