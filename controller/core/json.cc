@@ -326,52 +326,13 @@ void ParamValue(const json& j, M& out) {
 
 template <typename T>
 json ParamsObject(const T& value) {
-  json out = json::object();
-  std::apply(
-      [&](const auto&... field) {
-        (
-            [&] {
-              const auto& member = value.*(field.member);
-              using M = std::remove_cvref_t<decltype(member)>;
-              if constexpr (IsOptional<M>::value) {
-                if (member) out[std::string(field.key)] = ParamText(*member);
-              } else {
-                out[std::string(field.key)] = ParamText(member);
-              }
-            }(),
-            ...);
-      },
-      JsonFields<T>::kFields);
-  return out;
+  return json_table::EncodeFields(value, [](const auto& member) { return json(ParamText(member)); });
 }
 
 template <typename T>
 T ParamsOf(const json& j) {
-  if (!j.is_object()) throw std::invalid_argument("expected an object");
   T value{};
-  std::apply(
-      [&](const auto&... field) {
-        (
-            [&] {
-              auto it = j.find(std::string(field.key));
-              if (it == j.end() || it->is_null()) return;
-              auto& member = value.*(field.member);
-              using M = std::remove_cvref_t<decltype(member)>;
-              try {
-                if constexpr (IsOptional<M>::value) {
-                  typename M::value_type inner{};
-                  ParamValue(*it, inner);
-                  member = std::move(inner);
-                } else {
-                  ParamValue(*it, member);
-                }
-              } catch (const std::exception& e) {
-                throw std::invalid_argument(std::string(field.key) + ": " + e.what());
-              }
-            }(),
-            ...);
-      },
-      JsonFields<T>::kFields);
+  json_table::DecodeFields(j, value, [](const json& item, auto& member) { ParamValue(item, member); });
   return value;
 }
 

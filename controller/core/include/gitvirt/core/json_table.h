@@ -99,9 +99,10 @@ struct IsVector<std::vector<T>> : std::true_type {};
 template <typename V>
 json Encode(const V& v);
 
-// The table's fields only (JsonCodec implementations call it for their plain part).
-template <typename T>
-json EncodeObject(const T& value) {
+// Walks T's table: each field present (an optional when set) is written as leaf(value). A
+// codec whose leaves differ (an action's params are strings) walks the same tables with its own.
+template <typename T, typename Leaf>
+json EncodeFields(const T& value, const Leaf& leaf) {
   json out = json::object();
   std::apply(
       [&](const auto&... field) {
@@ -110,15 +111,21 @@ json EncodeObject(const T& value) {
               const auto& member = value.*(field.member);
               using M = std::remove_cvref_t<decltype(member)>;
               if constexpr (IsOptional<M>::value) {
-                if (member) out[std::string(field.key)] = Encode(*member);
+                if (member) out[std::string(field.key)] = leaf(*member);
               } else {
-                out[std::string(field.key)] = Encode(member);
+                out[std::string(field.key)] = leaf(member);
               }
             }(),
             ...);
       },
       JsonFields<T>::kFields);
   return out;
+}
+
+// The table's fields only (JsonCodec implementations call it for their plain part).
+template <typename T>
+json EncodeObject(const T& value) {
+  return EncodeFields(value, [](const auto& member) { return Encode(member); });
 }
 
 template <typename V>
@@ -143,8 +150,10 @@ json Encode(const V& v) {
 template <typename V>
 void Decode(const json& j, V& out);
 
-template <typename T>
-void DecodeObject(const json& j, T& value) {
+// Reads T's table from an object: each key present (and not null) into its field through
+// leaf(json, member); a bad value is an error naming the field.
+template <typename T, typename Leaf>
+void DecodeFields(const json& j, T& value, const Leaf& leaf) {
   if (!j.is_object()) throw std::invalid_argument("expected an object");
   std::apply(
       [&](const auto&... field) {
@@ -157,10 +166,10 @@ void DecodeObject(const json& j, T& value) {
               try {
                 if constexpr (IsOptional<M>::value) {
                   typename M::value_type inner{};
-                  Decode(*it, inner);
+                  leaf(*it, inner);
                   member = std::move(inner);
                 } else {
-                  Decode(*it, member);
+                  leaf(*it, member);
                 }
               } catch (const std::exception& e) {
                 throw std::invalid_argument(std::string(field.key) + ": " + e.what());
@@ -169,6 +178,11 @@ void DecodeObject(const json& j, T& value) {
             ...);
       },
       JsonFields<T>::kFields);
+}
+
+template <typename T>
+void DecodeObject(const json& j, T& value) {
+  DecodeFields(j, value, [](const json& item, auto& member) { Decode(item, member); });
 }
 
 template <typename V>
