@@ -13,15 +13,23 @@ constexpr const char* kHead =
     "source: {path: /srv/vms}\n"
     "nodes:\n";
 
+// The head plus the nodes, by append: GCC 12 at -O2 misreads `std::string(kHead) + "..."` as an
+// out-of-bounds memcpy (-Warray-bounds, GCC bug 105329).
+std::string Config(const char* nodes) {
+  std::string text(kHead);
+  text.append(nodes);
+  return text;
+}
+
 TEST(ConfigMigrationTest, ReadsSharedPoolsAndTheMigrationAddress) {
-  const ConfigLoadResult r = ParseControllerConfig(std::string(kHead) +
-                                                       "  - name: hv1\n"
-                                                       "    uri: qemu+ssh://hv1/system\n"
-                                                       "    pools:\n"
-                                                       "      - {name: default, path: /var/lib/libvirt/images}\n"
-                                                       "      - {name: nfs, path: /srv/nfs, shared: true}\n"
-                                                       "    migration: {address: 10.10.0.1}\n",
-                                                   "/etc/gitvirt/gitvirt.yaml");
+  const ConfigLoadResult r =
+      ParseControllerConfig(Config("  - name: hv1\n"
+                                   "    uri: qemu+ssh://hv1/system\n"
+                                   "    pools:\n"
+                                   "      - {name: default, path: /var/lib/libvirt/images}\n"
+                                   "      - {name: nfs, path: /srv/nfs, shared: true}\n"
+                                   "    migration: {address: 10.10.0.1}\n"),
+                            "/etc/gitvirt/gitvirt.yaml");
   ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : r.diagnostics.front().ToString());
   const NodeConfig& n = r.config.nodes.at(0);
   ASSERT_EQ(n.pools.size(), 2u);
@@ -31,16 +39,16 @@ TEST(ConfigMigrationTest, ReadsSharedPoolsAndTheMigrationAddress) {
 }
 
 TEST(ConfigMigrationTest, WrongSettingsAreReportedWhereTheyAre) {
-  const ConfigLoadResult r = ParseControllerConfig(std::string(kHead) +
-                                                       "  - name: hv1\n"
-                                                       "    uri: qemu+ssh://hv1/system\n"
-                                                       "    pools: [{name: nfs, path: /srv/nfs, shared: maybe}]\n"
-                                                       "    migration: {adress: 10.10.0.1}\n",
-                                                   "/etc/gitvirt/gitvirt.yaml");
+  const ConfigLoadResult r =
+      ParseControllerConfig(Config("  - name: hv1\n"
+                                   "    uri: qemu+ssh://hv1/system\n"
+                                   "    pools: [{name: nfs, path: /srv/nfs, shared: maybe}]\n"
+                                   "    migration: {adress: 10.10.0.1}\n"),
+                            "/etc/gitvirt/gitvirt.yaml");
   ASSERT_FALSE(r.ok());
   std::string all;
   for (const Diagnostic& d : r.diagnostics) all += d.ToString() + "\n";
-  EXPECT_NE(all.find("gitvirt.yaml:7:"), std::string::npos) << all;  // shared: maybe
+  EXPECT_NE(all.find("gitvirt.yaml:7:"), std::string::npos) << all;    // shared: maybe
   EXPECT_NE(all.find("gitvirt.yaml:8:17"), std::string::npos) << all;  // adress
   EXPECT_NE(all.find("adress"), std::string::npos) << all;
 }
