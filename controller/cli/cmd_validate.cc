@@ -63,7 +63,7 @@ int RunValidate(const GlobalOptions& global, const ValidateOptions& opts) {
   std::cout << shown << ": " << s.files << " file" << (s.files == 1 ? "" : "s") << ", "
             << s.documents << " document" << (s.documents == 1 ? "" : "s") << ", valid\n";
   for (const auto& [kind, count] : s.by_kind) {
-    std::cout << "  " << std::left << std::setw(16) << kind << count << "\n";
+    std::cout << "  " << std::left << std::setw(std::max<int>(16, static_cast<int>(kind.size()) + 1)) << kind << count << "\n";
   }
   std::cout << "  VirtualMachines after cluster expansion: " << s.vms_total << " ("
             << s.cluster_members << " from clusters)\n";

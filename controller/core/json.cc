@@ -75,9 +75,11 @@ GITVIRT_JSON_FIELDS(Graphics, FieldDef{"type", &Graphics::type},
                     FieldDef{"video", &Graphics::video});
 GITVIRT_JSON_FIELDS(Gpu, FieldDef{"pci", &Gpu::pci_address}, FieldDef{"mdevType", &Gpu::mdev_type},
                     FieldDef{"mdevUuid", &Gpu::mdev_uuid});
+GITVIRT_JSON_FIELDS(PreChangeSnapshot, FieldDef{"keep", &PreChangeSnapshot::keep});
 GITVIRT_JSON_FIELDS(UpdatePolicy, FieldDef{"restart", &UpdatePolicy::restart},
                     FieldDef{"shutdownTimeout", &UpdatePolicy::shutdown_timeout},
-                    FieldDef{"forceOff", &UpdatePolicy::force_off});
+                    FieldDef{"forceOff", &UpdatePolicy::force_off},
+                    FieldDef{"snapshot", &UpdatePolicy::snapshot});
 GITVIRT_JSON_FIELDS(Readiness, FieldDef{"agent", &Readiness::agent},
                     FieldDef{"tcp", &Readiness::tcp},
                     FieldDef{"consoleMarker", &Readiness::console_marker},
@@ -111,7 +113,8 @@ GITVIRT_JSON_FIELDS(VmSpec, FieldDef{"node", &VmSpec::node},
                     FieldDef{"deletionPolicy", &VmSpec::deletion_policy},
                     FieldDef{"dependsOn", &VmSpec::depends_on},
                     FieldDef{"readiness", &VmSpec::readiness},
-                    FieldDef{"migration", &VmSpec::migration});
+                    FieldDef{"migration", &VmSpec::migration},
+                    FieldDef{"ignoreDifferences", &VmSpec::ignore_differences});
 GITVIRT_JSON_FIELDS(SourceLocation, FieldDef{"file", &SourceLocation::file},
                     FieldDef{"line", &SourceLocation::line},
                     FieldDef{"column", &SourceLocation::column});
@@ -137,7 +140,8 @@ GITVIRT_JSON_FIELDS(ImageSpec, FieldDef{"source", &ImageSpec::source},
 GITVIRT_JSON_FIELDS(Image, FieldDef{"metadata", &Image::meta}, FieldDef{"spec", &Image::spec});
 GITVIRT_JSON_FIELDS(Selector, FieldDef{"all", &Selector::all},
                     FieldDef{"matchLabels", &Selector::match_labels},
-                    FieldDef{"names", &Selector::names}, FieldDef{"tags", &Selector::tags});
+                    FieldDef{"names", &Selector::names}, FieldDef{"tags", &Selector::tags},
+                    FieldDef{"clusters", &Selector::clusters});
 GITVIRT_JSON_FIELDS(Retention, FieldDef{"keep", &Retention::keep},
                     FieldDef{"maxAge", &Retention::max_age});
 GITVIRT_JSON_FIELDS(SnapshotPolicySpec, FieldDef{"selector", &SnapshotPolicySpec::selector},
@@ -175,6 +179,7 @@ GITVIRT_JSON_FIELDS(NodeGroup, FieldDef{"name", &NodeGroup::name}, FieldDef{"rol
                     FieldDef{"labels", &NodeGroup::labels}, FieldDef{"tags", &NodeGroup::tags},
                     FieldDef{"placement", &NodeGroup::placement},
                     FieldDef{"ipConfigPatterns", &NodeGroup::ip_config_patterns},
+                    FieldDef{"maxUnavailable", &NodeGroup::max_unavailable},
                     FieldDef{"template", &NodeGroup::tmpl});
 GITVIRT_JSON_FIELDS(ClusterSpec, FieldDef{"rollbackStrategy", &ClusterSpec::rollback},
                     FieldDef{"maxParallel", &ClusterSpec::max_parallel},
@@ -182,6 +187,17 @@ GITVIRT_JSON_FIELDS(ClusterSpec, FieldDef{"rollbackStrategy", &ClusterSpec::roll
                     FieldDef{"searchDomains", &ClusterSpec::search_domains},
                     FieldDef{"nodeGroups", &ClusterSpec::node_groups});
 GITVIRT_JSON_FIELDS(Cluster, FieldDef{"metadata", &Cluster::meta}, FieldDef{"spec", &Cluster::spec});
+GITVIRT_JSON_FIELDS(SyncWindowSpec, FieldDef{"type", &SyncWindowSpec::type},
+                    FieldDef{"schedule", &SyncWindowSpec::schedule},
+                    FieldDef{"duration", &SyncWindowSpec::duration},
+                    FieldDef{"timeZone", &SyncWindowSpec::time_zone},
+                    FieldDef{"selector", &SyncWindowSpec::selector},
+                    FieldDef{"manualSync", &SyncWindowSpec::manual_sync});
+GITVIRT_JSON_FIELDS(SyncWindow, FieldDef{"metadata", &SyncWindow::meta}, FieldDef{"spec", &SyncWindow::spec});
+GITVIRT_JSON_FIELDS(DisruptionBudgetSpec, FieldDef{"selector", &DisruptionBudgetSpec::selector},
+                    FieldDef{"maxUnavailable", &DisruptionBudgetSpec::max_unavailable});
+GITVIRT_JSON_FIELDS(DisruptionBudget, FieldDef{"metadata", &DisruptionBudget::meta},
+                    FieldDef{"spec", &DisruptionBudget::spec});
 
 GITVIRT_JSON_FIELDS(Diagnostic, FieldDef{"severity", &Diagnostic::severity},
                     FieldDef{"location", &Diagnostic::location},
@@ -224,7 +240,8 @@ GITVIRT_JSON_FIELDS(PendingChange, FieldDef{"target", &PendingChange::target},
                     FieldDef{"reason", &PendingChange::reason});
 GITVIRT_JSON_FIELDS(Plan, FieldDef{"revision", &Plan::revision}, FieldDef{"source", &Plan::source},
                     FieldDef{"prune", &Plan::prune}, FieldDef{"actions", &Plan::actions},
-                    FieldDef{"pending", &Plan::pending}, FieldDef{"warnings", &Plan::warnings},
+                    FieldDef{"pending", &Plan::pending}, FieldDef{"ignored", &Plan::ignored},
+                    FieldDef{"warnings", &Plan::warnings},
                     FieldDef{"fingerprints", &Plan::fingerprints},
                     FieldDef{"unmanaged", &Plan::unmanaged}, FieldDef{"images", &Plan::images});
 
@@ -549,6 +566,12 @@ Result<ObservedNode> DecodeObservedNode(std::string_view bytes) {
 }
 
 json ToJson(const VmSpec& spec) { return Encode(spec); }
+
+const std::vector<std::string_view>& VmSpecFieldNames() {
+  static const std::vector<std::string_view> kNames = std::apply(
+      [](const auto&... field) { return std::vector<std::string_view>{field.key...}; }, JsonFields<VmSpec>::kFields);
+  return kNames;
+}
 json ToJson(const VirtualMachine& vm) { return Encode(vm); }
 json ToJson(const Image& image) { return Encode(image); }
 json ToJson(const ObjectMeta& meta) { return Encode(meta); }
@@ -569,7 +592,7 @@ json PlanToJson(const Plan& plan) {
   j["formatVersion"] = Plan::kFormatVersion;
   const PlanSummary s = plan.Summary();
   j["summary"] = {{"add", s.add}, {"change", s.change}, {"replace", s.replace},
-                  {"destroy", s.destroy}, {"pending", s.pending}};
+                  {"destroy", s.destroy}, {"pending", s.pending}, {"ignored", s.ignored}};
   return j;
 }
 
@@ -588,6 +611,8 @@ std::string SpecHash(const VmSpec& spec) {
   // Where a VM runs and whether it runs are changed without redefining it.
   j.erase("powerState");
   j.erase("node");
+  // Which drift to ignore says nothing about the VM itself.
+  j.erase("ignoreDifferences");
   return JsonFingerprint(j);
 }
 

@@ -32,6 +32,20 @@ std::string Image::VolumeName() const {
   return meta.name + "." + std::string(EnumName(spec.format));
 }
 
+std::optional<int> ResolveMaxUnavailable(std::string_view text, int total) {
+  const bool percent = text.ends_with('%');
+  if (percent) text.remove_suffix(1);
+  if (text.empty() || text.size() > 6) return std::nullopt;
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  if (!percent) return value < 1 ? std::nullopt : std::optional<int>(value);
+  if (value < 1 || value > 100) return std::nullopt;
+  return std::max(1, total * value / 100);
+}
+
 namespace {
 template <typename T>
 const T* FindByName(const std::vector<T>& items, std::string_view name) {

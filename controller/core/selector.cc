@@ -431,9 +431,9 @@ Result<TagExpression> ParseTagExpression(std::string_view text) {
 
 Result<CompiledSelector> CompiledSelector::Compile(const Selector& selector) {
   if (!selector.all && selector.match_labels.empty() && selector.names.empty() &&
-      selector.tags.empty()) {
+      selector.tags.empty() && selector.clusters.empty()) {
     return Fail(ErrorCode::kInvalidArgument,
-                "selector: give at least one of all, matchLabels, names, tags");
+                "selector: give at least one of all, matchLabels, names, tags, clusters");
   }
   for (std::size_t i = 0; i < selector.names.size(); ++i) {
     if (selector.names[i].empty()) {
@@ -453,7 +453,11 @@ Result<CompiledSelector> CompiledSelector::Compile(const Selector& selector) {
 }
 
 bool CompiledSelector::Matches(std::string_view name, const Labels& labels,
-                               const std::vector<std::string>& tags) const {
+                               const std::vector<std::string>& tags, std::string_view cluster) const {
+  if (!selector_.clusters.empty() &&
+      std::find(selector_.clusters.begin(), selector_.clusters.end(), cluster) == selector_.clusters.end()) {
+    return false;
+  }
   for (const auto& [key, value] : selector_.match_labels) {
     const auto it = labels.find(key);
     if (it == labels.end() || it->second != value) return false;
@@ -464,6 +468,10 @@ bool CompiledSelector::Matches(std::string_view name, const Labels& labels,
     return false;
   }
   return !tags_ || tags_->Matches(labels, tags);
+}
+
+bool CompiledSelector::Matches(const VirtualMachine& vm) const {
+  return Matches(vm.meta.name, vm.meta.labels, vm.meta.tags, vm.cluster ? std::string_view(vm.cluster->cluster) : "");
 }
 
 bool LabelRequirement::Matches(const Labels& labels) const {

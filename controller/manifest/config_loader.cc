@@ -5,6 +5,8 @@
 #include <set>
 #include <sstream>
 
+#include "documents.h"
+#include "gitvirt/core/ignore.h"
 #include "yaml_reader.h"
 
 namespace gitvirt {
@@ -159,7 +161,7 @@ ConfigLoadResult ParseControllerConfig(const std::string& content,
   }
   Field root_field(&sink, root, root.Mark(), "");
   Map doc(root_field, {"apiVersion", "kind", "source", "nodes", "sync", "apply", "state",
-                       "secretsDir", "api"});
+                       "secretsDir", "api", "ignoreDifferences"});
   if (!doc.valid()) return result;
   if (auto f = doc.Require("apiVersion")) {
     if (auto v = f->String(); v && *v != "gitvirt.dev/v1") {
@@ -255,6 +257,33 @@ ConfigLoadResult ParseControllerConfig(const std::string& content,
             if (auto v = k->NonEmptyString()) config.api.tls_key = Resolve(base, *v);
           }
         }
+      }
+    }
+  }
+  if (auto f = doc.Get("ignoreDifferences")) {
+    // [{selector: {...}, paths: [memory, disks[*].size]}]: drift the fleet tolerates.
+    if (auto items = f->Items()) {
+      for (const Field& item : *items) {
+        Map r(item, {"selector", "paths"});
+        if (!r.valid()) continue;
+        IgnoreDifferencesRule rule;
+        if (auto s = r.Require("selector")) {
+          if (auto selector = manifest_internal::ParseSelectorField(*s)) rule.selector = std::move(*selector);
+        }
+        if (auto p = r.Require("paths")) {
+          if (auto paths = p->Items()) {
+            for (const Field& path_field : *paths) {
+              auto path = path_field.NonEmptyString();
+              if (!path) continue;
+              if (auto problem = CheckIgnorePath(*path)) {
+                path_field.Error(*problem);
+              } else {
+                rule.paths.push_back(*path);
+              }
+            }
+          }
+        }
+        config.ignore_differences.push_back(std::move(rule));
       }
     }
   }

@@ -7,6 +7,7 @@
 
 #include "gitvirt/core/cluster.h"
 #include "gitvirt/core/cron.h"
+#include "gitvirt/core/ignore.h"
 #include "gitvirt/core/net.h"
 #include "gitvirt/core/selector.h"
 #include "gitvirt/core/templating.h"
@@ -216,7 +217,7 @@ std::optional<Retention> ParseRetention(const Field& field) {
 }
 
 std::optional<Selector> ParseSelector(const Field& field) {
-  Map m(field, {"all", "matchLabels", "names", "tags"});
+  Map m(field, {"all", "matchLabels", "names", "tags", "clusters"});
   if (!m.valid()) return std::nullopt;
   Selector s;
   GetBool(m, "all", s.all);
@@ -237,8 +238,15 @@ std::optional<Selector> ParseSelector(const Field& field) {
       }
     }
   }
-  if (!s.all && !m.Has("matchLabels") && !m.Has("names") && !m.Has("tags")) {
-    field.Error("give at least one of all, matchLabels, names, tags");
+  if (auto f = m.Get("clusters")) {
+    if (auto names = f->Items()) {
+      for (const Field& item : *names) {
+        if (auto name = item.NonEmptyString()) s.clusters.push_back(*name);
+      }
+    }
+  }
+  if (!s.all && !m.Has("matchLabels") && !m.Has("names") && !m.Has("tags") && !m.Has("clusters")) {
+    field.Error("give at least one of all, matchLabels, names, tags, clusters");
   }
   return s;
 }
@@ -266,6 +274,21 @@ void CheckSchedule(const Map& m, std::string& out) {
     return;
   }
   out = *text;
+}
+
+// maxUnavailable: a whole number (3) or a percentage ("25%").
+void GetMaxUnavailable(const Map& m, std::string& out) {
+  auto f = m.Get("maxUnavailable");
+  if (!f || !f->IsScalar()) {
+    if (f) f->Error("expected a number (2) or a percentage (\"25%\")");
+    return;
+  }
+  const std::string text = f->node().Scalar();
+  if (!ResolveMaxUnavailable(text, 100)) {
+    f->Error("expected a number of at least 1 (2) or a percentage from 1% to 100% (\"25%\"), got \"" + text + "\"");
+    return;
+  }
+  out = text;
 }
 
 // A list item whose `name` repeats an earlier one: reported at that name.
@@ -905,11 +928,24 @@ VmSpec ParseVmSpec(const Map& m, VmContext& ctx, bool is_template) {
   GetBool(m, "autostart", spec.autostart);
   GetEnum(m, "powerState", spec.power_state);
   if (auto f = m.Get("updatePolicy")) {
-    Map u(*f, {"restart", "shutdownTimeout", "forceOff"});
+    Map u(*f, {"restart", "shutdownTimeout", "forceOff", "snapshot"});
     if (u.valid()) {
       GetEnum(u, "restart", spec.update_policy.restart);
       GetDuration(u, "shutdownTimeout", spec.update_policy.shutdown_timeout);
       GetBool(u, "forceOff", spec.update_policy.force_off);
+      if (auto sf = u.Get("snapshot")) {
+        // `snapshot: true` or `snapshot: {keep: 24h}`.
+        if (sf->IsScalar()) {
+          if (auto on = sf->Bool(); on && *on) spec.update_policy.snapshot.emplace();
+        } else {
+          Map s(*sf, {"keep"});
+          if (s.valid()) {
+            PreChangeSnapshot pre;
+            GetDuration(s, "keep", pre.keep);
+            spec.update_policy.snapshot = pre;
+          }
+        }
+      }
     }
   }
   GetEnum(m, "deletionPolicy", spec.deletion_policy);
@@ -960,6 +996,19 @@ VmSpec ParseVmSpec(const Map& m, VmContext& ctx, bool is_template) {
       }
     }
   }
+  if (auto f = m.Get("ignoreDifferences")) {
+    if (auto items = f->Items()) {
+      for (const Field& item : *items) {
+        auto path = item.NonEmptyString();
+        if (!path) continue;
+        if (auto problem = CheckIgnorePath(*path)) {
+          item.Error(*problem);
+        } else {
+          spec.ignore_differences.push_back(*path);
+        }
+      }
+    }
+  }
   // Readiness by agent implies the channel; say so rather than silently adding a device.
   if (spec.readiness.agent && !m.Has("guestAgent")) spec.guest_agent = true;
   return spec;
@@ -970,19 +1019,19 @@ const std::initializer_list<std::string_view> kVmKeys = {
     "maxMemory", "cpu",       "machine",     "firmware",     "os",         "boot",       "guestAgent",
     "disks",     "cdroms",    "networks",    "cloudInit",    "graphics",   "gpus",
     "autostart", "powerState", "updatePolicy", "deletionPolicy", "dependsOn", "readiness",
-    "migration"};
+    "migration", "ignoreDifferences"};
 const std::initializer_list<std::string_view> kTemplateKeys = {
     "description", "vcpus",    "maxVcpus", "memory",       "maxMemory",      "cpu",
     "machine",     "firmware", "os",       "boot",         "guestAgent",     "disks",          "cdroms",
     "networks",    "cloudInit", "graphics", "gpus",        "autostart",      "powerState",
-    "updatePolicy", "deletionPolicy", "dependsOn", "readiness", "migration"};
+    "updatePolicy", "deletionPolicy", "dependsOn", "readiness", "migration", "ignoreDifferences"};
 
 // ---- Cluster -------------------------------------------------------------------------------
 
 std::optional<NodeGroup> ParseNodeGroup(const Field& field, const std::string& cluster_name,
                                         DiagnosticSink& sink, DocumentFacts& facts) {
   Map m(field, {"name", "role", "count", "namePattern", "scaleDown", "labels", "tags",
-                "placement", "ipConfigPatterns", "template"});
+                "placement", "ipConfigPatterns", "maxUnavailable", "template"});
   if (!m.valid()) return std::nullopt;
   NodeGroup g;
   g.location = field.location();
@@ -1000,6 +1049,7 @@ std::optional<NodeGroup> ParseNodeGroup(const Field& field, const std::string& c
     if (auto v = f->Integer(0, 100)) g.count = static_cast<int>(*v);
   }
   GetBool(m, "scaleDown", g.scale_down);
+  GetMaxUnavailable(m, g.max_unavailable);
   GetLabels(m, "labels", g.labels, true);
   if (auto f = m.Get("tags")) {
     if (auto items = f->Items()) {
@@ -1274,6 +1324,32 @@ ImageSpec ParseImageSpec(const Map& m, const std::string& file_dir) {
   return spec;
 }
 
+// ---- SyncWindow, DisruptionBudget ------------------------------------------------------------
+
+SyncWindowSpec ParseSyncWindowSpec(const Map& m) {
+  SyncWindowSpec spec;
+  if (auto f = m.Require("type")) {
+    if (auto t = f->Enum<SyncWindowType>()) spec.type = *t;
+  }
+  if (m.Require("schedule")) CheckSchedule(m, spec.schedule);
+  if (m.Require("duration")) GetDuration(m, "duration", spec.duration);
+  CheckTimeZone(m, spec.time_zone);
+  if (auto f = m.Require("selector")) {
+    if (auto s = ParseSelector(*f)) spec.selector = std::move(*s);
+  }
+  GetBool(m, "manualSync", spec.manual_sync);
+  return spec;
+}
+
+DisruptionBudgetSpec ParseDisruptionBudgetSpec(const Map& m) {
+  DisruptionBudgetSpec spec;
+  if (auto f = m.Require("selector")) {
+    if (auto s = ParseSelector(*f)) spec.selector = std::move(*s);
+  }
+  if (m.Require("maxUnavailable")) GetMaxUnavailable(m, spec.max_unavailable);
+  return spec;
+}
+
 // ---- document ------------------------------------------------------------------------------
 
 std::optional<ObjectMeta> ParseMetadata(const Field& field, SourceLocation& name_location) {
@@ -1376,9 +1452,23 @@ std::optional<ParsedDocument> ParseDocument(const YAML::Node& root, DiagnosticSi
       parsed.image = Image{*meta, ParseImageSpec(spec, file_dir)};
       break;
     }
+    case Kind::kSyncWindow: {
+      Map spec(*spec_field, {"type", "schedule", "duration", "timeZone", "selector", "manualSync"});
+      if (!spec.valid()) return std::nullopt;
+      parsed.sync_window = SyncWindow{*meta, ParseSyncWindowSpec(spec)};
+      break;
+    }
+    case Kind::kDisruptionBudget: {
+      Map spec(*spec_field, {"selector", "maxUnavailable"});
+      if (!spec.valid()) return std::nullopt;
+      parsed.disruption_budget = DisruptionBudget{*meta, ParseDisruptionBudgetSpec(spec)};
+      break;
+    }
   }
   if (sink.errors() != errors_before) return std::nullopt;
   return parsed;
 }
+
+std::optional<Selector> ParseSelectorField(const Field& field) { return ParseSelector(field); }
 
 }  // namespace gitvirt::manifest_internal

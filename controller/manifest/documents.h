@@ -43,7 +43,13 @@ struct ParsedDocument {
   std::optional<SnapshotPolicy> snapshot_policy;
   std::optional<BackupPolicy> backup_policy;
   std::optional<Image> image;
+  std::optional<SyncWindow> sync_window;
+  std::optional<DisruptionBudget> disruption_budget;
 };
+
+// A selector (all, matchLabels, names, tags, clusters), as policies, windows and the
+// configuration's ignoreDifferences write it; nullopt when it has errors (they are reported).
+std::optional<Selector> ParseSelectorField(const Field& field);
 
 // Parses one document; nullopt when it has errors (they are in the sink). `file_dir` is the
 // absolute directory of the file, for relative Image sources ("" to keep them as written).

@@ -106,6 +106,8 @@ const std::string& NameOf(const ParsedDocument& d) {
   if (d.cluster) return d.cluster->meta.name;
   if (d.snapshot_policy) return d.snapshot_policy->meta.name;
   if (d.backup_policy) return d.backup_policy->meta.name;
+  if (d.sync_window) return d.sync_window->meta.name;
+  if (d.disruption_budget) return d.disruption_budget->meta.name;
   return d.image->meta.name;
 }
 
@@ -253,6 +255,8 @@ LoadResult LoadManifests(std::span<const ManifestFile> files, const LoadOptions&
     if (p.doc.snapshot_policy) desired.snapshot_policies.push_back(std::move(*p.doc.snapshot_policy));
     if (p.doc.backup_policy) desired.backup_policies.push_back(std::move(*p.doc.backup_policy));
     if (p.doc.image) desired.images.push_back(std::move(*p.doc.image));
+    if (p.doc.sync_window) desired.sync_windows.push_back(std::move(*p.doc.sync_window));
+    if (p.doc.disruption_budget) desired.disruption_budgets.push_back(std::move(*p.doc.disruption_budget));
   }
 
   // Cluster members join the VMs.
@@ -386,6 +390,8 @@ LoadResult LoadManifests(std::span<const ManifestFile> files, const LoadOptions&
     std::sort(desired.snapshot_policies.begin(), desired.snapshot_policies.end(), by_name);
     std::sort(desired.backup_policies.begin(), desired.backup_policies.end(), by_name);
     std::sort(desired.images.begin(), desired.images.end(), by_name);
+    std::sort(desired.sync_windows.begin(), desired.sync_windows.end(), by_name);
+    std::sort(desired.disruption_budgets.begin(), desired.disruption_budgets.end(), by_name);
     result.desired = std::move(desired);
   }
   return result;

@@ -325,7 +325,17 @@ def common() -> dict:
                                        "env!=prod) with AND, OR, NOT (any case) and "
                                        "parentheses."),
         "all": boolean("Every managed VM."),
+        "clusters": strings("Members of these Clusters.", NAME, minItems=1),
     }, description="All given criteria must hold; at least one is required.", minProperties=1)
+    d["maxUnavailable"] = {
+        "description": "How many at once: a number (2) or a percentage (\"25%\", rounded down, "
+                       "at least 1).",
+        "oneOf": [{"type": "integer", "minimum": 1},
+                  {"type": "string", "pattern": anchored("(" + int_range(1, 999999) + "|" +
+                                                         int_range(1, 100) + "%)")}],
+    }
+    d["ignorePath"] = string(anchored(r"[A-Za-z]+(\[[^\].\[]+\])?(\.[A-Za-z]+(\[[^\].\[]+\])?)*"),
+                             "A field path of a VM spec: memory, disks[*].size, networks[0].mac.")
     d["retention"] = obj({
         "keep": integer(1, description="Keep at most N of this policy's items per VM."),
         "maxAge": local("duration"),
@@ -446,6 +456,11 @@ def common() -> dict:
                         "May gitvirt restart the VM to apply a change."),
         "shutdownTimeout": {**local("duration"), "default": "2m"},
         "forceOff": boolean("After the timeout, force the power off.", False),
+        "snapshot": {
+            "description": "Snapshot the VM before a restart, replace or disk change; a FULL "
+                           "rollback reverts to it. true, or {keep: 24h}.",
+            "oneOf": [{"type": "boolean"}, obj({"keep": {**local("duration"), "default": "24h"}})],
+        },
     })
     d["readiness"] = obj({
         "agent": boolean("The guest agent answers."),
@@ -493,6 +508,8 @@ def common() -> dict:
         "dependsOn": array(local("resourceRef"), "Kind/name, or a bare VM name."),
         "readiness": local("readiness"),
         "migration": local("migration"),
+        "ignoreDifferences": array(local("ignorePath"), "Field paths whose drift is shown as "
+                                                        "ignored and never acted on."),
     }, required=["memory"])
     return {
         "$schema": DRAFT,
@@ -550,6 +567,7 @@ def cluster() -> dict:
             "nodeSelector": ref("nodeSelector"),
         }),
         "ipConfigPatterns": array(ref("ipConfigPattern"), "One per NIC.", maxItems=8),
+        "maxUnavailable": {**ref("maxUnavailable"), "default": "1"},
         "template": template,
     }, required=["name", "count", "template"])
     spec = obj({
@@ -563,6 +581,29 @@ def cluster() -> dict:
     }, required=["nodeGroups"])
     return document("Cluster", spec, "Expands into VirtualMachines, one per member of each "
                                      "node group.")
+
+
+def sync_window() -> dict:
+    spec = obj({
+        "type": enum(["allow", "deny"], description="allow: changes only while open; deny: "
+                                                     "no changes while open."),
+        "schedule": {**ref("cron"), "description": "When the window opens."},
+        "duration": {**ref("duration"), "description": "How long it stays open."},
+        "timeZone": ref("timeZone"),
+        "selector": ref("selector"),
+        "manualSync": boolean("`gitvirt apply --override-windows` may apply while the window "
+                              "blocks.", False),
+    }, required=["type", "schedule", "duration", "selector"])
+    return document("SyncWindow", spec, "When the selected VMs may be changed.")
+
+
+def disruption_budget() -> dict:
+    spec = obj({
+        "selector": ref("selector"),
+        "maxUnavailable": ref("maxUnavailable"),
+    }, required=["selector", "maxUnavailable"])
+    return document("DisruptionBudget", spec, "How many of the selected VMs a restart or "
+                                              "replace may take down at once.")
 
 
 def policy_common() -> dict:
@@ -682,6 +723,11 @@ def controller_config() -> dict:
                           "stepTimeout": ref("duration")}),
             "state": string(".+", "SQLite journal (relative to this file)."),
             "secretsDir": string(".+", "Base for relative secret files."),
+            "ignoreDifferences": array(obj({
+                "selector": ref("selector"),
+                "paths": array(ref("ignorePath"), minItems=1),
+            }, required=["selector", "paths"]), "Drift ignored on every VM the selector "
+                                                "selects."),
             "api": obj({
                 "listen": string(LISTEN, "host:port"),
                 "tokensFile": string(".+", "Bearer tokens, one per line."),
@@ -701,6 +747,8 @@ SCHEMAS = {
     "snapshotpolicy.schema.json": snapshot_policy,
     "backuppolicy.schema.json": backup_policy,
     "image.schema.json": image,
+    "syncwindow.schema.json": sync_window,
+    "disruptionbudget.schema.json": disruption_budget,
     "controllerconfig.schema.json": controller_config,
 }
 

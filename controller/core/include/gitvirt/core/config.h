@@ -83,6 +83,14 @@ struct ApiConfig {
   friend bool operator==(const ApiConfig&, const ApiConfig&) = default;
 };
 
+// Drift the whole fleet tolerates: field paths (ignore.h) ignored on every VM the selector
+// selects, beside each manifest's own spec.ignoreDifferences.
+struct IgnoreDifferencesRule {
+  Selector selector;
+  std::vector<std::string> paths;
+  friend bool operator==(const IgnoreDifferencesRule&, const IgnoreDifferencesRule&) = default;
+};
+
 struct ControllerConfig {
   std::string file;      // the config file itself (absolute)
   std::string base_dir;  // its directory
@@ -93,6 +101,7 @@ struct ControllerConfig {
   std::string state;  // SQLite file
   std::string secrets_dir;
   ApiConfig api;
+  std::vector<IgnoreDifferencesRule> ignore_differences;
 
   const NodeConfig* FindNode(std::string_view name) const;
   friend bool operator==(const ControllerConfig&, const ControllerConfig&) = default;

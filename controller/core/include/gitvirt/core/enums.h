@@ -10,7 +10,15 @@
 
 namespace gitvirt {
 
-enum class Kind { kVirtualMachine, kCluster, kSnapshotPolicy, kBackupPolicy, kImage };
+enum class Kind {
+  kVirtualMachine,
+  kCluster,
+  kSnapshotPolicy,
+  kBackupPolicy,
+  kImage,
+  kSyncWindow,
+  kDisruptionBudget,
+};
 enum class DiskBus { kVirtio, kScsi, kSata, kIde };
 enum class DiskFormat { kQcow2, kRaw };
 enum class DiskCache { kDefault, kNone, kWritethrough, kWriteback, kDirectsync, kUnsafe };
@@ -31,6 +39,7 @@ enum class BackupMode { kSnapshot, kSuspend, kStop };
 enum class Compression { kZstd, kGzip, kNone };
 enum class ImageFormat { kQcow2, kRaw, kIso };
 enum class IpMode { kNone, kDhcp, kStatic, kAuto };
+enum class SyncWindowType { kAllow, kDeny };
 
 template <typename E>
 struct EnumTable;  // specialised below: static constexpr std::array<std::pair<E, std::string_view>, N> kNames
@@ -44,7 +53,8 @@ struct EnumTable;  // specialised below: static constexpr std::array<std::pair<E
 
 GITVIRT_ENUM_TABLE(Kind, {Kind::kVirtualMachine, "VirtualMachine"}, {Kind::kCluster, "Cluster"},
                    {Kind::kSnapshotPolicy, "SnapshotPolicy"},
-                   {Kind::kBackupPolicy, "BackupPolicy"}, {Kind::kImage, "Image"});
+                   {Kind::kBackupPolicy, "BackupPolicy"}, {Kind::kImage, "Image"},
+                   {Kind::kSyncWindow, "SyncWindow"}, {Kind::kDisruptionBudget, "DisruptionBudget"});
 GITVIRT_ENUM_TABLE(DiskBus, {DiskBus::kVirtio, "virtio"}, {DiskBus::kScsi, "scsi"},
                    {DiskBus::kSata, "sata"}, {DiskBus::kIde, "ide"});
 GITVIRT_ENUM_TABLE(DiskFormat, {DiskFormat::kQcow2, "qcow2"}, {DiskFormat::kRaw, "raw"});
@@ -90,6 +100,7 @@ GITVIRT_ENUM_TABLE(ImageFormat, {ImageFormat::kQcow2, "qcow2"}, {ImageFormat::kR
                    {ImageFormat::kIso, "iso"});
 GITVIRT_ENUM_TABLE(IpMode, {IpMode::kNone, "none"}, {IpMode::kDhcp, "dhcp"},
                    {IpMode::kStatic, "static"}, {IpMode::kAuto, "auto"});
+GITVIRT_ENUM_TABLE(SyncWindowType, {SyncWindowType::kAllow, "allow"}, {SyncWindowType::kDeny, "deny"});
 
 template <typename E>
 constexpr std::string_view EnumName(E value) {

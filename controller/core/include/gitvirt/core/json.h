@@ -15,6 +15,8 @@
 namespace gitvirt {
 
 nlohmann::json ToJson(const VmSpec& spec);
+// The names of a VM spec's fields as manifests write them ("memory", "disks", ...).
+const std::vector<std::string_view>& VmSpecFieldNames();
 nlohmann::json ToJson(const VirtualMachine& vm);
 nlohmann::json ToJson(const Image& image);
 nlohmann::json ToJson(const ObjectMeta& meta);

@@ -185,10 +185,19 @@ struct Gpu {
   friend bool operator==(const Gpu&, const Gpu&) = default;
 };
 
+// A snapshot taken before a change that restarts or replaces the VM or changes its disks: when
+// the VM is not Ready again within its readiness timeout, a FULL rollback reverts it to the
+// snapshot; when it is, the snapshot is deleted `keep` after the change.
+struct PreChangeSnapshot {
+  Seconds keep{24 * 3600};
+  friend bool operator==(const PreChangeSnapshot&, const PreChangeSnapshot&) = default;
+};
+
 struct UpdatePolicy {
   RestartPolicy restart = RestartPolicy::kNever;
   Seconds shutdown_timeout{120};
   bool force_off = false;
+  std::optional<PreChangeSnapshot> snapshot;  // unset: no snapshot before a change
   friend bool operator==(const UpdatePolicy&, const UpdatePolicy&) = default;
 };
 
@@ -243,6 +252,9 @@ struct VmSpec {
   std::vector<ResourceRef> depends_on;
   Readiness readiness;
   MigrationPolicy migration;
+  // Field paths whose drift is shown as ignored and never acted on ("memory", "disks[*].size",
+  // "networks[0].mac"): ignore.h. Not part of the VM itself (SpecHash leaves it out).
+  std::vector<std::string> ignore_differences;
   friend bool operator==(const VmSpec&, const VmSpec&) = default;
 };
 
@@ -274,6 +286,10 @@ struct NodeGroup {
   std::vector<std::string> tags;
   Placement placement;
   std::vector<std::string> ip_config_patterns;
+  // How many members a change that restarts or replaces them takes down at once: a number, or a
+  // percentage of the group ("25%", rounded down, at least 1). Each waits for the ones before it
+  // to be Ready again.
+  std::string max_unavailable = "1";
   VmSpec tmpl;
   SourceLocation location;
   friend bool operator==(const NodeGroup&, const NodeGroup&) = default;
@@ -300,6 +316,7 @@ struct Selector {
   Labels match_labels;
   std::vector<std::string> names;  // globs
   std::string tags;                // tag expression text, parsed by ParseTagExpression
+  std::vector<std::string> clusters;  // members of these Clusters
   friend bool operator==(const Selector&, const Selector&) = default;
 };
 
@@ -380,6 +397,43 @@ struct Image {
   friend bool operator==(const Image&, const Image&) = default;
 };
 
+// When changes may be applied to a selection of VMs: an allow window opens on its cron schedule
+// for `duration`; outside every allow window that selects a VM (if any selects it), and inside
+// any deny window that selects it, `serve` plans the VM's changes but does not apply them, and
+// `apply` does not either unless the window allows a manual override (sync_window.h).
+struct SyncWindowSpec {
+  SyncWindowType type = SyncWindowType::kAllow;
+  std::string schedule;  // cron (cron.h)
+  Seconds duration{3600};
+  std::string time_zone = "UTC";
+  Selector selector;
+  bool manual_sync = false;  // `gitvirt apply --override-windows` may apply inside it
+  friend bool operator==(const SyncWindowSpec&, const SyncWindowSpec&) = default;
+};
+
+struct SyncWindow {
+  ObjectMeta meta;
+  SyncWindowSpec spec;
+  friend bool operator==(const SyncWindow&, const SyncWindow&) = default;
+};
+
+// How many of a selection of VMs a change that restarts or replaces them may take down at once
+// (Kubernetes' PodDisruptionBudget, for VMs): a number or a percentage of the selection.
+struct DisruptionBudgetSpec {
+  Selector selector;
+  std::string max_unavailable = "1";
+  friend bool operator==(const DisruptionBudgetSpec&, const DisruptionBudgetSpec&) = default;
+};
+
+struct DisruptionBudget {
+  ObjectMeta meta;
+  DisruptionBudgetSpec spec;
+  friend bool operator==(const DisruptionBudget&, const DisruptionBudget&) = default;
+};
+
+// "N" or "N%" of `total`: a percentage rounds down but is at least 1; nullopt when malformed.
+std::optional<int> ResolveMaxUnavailable(std::string_view text, int total);
+
 // Everything the repository declares, validated and expanded. VMs include cluster members and
 // are sorted by name; every list is sorted by name so equal repositories give equal values.
 struct DesiredState {
@@ -388,6 +442,8 @@ struct DesiredState {
   std::vector<SnapshotPolicy> snapshot_policies;
   std::vector<BackupPolicy> backup_policies;
   std::vector<Image> images;
+  std::vector<SyncWindow> sync_windows;
+  std::vector<DisruptionBudget> disruption_budgets;
 
   const VirtualMachine* FindVm(std::string_view name) const;
   const Image* FindImage(std::string_view name) const;

@@ -59,13 +59,16 @@ Result<TagExpression> ParseTagExpression(std::string_view text);
 class CompiledSelector {
  public:
   // Fails on an empty selector ("selector: give at least one of all, matchLabels, names,
-  // tags"), an empty name pattern or a bad tag expression.
+  // tags, clusters"), an empty name pattern or a bad tag expression.
   static Result<CompiledSelector> Compile(const Selector& selector);
 
   // Every criterion given must hold: `all` matches everything, matchLabels needs each label
-  // equal, names needs any glob to match the name, tags the expression to match.
-  bool Matches(std::string_view name, const Labels& labels,
-               const std::vector<std::string>& tags) const;
+  // equal, names needs any glob to match the name, tags the expression to match, clusters the
+  // VM to be a member of one of them (`cluster`: the Cluster it belongs to, "" for none).
+  bool Matches(std::string_view name, const Labels& labels, const std::vector<std::string>& tags,
+               std::string_view cluster = {}) const;
+  // The same for a VM of the desired state.
+  bool Matches(const VirtualMachine& vm) const;
 
   const Selector& selector() const { return selector_; }
   friend bool operator==(const CompiledSelector&, const CompiledSelector&) = default;
