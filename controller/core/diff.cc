@@ -76,6 +76,8 @@ json KeyByName(const json& list) {
 json Normalise(json spec) {
   spec.erase("node");
   spec.erase("powerState");
+  // Which drift to ignore is the planner's business, never a change to the VM.
+  spec.erase("ignoreDifferences");
   for (std::string_view key : kNamedLists) {
     const std::string k(key);
     if (spec.contains(k)) spec[k] = KeyByName(spec[k]);

@@ -1,6 +1,7 @@
 #include "gitvirt/core/manual_plans.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "gitvirt/core/templating.h"
@@ -87,6 +88,14 @@ Result<Plan> PlanSnapshotRevert(const ObservedState& observed, const std::string
 
 Result<PowerPlan> PlanPower(const ObservedState& observed, const PowerRequest& request) {
   PowerPlan out;
+  if ((request.wait_ready || !request.max_unavailable.empty()) && request.operation != "reboot") {
+    return Fail(ErrorCode::kInvalidArgument, "--wait-ready and --max-unavailable are for `power reboot`");
+  }
+  if (!request.max_unavailable.empty() && !ResolveMaxUnavailable(request.max_unavailable, 100)) {
+    return Fail(ErrorCode::kInvalidArgument, "--max-unavailable: expected a number of at least 1 (2) or a "
+                                             "percentage from 1% to 100% (25%), got \"" + request.max_unavailable + "\"");
+  }
+  std::vector<std::pair<std::string, std::string>> chains;  // (first, last) action of each VM, by VM name
   out.plan.source = SourceRef::Command("power " + request.operation +
                                        (request.selector_text.empty() ? "" : " -l " + request.selector_text));
   std::set<std::string> seen;
@@ -108,8 +117,15 @@ Result<PowerPlan> PlanPower(const ObservedState& observed, const PowerRequest& r
         steps = {ActionType::kShutdown};
       } else if (request.operation == "reboot") {
         in_state = vm.power != PowerState::kRunning;
-        steps = request.force ? std::vector<ActionType>{ActionType::kStop, ActionType::kStart}
-                              : std::vector<ActionType>{ActionType::kReboot};
+        if (request.force) {
+          steps = {ActionType::kStop, ActionType::kStart};
+        } else if (request.wait_ready) {
+          // A guest reboot returns at once, while the VM still looks Ready: down and up again,
+          // so that the start can wait for readiness.
+          steps = {ActionType::kShutdown, ActionType::kStart};
+        } else {
+          steps = {ActionType::kReboot};
+        }
       } else {
         return Fail(ErrorCode::kInvalidArgument, "unknown power operation " + request.operation);
       }
@@ -117,7 +133,7 @@ Result<PowerPlan> PlanPower(const ObservedState& observed, const PowerRequest& r
         out.skipped.push_back(vm.name + ": " + std::string(EnumName(vm.power)) + " already");
         continue;
       }
-      std::string previous;
+      std::string previous, first;
       for (ActionType type : steps) {
         Action a = OnVm(vm, type, std::string(EnumName(type)) + "/" + vm.name,
                         "power " + request.operation + (request.force ? " --force" : ""));
@@ -125,10 +141,21 @@ Result<PowerPlan> PlanPower(const ObservedState& observed, const PowerRequest& r
         a.power_before = vm.power;
         if (type == ActionType::kShutdown && request.force) a.params = ShutdownParams{true};
         if (!previous.empty()) a.depends_on = {previous};
+        if (first.empty()) first = a.id;
         previous = a.id;
         out.plan.actions.push_back(std::move(a));
       }
+      chains.emplace_back(first, previous);
     }
+  }
+  if (!request.max_unavailable.empty() && !chains.empty()) {
+    // A rolling reboot: VM i goes down once VM i - N is back (and Ready, with --wait-ready).
+    const auto limit = static_cast<std::size_t>(
+        ResolveMaxUnavailable(request.max_unavailable, static_cast<int>(chains.size())).value_or(1));
+    std::sort(chains.begin(), chains.end());
+    std::map<std::string, Action*> by_id;
+    for (Action& a : out.plan.actions) by_id[a.id] = &a;
+    for (std::size_t i = limit; i < chains.size(); ++i) by_id.at(chains[i].first)->depends_on.push_back(chains[i - limit].second);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "gitvirt/core/plan.h"
 
+#include <cstdio>
 #include <set>
 
 #include "gitvirt/core/fingerprint.h"
@@ -46,7 +47,16 @@ PlanSummary Plan::Summary() const {
   }
   s.change = static_cast<int>(changed.size());
   s.pending = static_cast<int>(pending.size());
+  s.ignored = static_cast<int>(ignored.size());
   return s;
+}
+
+std::string PreChangeSnapshotName(TimePoint at) {
+  const CivilTime t = ToCivil(at);
+  char text[40];
+  std::snprintf(text, sizeof text, "pre-change-%04d%02u%02u-%02ld%02ld%02ld", t.year, t.month, t.day, t.hour,
+                t.minute, t.second);
+  return text;
 }
 
 const Action* Plan::FindAction(std::string_view id) const {

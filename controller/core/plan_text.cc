@@ -73,6 +73,7 @@ std::string RenderSummary(const Plan& plan) {
         << " to replace, " << s.destroy << " to destroy.";
   }
   if (s.pending > 0) out << " " << s.pending << " pending (not applied, see above).";
+  if (s.ignored > 0) out << " " << s.ignored << " ignored (ignoreDifferences).";
   return out.str();
 }
 
@@ -114,6 +115,15 @@ std::string RenderPlan(const Plan& plan, const PlanTextOptions& options) {
     out << "\nPending, not applied by this plan:\n\n";
     for (const PendingChange& p : plan.pending) {
       out << "  " << st.Yellow() << "!" << st.Reset() << " " << p.target.ToString();
+      if (!p.node.empty()) out << " on " << p.node;
+      out << ": " << p.reason << "\n";
+      for (const FieldChange& c : p.changes) RenderChange(out, c, "      ");
+    }
+  }
+  if (!plan.ignored.empty()) {
+    out << "\nIgnored differences (ignoreDifferences), never applied:\n\n";
+    for (const PendingChange& p : plan.ignored) {
+      out << "  " << "~ ignored " << p.target.ToString();
       if (!p.node.empty()) out << " on " << p.node;
       out << ": " << p.reason << "\n";
       for (const FieldChange& c : p.changes) RenderChange(out, c, "      ");

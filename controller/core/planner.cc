@@ -9,8 +9,10 @@
 #include <unordered_map>
 
 #include "gitvirt/core/diff.h"
+#include "gitvirt/core/ignore.h"
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/placement.h"
+#include "gitvirt/core/selector.h"
 
 namespace gitvirt {
 namespace {
@@ -56,6 +58,8 @@ class Builder {
     ResolveNodes();
     for (const VirtualMachine& vm : desired_.vms) PlanVm(vm);
     PlanOrphans();
+    ExpirePreChangeSnapshots();
+    HoldBackBlocked();
     HoldBackDependents();
     AddSourceCleanups();
     PlanImages();
@@ -378,6 +382,7 @@ class Builder {
     for (const std::string& e : diff.errors) {
       errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + e);
     }
+    IgnoreDifferences(want, current, node, diff);
     std::vector<FieldChange> metadata = MetadataChanges(want, current);
     if (diff.changes.empty() && metadata.empty()) {
       PlanPower(want, node, power, /*power_only=*/!changed);
@@ -395,7 +400,11 @@ class Builder {
         Pending(vm, node, diff.changes,
                 "the change replaces the VM, which is running; updatePolicy.restart is Never");
       } else {
-        if (running) StopForRestart(want, node, power, "to replace the VM");
+        SnapshotBeforeChange(want, node, "before the VM is replaced");
+        if (running) {
+          StopForRestart(want, node, power, "to replace the VM");
+          restart_chains_.push_back(vm.meta.name);
+        }
         Action replace = VmAction(ActionType::kReplace, want, node, "a disk's source, pool or format changed");
         replace.changes = diff.changes;
         replace.vm = want;
@@ -428,6 +437,7 @@ class Builder {
       // Every change rides along with the redefine while the VM is down.
       later.insert(later.end(), now.begin(), now.end());
       std::sort(later.begin(), later.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+      SnapshotBeforeChange(want, node, "before the restart");
       StopForRestart(want, node, power, "to apply changes that need a restart");
       Action update = VmAction(ActionType::kUpdateRestart, want, node, "redefine while stopped");
       update.changes = later;
@@ -445,6 +455,9 @@ class Builder {
       return;
     }
     if (!now.empty()) {
+      if (std::any_of(now.begin(), now.end(), [](const FieldChange& c) { return c.path.starts_with("disks["); })) {
+        SnapshotBeforeChange(want, node, "before its disks change");
+      }
       Action update = VmAction(ActionType::kUpdateLive, want, node,
                                running ? "applied to the running VM" : "the VM is stopped");
       update.changes = now;
@@ -671,6 +684,132 @@ class Builder {
     return out;
   }
 
+  // ---- safe rollouts (issue 16) ------------------------------------------------------------
+
+  // Drift the VM's ignoreDifferences rules (its own and the configuration's) cover is shown as
+  // ignored and taken out of the diff; what the plan writes keeps those fields as the domain
+  // has them, so no update reverts them either.
+  void IgnoreDifferences(VirtualMachine& want, const ObservedVm& current, const std::string& node, VmDiff& diff) {
+    if (diff.changes.empty()) return;
+    const std::vector<std::string> rules = IgnoreRulesFor(want, config_);
+    if (rules.empty()) return;
+    IgnoreSplit split = SplitIgnored(diff.changes, rules);
+    if (split.ignored.empty()) return;
+    std::string covering;
+    for (const std::string& rule : rules) {
+      const bool used = std::any_of(split.ignored.begin(), split.ignored.end(),
+                                    [&](const FieldChange& c) { return IgnorePathMatches(rule, c.path); });
+      if (used && covering.find(" " + rule + ",") == std::string::npos) covering += " " + rule + ",";
+    }
+    covering.pop_back();
+    plan_.ignored.push_back(PendingChange{{Kind::kVirtualMachine, want.meta.name}, node, split.ignored,
+                                          "ignoreDifferences:" + covering});
+    VmSpec kept = ApplyChanges(want.spec, current.actual, split.ignored);
+    kept.node = want.spec.node;
+    kept.power_state = want.spec.power_state;
+    want.spec = std::move(kept);
+    diff.changes = std::move(split.kept);
+  }
+
+  // updatePolicy.snapshot: a snapshot first in the VM's chain. A FULL rollback of the job
+  // reverts the VM to it (its undo); otherwise it is deleted once older than its keep.
+  void SnapshotBeforeChange(const VirtualMachine& want, const std::string& node, const std::string& why) {
+    if (!want.spec.update_policy.snapshot) return;
+    Action a = VmAction(ActionType::kSnapshot, want, node, "pre-change snapshot (updatePolicy.snapshot), " + why);
+    a.snapshot = PreChangeSnapshotName(options_.now);
+    a.policy = std::string(kPreChangeSnapshotPolicy);
+    SnapshotParams params;
+    params.description = "taken before a change; a FULL rollback reverts to it";
+    a.params = params;
+    a.changes.push_back(FieldChange{"snapshot", "", a.snapshot, ChangeClass::kLive});
+    Add(std::move(a), kStageChanges);
+  }
+
+  // Pre-change snapshots older than their keep (the VM's updatePolicy.snapshot.keep; 24h once
+  // the manifest no longer asks for them) are deleted. Not subject to sync windows: deleting
+  // one changes nothing the VM runs.
+  void ExpirePreChangeSnapshots() {
+    if (options_.now == TimePoint{}) return;
+    for (const ObservedNode& node : observed_.nodes) {
+      if (!node.reachable) continue;
+      for (const ObservedVm& vm : node.vms) {
+        if (!vm.Owned()) continue;
+        const VirtualMachine* want = desired_.FindVm(vm.name);
+        const Seconds keep = want != nullptr && want->spec.update_policy.snapshot
+                                 ? want->spec.update_policy.snapshot->keep
+                                 : PreChangeSnapshot{}.keep;
+        for (const ObservedSnapshot& s : vm.snapshots) {
+          if (s.policy != kPreChangeSnapshotPolicy || s.created + keep > options_.now) continue;
+          Action a;
+          a.type = ActionType::kSnapshotDelete;
+          a.id = "snapshot-delete/" + vm.name + "/" + s.name;
+          a.node = node.name;
+          a.target = {Kind::kVirtualMachine, vm.name};
+          a.unit = vm.owner->cluster;
+          a.snapshot = s.name;
+          a.policy = std::string(kPreChangeSnapshotPolicy);
+          a.reason = "pre-change snapshot older than " + FormatDuration(keep) + " (updatePolicy.snapshot.keep)";
+          a.changes.push_back(FieldChange{"snapshot", s.name, "", ChangeClass::kDestroy});
+          expiring_.insert(a.id);
+          Add(std::move(a), kStagePower);
+        }
+      }
+    }
+  }
+
+  // Sync windows: the changes of a VM a window blocks now leave the plan and wait, listed as
+  // pending with the window and until when. `--override-windows` lets them through where every
+  // blocking window allows a manual sync.
+  void HoldBackBlocked() {
+    if (desired_.sync_windows.empty()) return;
+    const SyncWindows windows = SyncWindows::Evaluate(desired_.sync_windows, options_.now, options_.zones);
+    std::map<std::string, std::vector<const Action*>> by_vm;
+    for (const Action& a : plan_.actions) {
+      if (a.target.kind == Kind::kVirtualMachine && !expiring_.contains(a.id)) by_vm[a.target.name].push_back(&a);
+    }
+    std::set<std::string> held;  // action ids
+    for (const auto& [name, actions] : by_vm) {
+      std::optional<WindowBlock> block;
+      if (const VirtualMachine* vm = desired_.FindVm(name)) {
+        block = windows.Blocks(*vm);
+      } else {
+        // A deletion: the domain's own mark says what it was.
+        static const Labels kNone;
+        static const std::vector<std::string> kNoTags;
+        auto seen = observed_.FindVms(name);
+        const Ownership* owner = seen.empty() || !seen.front()->owner ? nullptr : &*seen.front()->owner;
+        block = windows.Blocks(name, owner ? owner->labels : kNone, owner ? owner->tags : kNoTags,
+                               owner ? std::string_view(owner->cluster) : "");
+      }
+      if (!block) continue;
+      if (options_.override_windows && block->manual_sync) {
+        plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "VirtualMachine/" + name,
+                                            block->Reason() + "; applied anyway (--override-windows; the window "
+                                                              "allows manualSync)"});
+        continue;
+      }
+      PendingChange wait{{Kind::kVirtualMachine, name}, actions.front()->node, {}, block->Reason()};
+      if (options_.override_windows) wait.reason += " (the window does not allow a manual override: manualSync is false)";
+      for (const Action* a : actions) {
+        held.insert(a->id);
+        if (a->changes.empty()) {
+          const ChangeClass cls = a->type == ActionType::kDelete || a->type == ActionType::kRelease ? ChangeClass::kDestroy
+                                                                                                    : ChangeClass::kPower;
+          wait.changes.push_back(FieldChange{std::string(EnumName(a->type)), "", a->reason, cls});
+        } else {
+          wait.changes.insert(wait.changes.end(), a->changes.begin(), a->changes.end());
+        }
+      }
+      plan_.pending.push_back(std::move(wait));
+      chain_.erase(name);
+      std::erase(restart_chains_, name);
+    }
+    std::erase_if(plan_.actions, [&](const Action& a) { return held.contains(a.id); });
+    std::erase_if(source_cleanups_, [&](const Action& a) {
+      return std::any_of(a.depends_on.begin(), a.depends_on.end(), [&](const std::string& id) { return held.contains(id); });
+    });
+  }
+
   // A paused guest cannot act on an ACPI request: it is powered off instead.
   void StopForRestart(const VirtualMachine& want, const std::string& node, PowerState from,
                       const std::string& reason) {
@@ -820,26 +959,58 @@ class Builder {
     }
   }
 
-  // Members of one cluster group restart one at a time: the next goes down only once the
-  // previous is up again.
+  // A change that takes VMs down (a restart, a replace) rolls: within each cluster group and
+  // each DisruptionBudget's selection, at most maxUnavailable members are down at once. Member
+  // i (by name) goes down only after member i - maxUnavailable is back and Ready (its start
+  // waits for readiness); one that does not become Ready fails its step, the members after it
+  // never start, and the job's rollback strategy decides what is undone.
   void RollRestarts() {
-    std::map<std::string, std::vector<std::string>> by_group;
-    for (const std::string& name : restart_chains_) {
-      const VirtualMachine* vm = desired_.FindVm(name);
-      if (vm != nullptr && vm->cluster) by_group[vm->cluster->cluster + "/" + vm->cluster->group].push_back(name);
-    }
-    for (auto& [group, members] : by_group) {
-      std::sort(members.begin(), members.end());
-      for (std::size_t i = 1; i < members.size(); ++i) {
-        Action* first = nullptr;
-        for (Action& a : plan_.actions) {
-          if (a.id == FirstOf(members[i])) first = &a;
+    if (restart_chains_.empty()) return;
+    const std::set<std::string> restarting(restart_chains_.begin(), restart_chains_.end());
+    struct Rollout {
+      std::string limit;  // "1", "25%"
+      int size = 0;       // the whole selection, for a percentage
+      std::vector<std::string> members;  // restarting, by name
+    };
+    std::map<std::string, Rollout> rollouts;
+    for (const VirtualMachine& vm : desired_.vms) {
+      if (!vm.cluster) continue;
+      Rollout& r = rollouts["group " + vm.cluster->cluster + "/" + vm.cluster->group];
+      if (r.limit.empty()) {
+        r.limit = "1";
+        if (const Cluster* c = FindCluster(vm.cluster->cluster)) {
+          for (const NodeGroup& g : c->spec.node_groups) {
+            if (g.name == vm.cluster->group) r.limit = g.max_unavailable;
+          }
         }
-        const std::string previous = LastOf(members[i - 1]);
-        if (first != nullptr && !previous.empty() &&
-            std::find(first->depends_on.begin(), first->depends_on.end(), previous) == first->depends_on.end()) {
-          first->depends_on.push_back(previous);
-          std::sort(first->depends_on.begin(), first->depends_on.end());
+      }
+      ++r.size;
+      if (restarting.contains(vm.meta.name)) r.members.push_back(vm.meta.name);
+    }
+    for (const DisruptionBudget& budget : desired_.disruption_budgets) {
+      auto selector = CompiledSelector::Compile(budget.spec.selector);
+      if (!selector) continue;
+      Rollout& r = rollouts["budget " + budget.meta.name];
+      r.limit = budget.spec.max_unavailable;
+      for (const VirtualMachine& vm : desired_.vms) {
+        if (!selector->Matches(vm)) continue;
+        ++r.size;
+        if (restarting.contains(vm.meta.name)) r.members.push_back(vm.meta.name);
+      }
+    }
+    std::map<std::string, Action*> by_id;
+    for (Action& a : plan_.actions) by_id[a.id] = &a;
+    for (auto& [what, r] : rollouts) {
+      const int limit = std::max(1, ResolveMaxUnavailable(r.limit, r.size).value_or(1));
+      std::sort(r.members.begin(), r.members.end());
+      for (std::size_t i = static_cast<std::size_t>(limit); i < r.members.size(); ++i) {
+        auto first = by_id.find(FirstOf(r.members[i]));
+        const std::string previous = LastOf(r.members[i - static_cast<std::size_t>(limit)]);
+        if (first == by_id.end() || previous.empty()) continue;
+        auto& deps = first->second->depends_on;
+        if (std::find(deps.begin(), deps.end(), previous) == deps.end()) {
+          deps.push_back(previous);
+          std::sort(deps.begin(), deps.end());
         }
       }
     }
@@ -979,7 +1150,8 @@ class Builder {
   std::map<std::string, std::string> blocked_;
   std::map<std::string, std::vector<std::string>> chain_;
   std::map<std::string, std::vector<std::string>> image_users_;
-  std::vector<std::string> restart_chains_;  // VMs restarted by this plan, by name
+  std::vector<std::string> restart_chains_;  // VMs restarted or replaced by this plan, by name
+  std::set<std::string> expiring_;           // ids of the pre-change snapshot deletions
   std::map<std::string, std::string> moved_by_placement_;  // vm -> why placement moves it
   std::map<std::string, Room> free_;  // node -> what is left after placement
   std::vector<Action> source_cleanups_;  // volume-delete of migrated volumes on their source

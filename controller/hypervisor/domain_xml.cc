@@ -656,6 +656,7 @@ VmSpec NormalizeObserved(const ParsedDomain& parsed, const std::optional<VmSpec>
   spec.depends_on = applied.depends_on;
   spec.readiness = applied.readiness;
   spec.migration = applied.migration;
+  spec.ignore_differences = applied.ignore_differences;
   spec.os = applied.os;
   spec.graphics.password_from = applied.graphics.password_from;
   // A seed attached means the cloud-init we last applied (its inputs are hashed in the owner

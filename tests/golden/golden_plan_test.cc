@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <expected>
 #include <filesystem>
@@ -226,6 +227,19 @@ NodeCapabilities Capabilities(const std::string& driver, const std::string& wher
   return caps;
 }
 
+// "2026-12-07T21:00:00Z"
+TimePoint ParseTime(const std::string& text, const std::string& where) {
+  int y = 0, h = 0, mi = 0, s = 0;
+  unsigned mo = 0, d = 0;
+  char z = 0;
+  if (std::sscanf(text.c_str(), "%d-%u-%uT%d:%d:%d%c", &y, &mo, &d, &h, &mi, &s, &z) != 7 || z != 'Z') {
+    Bad(where + ": expected a UTC time such as 2026-12-07T21:00:00Z, got " + text);
+  }
+  const std::chrono::year_month_day day{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
+  return TimePoint{std::chrono::sys_days{day}} + std::chrono::hours{h} + std::chrono::minutes{mi} +
+         std::chrono::seconds{s};
+}
+
 ObservedVm ReadVm(const YAML::Node& node, const std::string& node_name, const DesiredState& desired,
                   const std::string& node_where) {
   if (!node["name"]) Bad(node_where + ": a vm without a name");
@@ -233,7 +247,7 @@ ObservedVm ReadVm(const YAML::Node& node, const std::string& node_name, const De
   vm.name = node["name"].as<std::string>();
   vm.node = node_name;
   const std::string where = node_where + " vm " + vm.name;
-  CheckKeys(node, {"name", "power", "owned", "spec", "actual", "owner"}, where);
+  CheckKeys(node, {"name", "power", "owned", "spec", "actual", "owner", "snapshots"}, where);
   const VirtualMachine* wanted = desired.FindVm(vm.name);
 
   // `spec: desired` is the desired spec as it is: a VM that is in sync.
@@ -302,6 +316,15 @@ ObservedVm ReadVm(const YAML::Node& node, const std::string& node_name, const De
   }
   vm.owner = std::move(o);
   vm.last_applied = spec;
+  // snapshots: [{name, created: RFC 3339, policy}]
+  for (const YAML::Node& s : node["snapshots"]) {
+    CheckKeys(s, {"name", "created", "policy"}, where + " snapshot");
+    ObservedSnapshot snap;
+    snap.name = s["name"].as<std::string>();
+    if (s["created"]) snap.created = ParseTime(s["created"].as<std::string>(), where + " snapshot created");
+    if (s["policy"]) snap.policy = s["policy"].as<std::string>();
+    vm.snapshots.push_back(std::move(snap));
+  }
   return vm;
 }
 
@@ -415,7 +438,10 @@ PlanOptions ReadOptions(const fs::path& file) {
   if (!fs::exists(file)) return options;
   const YAML::Node root = YAML::LoadFile(file.string());
   if (!root || root.IsNull()) return options;
-  CheckKeys(root, {"prune", "target", "revision", "source"}, "options.yaml");
+  CheckKeys(root, {"prune", "target", "revision", "source", "now", "overrideWindows"}, "options.yaml");
+  // The plan's time (sync windows, pre-change snapshots); UTC is the only zone known here.
+  if (root["now"]) options.now = ParseTime(root["now"].as<std::string>(), "options.yaml now");
+  if (root["overrideWindows"]) options.override_windows = root["overrideWindows"].as<bool>();
   if (root["prune"]) options.prune = root["prune"].as<bool>();
   if (root["target"]) {
     options.target = ResourceRef::Parse(root["target"].as<std::string>());
@@ -482,6 +508,7 @@ class PlanDiffer {
     Check(a.fingerprints == b.fingerprints, "fingerprints");
     Check(a.unmanaged == b.unmanaged, "unmanaged");
     Check(a.pending == b.pending, "pending");
+    Check(a.ignored == b.ignored, "ignored");
     Compare("actions", a.actions, b.actions,
             [&](const std::string& at, const Action& x, const Action& y) {
               Check(x.id == y.id && x.type == y.type && x.node == y.node &&

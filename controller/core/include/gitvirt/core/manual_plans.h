@@ -40,6 +40,12 @@ struct PowerRequest {
   std::vector<std::string> names;
   bool force = false;            // shutdown: force off after the timeout; reboot: off, then start
   bool skip_if_in_state = true;  // leave out VMs already in the wanted state
+  // reboot: each VM is shut down (off with force) and started, and its start waits until the
+  // VM is Ready again (its readiness block; a VM without one is Ready once running).
+  bool wait_ready = false;
+  // reboot: at most this many VMs down at once ("2", "25%" of the VMs chosen); each waits for
+  // the one maxUnavailable before it (by name) to be back. Empty: as many as --parallel allows.
+  std::string max_unavailable;
 };
 struct PowerPlan {
   Plan plan;

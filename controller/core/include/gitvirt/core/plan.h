@@ -16,6 +16,7 @@
 #include "gitvirt/core/model.h"
 #include "gitvirt/core/observed.h"
 #include "gitvirt/core/source_ref.h"
+#include "gitvirt/core/time.h"
 
 namespace gitvirt {
 
@@ -85,6 +86,12 @@ struct FieldChange {
 // What a step needs beyond its target, one type per action family, so that a journaled job is
 // resumed exactly as it was planned. Plan files and the journal carry them as "params", an
 // object whose values are strings ("true", "5"), the form they have always had.
+// The policy mark of the snapshots updatePolicy.snapshot takes before a change (no
+// SnapshotPolicy can have this name: names are lowercase).
+inline constexpr std::string_view kPreChangeSnapshotPolicy = "updatePolicy.snapshot";
+// "pre-change-20261207-210000": the name of a pre-change snapshot taken by a plan made at `at`.
+std::string PreChangeSnapshotName(TimePoint at);
+
 struct SnapshotParams {  // snapshot
   std::string description;
   bool memory = false;
@@ -162,7 +169,9 @@ struct Action {
   friend bool operator==(const Action&, const Action&) = default;
 };
 
-// A difference the plan will not act on, and why (restart not allowed, Protect, no --prune...).
+// A difference the plan will not act on, and why (restart not allowed, Protect, no --prune, a
+// sync window: "blocked by window W until T"). Also the form of an ignored difference, whose
+// reason names the ignoreDifferences rules that cover it.
 struct PendingChange {
   ResourceRef target;
   std::string node;
@@ -177,6 +186,7 @@ struct PlanSummary {
   int replace = 0;
   int destroy = 0;  // delete, release, volume-delete
   int pending = 0;
+  int ignored = 0;  // VMs with drift an ignoreDifferences rule covers
   friend bool operator==(const PlanSummary&, const PlanSummary&) = default;
 };
 
@@ -187,6 +197,8 @@ struct Plan {
   bool prune = false;
   std::vector<Action> actions;  // a topological order; execution follows depends_on
   std::vector<PendingChange> pending;
+  // Drift that ignoreDifferences rules cover (ignore.h): shown, never acted on, not OutOfSync.
+  std::vector<PendingChange> ignored;
   std::vector<Diagnostic> warnings;
   // "vm/<name>" -> fingerprint of the domain (node, definition, power state) the plan was made
   // against ("absent" when it did not exist); `apply plan.json` refuses when any differ.

@@ -15,6 +15,7 @@
 #include "gitvirt/core/model.h"
 #include "gitvirt/core/observed.h"
 #include "gitvirt/core/plan.h"
+#include "gitvirt/core/sync_window.h"
 
 namespace gitvirt {
 
@@ -23,6 +24,14 @@ struct PlanOptions {
   std::optional<ResourceRef> target;  // --target: only this resource and what it needs
   std::string revision;
   SourceRef source;
+  // The plan's time: sync windows are evaluated at it (sync_window.h), pre-change snapshots
+  // are named after it and deleted once older than their keep.
+  TimePoint now{};
+  // Resolves a sync window's timeZone (null: only UTC is known).
+  SyncWindows::ZoneLookup zones;
+  // `apply --override-windows`: a VM a window blocks is changed anyway when every window that
+  // blocks it says manualSync: true.
+  bool override_windows = false;
 };
 
 class Planner {
