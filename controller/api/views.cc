@@ -170,8 +170,10 @@ Json EmbeddedJson(const std::string& text) {
 
 Json ResourceSummary(const ResourceStatus& r) {
   std::optional<bool> ready;
+  Json blocked = nullptr;  // "blocked by window W until T": a sync window holds its changes
   for (const Condition& c : r.conditions) {
     if (c.type == "Ready") ready = c.status;
+    if (c.type == "Pending" && c.reason == "BlockedByWindow") blocked = c.message;
   }
   return Json{{"kind", Name(r.kind)},     {"name", r.name},
               {"node", r.node},           {"labels", LabelsJson(r.labels)},
@@ -181,7 +183,7 @@ Json ResourceSummary(const ResourceStatus& r) {
               {"address", r.address},     {"addressSource", r.address_source},
               {"cluster", r.cluster},
               {"group", r.group},         {"driftCount", r.drift.size()},
-              {"lastJob", r.last_job}};
+              {"lastJob", r.last_job},    {"blocked", blocked}};
 }
 
 Json ResourceDetail(const ResourceStatus& r) {

@@ -52,6 +52,12 @@ int RunDiff(const GlobalOptions& global, const SourceSelection& source) {
     }
   }
   std::cout << out;
+  // Drift an ignoreDifferences rule covers is not a difference gitvirt acts on: said, after.
+  for (const ResourceStatus& r : view->resources) {
+    for (const Condition& c : r.conditions) {
+      if (c.type == "DifferencesIgnored") std::cout << "# " << EnumName(r.kind) << "/" << r.name << ": " << c.message << "\n";
+    }
+  }
   if (result->exit_code > 1) return kDiffError;
   return result->exit_code == 0 ? kDiffNone : kDiffFound;
 }

@@ -30,6 +30,8 @@ struct PowerOptions {
   bool force = false;
   bool skip_if_in_state = true;
   bool yes = false;
+  bool wait_ready = false;
+  std::string max_unavailable;
 };
 
 int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
@@ -52,6 +54,8 @@ int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
   request.names = opts.names;
   request.force = opts.force;
   request.skip_if_in_state = opts.skip_if_in_state;
+  request.wait_ready = opts.wait_ready;
+  request.max_unavailable = opts.max_unavailable;
   auto planned = PlanPower(*session, request);
   if (!planned) {
     PrintError(planned.error());
@@ -94,6 +98,13 @@ void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
     sub->add_flag("--skip-if-in-state,!--no-skip-if-in-state", opts->skip_if_in_state,
                   "Skip VMs already in the wanted state (default on)");
     sub->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
+    if (std::string(op) == "reboot") {
+      sub->add_option("--max-unavailable", opts->max_unavailable,
+                      "A rolling reboot: at most N VMs (or N% of them) down at once, by name order");
+      sub->add_flag("--wait-ready", opts->wait_ready,
+                    "Shut each VM down and start it, waiting until it is Ready (its readiness block) "
+                    "before the next goes down");
+    }
     sub->callback([&global, &result, opts] { result.exit_code = RunPower(global, *opts); });
   }
 }

@@ -70,7 +70,7 @@ Result<std::unique_ptr<Controller>> Controller::Start(std::unique_ptr<Session> s
   // be recovered is failed with its reason, and the controller goes on.
   auto recovered = c->session_->RecoverUnfinishedJobs();
   if (!recovered) return std::unexpected(recovered.error().Wrap("recovering unfinished jobs"));
-  auto scheduler = c->session_->MakeScheduler(SystemWallClock());
+  auto scheduler = c->session_->MakeScheduler(c->session_->clock());
   if (!scheduler) return std::unexpected(scheduler.error());
   c->scheduler_ = std::move(*scheduler);
   if (auto catalog = BackupCatalog::Open(c->session_->paths().state)) {

@@ -2,13 +2,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/planner.h"
 #include "gitvirt/hypervisor/node_set.h"
+#include "gitvirt/engine/clock.h"
 #include "gitvirt/engine/scheduler.h"
+#include "gitvirt/engine/timezone_db.h"
 #include "gitvirt/manifest/config_loader.h"
 
 namespace gitvirt {
@@ -27,6 +32,48 @@ Session::Session(ControllerConfig config, Options options)
 }
 
 Session::~Session() = default;
+
+namespace {
+
+#ifdef GITVIRT_FAULT_INJECTION
+// Test builds: GITVIRT_FAKE_NOW=2026-12-08T01:30:00Z fixes the time plans are made at, so the
+// command line's tests can stand inside or outside a sync window.
+class EnvironmentClock final : public WallClock {
+ public:
+  explicit EnvironmentClock(TimePoint at) : at_(at) {}
+  TimePoint Now() const override { return at_; }
+
+ private:
+  TimePoint at_;
+};
+
+const WallClock* FakeNowFromEnvironment() {
+  static const std::unique_ptr<WallClock> clock = []() -> std::unique_ptr<WallClock> {
+    const char* text = std::getenv("GITVIRT_FAKE_NOW");
+    if (text == nullptr) return nullptr;
+    int y = 0;
+    unsigned mo = 0, d = 0;
+    int h = 0, mi = 0, s = 0;
+    char z = 0;
+    if (std::sscanf(text, "%d-%u-%uT%d:%d:%d%c", &y, &mo, &d, &h, &mi, &s, &z) != 7 || z != 'Z') return nullptr;
+    const std::chrono::year_month_day day{std::chrono::year{y}, std::chrono::month{mo}, std::chrono::day{d}};
+    if (!day.ok()) return nullptr;
+    return std::make_unique<EnvironmentClock>(TimePoint{std::chrono::sys_days{day}} + std::chrono::hours{h} +
+                                              std::chrono::minutes{mi} + std::chrono::seconds{s});
+  }();
+  return clock.get();
+}
+#else
+const WallClock* FakeNowFromEnvironment() { return nullptr; }
+#endif
+
+}  // namespace
+
+const WallClock& Session::clock() const {
+  if (options_.clock != nullptr) return *options_.clock;
+  if (const WallClock* fake = FakeNowFromEnvironment()) return *fake;
+  return SystemWallClock();
+}
 
 Result<std::unique_ptr<Session>> Session::Open(const std::string& config_file, Options options) {
   ConfigLoadResult loaded = LoadControllerConfig(config_file);
@@ -82,6 +129,16 @@ Result<Plan> Session::MakePlan(const Desired& desired, const ObservedState& obse
   options.revision = desired.revision;
   options.source = desired.source;
   options.target = request.target;
+  options.now = clock().Now();
+  options.override_windows = request.override_windows;
+  options.zones = [this](std::string_view name) -> const TimeZone* {
+    auto it = zones_.find(name);
+    if (it == zones_.end()) {
+      auto zone = LoadTimeZone(name);
+      it = zones_.emplace(std::string(name), zone ? std::move(*zone) : nullptr).first;
+    }
+    return it->second.get();
+  };
   return Planner(config_).MakePlan(desired.state, observed, options);
 }
 
@@ -106,10 +163,11 @@ Result<Plan> Session::ReadSavedPlan(const std::string& file) {
   return std::move(*plan);
 }
 
-Result<Planned> Session::Replan(const Plan& saved) {
+Result<Planned> Session::Replan(const Plan& saved, bool override_windows) {
   PlanRequest request;
   request.source = SourceSelection::Of(saved.source);
   request.prune = saved.prune;
+  request.override_windows = override_windows;
   auto now = PlanCurrent(request);
   if (!now) return std::unexpected(now.error());
   // A saved plan applies only to the world it was made against: the same manifests, and every
@@ -129,6 +187,15 @@ Result<Planned> Session::Replan(const Plan& saved) {
       why.push_back(key + (vms.empty()               ? " no longer exists"
                            : fingerprint == "absent" ? " exists now"
                                                      : " changed since the plan was made"));
+    }
+  }
+  // A window may have closed since the plan was made.
+  std::set<std::string> reported;
+  for (const Action& a : saved.actions) {
+    for (const PendingChange& p : now->plan.pending) {
+      if (p.target == a.target && p.reason.starts_with("blocked by window") && reported.insert(p.target.ToString()).second) {
+        why.push_back(p.target.ToString() + " is " + p.reason + " now");
+      }
     }
   }
   if (why.empty()) {

@@ -58,9 +58,11 @@ std::vector<ResourceStatus> BuildResourceStatuses(const StatusInputs& in) {
   }
   std::map<std::string, std::vector<const Action*>> actions;
   std::map<std::string, std::vector<const PendingChange*>> pending;
+  std::map<std::string, const PendingChange*> ignored;
   if (in.plan != nullptr) {
     for (const Action& a : in.plan->actions) actions[a.target.ToString()].push_back(&a);
     for (const PendingChange& p : in.plan->pending) pending[p.target.ToString()].push_back(&p);
+    for (const PendingChange& p : in.plan->ignored) ignored[p.target.ToString()] = &p;
   }
   auto fill_drift = [&](ResourceStatus& s, const std::string& key) {
     for (const Action* a : actions[key]) {
@@ -68,7 +70,18 @@ std::vector<ResourceStatus> BuildResourceStatuses(const StatusInputs& in) {
     }
     for (const PendingChange* p : pending[key]) {
       for (const FieldChange& c : p->changes) s.drift.push_back(c);
-      s.conditions.push_back(Condition{"Pending", true, "NotApplied", p->reason, {}});
+      const bool window = p->reason.starts_with("blocked by window");
+      s.conditions.push_back(Condition{"Pending", true, window ? "BlockedByWindow" : "NotApplied", p->reason, {}});
+    }
+    // Drift an ignoreDifferences rule covers: said, but not OutOfSync.
+    if (auto it = ignored.find(key); it != ignored.end()) {
+      std::string fields;
+      for (const FieldChange& c : it->second->changes) {
+        fields += (fields.empty() ? "" : "; ") + c.path + ": " + (c.before.empty() ? "(none)" : c.before) + " -> " +
+                  (c.after.empty() ? "(none)" : c.after);
+      }
+      s.conditions.push_back(Condition{"DifferencesIgnored", true, "IgnoreDifferences",
+                                       "ignored (" + it->second->reason + "): " + fields, {}});
     }
   };
 

@@ -1070,7 +1070,16 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
       auto existing = (*hv)->snapshots().List(name);
       if (!existing) return std::unexpected(existing.error());
       for (const ObservedSnapshot& s : *existing) {
-        if (s.name == action.snapshot && s.policy == action.policy) return ok((*hv)->snapshots().Delete(name, s.name));
+        if (s.name != action.snapshot || s.policy != action.policy) continue;
+        if (action.policy == kPreChangeSnapshotPolicy) {
+          // The snapshot updatePolicy.snapshot took before the change: undoing the change is
+          // going back to it. It stays, and is deleted once older than its keep.
+          if (auto reverted = (*hv)->snapshots().Revert(name, s.name); !reverted) return std::unexpected(reverted.error());
+          ctx.Event(EventLevel::kWarning, name + " reverted to its pre-change snapshot " + s.name +
+                                              ": the job failed and its rollback strategy undoes the change");
+          return UndoOutcome::kUndone;
+        }
+        return ok((*hv)->snapshots().Delete(name, s.name));
       }
       return UndoOutcome::kUndone;
     }

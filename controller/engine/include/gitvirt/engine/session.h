@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,7 @@
 #include "gitvirt/core/error.h"
 #include "gitvirt/core/observed.h"
 #include "gitvirt/core/plan.h"
+#include "gitvirt/core/timezone.h"
 #include "gitvirt/engine/desired_source.h"
 #include "gitvirt/engine/executor.h"
 #include "gitvirt/engine/jobs.h"
@@ -54,6 +56,8 @@ struct PlanRequest {
   SourceSelection source;
   bool prune = false;                  // delete owned VMs that left the source (or sync.prune)
   std::optional<ResourceRef> target;   // only this resource and what it needs
+  // `apply --override-windows`: change VMs a sync window blocks where the window allows it.
+  bool override_windows = false;
 };
 
 // A plan with what it was made from.
@@ -81,6 +85,9 @@ class Session {
     std::function<void(const std::vector<Diagnostic>&, const std::string& shown_root)> diagnostics;
     // One line for the person watching ("job X was interrupted; recovering it").
     std::function<void(const std::string&)> notice;
+    // The time plans are made at (sync windows, pre-change snapshots). Null: the system clock;
+    // test builds read GITVIRT_FAKE_NOW (RFC 3339) for the command line's tests.
+    const WallClock* clock = nullptr;
   };
 
   // Loads the configuration file. Its diagnostics go to options.diagnostics; the error says the
@@ -93,6 +100,8 @@ class Session {
   const ControllerConfig& config() const { return config_; }
   const StatePaths& paths() const { return paths_; }
   const std::shared_ptr<spdlog::logger>& log() const { return log_; }
+  // What "now" is for this session's plans (Options::clock).
+  const WallClock& clock() const;
   // Tells the person watching (Options::notice; the log when there is none).
   void Notice(const std::string& text) const;
 
@@ -114,9 +123,10 @@ class Session {
   // A plan saved earlier (`plan --out FILE`), read from `file`.
   static Result<Plan> ReadSavedPlan(const std::string& file);
   // The world a saved plan was made against, read again, and checked unchanged: the same source
-  // and revision, and every target as it was observed then. kFailedPrecondition ("the plan is
+  // and revision, and every target as it was observed then; and no target a sync window blocks
+  // now (unless `override_windows` and the window allows it). kFailedPrecondition ("the plan is
   // stale") lists every difference.
-  Result<Planned> Replan(const Plan& saved);
+  Result<Planned> Replan(const Plan& saved, bool override_windows = false);
 
   // ---- changes ----
   // The state lock: one process changes the state (and the nodes) at a time. Taken once; waits
@@ -148,6 +158,8 @@ class Session {
   std::unique_ptr<NodeSet> nodes_;
   std::unique_ptr<Journal> journal_;
   std::optional<StateLock> lock_;
+  // Sync windows' time zones, loaded once each (null: unknown).
+  mutable std::map<std::string, std::unique_ptr<TimeZone>, std::less<>> zones_;
 };
 
 }  // namespace gitvirt
