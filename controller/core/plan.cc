@@ -15,11 +15,13 @@ PlanSummary Plan::Summary() const {
     switch (a.type) {
       case ActionType::kCreate:
       case ActionType::kImageImport:
-      case ActionType::kSnapshot:
-      case ActionType::kBackup:
       case ActionType::kBackupRestore:
         ++s.add;
         created.insert(a.target.ToString());
+        break;
+      case ActionType::kSnapshot:  // a new snapshot (or backup) of a VM that is changed, or not
+      case ActionType::kBackup:
+        ++s.add;
         break;
       case ActionType::kReplace:
         ++s.replace;

@@ -379,10 +379,10 @@ class Builder {
     const bool stopping = running && want.spec.power_state == PowerState::kStopped;
     DiffContext ctx{running, current_node ? current_node->capabilities : NodeCapabilities{}};
     VmDiff diff = DiffVm(want.spec, current.actual, ctx);
+    IgnoreDifferences(want, current, node, diff);
     for (const std::string& e : diff.errors) {
       errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + e);
     }
-    IgnoreDifferences(want, current, node, diff);
     std::vector<FieldChange> metadata = MetadataChanges(want, current);
     if (diff.changes.empty() && metadata.empty()) {
       PlanPower(want, node, power, /*power_only=*/!changed);
@@ -690,9 +690,15 @@ class Builder {
   // ignored and taken out of the diff; what the plan writes keeps those fields as the domain
   // has them, so no update reverts them either.
   void IgnoreDifferences(VirtualMachine& want, const ObservedVm& current, const std::string& node, VmDiff& diff) {
-    if (diff.changes.empty()) return;
+    if (diff.changes.empty() && diff.errors.empty()) return;
     const std::vector<std::string> rules = IgnoreRulesFor(want, config_);
     if (rules.empty()) return;
+    // An impossible change of an ignored field (a disk that would shrink) is not attempted
+    // either: errors start with the field's path.
+    std::erase_if(diff.errors, [&](const std::string& e) {
+      const std::string path = e.substr(0, e.find(':'));
+      return std::any_of(rules.begin(), rules.end(), [&](const std::string& r) { return IgnorePathMatches(r, path); });
+    });
     IgnoreSplit split = SplitIgnored(diff.changes, rules);
     if (split.ignored.empty()) return;
     std::string covering;

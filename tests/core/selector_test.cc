@@ -196,7 +196,7 @@ TEST(CompiledSelectorTest, EmptySelectorIsAnError) {
   auto compiled = CompiledSelector::Compile(Selector{});
   ASSERT_FALSE(compiled.has_value());
   EXPECT_EQ(compiled.error().message,
-            "selector: give at least one of all, matchLabels, names, tags");
+            "selector: give at least one of all, matchLabels, names, tags, clusters");
   EXPECT_EQ(compiled.error().code, ErrorCode::kInvalidArgument);
 }
 

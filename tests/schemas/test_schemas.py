@@ -48,6 +48,8 @@ KIND_SCHEMAS = {
     "SnapshotPolicy": "snapshotpolicy.schema.json",
     "BackupPolicy": "backuppolicy.schema.json",
     "Image": "image.schema.json",
+    "SyncWindow": "syncwindow.schema.json",
+    "DisruptionBudget": "disruptionbudget.schema.json",
     "ControllerConfig": "controllerconfig.schema.json",
 }
 MANIFEST_KINDS = [k for k in KIND_SCHEMAS if k != "ControllerConfig"]
