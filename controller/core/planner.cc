@@ -756,8 +756,11 @@ class Builder {
           a.policy = std::string(kPreChangeSnapshotPolicy);
           a.reason = "pre-change snapshot older than " + FormatDuration(keep) + " (updatePolicy.snapshot.keep)";
           a.changes.push_back(FieldChange{"snapshot", s.name, "", ChangeClass::kDestroy});
+          // Not part of the VM's chain (nothing waits for it, and a rollout must not wait for
+          // a later stage): it runs after every change, on its own.
+          a.stage = kStagePower;
           expiring_.insert(a.id);
-          Add(std::move(a), kStagePower);
+          plan_.actions.push_back(std::move(a));
         }
       }
     }
@@ -811,6 +814,9 @@ class Builder {
       std::erase(restart_chains_, name);
     }
     std::erase_if(plan_.actions, [&](const Action& a) { return held.contains(a.id); });
+    for (Action& a : plan_.actions) {
+      std::erase_if(a.depends_on, [&](const std::string& id) { return held.contains(id); });
+    }
     std::erase_if(source_cleanups_, [&](const Action& a) {
       return std::any_of(a.depends_on.begin(), a.depends_on.end(), [&](const std::string& id) { return held.contains(id); });
     });
