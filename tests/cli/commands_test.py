@@ -218,7 +218,7 @@ state: state/gitvirt.db
         self.assertEqual(self.structured("describe", "vm", "web-01")["snapshots"][0]["name"], "cli-test")
 
         target = os.path.join(self.dir, "backups")
-        self.ok("backup", "run", "web-01", "--target", target)
+        self.ok("backup", "run", "web-01", "--dir", target)
         backups = self.structured("backup", "list")
         self.assertEqual([b["vm"] for b in backups], ["web-01"])
         self.assertTrue(backups[0]["location"].startswith(target), backups)
