@@ -27,7 +27,8 @@ int Run(int argc, char** argv) {
   GlobalOptions global;
   global.config_option =
       app.add_option("--config", global.config, "Controller configuration (default $GITVIRT_CONFIG, else ./gitvirt.yaml)")
-          ->check(CLI::ExistingFile);
+          ->check(CLI::ExistingFile)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one wins, as in kubectl
   app.add_flag("-v,--verbose", global.verbosity, "More log output (repeat for debug)");
   app.add_flag("--no-color", global.no_color, "No colours (also NO_COLOR, TERM=dumb, or output not a terminal)");
   SetExamples(&app, {"gitvirt validate -f examples/manifests",

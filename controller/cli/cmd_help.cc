@@ -345,8 +345,8 @@ void AddHelpCommands(CLI::App& app, GlobalOptions& /*global*/, CommandResult& re
       }
       at = next;
     }
-    const std::string parent = at->get_parent() != nullptr ? CommandPath(*at->get_parent()) : "";
-    std::cout << at->help(parent);
+    // The formatter, not App::help(): that one shows the help of the subcommand parsed, `help`.
+    std::cout << at->get_formatter()->make_help(at, CommandPath(*at), CLI::AppFormatMode::Normal);
     result.exit_code = kExitOk;
   });
 

@@ -60,7 +60,10 @@ std::string Explain(const CLI::App& command, const CLI::ParseError& error) {
   if (dynamic_cast<const CLI::RequiredError*>(&error) != nullptr && !VisibleSubcommands(command).empty() &&
       std::string(error.what()).find("subcommand") != std::string::npos) {
     // A word where a command belongs that names none: CLI11 reports the missing command first.
-    if (const std::vector<std::string> rest = command.remaining(); !rest.empty() && rest.front()[0] != '-') {
+    // (The words CLI11 could not place end up with the command or, falling through, a parent.)
+    std::vector<std::string> rest;
+    for (const CLI::App* at = &command; at != nullptr && rest.empty(); at = at->get_parent()) rest = at->remaining();
+    if (!rest.empty() && rest.front()[0] != '-') {
       std::vector<std::string> commands;
       for (const CLI::App* sub : VisibleSubcommands(command)) commands.push_back(sub->get_name());
       return "unknown command " + Quoted(rest.front()) + " for " + Quoted(path) +
