@@ -7,7 +7,7 @@ Needs root and dpkg (Debian). Packages the build tree's own binary with cpack (n
 compile: the build's precompiled headers keep ccache from serving another tree's objects, so a
 second tree would cost a whole build), twice: as the project's version and as a bumped one. Then:
 
-  install   dpkg -i: the binary in /usr/bin, the unit in /lib/systemd/system, the example
+  install   dpkg -i: the binary in /usr/bin, the unit in /usr/lib/systemd/system, the example
             config in /usr/share/doc/gitvirt, /etc/gitvirt/gitvirt.yaml (a conffile), the
             completions in bash-completion's, zsh's and fish's vendor directories, man pages;
             the postinst made /var/lib/gitvirt and nothing else; depends on the runtime
@@ -32,7 +32,7 @@ import unittest
 BUILD = ""
 INSTALLED = [
     "/usr/bin/gitvirt",
-    "/lib/systemd/system/gitvirt.service",
+    "/usr/lib/systemd/system/gitvirt.service",
     "/usr/share/doc/gitvirt/gitvirt.example.yaml",
     "/usr/share/bash-completion/completions/gitvirt",
     "/usr/share/zsh/vendor-completions/_gitvirt",
@@ -83,7 +83,7 @@ class DebianPackage(unittest.TestCase):
         os.makedirs(os.path.join(cls.dir, "manifests"))
         with open(os.path.join(cls.dir, "manifests", "vm.yaml"), "w") as f:
             f.write("apiVersion: gitvirt.dev/v1\nkind: VirtualMachine\nmetadata: {name: pkg-01}\n"
-                    "spec: {node: hv1, vcpus: 1, memory: 256MiB, disks: [{name: root, size: 1GiB}]}\n")
+                    "spec: {node: hv1, vcpus: 1, memory: 512MiB, disks: [{name: root, size: 1GiB}]}\n")
         cls.config = os.path.join(cls.dir, "gitvirt.yaml")
         with open(cls.config, "w") as f:
             f.write(f"apiVersion: gitvirt.dev/v1\nkind: ControllerConfig\nsource: {{path: manifests}}\n"
@@ -121,10 +121,11 @@ class DebianPackage(unittest.TestCase):
         for path in INSTALLED + [CONFIG]:
             self.assertTrue(os.path.isfile(path), path)
         self.assertTrue(os.path.isdir(STATE_DIR))
-        with open("/lib/systemd/system/gitvirt.service") as f:
+        with open("/usr/lib/systemd/system/gitvirt.service") as f:
             self.assertIn("ExecStart=/usr/bin/gitvirt --config /etc/gitvirt/gitvirt.yaml serve", f.read())
         self.assertEqual(run("/usr/bin/gitvirt", "version").stdout, f"gitvirt {self.version}\n")
-        self.assertIn("complete -F _gitvirt gitvirt", open(INSTALLED[3]).read())
+        with open(INSTALLED[3]) as f:
+            self.assertIn("complete -F _gitvirt gitvirt", f.read())
         plan = self.gv("plan")
         self.assertIn("+ create VirtualMachine/pkg-01 on hv1", plan.stdout)
         self.gv("apply", "--auto-approve")
