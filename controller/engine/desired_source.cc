@@ -146,6 +146,7 @@ Result<std::unique_ptr<DesiredSource>> DesiredSource::Open(const ControllerConfi
     std::unique_ptr<DesiredSource> source(
         new DesiredSource(SourceRef::Git(RedactUrl(git.url), git.ref, git.sub_path), std::move(log)));
     source->git_ = std::move(*opened);
+    for (const NodeConfig& n : config.nodes) source->nodes_.push_back(n.name);
     return source;
   }
   const std::string dir = !selection.dir.empty() ? selection.dir : config.source.path;
