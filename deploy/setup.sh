@@ -23,8 +23,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 packages=(
-  # toolchain
-  g++ cmake ninja-build pkg-config git ca-certificates
+  # toolchain; dpkg-dev for the Debian package (cpack's dpkg-shlibdeps, tests/package)
+  g++ cmake ninja-build pkg-config git ca-certificates dpkg-dev
   # libraries
   libyaml-cpp-dev libboost1.81-dev libvirt-dev libgit2-dev libsqlite3-dev sqlite3
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libpugixml-dev libcli11-dev

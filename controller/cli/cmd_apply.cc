@@ -1,10 +1,8 @@
-#include <unistd.h>
-
 #include <iostream>
 
 #include "command.h"
+#include "flags.h"
 #include "gitvirt/cli/app.h"
-#include "gitvirt/core/plan_text.h"
 #include "output.h"
 #include "planning.h"
 
@@ -15,28 +13,40 @@ struct ApplyOptionsCli {
   PlanRequest request;
   std::string target;
   std::string plan_file;
-  bool auto_approve = false;
+  bool yes = false;
+  bool dry_run = false;
   int parallel = 0;
   std::string rollback;
-  bool no_color = false;
 };
 
-bool Confirm() {
-  std::cout << "\nDo you want to perform these actions? Only 'yes' will be accepted: " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "yes";
+// What stays different once the plan has run: its pending changes and the nodes it could not
+// see. Said in words; apply then exits 2, as plan --detailed-exitcode would.
+int StillDifferent(const Plan& plan) {
+  std::cout << "\nThe hypervisors still differ from the manifests: ";
+  if (!plan.pending.empty()) std::cout << plan.pending.size() << " change(s) pending";
+  if (!plan.pending.empty() && !plan.unreachable.empty()) std::cout << ", ";
+  if (!plan.unreachable.empty()) std::cout << plan.unreachable.size() << " node(s) not seen";
+  std::cout << " (see above).\n";
+  return kExitChanges;
 }
 
 int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto session = OpenSession(global, log);
+  auto session = OpenSession(global);
   if (!session) return kExitError;
-  if (!LockAndRecover(*session)) return kExitError;
+  // A dry run reads like `plan` (the lock, no recovery); a real one first finishes what killed
+  // processes left.
+  if (opts.dry_run) {
+    if (auto locked = session->Lock(); !locked) {
+      PrintError(locked.error());
+      return kExitError;
+    }
+  } else if (!LockAndRecover(*session)) {
+    return kExitError;
+  }
 
   Result<Planned> planned = std::unexpected(Error{});
-  bool saved = false;
-  if (!opts.plan_file.empty()) {
+  const bool saved = !opts.plan_file.empty();
+  if (saved) {
     // Exactly the saved plan, once the world it was made against is found unchanged.
     auto plan = Session::ReadSavedPlan(opts.plan_file);
     if (!plan) {
@@ -44,7 +54,6 @@ int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
       return kExitError;
     }
     planned = session->Replan(*plan, opts.request.override_windows);
-    saved = true;
   } else {
     planned = session->PlanCurrent(opts.request);
   }
@@ -53,14 +62,11 @@ int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
     return kExitError;
   }
   const Plan& plan = planned->plan;
-  std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal() && !opts.no_color, DisplaySource(plan.source)});
-  if (plan.Empty()) return kExitOk;
-  if (!opts.auto_approve && !saved) {
-    if (!StdoutIsTerminal() || !isatty(0)) {
-      std::cerr << "gitvirt: apply needs confirmation; run it on a terminal or pass --auto-approve\n";
-      return kExitError;
-    }
-    if (!Confirm()) {
+  PrintPlan(global, plan);
+  if (opts.dry_run) return plan.InSync() ? kExitOk : kExitChanges;
+  if (plan.Empty()) return plan.InSync() ? kExitOk : StillDifferent(plan);
+  if (!opts.yes && !saved) {
+    if (!ConfirmAction("\nDo you want to perform these actions?")) {
       std::cout << "Apply cancelled.\n";
       return kExitError;
     }
@@ -69,8 +75,8 @@ int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
   run.parallel = opts.parallel;
   if (!opts.rollback.empty()) run.strategy = ParseEnum<RollbackStrategy>(opts.rollback);
   auto outcome = RunPlan(*session, plan, run);
-  if (!outcome) return kExitError;
-  return outcome->Ok() ? kExitOk : kExitError;
+  if (!outcome || !outcome->Ok()) return kExitError;
+  return plan.pending.empty() && plan.unreachable.empty() ? kExitOk : StillDifferent(plan);
 }
 
 }  // namespace
@@ -78,18 +84,38 @@ int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
 void AddApplyCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
   auto opts = std::make_shared<ApplyOptionsCli>();
   auto* cmd = app.add_subcommand("apply", "Make the hypervisors match the manifests (or run a saved plan)");
+  cmd->add_option("plan", opts->plan_file, "A plan saved by `gitvirt plan --out FILE`; refused if stale");
   AddSourceOptions(cmd, opts->request.source);
-  cmd->add_option("plan", opts->plan_file, "A plan saved by `gitvirt plan -o FILE`; refused if stale");
-  cmd->add_flag("--auto-approve,-y", opts->auto_approve, "Do not ask for confirmation");
-  cmd->add_flag("--prune", opts->request.prune, "Delete gitvirt's VMs that left the repository");
+  AddYesFlag(cmd, opts->yes);
+  AddDryRunFlag(cmd, opts->dry_run, "Print the plan, run nothing; exit as plan --detailed-exitcode would");
+  AddPruneFlags(cmd, opts->request.prune);
   cmd->add_flag("--override-windows", opts->request.override_windows,
                 "Change VMs a sync window blocks now, where every blocking window says manualSync: true");
-  cmd->add_option("--target", opts->target, "Only this resource (Kind/name) and what it needs");
-  cmd->add_option("--parallel", opts->parallel, "Steps at once (default: apply.parallel, 8)")->check(CLI::Range(1, 1024));
-  cmd->add_option("--rollback", opts->rollback, "On failure: FULL, PARTIAL, NONE or MARK_FAILED")
-      ->check(CLI::IsMember({"FULL", "PARTIAL", "NONE", "MARK_FAILED"}));
-  cmd->add_flag("--no-color", opts->no_color, "No colours on a terminal");
+  AddTargetOption(cmd, opts->target);
+  AddParallelOption(cmd, opts->parallel, "Steps at once (default: apply.parallel, 8)");
+  AddChoice(cmd, "--rollback", opts->rollback, {"FULL", "PARTIAL", "NONE", "MARK_FAILED"},
+            "On failure: FULL, PARTIAL, NONE or MARK_FAILED (default: apply.rollback)");
+  AddIgnoreUnreachableFlag(cmd, global);
+  SetExamples(cmd, {"gitvirt apply  # shows the plan, asks, then runs it as a job",
+                    "gitvirt apply --auto-approve --prune",
+                    "gitvirt apply plan.json  # exactly a plan saved by plan --out",
+                    "gitvirt apply --dry-run  # the plan only; exit 0 in sync, 2 changes",
+                    "cat vm.yaml | gitvirt apply -f - --auto-approve",
+                    "gitvirt apply --rollback PARTIAL --parallel 2"});
   cmd->callback([&global, &result, opts] {
+    if (!opts->plan_file.empty() &&
+        (!opts->request.source.empty() || opts->request.prune || !opts->target.empty())) {
+      std::cerr << "gitvirt: a saved plan is applied exactly as it was made: -f, --repo, --prune and --target "
+                   "belong to `gitvirt plan`\n";
+      result.exit_code = kExitError;
+      return;
+    }
+    if (opts->request.source.dir == "-" && !opts->yes && !opts->dry_run) {
+      std::cerr << "gitvirt: apply -f - reads the manifests from standard input, so it cannot ask; pass "
+                   "--auto-approve (or --dry-run)\n";
+      result.exit_code = kExitError;
+      return;
+    }
     if (!ParseTargetOption(opts->target, opts->request.target)) {
       result.exit_code = kExitError;
       return;

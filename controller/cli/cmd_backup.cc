@@ -7,6 +7,7 @@
 
 #include "command.h"
 #include "gitvirt/cli/app.h"
+#include "flags.h"
 #include "gitvirt/engine/manual.h"
 #include "output.h"
 #include "planning.h"
@@ -18,7 +19,8 @@ namespace {
 struct BackupOptions {
   SourceSelection source;
   std::string what;  // POLICY | VM | BACKUP
-  std::string target;
+  std::string dir;
+  std::string target;  // --target: the hidden, deprecated name of --dir
   std::string mode;
   std::string compression;
   int level = 0;
@@ -43,7 +45,7 @@ int RunBackup(const GlobalOptions& global, const BackupOptions& opts) {
   BackupRunRequest request;
   request.what = opts.what;
   request.source = opts.source;
-  request.target = opts.target;
+  request.target = opts.dir.empty() ? opts.target : opts.dir;
   request.mode = opts.mode;
   request.compression = opts.compression;
   request.level = opts.level;
@@ -54,12 +56,12 @@ int RunBackup(const GlobalOptions& global, const BackupOptions& opts) {
     PrintError(run.error());
     return kExitError;
   }
-  if (run->policy) return RunPolicyNow(*session, Kind::kBackupPolicy, *run->policy, opts.source, opts.dry_run);
-  return RunOneActionJob(*session, run->plan, "backup", opts.dry_run);
+  if (run->policy) return RunPolicyNow(global, *session, Kind::kBackupPolicy, *run->policy, opts.source, opts.dry_run);
+  return RunOneActionJob(global, *session, run->plan, "backup", opts.dry_run);
 }
 
 int RunList(const GlobalOptions& global, const BackupOptions& opts) {
-  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  auto session = OpenSession(global);
   if (!session) return kExitError;
   if (opts.rescan) {
     auto rescan = RescanBackups(*session, opts.source, opts.scan_dirs);
@@ -73,11 +75,11 @@ int RunList(const GlobalOptions& global, const BackupOptions& opts) {
               << (rescan->failed_kept > 0 ? ", " + std::to_string(rescan->failed_kept) + " failed attempt(s) kept" : "")
               << "\n";
   }
-  return PrintBackups(std::cout, *session, opts.vm, opts.policy, opts.output);
+  return PrintBackups(std::cout, *session, BackupFilter{opts.vm, opts.policy, ""}, "", opts.output);
 }
 
 int RunVerify(const GlobalOptions& global, const BackupOptions& opts) {
-  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  auto session = OpenSession(global);
   if (!session) return kExitError;
   auto found = FindBackup(*session, opts.what);
   if (!found) {
@@ -107,7 +109,7 @@ int RunDelete(const GlobalOptions& global, const BackupOptions& opts) {
                    ? "Delete the record of failed backup attempt " + p.id + "?"
                    : "Delete backup " + p.id + " (" + p.directory + ")?";
   }
-  return RunOneActionJob(*session, plan, "backup", opts.dry_run, 1, question);
+  return RunOneActionJob(global, *session, plan, "backup", opts.dry_run, 1, question);
 }
 
 int RunRestore(const GlobalOptions& global, const BackupOptions& opts) {
@@ -125,14 +127,16 @@ int RunRestore(const GlobalOptions& global, const BackupOptions& opts) {
     return kExitError;
   }
   const BackupManifest& manifest = restore->backup.manifest;
+  if (!restore->managed) {
+    // Said before it happens: once restored unmanaged, a manifest of that name is refused (the
+    // domain is not gitvirt's), so the way to a managed copy is to declare it first.
+    std::cout << "Note: " << restore->name << " is not in the manifests, so the restored VM will not be gitvirt's: "
+              << "gitvirt will leave it alone. To have gitvirt manage it, declare a VirtualMachine named "
+              << restore->name << " in the manifests before restoring.\n";
+  }
   const std::string question = opts.yes ? "" : "Restore backup " + manifest.id + " of " + manifest.vm + " as " +
                                                    restore->name + " on " + restore->node + "?";
-  const int rc = RunOneActionJob(*session, restore->plan, "restore", opts.dry_run, 1, question);
-  if (rc == kExitOk && !opts.dry_run && !restore->managed) {
-    std::cout << restore->name << " is not in the manifests, so gitvirt leaves it alone; add a VirtualMachine named "
-              << restore->name << " to manage it.\n";
-  }
-  return rc;
+  return RunOneActionJob(global, *session, restore->plan, "restore", opts.dry_run, 1, question);
 }
 
 }  // namespace
@@ -141,18 +145,28 @@ void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& resul
   auto opts = std::make_shared<BackupOptions>();
   auto* cmd = app.add_subcommand("backup", "Run backups now, list, verify, delete and restore them");
   cmd->require_subcommand(1);
+  SetExamples(cmd, {"gitvirt backup run web-01 --dir /srv/backups", "gitvirt backup list",
+                    "gitvirt backup restore ID --as web-01-copy"});
 
   auto* run = cmd->add_subcommand("run", "Run a BackupPolicy now (retention included), or back up one VM");
   run->add_option("what", opts->what, "A BackupPolicy, or a VirtualMachine")->required();
   AddSourceOptions(run, opts->source);
-  run->add_option("--target", opts->target, "VM: directory to write into (default: its one BackupPolicy's)");
-  run->add_option("--mode", opts->mode, "VM: snapshot | suspend | stop")->check(CLI::IsMember({"snapshot", "suspend", "stop"}));
-  run->add_option("--compression", opts->compression, "VM: zstd | gzip | none")->check(CLI::IsMember({"zstd", "gzip", "none"}));
+  run->add_option("--dir", opts->dir, "VM: absolute directory to write into (default: its one BackupPolicy's)");
+  run->add_option("--target", opts->target, "Same as --dir")->group("");
+  AddChoice(run, "--mode", opts->mode, {"snapshot", "suspend", "stop"}, "VM: snapshot | suspend | stop");
+  AddChoice(run, "--compression", opts->compression, {"zstd", "gzip", "none"}, "VM: zstd | gzip | none");
   run->add_option("--level", opts->level, "VM: compression level (zstd 1-19, gzip 1-9)")->check(CLI::Range(1, 19));
   run->add_flag("--verify", opts->verify, "VM: re-read and check the sums after writing");
   run->add_flag("--protect", opts->protect, "VM: mark the backup protected");
-  run->add_flag("--dry-run", opts->dry_run, "Show what it would do, change nothing");
-  run->callback([&global, &result, opts] { result.exit_code = RunBackup(global, *opts); });
+  AddDryRunFlag(run, opts->dry_run, "Show what it would do, change nothing");
+  AddIgnoreUnreachableFlag(run, global);
+  SetExamples(run, {"gitvirt backup run nightly  # a BackupPolicy, retention included",
+                    "gitvirt backup run web-01 --dir /srv/backups --compression zstd --verify",
+                    "gitvirt backup run web-01 --dry-run"});
+  run->callback([&global, &result, opts] {
+    if (!opts->target.empty()) std::cerr << "gitvirt: backup run --target is deprecated; use --dir\n";
+    result.exit_code = RunBackup(global, *opts);
+  });
 
   auto* list = cmd->add_subcommand("list", "List the backup catalog");
   list->add_option("--vm", opts->vm, "Only this VM's");
@@ -160,18 +174,22 @@ void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& resul
   list->add_flag("--rescan", opts->rescan, "Rebuild the catalog from the backup directories first");
   list->add_option("--dir", opts->scan_dirs, "With --rescan: another target directory to scan");
   AddSourceOptions(list, opts->source);
-  AddOutputOption(list, opts->output, {"table", "wide", "json", "yaml"});
+  AddOutputOption(list, opts->output, {"table", "wide", "json", "yaml", "name"});
+  SetExamples(list, {"gitvirt backup list", "gitvirt backup list --vm web-01 -o wide",
+                     "gitvirt backup list --rescan --dir /srv/backups"});
   list->callback([&global, &result, opts] { result.exit_code = RunList(global, *opts); });
 
   auto* verify = cmd->add_subcommand("verify", "Re-read a backup and check every sha256");
   verify->add_option("backup", opts->what, "Backup id or directory")->required();
+  SetExamples(verify, {"gitvirt backup verify web-01-20261207T020000Z"});
   verify->callback([&global, &result, opts] { result.exit_code = RunVerify(global, *opts); });
 
   auto* del = cmd->add_subcommand("delete", "Delete a backup");
   del->add_option("backup", opts->what, "Backup id or directory")->required();
   del->add_flag("--force", opts->force, "Delete a protected backup too");
-  del->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
-  del->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
+  AddYesFlag(del, opts->yes);
+  AddDryRunFlag(del, opts->dry_run, "Show the job, change nothing");
+  SetExamples(del, {"gitvirt backup delete web-01-20261207T020000Z", "gitvirt backup delete ID --force -y"});
   del->callback([&global, &result, opts] { result.exit_code = RunDelete(global, *opts); });
 
   auto* restore = cmd->add_subcommand("restore", "Recreate a VM (disks and definition) from a backup");
@@ -180,8 +198,11 @@ void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& resul
   restore->add_option("--node", opts->node, "Node to restore onto (default: where it was)");
   restore->add_flag("--start", opts->start, "Start the VM once restored");
   AddSourceOptions(restore, opts->source);
-  restore->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
-  restore->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
+  AddYesFlag(restore, opts->yes);
+  AddDryRunFlag(restore, opts->dry_run, "Show the job, change nothing");
+  AddIgnoreUnreachableFlag(restore, global);
+  SetExamples(restore, {"gitvirt backup restore web-01-20261207T020000Z  # as web-01, where it was",
+                        "gitvirt backup restore ID --as web-01-copy --node hv2 --start"});
   restore->callback([&global, &result, opts] { result.exit_code = RunRestore(global, *opts); });
 }
 

@@ -4,7 +4,7 @@
 #include "command.h"
 #include "gitvirt/api/views.h"
 #include "gitvirt/cli/app.h"
-#include "gitvirt/core/plan_text.h"
+#include "flags.h"
 #include "output.h"
 #include "view.h"
 
@@ -15,7 +15,7 @@ struct DescribeOptions {
   std::string kind;
   std::string name;
   SourceSelection source;
-  std::string output;
+  std::string output = "table";
 };
 
 void PrintJson(const std::string& title, const std::string& text) {
@@ -165,20 +165,93 @@ void PrintStructuredVm(const VmDetails& d, const std::string& format) {
   PrintDocument(std::cout, doc, format);
 }
 
-int RunDescribe(const GlobalOptions& global, const DescribeOptions& opts) {
-  if (opts.kind != "vm" && opts.kind != "vms" && opts.kind != "VirtualMachine") {
-    std::cerr << "gitvirt describe: only `vm NAME` is described\n";
-    return kExitError;
+// `describe node NAME`: the node's status, capacity, storage and networks, and its VMs.
+void PrintNodeText(const NodeDetails& d) {
+  const NodeStatus& n = *d.status;
+  std::cout << "Name:        " << n.name << "\n"
+            << "URI:         " << n.uri << "\n"
+            << "Driver:      " << (n.driver.empty() ? "-" : n.driver) << "\n"
+            << "Reachable:   " << (n.reachable ? "yes" : "no") << "\n";
+  if (!n.reachable) std::cout << "Error:       " << n.error << "\n";
+  std::string labels;
+  for (const auto& [k, v] : n.labels) labels += (labels.empty() ? "" : ",") + k + "=" + v;
+  std::cout << "Labels:      " << (labels.empty() ? "<none>" : labels) << "\n"
+            << "Draining:    " << (n.draining ? "yes" : "no") << "\n"
+            << "vCPUs:       " << n.vcpus_allocated << " allocated of " << n.vcpus << "\n"
+            << "Memory:      " << FormatSize(n.memory_allocated) << " allocated of " << FormatSize(n.memory) << "\n"
+            << "Domains:     " << n.vms << " (" << n.vms_managed << " gitvirt's)\n";
+  if (d.observed != nullptr && d.observed->reachable) {
+    std::cout << "Pools:\n";
+    if (d.observed->pools.empty()) std::cout << "  none\n";
+    for (const ObservedPool& p : d.observed->pools) {
+      std::cout << "  " << p.name << "  " << (p.path.empty() ? "-" : p.path) << "  " << (p.active ? "active" : "inactive")
+                << "  " << p.volumes.size() << " volume(s)\n";
+    }
+    std::cout << "Networks:\n";
+    if (d.observed->networks.empty()) std::cout << "  none\n";
+    for (const std::string& net : d.observed->networks) std::cout << "  " << net << "\n";
+    std::cout << "VMs:\n";
+    if (d.observed->vms.empty()) std::cout << "  none\n";
+    for (const ObservedVm& vm : d.observed->vms) {
+      std::cout << "  " << vm.name << "  " << EnumName(vm.power) << "  " << vm.actual.vcpus << " vCPU  "
+                << FormatSize(vm.actual.memory) << (vm.Owned() ? "" : "  (not gitvirt's)") << "\n";
+    }
   }
-  auto log = MakeLogger(global.verbosity);
-  auto view = GatherView(global, opts.source, log);
+  std::cout << "Placed here by the manifests:\n";
+  if (d.vms.empty()) std::cout << "  none\n";
+  for (const ResourceStatus* r : d.vms) std::cout << "  " << r->name << "  " << EnumName(r->sync) << "\n";
+}
+
+void PrintStructuredNode(const NodeDetails& d, const std::string& format) {
+  using api_views::Json;
+  Json doc = {{"kind", "Node"}, {"name", d.status->name}, {"status", api_views::Node(*d.status)}};
+  Json pools = Json::array(), networks = Json::array(), vms = Json::array();
+  if (d.observed != nullptr) {
+    for (const ObservedPool& p : d.observed->pools) {
+      pools.push_back({{"name", p.name}, {"path", p.path}, {"active", p.active}, {"volumes", p.volumes.size()}});
+    }
+    for (const std::string& net : d.observed->networks) networks.push_back(net);
+    for (const ObservedVm& vm : d.observed->vms) {
+      vms.push_back({{"name", vm.name},
+                     {"power", EnumName(vm.power)},
+                     {"vcpus", vm.actual.vcpus},
+                     {"memory", vm.actual.memory},
+                     {"managed", vm.Owned()}});
+    }
+  }
+  doc["pools"] = std::move(pools);
+  doc["networks"] = std::move(networks);
+  doc["vms"] = std::move(vms);
+  Json placed = Json::array();
+  for (const ResourceStatus* r : d.vms) placed.push_back(r->name);
+  doc["placed"] = std::move(placed);
+  PrintDocument(std::cout, doc, format);
+}
+
+int RunDescribe(const GlobalOptions& global, const DescribeOptions& opts) {
+  auto view = GatherView(global, opts.source);
   if (!view) return kExitError;
-  auto d = DescribeVm(*view->session, *view, opts.name);
+  WarnUnreachable(*view);
+  const std::string name = opts.name.substr(opts.name.find('/') == std::string::npos ? 0 : opts.name.find('/') + 1);
+  if (opts.kind == "node" || opts.kind == "nodes" || opts.kind == "Node") {
+    auto d = DescribeNode(*view, name);
+    if (!d) {
+      PrintError(d.error());
+      return kExitError;
+    }
+    if (opts.output == "table") {
+      PrintNodeText(*d);
+    } else {
+      PrintStructuredNode(*d, opts.output);
+    }
+    return kExitOk;
+  }
+  auto d = DescribeVm(*view->session, *view, name);
   if (!d) {
     PrintError(d.error());
     return kExitError;
   }
-  if (opts.output == "text") {
+  if (opts.output == "table") {
     PrintText(*d);
   } else {
     PrintStructuredVm(*d, opts.output);
@@ -190,11 +263,12 @@ int RunDescribe(const GlobalOptions& global, const DescribeOptions& opts) {
 
 void AddDescribeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
   auto opts = std::make_shared<DescribeOptions>();
-  auto* cmd = app.add_subcommand("describe", "Show a VM: desired, observed, drift, snapshots, last job");
-  cmd->add_option("kind", opts->kind, "vm")->required();
-  cmd->add_option("name", opts->name, "VM name")->required();
+  auto* cmd = app.add_subcommand("describe", "Show one VM (desired, observed, drift, snapshots, last job) or one node");
+  AddChoice(cmd, "kind", opts->kind, {"vm", "vms", "VirtualMachine", "node", "nodes", "Node"}, "vm | node")->required();
+  cmd->add_option("name", opts->name, "Its name (NotFound if there is none)")->required();
   AddSourceOptions(cmd, opts->source);
-  AddOutputOption(cmd, opts->output, {"text", "json", "yaml"});
+  AddOutputOption(cmd, opts->output, {"table", "json", "yaml"});
+  SetExamples(cmd, {"gitvirt describe vm web-01", "gitvirt describe node hv1", "gitvirt describe vm web-01 -o yaml"});
   cmd->callback([&global, &result, opts] { result.exit_code = RunDescribe(global, *opts); });
 }
 

@@ -5,7 +5,9 @@
 
 #include "command.h"
 #include "gitvirt/cli/app.h"
+#include "flags.h"
 #include "gitvirt/engine/subprocess.h"
+#include "output.h"
 #include "view.h"
 
 namespace gitvirt::cli {
@@ -22,9 +24,13 @@ std::string Pretty(const std::string& json_text) {
 }
 
 int RunDiff(const GlobalOptions& global, const SourceSelection& source) {
-  auto log = MakeLogger(global.verbosity);
-  auto view = GatherView(global, source, log);
+  auto view = GatherView(global, source);
   if (!view || !view->desired) return kDiffError;
+  // A node it cannot see would read as "no differences" there.
+  if (auto reachable = view->session->RequireReachable(view->observed); !reachable) {
+    PrintError(reachable.error());
+    return kDiffError;
+  }
   char tmpl[] = "/tmp/gitvirt-diff-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return kDiffError;
   const fs::path root(tmpl);
@@ -69,6 +75,8 @@ void AddDiffCommand(CLI::App& app, GlobalOptions& global, CommandResult& result)
   auto* cmd = app.add_subcommand(
       "diff", "Unified diff of what runs (live/) against the manifests (desired/); exit 0 none, 1 some, 2 error");
   AddSourceOptions(cmd, *source);
+  AddIgnoreUnreachableFlag(cmd, global);
+  SetExamples(cmd, {"gitvirt diff", "gitvirt diff -f web.yaml", "gitvirt diff | less  # exit 0 none, 1 some, 2 error"});
   cmd->callback([&global, &result, source] { result.exit_code = RunDiff(global, *source); });
 }
 

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "flags.h"
 #include "gitvirt/api/views.h"
 #include "gitvirt/cli/app.h"
 #include "gitvirt/engine/manual.h"
@@ -17,10 +18,37 @@ struct JobsOptions {
   std::string kind;
   int limit = 20;
   std::string cancel_id;
-  std::string output;
+  bool dry_run = false;
+  std::string output = "table";
 };
 
 std::string Time(const std::optional<TimePoint>& t) { return t ? FormatTime(*t) : "-"; }
+
+std::vector<std::string> StatusNames() {
+  std::vector<std::string> names;
+  for (JobStatus s : {JobStatus::kPending, JobStatus::kRunning, JobStatus::kSucceeded, JobStatus::kFailed,
+                      JobStatus::kMarkedFailed, JobStatus::kRollingBack, JobStatus::kRolledBack,
+                      JobStatus::kRollbackIncomplete, JobStatus::kCancelled, JobStatus::kInterrupted}) {
+    names.emplace_back(EnumName(s));
+  }
+  return names;
+}
+
+// A job's outcome in words: "24 succeeded, 1 failed, 3 skipped; rolled back 21".
+std::string SummaryText(const std::string& summary_json) {
+  const auto j = nlohmann::json::parse(summary_json, nullptr, false);
+  if (!j.is_object()) return summary_json;
+  auto count = [&](const char* key) { return j.contains(key) && j[key].is_number() ? j[key].get<int>() : 0; };
+  std::string out = std::to_string(count("succeeded")) + " succeeded, " + std::to_string(count("failed")) +
+                    " failed, " + std::to_string(count("skipped")) + " skipped";
+  if (count("undone") + count("undoFailed") + count("notUndoable") > 0) {
+    out += "; rolled back " + std::to_string(count("undone"));
+    if (count("undoFailed") + count("notUndoable") > 0) {
+      out += ", could not undo " + std::to_string(count("undoFailed") + count("notUndoable"));
+    }
+  }
+  return out;
+}
 
 // `jobs ID -o json|yaml`: the status API's /api/v1/jobs/ID, with the job's events.
 int PrintJobDocument(const JobRecord& job, const std::vector<StepRecord>& steps, const std::vector<EventRecord>& events,
@@ -33,17 +61,28 @@ int PrintJobDocument(const JobRecord& job, const std::vector<StepRecord>& steps,
   return kExitOk;
 }
 
-int ShowJob(JobHistory& journal, const std::string& id, const std::string& format) {
-  auto job = journal.GetJob(id);
+int ShowJob(Session& session, const std::string& given, const std::string& format) {
+  // `jobs -o name` prints Job/ID; take that back too.
+  const std::string id = given.starts_with("Job/") ? given.substr(4) : given;
+  auto job = FindJob(session, id);
   if (!job) {
-    std::cerr << "gitvirt: " << job.error().ToString() << "\n";
+    PrintError(job.error());
     return kExitError;
   }
-  auto steps = journal.GetSteps(id);
-  auto events = journal.GetEvents(id);
-  if (format != "table") {
+  auto journal = session.journal();
+  if (!journal) {
+    PrintError(journal.error());
+    return kExitError;
+  }
+  auto steps = (*journal)->GetSteps(id);
+  auto events = (*journal)->GetEvents(id);
+  if (format == "name") {
+    std::cout << "Job/" << job->id << "\n";
+    return kExitOk;
+  }
+  if (format == "json" || format == "yaml") {
     if (!steps || !events) {
-      std::cerr << "gitvirt: " << (!steps ? steps.error() : events.error()).ToString() << "\n";
+      PrintError(!steps ? steps.error() : events.error());
       return kExitError;
     }
     return PrintJobDocument(*job, *steps, *events, format);
@@ -58,7 +97,7 @@ int ShowJob(JobHistory& journal, const std::string& id, const std::string& forma
             << "Started:   " << Time(job->started_at) << "\n"
             << "Finished:  " << Time(job->finished_at) << "\n";
   if (!job->error.empty()) std::cout << "Error:     " << job->error << "\n";
-  if (!job->summary_json.empty()) std::cout << "Summary:   " << job->summary_json << "\n";
+  if (!job->summary_json.empty()) std::cout << "Outcome:   " << SummaryText(job->summary_json) << "\n";
   if (steps) {
     std::cout << "\nSteps:\n";
     Table table({"#", "STEP", "NODE", "STATUS", "ATTEMPT", "STARTED", "FINISHED", "ERROR"});
@@ -79,48 +118,68 @@ int ShowJob(JobHistory& journal, const std::string& id, const std::string& forma
 }
 
 int RunJobs(const GlobalOptions& global, const JobsOptions& opts) {
-  auto session = OpenSession(global, MakeLogger(global.verbosity));
+  auto session = OpenSession(global);
   if (!session) return kExitError;
-  auto opened = session->journal();
-  if (!opened) {
-    PrintError(opened.error());
-    return kExitError;
-  }
-  JobHistory& journal = **opened;
-  if (!opts.id.empty()) return ShowJob(journal, opts.id, opts.output);
+  if (!opts.id.empty()) return ShowJob(*session, opts.id, opts.output);
   JobFilter filter;
   filter.limit = opts.limit;
   filter.kind = opts.kind;
   if (!opts.status.empty()) filter.status = ParseEnum<JobStatus>(opts.status);
-  auto jobs = journal.ListJobs(filter);
-  if (!jobs) {
-    std::cerr << "gitvirt: " << jobs.error().ToString() << "\n";
+  auto listed = ListJobs(*session, filter);
+  if (!listed) {
+    PrintError(listed.error());
     return kExitError;
   }
-  if (opts.output != "table") {
+  const std::vector<JobRecord>& jobs = listed->jobs;
+  if (opts.output == "json" || opts.output == "yaml") {
     // As `get -o json|yaml`: a kind and the items, each as the status API's /api/v1/jobs lists it.
     api_views::Json items = api_views::Json::array();
-    for (const JobRecord& j : *jobs) items.push_back(api_views::JobSummary(j));
-    PrintDocument(std::cout, {{"kind", "jobs"}, {"items", std::move(items)}}, opts.output);
+    for (const JobRecord& j : jobs) items.push_back(api_views::JobSummary(j));
+    PrintDocument(std::cout, {{"kind", "jobs"}, {"items", std::move(items)}, {"total", listed->total}}, opts.output);
     return kExitOk;
   }
-  if (jobs->empty()) {
-    std::cout << "No jobs yet.\n";
+  if (opts.output == "name") {
+    for (const JobRecord& j : jobs) std::cout << "Job/" << j.id << "\n";
     return kExitOk;
   }
-  Table table({"ID", "KIND", "STATUS", "STRATEGY", "STEPS", "CREATED", "REVISION"});
-  for (const JobRecord& j : *jobs) {
-    table.Add({j.id, j.kind, std::string(EnumName(j.status)), j.strategy,
-               std::to_string(j.steps_done) + "/" + std::to_string(j.steps_total), FormatTime(j.created_at),
-               j.revision.substr(0, 16)});
+  if (jobs.empty()) {
+    std::cout << (filter.status || !filter.kind.empty() ? "No jobs match.\n" : "No jobs yet.\n");
+    return kExitOk;
+  }
+  const bool wide = opts.output == "wide";
+  std::vector<std::string> header = {"ID", "KIND", "STATUS", "STRATEGY", "STEPS", "CREATED", "REVISION"};
+  if (wide) header.insert(header.end(), {"STARTED", "FINISHED", "SOURCE", "ERROR"});
+  Table table(header);
+  for (const JobRecord& j : jobs) {
+    std::vector<std::string> row = {j.id, j.kind, std::string(EnumName(j.status)), j.strategy,
+                                    std::to_string(j.steps_done) + "/" + std::to_string(j.steps_total),
+                                    FormatTime(j.created_at), j.revision.substr(0, 16)};
+    if (wide) {
+      row.insert(row.end(), {Time(j.started_at), Time(j.finished_at), DisplaySource(j.source),
+                             j.error.empty() ? "-" : j.error});
+    }
+    table.Add(row);
   }
   table.Print(std::cout);
+  if (listed->total > static_cast<int>(jobs.size())) {
+    std::cout << "\nShowing the " << jobs.size() << " newest of " << listed->total << " jobs; --limit N shows more "
+              << "(--limit 0: all).\n";
+  }
   return kExitOk;
 }
 
-int RunCancel(const GlobalOptions& global, const std::string& id) {
-  auto session = OpenSession(global, MakeLogger(global.verbosity));
+int RunCancel(const GlobalOptions& global, const std::string& id, bool dry_run) {
+  auto session = OpenSession(global);
   if (!session) return kExitError;
+  if (dry_run) {
+    auto job = FindJob(*session, id);
+    if (!job) {
+      PrintError(job.error());
+      return kExitError;
+    }
+    std::cout << "Would ask job " << id << " (" << EnumName(job->status) << ") to stop; nothing was changed.\n";
+    return kExitOk;
+  }
   auto job = CancelJob(*session, id);
   if (!job) {
     PrintError(job.error());
@@ -136,14 +195,21 @@ int RunCancel(const GlobalOptions& global, const std::string& id) {
 void AddJobsCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
   auto opts = std::make_shared<JobsOptions>();
   auto* cmd = app.add_subcommand("jobs", "List jobs, show one (`jobs ID`), or cancel one (`jobs cancel ID`)");
-  cmd->add_option("id", opts->id, "Show this job: every step and event");
-  cmd->add_option("--status", opts->status, "Only jobs with this status");
-  cmd->add_option("--kind", opts->kind, "Only jobs of this kind (apply, power, snapshot, backup...)");
-  cmd->add_option("--limit", opts->limit, "How many (newest first)");
-  AddOutputOption(cmd, opts->output, {"table", "json", "yaml"});
+  cmd->add_option("id", opts->id, "Show this job: every step and event (NotFound if there is none)");
+  AddChoice(cmd, "--status", opts->status, StatusNames(), "Only jobs with this status");
+  AddChoice(cmd, "--kind", opts->kind, {"apply", "sync", "power", "snapshot", "backup", "restore"},
+            "Only jobs of this kind");
+  cmd->add_option("--limit", opts->limit, "How many, newest first (default 20; 0: all)")->check(CLI::NonNegativeNumber);
+  AddOutputOption(cmd, opts->output, {"table", "wide", "json", "yaml", "name"});
+  SetExamples(cmd, {"gitvirt jobs", "gitvirt jobs --status failed --limit 0",
+                    "gitvirt jobs 20261207-062507-f9d6  # every step and event",
+                    "gitvirt jobs 20261207-062507-f9d6 -o json"});
   auto* cancel = cmd->add_subcommand("cancel", "Stop a running job: no new steps, then its rollback strategy");
   cancel->add_option("id", opts->cancel_id, "Job id")->required();
-  cancel->callback([&global, &result, opts] { result.exit_code = RunCancel(global, opts->cancel_id); });
+  AddDryRunFlag(cancel, opts->dry_run, "Say what would be cancelled, change nothing");
+  SetExamples(cancel, {"gitvirt jobs cancel 20261207-062507-f9d6"});
+  cancel->callback(
+      [&global, &result, opts] { result.exit_code = RunCancel(global, opts->cancel_id, opts->dry_run); });
   cmd->callback([&global, &result, opts, cancel] {
     if (cancel->parsed()) return;
     result.exit_code = RunJobs(global, *opts);

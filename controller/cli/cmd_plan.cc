@@ -1,10 +1,11 @@
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include "command.h"
+#include "flags.h"
 #include "gitvirt/cli/app.h"
 #include "gitvirt/core/json.h"
-#include "gitvirt/core/plan_text.h"
 #include "output.h"
 #include "planning.h"
 
@@ -15,14 +16,21 @@ struct PlanOptionsCli {
   PlanRequest request;
   std::string target;
   std::string out;
+  std::string output = "table";
   bool detailed_exitcode = false;
-  bool json = false;
-  bool no_color = false;
+  bool json = false;  // --json: hidden alias of -o json, for one release
 };
 
+// `-o name`: the resources the plan acts on, once each, in plan order.
+void PrintTargets(const Plan& plan) {
+  std::set<std::string> seen;
+  for (const Action& a : plan.actions) {
+    if (seen.insert(a.target.ToString()).second) std::cout << a.target.ToString() << "\n";
+  }
+}
+
 int RunPlanCommand(const GlobalOptions& global, const PlanOptionsCli& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto session = OpenSession(global, log);
+  auto session = OpenSession(global);
   if (!session) return kExitError;
   // Planning reads state another controller may be changing: take the same lock as apply.
   if (auto locked = session->Lock(); !locked) {
@@ -35,10 +43,13 @@ int RunPlanCommand(const GlobalOptions& global, const PlanOptionsCli& opts) {
     return kExitError;
   }
   const Plan& plan = planned->plan;
-  if (opts.json) {
-    std::cout << PlanToJson(plan).dump(2) << "\n";
+  const std::string output = opts.json ? "json" : opts.output;
+  if (output == "table") {
+    PrintPlan(global, plan);
+  } else if (output == "name") {
+    PrintTargets(plan);
   } else {
-    std::cout << RenderPlan(plan, PlanTextOptions{StdoutIsTerminal() && !opts.no_color, DisplaySource(plan.source)});
+    PrintDocument(std::cout, PlanToJson(plan), output);
   }
   if (!opts.out.empty()) {
     std::ofstream out(opts.out, std::ios::binary | std::ios::trunc);
@@ -47,10 +58,11 @@ int RunPlanCommand(const GlobalOptions& global, const PlanOptionsCli& opts) {
       std::cerr << "gitvirt: cannot write " << opts.out << "\n";
       return kExitError;
     }
-    std::cout << "\nSaved the plan to " << opts.out << ". Apply exactly this plan with:\n  gitvirt apply "
-              << opts.out << "\n";
+    // Beside a document on stdout, the note goes to stderr.
+    (output == "table" ? std::cout : std::cerr)
+        << "\nSaved the plan to " << opts.out << ". Apply exactly this plan with:\n  gitvirt apply " << opts.out << "\n";
   }
-  if (opts.detailed_exitcode && !plan.Empty()) return kExitChanges;
+  if (opts.detailed_exitcode && !plan.InSync()) return kExitChanges;
   return kExitOk;
 }
 
@@ -60,15 +72,24 @@ void AddPlanCommand(CLI::App& app, GlobalOptions& global, CommandResult& result)
   auto opts = std::make_shared<PlanOptionsCli>();
   auto* cmd = app.add_subcommand("plan", "Show what apply would change, like terraform plan");
   AddSourceOptions(cmd, opts->request.source);
-  cmd->add_option("-o,--out", opts->out, "Save the plan as JSON, to apply it later exactly");
-  cmd->add_flag("--detailed-exitcode", opts->detailed_exitcode, "Exit 0: no changes, 2: changes, 1: error");
-  cmd->add_flag("--prune", opts->request.prune, "Delete gitvirt's VMs that left the repository");
+  cmd->add_option("--out", opts->out, "Save the plan as JSON to FILE, to apply exactly it later");
+  AddOutputOption(cmd, opts->output, {"table", "json", "yaml", "name"});
+  cmd->add_flag("--json", opts->json, "Same as -o json")->group("");
+  cmd->add_flag("--detailed-exitcode", opts->detailed_exitcode,
+                "Exit 0: in sync, 2: anything to do, pending or not seen, 1: error");
+  AddPruneFlags(cmd, opts->request.prune);
   cmd->add_flag("--override-windows", opts->request.override_windows,
                 "Plan as `apply --override-windows` would: through sync windows that allow manualSync");
-  cmd->add_option("--target", opts->target, "Only this resource (Kind/name) and what it needs");
-  cmd->add_flag("--json", opts->json, "Print the plan as JSON");
-  cmd->add_flag("--no-color", opts->no_color, "No colours on a terminal");
+  AddTargetOption(cmd, opts->target);
+  AddIgnoreUnreachableFlag(cmd, global);
+  SetExamples(cmd, {"gitvirt plan",
+                    "gitvirt plan --out plan.json  # then: gitvirt apply plan.json",
+                    "gitvirt plan -f web.yaml --target VirtualMachine/web-01",
+                    "gitvirt plan --detailed-exitcode  # 0 in sync, 2 changes, 1 error (for CI)",
+                    "gitvirt plan -o json | jq .summary",
+                    "gitvirt plan --repo https://git.example.com/vms.git --ref main --path prod"});
   cmd->callback([&global, &result, opts] {
+    if (opts->json) std::cerr << "gitvirt: --json is deprecated; use -o json\n";
     if (!ParseTargetOption(opts->target, opts->request.target)) {
       result.exit_code = kExitError;
       return;

@@ -12,6 +12,7 @@
 
 #include "command.h"
 #include "gitvirt/cli/app.h"
+#include "flags.h"
 #include "gitvirt/core/selector.h"
 #include "gitvirt/engine/manual.h"
 #include "output.h"
@@ -26,7 +27,7 @@ struct PowerOptions {
   std::string selector;
   std::vector<std::string> names;
   bool dry_run = false;
-  int max_parallel = 4;
+  int parallel = 4;
   bool force = false;
   bool skip_if_in_state = true;
   bool yes = false;
@@ -35,7 +36,6 @@ struct PowerOptions {
 };
 
 int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
-  MakeLogger(global.verbosity);
   if (opts.selector.empty() && opts.names.empty()) {
     std::cerr << "gitvirt power: choose the VMs with -l SELECTOR (e.g. -l tier=web) or name them\n";
     return kExitError;
@@ -73,7 +73,7 @@ int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
                                    ? ""
                                    : opts.operation + ": run these " + std::to_string(planned->plan.actions.size()) +
                                          " step(s)?";
-  return RunOneActionJob(*session, planned->plan, "power", opts.dry_run, opts.max_parallel, question);
+  return RunOneActionJob(global, *session, planned->plan, "power", opts.dry_run, opts.parallel, question);
 }
 
 }  // namespace
@@ -81,6 +81,7 @@ int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
 void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
   auto* cmd = app.add_subcommand("power", "Start, stop, shut down or reboot the VMs a label selector picks");
   cmd->require_subcommand(1);
+  SetExamples(cmd, {"gitvirt power shutdown -l tier=web", "gitvirt power start web-01"});
   for (const char* op : {"start", "stop", "shutdown", "reboot"}) {
     auto opts = std::make_shared<PowerOptions>();
     opts->operation = op;
@@ -89,15 +90,20 @@ void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
                              : std::string(op) == "shutdown" ? "Shut the VMs down gracefully (ACPI)"
                                                              : "Reboot the VMs";
     auto* sub = cmd->add_subcommand(op, help);
-    sub->add_option("names", opts->names, "VM names (in addition to -l)");
+    sub->add_option("names", opts->names, "VM names (in addition to -l; NotFound if not gitvirt's)");
     sub->add_option("-l,--selector", opts->selector, "Label selector, e.g. tier=web,env!=dev");
-    sub->add_flag("--dry-run", opts->dry_run, "Show the job, change nothing");
-    sub->add_option("--max-parallel", opts->max_parallel, "VMs at once (default 4)")->check(CLI::Range(1, 256));
+    AddDryRunFlag(sub, opts->dry_run, "Show the job, change nothing");
+    AddParallelOption(sub, opts->parallel, "VMs at once (default 4)");
+    sub->add_option("--max-parallel", opts->parallel, "Same as --parallel")->check(CLI::Range(1, 1024))->group("");
     sub->add_flag("--force", opts->force,
                   "shutdown: power off after the timeout; reboot: hard reset (off, then on)");
     sub->add_flag("--skip-if-in-state,!--no-skip-if-in-state", opts->skip_if_in_state,
                   "Skip VMs already in the wanted state (default on)");
-    sub->add_flag("--yes,-y,--auto-approve", opts->yes, "Do not ask for confirmation");
+    AddYesFlag(sub, opts->yes);
+    AddIgnoreUnreachableFlag(sub, global);
+    SetExamples(sub, {"gitvirt power " + std::string(op) + " -l tier=web",
+                      "gitvirt power " + std::string(op) + " web-01 web-02 --dry-run",
+                      "gitvirt power " + std::string(op) + " -l env=dev --parallel 8 -y"});
     if (std::string(op) == "reboot") {
       sub->add_option("--max-unavailable", opts->max_unavailable,
                       "A rolling reboot: at most N VMs (or N% of them) down at once, by name order");

@@ -23,8 +23,11 @@ struct ServeOptions {
 };
 
 int RunServe(const GlobalOptions& global, const ServeOptions& opts) {
-  auto log = MakeLogger(std::max(global.verbosity, 1));
-  auto session = OpenSession(global, log);
+  // serve logs what it does (info) unless asked for more.
+  GlobalOptions logged = global;
+  logged.verbosity = std::max(global.verbosity, 1);
+  auto log = MakeLogger(logged);
+  auto session = OpenSession(logged);
   if (!session) return kExitError;
   const ControllerConfig config = session->config();
   auto controller = Controller::Start(std::move(session));

@@ -1,6 +1,7 @@
 #pragma once
 // How commands plug into the command table (internal to the cli folder). Each command file
-// defines one Add*Command that declares its flags and sets the code it runs.
+// defines one Add*Command that declares its flags (through flags.h, so that every command
+// speaks the same grammar: docs/cli.md) and sets the code it runs.
 
 #include <CLI/CLI.hpp>
 
@@ -9,11 +10,21 @@
 
 namespace gitvirt::cli {
 
+// The options every command takes, anywhere on the line (kubectl's habit).
 struct GlobalOptions {
-  std::string config = "gitvirt.yaml";
+  std::string config;                  // --config; see ConfigFile()
   CLI::Option* config_option = nullptr;
   int verbosity = 0;
-  bool ConfigGiven() const { return config_option != nullptr && config_option->count() > 0; }
+  bool no_color = false;               // --no-color
+  // Set by the commands that need every node (--ignore-unreachable): plan around the nodes
+  // that cannot be reached instead of failing.
+  bool ignore_unreachable = false;
+
+  // The controller configuration, like KUBECONFIG: --config, else $GITVIRT_CONFIG, else
+  // ./gitvirt.yaml.
+  std::string ConfigFile() const;
+  // Named on purpose (--config or GITVIRT_CONFIG), rather than the default.
+  bool ConfigGiven() const;
 };
 
 // The selected command stores its result here.
@@ -35,5 +46,7 @@ void AddServeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
 void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+// help, completion and the hidden man-page writer: they read the command table itself.
+void AddHelpCommands(CLI::App& app, GlobalOptions& global, CommandResult& result);
 
 }  // namespace gitvirt::cli

@@ -1,5 +1,8 @@
 #include "output.h"
 
+#include <cstdio>
+#include <iterator>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -7,22 +10,10 @@ namespace gitvirt::cli {
 
 namespace fs = std::filesystem;
 
-std::string DisplayPath(const std::string& path) {
-  if (path.empty()) return path;
-  std::error_code ec;
-  const fs::path cwd = fs::current_path(ec);
-  if (ec) return path;
-  fs::path abs = fs::absolute(path, ec).lexically_normal();
-  if (ec) return path;
-  if (!abs.has_filename() && abs.has_relative_path()) abs = abs.parent_path();  // "dir/" -> "dir"
-  const fs::path rel = abs.lexically_relative(cwd);
-  if (rel.empty() || *rel.begin() == "..") return path;
-  return rel.string();
-}
-
 std::string DisplaySource(const SourceRef& source) {
-  if (!source.IsDirectory()) return source.ToString();
-  return SourceRef::Directory(DisplayPath(source.location)).ToString();
+  if (source.IsDirectory()) return SourceRef::Directory(DisplayPath(source.location)).ToString();
+  if (source.IsFile()) return SourceRef::File(DisplayPath(source.location)).ToString();
+  return source.ToString();
 }
 
 std::string DisplaySource(const std::string& source) {
@@ -70,6 +61,36 @@ void Table::Print(std::ostream& out) const {
     }
     out << line << "\n";
   }
+}
+
+std::string HumanSize(std::uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  if (unit == 0 || value >= 100) {
+    std::snprintf(text, sizeof text, "%.0f %s", value, kUnits[unit]);
+  } else {
+    std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
+  }
+  return text;
+}
+
+std::string HumanSeconds(double seconds) {
+  char text[32];
+  if (seconds < 1) {
+    std::snprintf(text, sizeof text, "%.2f s", seconds);
+  } else if (seconds < 60) {
+    std::snprintf(text, sizeof text, "%.1f s", seconds);
+  } else {
+    const long whole = static_cast<long>(seconds + 0.5);
+    std::snprintf(text, sizeof text, "%ldm%02lds", whole / 60, whole % 60);
+  }
+  return text;
 }
 
 }  // namespace gitvirt::cli

@@ -2,6 +2,7 @@
 // Shared output helpers for commands: diagnostics, JSON forms, tables.
 
 #include <nlohmann/json.hpp>
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "gitvirt/core/diagnostic.h"
 #include "gitvirt/core/selector.h"
 #include "gitvirt/core/source_ref.h"
+#include "gitvirt/engine/desired_source.h"
 
 namespace CLI {
 class App;
@@ -16,10 +18,7 @@ class App;
 
 namespace gitvirt::cli {
 
-// A path as the user would type it here: relative to the current directory when it lies under
-// it ("examples/manifests", "." for the directory itself), as given otherwise. What the CLI
-// prints for files and directories, in summaries and in diagnostics alike.
-std::string DisplayPath(const std::string& path);
+// Files and directories are printed as engine/desired_source.h's DisplayPath names them.
 
 // A plan's or job's source ("dir:/abs/path", "git:URL@REF", "cli:...") with a directory shown
 // by DisplayPath. Only for printing: the source itself (saved plans, the journal) stays absolute.
@@ -31,6 +30,11 @@ std::string DisplaySource(const std::string& source);
 // form carries the same file names.
 void PrintDiagnostics(std::ostream& out, const std::vector<Diagnostic>& diagnostics);
 nlohmann::json DiagnosticsJson(const std::vector<Diagnostic>& diagnostics);
+
+// Sizes and durations for people: "5.4 KiB", "12 GiB", "512 B"; "0.02 s", "3.4 s", "2m05s".
+// Exact values belong to -o json|yaml.
+std::string HumanSize(std::uint64_t bytes);
+std::string HumanSeconds(double seconds);
 
 // A plain text table: columns padded to the widest cell, two spaces apart.
 class Table {
@@ -48,12 +52,10 @@ class Table {
 // the keys in the same order (strings quoted, so "no" and "1.0" stay strings).
 void PrintDocument(std::ostream& out, const nlohmann::ordered_json& doc, const std::string& format);
 
-// Adds `-o,--output` accepting `formats` (the first is the default) to `command`.
-void AddOutputOption(CLI::App* command, std::string& output, const std::vector<std::string>& formats);
-
 struct View;
-// `get -o json|yaml`: the resources of one type as the status API shows them.
+// `get -o json|yaml`: the resources of one type as the status API shows them (`name`: only
+// that one; "" = all).
 void PrintStructured(std::ostream& out, const View& view, const std::string& what,
-                     const LabelSelector& selector, const std::string& format);
+                     const LabelSelector& selector, const std::string& name, const std::string& format);
 
 }  // namespace gitvirt::cli

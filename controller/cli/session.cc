@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -11,21 +12,29 @@
 
 namespace gitvirt::cli {
 
-void AddSourceOptions(CLI::App* command, SourceSelection& selection) {
-  command->add_option("-f,--filename", selection.dir, "Manifest directory (default: source of --config)");
-  command->add_option("--repo", selection.repo, "Git repository URL or path to read manifests from");
-  command->add_option("--ref", selection.ref, "Branch, tag or commit (with --repo)");
-  command->add_option("--path", selection.path, "Directory inside the repository (with --repo)");
+std::string GlobalOptions::ConfigFile() const {
+  if (config_option != nullptr && config_option->count() > 0) return config;
+  if (const char* env = std::getenv("GITVIRT_CONFIG"); env != nullptr && *env != '\0') return env;
+  return "gitvirt.yaml";
 }
 
-std::shared_ptr<spdlog::logger> MakeLogger(int verbosity) {
+bool GlobalOptions::ConfigGiven() const {
+  if (config_option != nullptr && config_option->count() > 0) return true;
+  const char* env = std::getenv("GITVIRT_CONFIG");
+  return env != nullptr && *env != '\0';
+}
+
+std::shared_ptr<spdlog::logger> MakeLogger(const GlobalOptions& global) {
   auto logger = spdlog::get("gitvirt");
   if (!logger) {
-    logger = spdlog::stderr_color_mt("gitvirt");
+    const bool color = !global.no_color && std::getenv("NO_COLOR") == nullptr &&
+                       (std::getenv("TERM") == nullptr || std::string(std::getenv("TERM")) != "dumb");
+    logger = spdlog::stderr_color_mt("gitvirt", color ? spdlog::color_mode::automatic : spdlog::color_mode::never);
     logger->set_pattern("%Y-%m-%dT%H:%M:%S%z %^%l%$ %v");
   }
-  logger->set_level(verbosity >= 2 ? spdlog::level::debug
-                                   : verbosity == 1 ? spdlog::level::info : spdlog::level::warn);
+  logger->set_level(global.verbosity >= 2   ? spdlog::level::debug
+                    : global.verbosity == 1 ? spdlog::level::info
+                                            : spdlog::level::warn);
   spdlog::set_default_logger(logger);
   return logger;
 }
@@ -42,9 +51,10 @@ bool ParseTargetOption(const std::string& text, std::optional<ResourceRef>& targ
 
 void PrintError(const Error& error) { std::cerr << "gitvirt: " << error.ToString() << "\n"; }
 
-std::unique_ptr<Session> OpenSession(const GlobalOptions& global, const std::shared_ptr<spdlog::logger>& log) {
+std::unique_ptr<Session> OpenSession(const GlobalOptions& global) {
   Session::Options options;
-  options.log = log;
+  options.log = MakeLogger(global);
+  options.ignore_unreachable = global.ignore_unreachable;
   options.hypervisor = HypervisorOptions::FromEnvironment();
   options.diagnostics = [](const std::vector<Diagnostic>& diagnostics, const std::string& shown_root) {
     // Files named from where the user stands: under the directory they gave, or the path inside
@@ -58,7 +68,15 @@ std::unique_ptr<Session> OpenSession(const GlobalOptions& global, const std::sha
     PrintDiagnostics(std::cerr, shown);
   };
   options.notice = [](const std::string& text) { std::cerr << "gitvirt: " << text << "\n"; };
-  auto session = Session::Open(global.config, std::move(options));
+  const std::string file = global.ConfigFile();
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) {
+    // --config is checked by the parser; the environment and the default are not.
+    std::cerr << "gitvirt: no controller configuration: " << file << " does not exist (give one with --config FILE "
+              << "or GITVIRT_CONFIG)\n";
+    return nullptr;
+  }
+  auto session = Session::Open(file, std::move(options));
   if (!session) {
     // The configuration's diagnostics said what is wrong.
     return nullptr;

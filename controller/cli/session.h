@@ -15,15 +15,13 @@
 
 namespace gitvirt::cli {
 
-// -f DIR | --repo URL --ref REF --path P
-void AddSourceOptions(CLI::App* command, SourceSelection& selection);
+// stderr's logger at the verbosity -v asks for; coloured by the same rules as stdout.
+std::shared_ptr<spdlog::logger> MakeLogger(const GlobalOptions& global);
 
-std::shared_ptr<spdlog::logger> MakeLogger(int verbosity);
-
-// The configuration's Session; null after printing why not (its diagnostics, then the error).
-// Diagnostics of the manifests are printed as they are found (files named from here); notices
-// as "gitvirt: TEXT" on stderr.
-std::unique_ptr<Session> OpenSession(const GlobalOptions& global, const std::shared_ptr<spdlog::logger>& log);
+// The configuration's Session (GlobalOptions::ConfigFile); null after printing why not (its
+// diagnostics, then the error). Diagnostics of the manifests are printed as they are found
+// (files named from here); notices as "gitvirt: TEXT" on stderr.
+std::unique_ptr<Session> OpenSession(const GlobalOptions& global);
 
 // --target: "VirtualMachine/web-01" or "web-01" (empty: none). False after saying what it
 // expects.

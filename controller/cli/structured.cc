@@ -1,4 +1,3 @@
-#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <iostream>
@@ -47,29 +46,25 @@ void PrintDocument(std::ostream& out, const Json& doc, const std::string& format
   out << emitter.c_str() << "\n";
 }
 
-void AddOutputOption(CLI::App* command, std::string& output, const std::vector<std::string>& formats) {
-  output = formats.front();
-  std::string names;
-  for (const std::string& f : formats) names += (names.empty() ? "" : " | ") + f;
-  command->add_option("-o,--output", output, names)->check(CLI::IsMember(formats));
-}
-
 void PrintStructured(std::ostream& out, const View& view, const std::string& what, const LabelSelector& selector,
-                     const std::string& format) {
+                     const std::string& name, const std::string& format) {
   Json items = Json::array();
+  auto named = [&name](const std::string& n) { return name.empty() || n == name; };
   if (what == "vms" || what == "vm") {
     for (const ResourceStatus& r : view.resources) {
-      if (r.kind == Kind::kVirtualMachine && selector.Matches(r.labels)) items.push_back(api_views::ResourceDetail(r));
+      if (r.kind == Kind::kVirtualMachine && selector.Matches(r.labels) && named(r.name)) items.push_back(api_views::ResourceDetail(r));
     }
   } else if (what == "nodes" || what == "node") {
     for (const NodeStatus& n : view.nodes) {
-      if (selector.Matches(n.labels)) items.push_back(api_views::Node(n));
+      if (selector.Matches(n.labels) && named(n.name)) items.push_back(api_views::Node(n));
     }
   } else if (what == "clusters" || what == "cluster") {
-    for (const ClusterStatus& c : view.clusters) items.push_back(api_views::Cluster(c));
+    for (const ClusterStatus& c : view.clusters) {
+      if (named(c.name)) items.push_back(api_views::Cluster(c));
+    }
   } else if (what == "images" || what == "image") {
     for (const ResourceStatus& r : view.resources) {
-      if (r.kind == Kind::kImage && selector.Matches(r.labels)) items.push_back(api_views::ResourceDetail(r));
+      if (r.kind == Kind::kImage && selector.Matches(r.labels) && named(r.name)) items.push_back(api_views::ResourceDetail(r));
     }
   } else if (what == "snapshots" || what == "snapshot") {
     // As the table: every VM's, or (with a selector) those of gitvirt's VMs it matches.
@@ -77,6 +72,7 @@ void PrintStructured(std::ostream& out, const View& view, const std::string& wha
       for (const ObservedVm& vm : n.vms) {
         if (!selector.requirements.empty() && (!vm.Owned() || !selector.Matches(vm.owner->labels))) continue;
         for (const ObservedSnapshot& s : vm.snapshots) {
+          if (!named(s.name)) continue;
           items.push_back(api_views::Snapshot(
               SnapshotEntry{vm.name, n.name, s.name, s.policy, s.description, s.state, s.created}));
         }
@@ -88,6 +84,7 @@ void PrintStructured(std::ostream& out, const View& view, const std::string& wha
       std::cerr << "gitvirt: " << records.error().ToString() << "\n";
     } else {
       for (const BackupRecord& r : *records) {
+        if (!named(r.id)) continue;
         items.push_back(api_views::Backup(BackupEntry{r.id, r.vm, r.node, r.policy, r.location, r.mode, r.compression,
                                                       r.bytes, r.verified, r.is_protected, r.status, r.created,
                                                       r.error}));
@@ -101,7 +98,7 @@ void PrintStructured(std::ostream& out, const View& view, const std::string& wha
     Json unmanaged = Json::array();
     for (const ObservedNode& n : view.observed.nodes) {
       for (const ObservedVm& vm : n.vms) {
-        if (vm.Owned()) continue;
+        if (vm.Owned() || !named(vm.name)) continue;
         unmanaged.push_back({{"name", vm.name},
                              {"node", n.name},
                              {"power", EnumName(vm.power)},

@@ -15,7 +15,10 @@ struct View : FleetView {
 };
 
 // nullopt after printing why (the configuration).
-std::optional<View> GatherView(const GlobalOptions& global, const SourceSelection& source,
-                               const std::shared_ptr<spdlog::logger>& log);
+std::optional<View> GatherView(const GlobalOptions& global, const SourceSelection& source);
+
+// get and describe show what they can see: one line on stderr per node they could not reach
+// (libvirt's reason in full there, shortened in the tables), so a missing VM is not a mystery.
+void WarnUnreachable(const View& view);
 
 }  // namespace gitvirt::cli

@@ -243,7 +243,8 @@ GITVIRT_JSON_FIELDS(Plan, FieldDef{"revision", &Plan::revision}, FieldDef{"sourc
                     FieldDef{"pending", &Plan::pending}, FieldDef{"ignored", &Plan::ignored},
                     FieldDef{"warnings", &Plan::warnings},
                     FieldDef{"fingerprints", &Plan::fingerprints},
-                    FieldDef{"unmanaged", &Plan::unmanaged}, FieldDef{"images", &Plan::images});
+                    FieldDef{"unmanaged", &Plan::unmanaged}, FieldDef{"images", &Plan::images},
+                    FieldDef{"unreachable", &Plan::unreachable});
 
 // The observed model: only the binary snapshot form (observed_codec.h) walks these so far.
 GITVIRT_JSON_FIELDS(Ownership, FieldDef{"kind", &Ownership::kind}, FieldDef{"name", &Ownership::name},

@@ -4,27 +4,53 @@
 #include <map>
 #include <set>
 
+#include "gitvirt/core/suggest.h"
 #include "gitvirt/core/templating.h"
+#include "gitvirt/core/time.h"
 #include "gitvirt/core/timezone.h"
 
 namespace gitvirt {
+
+namespace {
+
+std::vector<std::string> VmNames(const ObservedState& observed, bool owned_only) {
+  std::vector<std::string> names;
+  for (const ObservedNode& n : observed.nodes) {
+    for (const ObservedVm& vm : n.vms) {
+      if (!owned_only || vm.Owned()) names.push_back(vm.name);
+    }
+  }
+  return names;
+}
+
+}  // namespace
+
+Result<const ObservedVm*> FindVm(const ObservedState& observed, const std::string& name) {
+  auto found = observed.FindVms(name);
+  if (found.empty()) return std::unexpected(NotFoundError("VirtualMachine", name, VmNames(observed, false)));
+  return found.front();
+}
 
 Result<const ObservedVm*> FindOwnedVm(const ObservedState& observed, const std::string& name) {
   auto found = observed.FindVms(name);
   for (const ObservedVm* vm : found) {
     if (vm->Owned()) return vm;
   }
-  if (found.empty()) return Fail(ErrorCode::kNotFound, "no node runs a VM named " + name);
+  if (found.empty()) return std::unexpected(NotFoundError("VirtualMachine", name, VmNames(observed, true)));
   return Fail(ErrorCode::kFailedPrecondition, name + " on " + found.front()->node +
                                                   " is not gitvirt's (gitvirt never touches domains it does not own)");
 }
 
 namespace {
 
-const ObservedSnapshot* FindSnapshot(const ObservedVm& vm, const std::string& name) {
-  auto it = std::find_if(vm.snapshots.begin(), vm.snapshots.end(),
-                         [&](const ObservedSnapshot& s) { return s.name == name; });
-  return it == vm.snapshots.end() ? nullptr : &*it;
+// kNotFound for a snapshot the VM does not have, offering the closest of its snapshots.
+Result<const ObservedSnapshot*> FindSnapshotOf(const ObservedVm& vm, const std::string& name) {
+  std::vector<std::string> names;
+  for (const ObservedSnapshot& s : vm.snapshots) {
+    if (s.name == name) return &s;
+    names.push_back(s.name);
+  }
+  return std::unexpected(NotFoundError("Snapshot", name, names, " of " + vm.name));
 }
 
 Action OnVm(const ObservedVm& vm, ActionType type, std::string id, std::string reason) {
@@ -48,6 +74,12 @@ Result<Plan> PlanSnapshotCreate(const ObservedState& observed, const SnapshotCre
     if (!rendered) return std::unexpected(rendered.error());
     name = *rendered;
   }
+  for (const ObservedSnapshot& s : (*vm)->snapshots) {
+    if (s.name == name) {
+      return Fail(ErrorCode::kAlreadyExists, (*vm)->name + " already has a snapshot named \"" + name + "\" (taken " +
+                                                 FormatTime(s.created) + "); choose another name");
+    }
+  }
   Plan plan;
   plan.source = SourceRef::Command("snapshot create");
   Action a = OnVm(**vm, ActionType::kSnapshot, "snapshot/" + (*vm)->name + "/" + name, "snapshot by hand");
@@ -60,8 +92,9 @@ Result<Plan> PlanSnapshotCreate(const ObservedState& observed, const SnapshotCre
 Result<Plan> PlanSnapshotDelete(const ObservedState& observed, const std::string& vm_name, const std::string& snapshot) {
   auto vm = FindOwnedVm(observed, vm_name);
   if (!vm) return std::unexpected(vm.error());
-  const ObservedSnapshot* snap = FindSnapshot(**vm, snapshot);
-  if (snap == nullptr) return Fail(ErrorCode::kNotFound, (*vm)->name + " has no snapshot named " + snapshot);
+  auto found = FindSnapshotOf(**vm, snapshot);
+  if (!found) return std::unexpected(found.error());
+  const ObservedSnapshot* snap = *found;
   Plan plan;
   plan.source = SourceRef::Command("snapshot delete");
   Action a = OnVm(**vm, ActionType::kSnapshotDelete, "snapshot-delete/" + (*vm)->name + "/" + snapshot, "deleted by hand");
@@ -74,9 +107,7 @@ Result<Plan> PlanSnapshotDelete(const ObservedState& observed, const std::string
 Result<Plan> PlanSnapshotRevert(const ObservedState& observed, const std::string& vm_name, const std::string& snapshot) {
   auto vm = FindOwnedVm(observed, vm_name);
   if (!vm) return std::unexpected(vm.error());
-  if (FindSnapshot(**vm, snapshot) == nullptr) {
-    return Fail(ErrorCode::kNotFound, (*vm)->name + " has no snapshot named " + snapshot);
-  }
+  if (auto found = FindSnapshotOf(**vm, snapshot); !found) return std::unexpected(found.error());
   Plan plan;
   plan.source = SourceRef::Command("snapshot restore");
   Action a = OnVm(**vm, ActionType::kSnapshotRevert, "snapshot-revert/" + (*vm)->name + "/" + snapshot, "revert by hand");
@@ -98,6 +129,9 @@ Result<PowerPlan> PlanPower(const ObservedState& observed, const PowerRequest& r
   std::vector<std::pair<std::string, std::string>> chains;  // (first, last) action of each VM, by VM name
   out.plan.source = SourceRef::Command("power " + request.operation +
                                        (request.selector_text.empty() ? "" : " -l " + request.selector_text));
+  for (const std::string& name : request.names) {
+    if (auto found = FindOwnedVm(observed, name); !found) return std::unexpected(found.error());
+  }
   std::set<std::string> seen;
   for (const ObservedNode& node : observed.nodes) {
     for (const ObservedVm& vm : node.vms) {

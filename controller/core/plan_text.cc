@@ -66,14 +66,15 @@ std::string_view ActionSymbol(ActionType type) {
 std::string RenderSummary(const Plan& plan) {
   const PlanSummary s = plan.Summary();
   std::ostringstream out;
-  if (plan.Empty()) {
-    out << "No changes. The hypervisors match the manifests.";
-  } else {
-    out << "Plan: " << s.add << " to add, " << s.change << " to change, " << s.replace
-        << " to replace, " << s.destroy << " to destroy.";
-  }
+  if (plan.InSync()) return "No changes. The hypervisors match the manifests.";
+  out << "Plan: " << s.add << " to add, " << s.change << " to change, " << s.replace << " to replace, "
+      << s.destroy << " to destroy.";
   if (s.pending > 0) out << " " << s.pending << " pending (not applied, see above).";
   if (s.ignored > 0) out << " " << s.ignored << " ignored (ignoreDifferences).";
+  if (!plan.unreachable.empty()) {
+    out << " " << plan.unreachable.size() << " node" << (plan.unreachable.size() == 1 ? "" : "s")
+        << " not seen (unreachable, see above).";
+  }
   return out.str();
 }
 
@@ -139,6 +140,12 @@ std::string RenderPlan(const Plan& plan, const PlanTextOptions& options) {
       out << (i ? ", " : "") << plan.unmanaged[i];
     }
     out << "\n";
+  }
+  if (!plan.unreachable.empty()) {
+    out << "\nNot seen: this plan leaves out what runs on these nodes:\n\n";
+    for (const auto& [node, why] : plan.unreachable) {
+      out << "  " << st.Yellow() << "!" << st.Reset() << " node " << node << " is unreachable: " << why << "\n";
+    }
   }
   if (!plan.warnings.empty()) {
     out << "\nWarnings:\n\n";

@@ -13,6 +13,7 @@
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/placement.h"
 #include "gitvirt/core/selector.h"
+#include "gitvirt/core/suggest.h"
 
 namespace gitvirt {
 namespace {
@@ -41,16 +42,15 @@ class Builder {
       : config_(config), desired_(desired), observed_(observed), options_(options) {}
 
   Result<Plan> Build() {
+    if (options_.target) {
+      if (auto found = CheckTarget(*options_.target); !found) return std::unexpected(found.error());
+    }
     plan_.revision = options_.revision;
     plan_.source = options_.source;
     plan_.prune = options_.prune;
     plan_.images = desired_.images;
     for (const ObservedNode& node : observed_.nodes) {
-      if (!node.reachable) {
-        plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "node " + node.name,
-                                            "unreachable: " + node.error +
-                                                "; its VMs are left out of this plan"});
-      }
+      if (!node.reachable) plan_.unreachable[node.name] = node.error;
       for (const ObservedVm& vm : node.vms) {
         if (!vm.Owned()) plan_.unmanaged.push_back(node.name + "/" + vm.name);
       }
@@ -116,8 +116,15 @@ class Builder {
     for (const VirtualMachine& vm : desired_.vms) {
       if (!vm.spec.node.empty()) {
         if (config_.FindNode(vm.spec.node) == nullptr) {
-          errors_.push_back("VirtualMachine \"" + vm.meta.name + "\" names node \"" +
-                            vm.spec.node + "\", which is not in the configuration");
+          std::vector<std::string> names;
+          std::string known;
+          for (const NodeConfig& n : config_.nodes) {
+            names.push_back(n.name);
+            known += (known.empty() ? "" : ", ") + n.name;
+          }
+          Error(vm, "VirtualMachine \"" + vm.meta.name + "\" names node \"" + vm.spec.node +
+                        "\", which is not in the configuration" + DidYouMean(ClosestNames(vm.spec.node, names)) +
+                        " (its nodes: " + (known.empty() ? "none" : known) + ")");
           continue;
         }
         node_of_[vm.meta.name] = vm.spec.node;
@@ -232,7 +239,7 @@ class Builder {
     }
     for (const std::string& pool : pools) {
       if (!has_pool(pool)) {
-        Error("VirtualMachine \"" + vm.meta.name + "\" needs pool \"" + pool + "\" on node " + node_name +
+        Error(vm, "VirtualMachine \"" + vm.meta.name + "\" needs pool \"" + pool + "\" on node " + node_name +
               ", which neither exists there nor is listed in the node's pools");
       }
     }
@@ -240,14 +247,14 @@ class Builder {
       if (!nic.network.empty() &&
           std::find(node->networks.begin(), node->networks.end(), nic.network) ==
               node->networks.end()) {
-        Error("VirtualMachine \"" + vm.meta.name + "\" uses network \"" + nic.network +
+        Error(vm, "VirtualMachine \"" + vm.meta.name + "\" uses network \"" + nic.network +
               "\", which does not exist on node " + node_name);
       }
       if (!nic.bridge.empty() && node->interfaces &&
           !std::binary_search(node->interfaces->begin(), node->interfaces->end(), nic.bridge)) {
         std::string have;
         for (const std::string& i : *node->interfaces) have += (have.empty() ? "" : ", ") + i;
-        Error("VirtualMachine \"" + vm.meta.name + "\" uses bridge \"" + nic.bridge +
+        Error(vm, "VirtualMachine \"" + vm.meta.name + "\" uses bridge \"" + nic.bridge +
               "\", which does not exist on node " + node_name + " (its interfaces: " + have + ")");
       }
     }
@@ -304,9 +311,9 @@ class Builder {
     // A domain of that name that gitvirt does not own is never touched.
     for (const ObservedVm* other : observed_.FindVms(vm.meta.name)) {
       if (!other->Owned()) {
-        errors_.push_back("a domain named \"" + vm.meta.name + "\" exists on node " +
-                          other->node + " and is not managed by gitvirt; rename the manifest, "
-                          "or adopt the domain with `gitvirt import`");
+        Error(vm, "a domain named \"" + vm.meta.name + "\" exists on node " + other->node +
+                      " and is not managed by gitvirt; rename the manifest, or adopt the domain with "
+                      "`gitvirt import`");
         return;
       }
     }
@@ -381,7 +388,7 @@ class Builder {
     VmDiff diff = DiffVm(want.spec, current.actual, ctx);
     IgnoreDifferences(want, current, node, diff);
     for (const std::string& e : diff.errors) {
-      errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + e);
+      Error(vm, "VirtualMachine \"" + vm.meta.name + "\": " + e);
     }
     std::vector<FieldChange> metadata = MetadataChanges(want, current);
     if (diff.changes.empty() && metadata.empty()) {
@@ -422,8 +429,8 @@ class Builder {
       if (!can && live && ctx.capabilities.volume_resize) {
         c.change_class = ChangeClass::kRestart;
       } else if (!can) {
-        errors_.push_back("VirtualMachine \"" + vm.meta.name + "\": " + c.path + " grows, but node " +
-                          node + " (" + ctx.capabilities.driver + " driver) cannot resize volumes");
+        Error(vm, "VirtualMachine \"" + vm.meta.name + "\": " + c.path + " grows, but node " + node + " (" +
+                      ctx.capabilities.driver + " driver) cannot resize volumes");
       }
     }
     std::vector<FieldChange> now = metadata, later;
@@ -484,7 +491,15 @@ class Builder {
     return shared_on(a) && shared_on(b);
   }
 
-  void Error(std::string message) {
+  // A problem the VM's manifest is at fault for (or can fix), named at its document:
+  // "examples/manifests/web.yaml:3:1: VirtualMachine ...". Reported once.
+  void Error(const VirtualMachine& vm, std::string message) {
+    const SourceLocation& at = vm.meta.location;
+    if (!at.file.empty() && at.line > 0) {
+      SourceLocation shown = at;
+      if (!options_.manifest_root.empty()) shown.file = options_.manifest_root + "/" + at.file;
+      message = shown.ToString() + ": " + message;
+    }
     if (std::find(errors_.begin(), errors_.end(), message) == errors_.end()) errors_.push_back(std::move(message));
   }
 
@@ -524,7 +539,7 @@ class Builder {
       const Room& room = free_[node];
       if (room.vcpus < 0 || room.memory < 0) {
         const Room before{room.vcpus + want.spec.vcpus, room.memory + static_cast<double>(want.spec.memory)};
-        Error(who + " cannot move to node " + node + ": it needs " + std::to_string(want.spec.vcpus) +
+        Error(vm, who + " cannot move to node " + node + ": it needs " + std::to_string(want.spec.vcpus) +
               " vCPUs and " + FormatSize(want.spec.memory) + ", and " + node + " has " + FormatRoom(before) +
               " free (capacity times overcommit, minus what its domains hold)");
       }
@@ -533,7 +548,7 @@ class Builder {
     const NodeCapabilities& tc = target->capabilities;
     const bool simulated = sc.driver == "TEST" && tc.driver == "TEST";
     if (!simulated && !(sc.volume_upload && tc.volume_upload)) {
-      Error(who + " cannot move from " + from + " (" + sc.driver + " driver) to " + node + " (" + tc.driver +
+      Error(vm, who + " cannot move from " + from + " (" + sc.driver + " driver) to " + node + " (" + tc.driver +
             " driver): a migration needs both nodes real (QEMU) or both simulated");
     }
     // Storage: what gitvirt created is copied unless the pool is shared by both nodes; what it
@@ -545,7 +560,7 @@ class Builder {
       if (SharedPool(from, node, pool)) continue;
       copy.push_back(v);
       if (const ObservedPool* p = target->FindPool(pool); p != nullptr && p->FindVolume(v.substr(v.find('/') + 1))) {
-        Error(who + " cannot move to node " + node + ": volume " + v + " exists there already; remove it "
+        Error(vm, who + " cannot move to node " + node + ": volume " + v + " exists there already; remove it "
               "(an earlier copy?) or declare pool " + pool + " shared on both nodes");
       }
     }
@@ -561,7 +576,7 @@ class Builder {
       if (std::find(created.begin(), created.end(), key) != created.end() || SharedPool(from, node, d.pool)) continue;
       const ObservedPool* p = target->FindPool(d.pool);
       if (p == nullptr || p->FindVolume(d.source.ref) == nullptr) {
-        Error(who + " cannot move to node " + node + ": disk " + d.name + " uses volume " + key +
+        Error(vm, who + " cannot move to node " + node + ": disk " + d.name + " uses volume " + key +
               ", which gitvirt did not create and " + node + " does not have; copy it there, or declare pool " +
               d.pool + " shared on both nodes");
       }
@@ -850,8 +865,11 @@ class Builder {
         const ResourceRef ref{Kind::kVirtualMachine, vm.name};
         if (!options_.prune && !scale_down) {
           plan_.pending.push_back(PendingChange{ref, node.name, {},
-                                                "not in the repository any more; run with "
-                                                "--prune (or sync.prune) to delete it"});
+                                                options_.prune_by == PruneBy::kFlag
+                                                    ? "not in the repository any more; the command line deletes "
+                                                      "only with --prune (sync.prune is for serve)"
+                                                    : "not in the repository any more; serve deletes only with "
+                                                      "sync.prune: true"});
           continue;
         }
         if (policy == DeletionPolicy::kProtect) {
@@ -1090,6 +1108,27 @@ class Builder {
         }
       }
     }
+  }
+
+  // --target names something the plan can act on: a VirtualMachine of the manifests or one of
+  // gitvirt's on a node (an orphan), or an Image of the manifests.
+  Result<void> CheckTarget(const ResourceRef& target) const {
+    std::vector<std::string> names;
+    if (target.kind == Kind::kVirtualMachine) {
+      for (const VirtualMachine& vm : desired_.vms) names.push_back(vm.meta.name);
+      for (const ObservedNode& node : observed_.nodes) {
+        for (const ObservedVm& vm : node.vms) {
+          if (vm.Owned()) names.push_back(vm.name);
+        }
+      }
+    } else if (target.kind == Kind::kImage) {
+      for (const Image& image : desired_.images) names.push_back(image.meta.name);
+    } else {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "--target takes a VirtualMachine or an Image, not a " + std::string(EnumName(target.kind)));
+    }
+    if (std::find(names.begin(), names.end(), target.name) != names.end()) return {};
+    return std::unexpected(NotFoundError(EnumName(target.kind), target.name, names));
   }
 
   void FilterToTarget(const ResourceRef& target) {

@@ -7,6 +7,8 @@ constexpr std::string_view kDirectory = "dir:";
 constexpr std::string_view kGit = "git:";
 constexpr std::string_view kCommand = "cli:";
 constexpr std::string_view kPolicy = "policy:";
+constexpr std::string_view kFile = "file:";
+constexpr std::string_view kStdin = "stdin:";
 
 std::string Escape(std::string_view text) {
   std::string out;
@@ -59,6 +61,9 @@ SourceRef SourceRef::Policy(std::string kind_slash_name) {
   return SourceRef{Type::kPolicy, std::move(kind_slash_name), "", ""};
 }
 
+SourceRef SourceRef::File(std::string absolute_file) { return SourceRef{Type::kFile, std::move(absolute_file), "", ""}; }
+SourceRef SourceRef::Stdin() { return SourceRef{Type::kStdin, "", "", ""}; }
+
 std::string SourceRef::ToString() const {
   switch (type) {
     case Type::kNone: return "";
@@ -67,6 +72,8 @@ std::string SourceRef::ToString() const {
       return std::string(kGit) + location + "@" + Escape(ref) + (path.empty() ? "" : ":" + Escape(path));
     case Type::kCommand: return std::string(kCommand) + location;
     case Type::kPolicy: return std::string(kPolicy) + location;
+    case Type::kFile: return std::string(kFile) + location;
+    case Type::kStdin: return std::string(kStdin);
   }
   return "";
 }
@@ -76,6 +83,8 @@ std::optional<SourceRef> SourceRef::Parse(std::string_view text) {
   if (text.starts_with(kDirectory)) return Directory(std::string(text.substr(kDirectory.size())));
   if (text.starts_with(kCommand)) return Command(std::string(text.substr(kCommand.size())));
   if (text.starts_with(kPolicy)) return Policy(std::string(text.substr(kPolicy.size())));
+  if (text.starts_with(kFile)) return File(std::string(text.substr(kFile.size())));
+  if (text == kStdin) return Stdin();
   if (!text.starts_with(kGit)) return std::nullopt;
   const std::string_view rest = text.substr(kGit.size());
   // The ref and path are escaped: the last '@' ends the URL (which may hold '@'s of its own),

@@ -234,7 +234,7 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
   auto observed = std::make_shared<ObservedState>(session_->Observe());
   std::shared_ptr<Plan> plan;
   if (desired_) {
-    auto made = session_->MakePlan(*desired_, *observed, PlanRequest{});
+    auto made = session_->MakePlan(*desired_, *observed, PlanRequest::ServeRequest(config_));
     if (made) {
       plan = std::make_shared<Plan>(std::move(*made));
       latest_plan_json_ = PlanToJson(*plan).dump();
@@ -300,7 +300,7 @@ void Controller::ReconcileOnce(const std::atomic<bool>& stop) {
                                           outcome ? outcome->job_id : ""});
     // Re-observe so the published status shows the result.
     observed = std::make_shared<ObservedState>(session_->Observe());
-    if (auto again = session_->MakePlan(*desired_, *observed, PlanRequest{})) {
+    if (auto again = session_->MakePlan(*desired_, *observed, PlanRequest::ServeRequest(config_))) {
       plan = std::make_shared<Plan>(std::move(*again));
     }
   } else if (plan && !(wants_apply && backing_off)) {  // a failure waiting for its retry stays "failed"

@@ -230,8 +230,9 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
   std::set<std::string> full_units;     // units to roll back (FULL)
   bool abort_job = rollback_only;       // start nothing more
   bool rollback_job = rollback_only;    // undo everything completed
-  bool cancelled = false;
-  bool shutting_down = false;
+  bool cancelled = false;      // `gitvirt jobs cancel`: the strategy applies at once
+  bool interrupted = false;    // Ctrl-C: start nothing more; decide about the rest once idle
+  bool shutting_down = false;  // serve stopping, or a second Ctrl-C: leave the job to the next start
   auto last_cancel_check = Clock::now() - std::chrono::seconds(1);
   int running = 0;
   std::map<std::string, int> running_per_node;
@@ -242,9 +243,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       options.on_progress(StepProgress{job_id, s.action->id, s.status, message, done_count.load(), total});
     }
   };
-  auto is_cancelled = [&] {
-    return cancelled || (options.interrupt != nullptr && options.interrupt->load());
-  };
+  auto is_cancelled = [&] { return cancelled || interrupted; };
 
   // What a failed step's strategy does to the rest of the job (called with `mu` held).
   auto apply_strategy = [&](const Step& s) {
@@ -361,18 +360,26 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       lock.lock();
       if (requested && *requested) cancelled = true;
     }
-    if (options.shutdown != nullptr && options.shutdown->load() && !abort_job && !rollback_only) {
+    if (options.shutdown != nullptr && options.shutdown->load() && !shutting_down && !rollback_only) {
       abort_job = true;
       shutting_down = true;
       log_->warn("job={} interrupted by shutdown: finishing the running steps", job_id);
     }
-    if (is_cancelled() && !abort_job) {
-      abort_job = true;
-      if (options.strategy == RollbackStrategy::kFull) rollback_job = true;
+    const bool interrupt_now = options.interrupt != nullptr && options.interrupt->load() && !interrupted;
+    if ((cancelled || interrupt_now) && !abort_job && !interrupted && !rollback_only) {
+      // A cancel decides at once; an interrupt waits for the running steps, then asks (or
+      // applies the strategy) before anything is skipped or undone.
+      const bool full = options.strategy == RollbackStrategy::kFull;
+      std::string then = !full ? "keeping what is done (" + std::string(EnumName(options.strategy)) + ")"
+                         : cancelled || !options.confirm_rollback ? std::string("then undoing every completed step (FULL)")
+                                                                  : std::string("then asking whether to roll back (FULL)");
+      if (cancelled) {
+        abort_job = true;
+        rollback_job = full;
+      } else {
+        interrupted = true;
+      }
       const std::string why = cancelled ? "cancel requested (gitvirt jobs cancel)" : "interrupted (SIGINT or SIGTERM)";
-      const std::string then = options.strategy == RollbackStrategy::kFull
-                                   ? "then undoing every completed step (FULL)"
-                                   : "keeping what is done (" + std::string(EnumName(options.strategy)) + ")";
       log_->warn("job={} {}: starting no more steps, {}", job_id, why, then);
       (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
                                  why + ": starting no more steps, waiting for the running ones, " + then);
@@ -383,7 +390,9 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       changed = false;
       for (Step& s : steps) {
         if (s.status != StepStatus::kPending) continue;
-        if (shutting_down) continue;  // left pending: the next start resumes or rolls back
+        // Left pending: the next start resumes or rolls back (shutdown), or the decision after
+        // the interrupt skips them.
+        if (shutting_down || interrupted) continue;
         bool skip = abort_job || stopped_units.contains(s.action->unit);
         for (const std::string& dep : s.action->depends_on) {
           auto it = index.find(dep);
@@ -411,7 +420,7 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       if (!Terminal(s.status)) lowest_open_stage = std::min(lowest_open_stage, s.action->stage);
     }
     // Nothing starts once the job stops (on shutdown the steps not started stay pending).
-    for (std::size_t i = 0; i < steps.size() && running < options.parallel && !abort_job; ++i) {
+    for (std::size_t i = 0; i < steps.size() && running < options.parallel && !abort_job && !interrupted; ++i) {
       Step& s = steps[i];
       if (s.status != StepStatus::kPending || s.action->stage > lowest_open_stage) continue;
       if (running_per_node[s.action->node] >= node_limit(s.action->node)) continue;
@@ -440,25 +449,64 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     }
     if (running == 0) {
       const bool any_pending = std::any_of(steps.begin(), steps.end(), [](const Step& s) { return s.status == StepStatus::kPending; });
-      if (!any_pending || shutting_down) break;
+      if (!any_pending || shutting_down || interrupted) break;
     }
     cv.wait_for(lock, std::chrono::milliseconds(250));
   }
   lock.unlock();
   for (std::thread& t : workers) t.join();
 
-  if (shutting_down) {
+  // After an interrupt, with every running step finished: FULL would undo what completed
+  // (latest first). The person at a terminal is asked; otherwise the strategy applies.
+  if (interrupted && !shutting_down) {
+    std::vector<const Step*> completed_steps;
+    if (options.strategy == RollbackStrategy::kFull) {
+      for (const Step& s : steps) {
+        if (s.status == StepStatus::kSucceeded) completed_steps.push_back(&s);
+      }
+    }
+    std::sort(completed_steps.begin(), completed_steps.end(),
+              [](const Step* a, const Step* b) { return a->completed_order > b->completed_order; });
+    bool roll_back = !completed_steps.empty();
+    if (roll_back && options.confirm_rollback) {
+      std::vector<std::string> would_undo;
+      for (const Step* s : completed_steps) would_undo.push_back(s->action->id);
+      roll_back = options.confirm_rollback(would_undo);
+      shutting_down = options.shutdown != nullptr && options.shutdown->load();
+      if (!shutting_down) {
+        (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
+                                   roll_back ? "asked after the interrupt: roll back" : "asked after the interrupt: "
+                                                                                         "keep what is done");
+      }
+    }
+    if (!shutting_down) {
+      abort_job = true;
+      rollback_job = roll_back;
+      for (Step& s : steps) {
+        if (s.status != StepStatus::kPending) continue;
+        s.status = StepStatus::kSkipped;
+        ++done_count;
+        if (s.started_before) continue;
+        (void)journal_.RecordStepStatus(job_id, s.action->id, StepStatus::kSkipped, "the job stopped before it");
+        CrashPoint("step-skipped", s.action->id);
+      }
+    }
+  }
+
+  auto leave_interrupted = [&](const std::string& why) -> Result<JobOutcome> {
     outcome.status = JobStatus::kInterrupted;
-    (void)journal_.RecordJobStatus(job_id, JobStatus::kInterrupted, "the controller was stopped");
+    (void)journal_.RecordJobStatus(job_id, JobStatus::kInterrupted, interrupted ? "interrupted twice" : "the controller was stopped");
     (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
-                               "the controller is stopping: the job is interrupted and will be resumed or "
-                               "rolled back when it starts again");
+                               why + ": the job is interrupted and will be resumed or rolled back when it starts again");
     if (auto flushed = journal_.Flush(); !flushed) return std::unexpected(flushed.error());
     for (const Step& s : steps) {
       if (s.status == StepStatus::kSucceeded) ++outcome.succeeded;
+      if (s.status == StepStatus::kUndone) ++outcome.undone;
     }
     return outcome;
-  }
+  };
+  const std::string stop_reason = interrupted ? "interrupted again" : "the controller is stopping";
+  if (shutting_down) return leave_interrupted(stop_reason);
 
   // Rollback: every completed step of the job (FULL failure, cancel, or recovery), or of the
   // units whose FULL strategy tripped; in reverse order of completion. A step that was running
@@ -495,7 +543,12 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
     (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
                                "rolling back " + std::to_string(completed_to_undo) + " completed step(s)");
   }
+  const int undo_total = static_cast<int>(to_undo.size());
+  int undo_done = 0;
   for (Step* s : to_undo) {
+    // A second interrupt (or serve stopping) while rolling back: the rest of the rollback is left
+    // to the next start, which finds the job interrupted.
+    if (options.shutdown != nullptr && options.shutdown->load()) return leave_interrupted(stop_reason);
     const Action& action = *s->action;
     const bool failed_step = s->status == StepStatus::kFailed;
     if (!failed_step) (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoing);
@@ -538,7 +591,13 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
                                  "undid " + std::string(EnumName(action.type)) + " " + action.target.ToString());
     }
     CrashPoint("step-undone", action.id);
-    progress(*s, failed_step ? "what it had done is undone" : "rolled back");
+    ++undo_done;
+    if (options.on_progress) {
+      StepProgress p{job_id, action.id, s->status, failed_step ? "what it had done is undone" : "rolled back",
+                     undo_done, undo_total};
+      p.undo = true;
+      options.on_progress(p);
+    }
   }
 
   bool any_failed = false, only_marked = true;

@@ -1,11 +1,15 @@
 #include "gitvirt/engine/fleet_view.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
-#include "gitvirt/hypervisor/node_set.h"
+#include "gitvirt/core/suggest.h"
+#include "gitvirt/engine/manual.h"
 #include "gitvirt/engine/readiness.h"
 #include "gitvirt/engine/session.h"
 #include "gitvirt/engine/status_builder.h"
+#include "gitvirt/hypervisor/node_set.h"
 
 namespace gitvirt {
 
@@ -64,7 +68,68 @@ MigrationRecord FromStep(const StepRecord& s) {
   return m;
 }
 
+
+std::vector<std::string> VmNames(const FleetView& view) {
+  std::set<std::string> names;
+  for (const ResourceStatus& r : view.resources) {
+    if (r.kind == Kind::kVirtualMachine) names.insert(r.name);
+  }
+  for (const ObservedNode& n : view.observed.nodes) {
+    for (const ObservedVm& vm : n.vms) names.insert(vm.name);
+  }
+  return {names.begin(), names.end()};
+}
+
+// The names of what the view holds of `type`.
+std::vector<std::string> NamesInView(Session* session, const FleetView& view, std::string_view type) {
+  std::vector<std::string> names;
+  if (type == "VirtualMachine") return VmNames(view);
+  if (type == "Node") {
+    for (const NodeStatus& n : view.nodes) names.push_back(n.name);
+  } else if (type == "Image") {
+    for (const ResourceStatus& r : view.resources) {
+      if (r.kind == Kind::kImage) names.push_back(r.name);
+    }
+  } else if (type == "Cluster") {
+    for (const ClusterStatus& c : view.clusters) names.push_back(c.name);
+  } else if (type == "Snapshot") {
+    for (const ObservedNode& n : view.observed.nodes) {
+      for (const ObservedVm& vm : n.vms) {
+        for (const ObservedSnapshot& snap : vm.snapshots) names.push_back(snap.name);
+      }
+    }
+  } else if (type == "Backup" && session != nullptr) {
+    if (auto records = ListBackups(*session, BackupFilter{})) {
+      for (const BackupRecord& r : *records) names.push_back(r.id);
+    }
+  }
+  return names;
+}
+
+Error NotFoundInView(const FleetView& view, std::string_view type, const std::string& name) {
+  return NotFoundError(type, name, NamesInView(nullptr, view, type));
+}
+
 }  // namespace
+
+Result<void> FindInView(Session& session, const FleetView& view, std::string_view type, const std::string& name) {
+  const std::vector<std::string> names = NamesInView(&session, view, type);
+  if (std::find(names.begin(), names.end(), name) != names.end()) return {};
+  return std::unexpected(NotFoundError(type, name, names));
+}
+
+Result<NodeDetails> DescribeNode(const FleetView& view, const std::string& name) {
+  NodeDetails d;
+  for (const NodeStatus& n : view.nodes) {
+    if (n.name == name) d.status = &n;
+  }
+  if (d.status == nullptr) return std::unexpected(NotFoundInView(view, "Node", name));
+  d.observed = view.observed.FindNode(name);
+  for (const ResourceStatus& r : view.resources) {
+    if (r.kind == Kind::kVirtualMachine && r.node == name) d.vms.push_back(&r);
+  }
+  return d;
+}
 
 Result<VmDetails> DescribeVm(Session& session, const FleetView& view, const std::string& name) {
   VmDetails d;
@@ -75,9 +140,7 @@ Result<VmDetails> DescribeVm(Session& session, const FleetView& view, const std:
   for (const ObservedNode& n : view.observed.nodes) {
     if (const ObservedVm* vm = n.FindVm(name)) d.observed = vm;
   }
-  if (d.resource == nullptr && d.observed == nullptr) {
-    return Fail(ErrorCode::kNotFound, "no VM named " + name + " in the manifests or on any node");
-  }
+  if (d.resource == nullptr && d.observed == nullptr) return std::unexpected(NotFoundInView(view, "VirtualMachine", name));
   if (d.observed == nullptr || !d.observed->Owned()) return d;
   if (Node* node = session.nodes().Find(d.observed->node)) {
     if (auto snaps = node->snapshots().List(name)) d.snapshots = std::move(*snaps);

@@ -20,6 +20,7 @@ ExecutionOptions ExecutionFor(const JobSettings& settings, const RunRequest& req
   options.step_timeout = settings.step_timeout;
   options.per_node = settings.per_node;
   options.interrupt = request.interrupt;
+  options.confirm_rollback = request.confirm_rollback;
   options.shutdown = request.shutdown;
   options.on_progress = request.on_progress;
   return options;

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <set>
 
 #include "gitvirt/core/policy_plan.h"
 #include "gitvirt/core/selector.h"
+#include "gitvirt/core/suggest.h"
 #include "gitvirt/engine/clock.h"
 #include "gitvirt/engine/session.h"
 
@@ -32,19 +34,36 @@ Result<BackupCatalog*> Catalog(Session& session, std::unique_ptr<BackupCatalog>&
 
 Result<Plan> PlanSnapshotCreate(Session& session, SnapshotCreateRequest request) {
   if (request.now == TimePoint{}) request.now = Now();
-  return PlanSnapshotCreate(session.Observe(), request);
+  auto observed = session.ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  return PlanSnapshotCreate(*observed, request);
 }
 
 Result<Plan> PlanSnapshotDelete(Session& session, const std::string& vm, const std::string& snapshot) {
-  return PlanSnapshotDelete(session.Observe(), vm, snapshot);
+  auto observed = session.ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  return PlanSnapshotDelete(*observed, vm, snapshot);
 }
 
 Result<Plan> PlanSnapshotRevert(Session& session, const std::string& vm, const std::string& snapshot) {
-  return PlanSnapshotRevert(session.Observe(), vm, snapshot);
+  auto observed = session.ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  return PlanSnapshotRevert(*observed, vm, snapshot);
 }
 
 Result<PowerPlan> PlanPower(Session& session, const PowerRequest& request) {
-  return PlanPower(session.Observe(), request);
+  auto observed = session.ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  return PlanPower(*observed, request);
+}
+
+Result<ObservedState> ObserveSnapshots(Session& session, const std::string& vm) {
+  auto observed = session.ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  if (!vm.empty()) {
+    if (auto found = FindVm(*observed, vm); !found) return std::unexpected(found.error());
+  }
+  return observed;
 }
 
 // ---- policies run now -------------------------------------------------------------------------
@@ -54,7 +73,9 @@ Result<PolicyRun> PlanPolicyRun(Session& session, Kind kind, const std::string& 
   if (!desired) return std::unexpected(desired.error());
   PolicyRun run;
   run.desired = std::move(*desired);
-  run.observed = session.Observe();
+  auto observed = session.ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  run.observed = std::move(*observed);
   auto scheduler = session.MakeScheduler(SystemWallClock());
   if (!scheduler) return std::unexpected(scheduler.error());
   auto plan = (*scheduler)->PlanRun(kind, policy, run.desired.state, run.observed, run.desired.revision);
@@ -81,14 +102,17 @@ Result<BackupRun> PlanBackupRun(Session& session, const BackupRunRequest& reques
     if (!request.target.empty() || !request.mode.empty() || !request.compression.empty()) {
       return Fail(ErrorCode::kInvalidArgument, request.what +
                                                    " is a BackupPolicy: its settings come from the manifest "
-                                                   "(--target, --mode and --compression are for a backup of one VM)");
+                                                   "(--dir, --mode and --compression are for a backup of one VM)");
     }
     return BackupRun{p.meta.name, {}};
   }
   // One VM: settings from the request, or from the one policy that selects it.
   const VirtualMachine* vm = desired->state.FindVm(request.what);
   if (vm == nullptr) {
-    return Fail(ErrorCode::kNotFound, request.what + " is neither a BackupPolicy nor a VirtualMachine in the manifests");
+    std::vector<std::string> names;
+    for (const BackupPolicy& p : desired->state.backup_policies) names.push_back(p.meta.name);
+    for (const VirtualMachine& v : desired->state.vms) names.push_back(v.meta.name);
+    return std::unexpected(NotFoundError("BackupPolicy or VirtualMachine", request.what, names));
   }
   BackupPolicySpec spec;
   std::string from_policy;
@@ -100,14 +124,14 @@ Result<BackupRun> PlanBackupRun(Session& session, const BackupRunRequest& reques
     }
     if (selecting.size() != 1) {
       return Fail(ErrorCode::kInvalidArgument,
-                  "give --target DIR: " + vm->meta.name +
+                  "give --dir DIR: " + vm->meta.name +
                       (selecting.empty() ? " is selected by no BackupPolicy" : " is selected by several BackupPolicies"));
     }
     spec = selecting.front()->spec;
     from_policy = selecting.front()->meta.name;
   } else {
     if (!fs::path(request.target).is_absolute()) {
-      return Fail(ErrorCode::kInvalidArgument, "--target must be an absolute directory");
+      return Fail(ErrorCode::kInvalidArgument, "--dir must be an absolute directory");
     }
     spec.target.directory = request.target;
   }
@@ -125,11 +149,12 @@ Result<BackupRun> PlanBackupRun(Session& session, const BackupRunRequest& reques
   if (request.verify) spec.verify = true;
   spec.protect = request.protect;  // a backup by hand is protected only when asked
   if (spec.target.directory.empty()) {
-    return Fail(ErrorCode::kInvalidArgument, "the backup needs a target directory (--target DIR)");
+    return Fail(ErrorCode::kInvalidArgument, "the backup needs a target directory (--dir DIR)");
   }
 
-  const ObservedState observed = session.Observe();
-  auto domain = FindOwnedVm(observed, vm->meta.name);
+  auto observed = session.ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  auto domain = FindOwnedVm(*observed, vm->meta.name);
   if (!domain) return std::unexpected(domain.error());
   std::vector<CatalogBackup> existing;
   std::unique_ptr<BackupCatalog> catalog;
@@ -160,11 +185,17 @@ Result<FoundBackup> FindBackup(Session& session, const std::string& what) {
     auto opened = Catalog(session, catalog);
     if (!opened) return std::unexpected(opened.error());
     auto record = (*opened)->Get(what);
-    if (!record) {
-      return Fail(record.error().code, record.error().ToString() +
-                                           " (give its id from `gitvirt backup list`, or its directory; "
-                                           "`backup list --rescan` rebuilds the catalog)");
+    if (!record && record.error().code == ErrorCode::kNotFound) {
+      std::vector<std::string> ids;
+      if (auto all = (*opened)->List(BackupFilter{})) {
+        for (const BackupRecord& r : *all) ids.push_back(r.id);
+      }
+      Error e = NotFoundError("Backup", what, ids);
+      e.message += "; give its id from `gitvirt backup list` or its directory (`backup list --rescan` rebuilds "
+                   "the catalog)";
+      return std::unexpected(e);
     }
+    if (!record) return std::unexpected(record.error());
     if (record->status == "failed") {
       return Fail(ErrorCode::kFailedPrecondition, "backup " + what + " is a failed attempt (" + record->error +
                                                       "): there is no backup to use; `gitvirt backup delete " + what +
@@ -261,17 +292,41 @@ Result<BackupRestore> PlanBackupRestore(Session& session, const BackupRestoreReq
   const BackupManifest& manifest = found->manifest;
   out.name = request.as.empty() ? manifest.vm : request.as;
   out.node = request.node.empty() ? manifest.node : request.node;
-  if (session.config().FindNode(out.node) == nullptr) {
-    return Fail(ErrorCode::kNotFound,
-                "node " + out.node + " is not in " + session.config().file + "; choose one with --node");
+  const NodeConfig* node_config = session.config().FindNode(out.node);
+  if (node_config == nullptr) {
+    std::vector<std::string> names;
+    for (const NodeConfig& n : session.config().nodes) names.push_back(n.name);
+    Error e = NotFoundError("Node", out.node, names);
+    e.message += "; choose one of " + session.config().file + "'s nodes with --node";
+    return std::unexpected(e);
   }
   // Owned by gitvirt only when the manifests declare a VM of that name; otherwise it is left
   // alone (never pruned, never changed) until someone adopts it.
   if (auto desired = session.ReadDesired(request.source)) out.managed = desired->state.FindVm(out.name) != nullptr;
-  const ObservedState observed = session.Observe();
-  if (!observed.FindVms(out.name).empty()) {
+  auto observed = session.ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  if (!observed->FindVms(out.name).empty()) {
     return Fail(ErrorCode::kAlreadyExists,
                 "a domain named " + out.name + " exists already; restore under a new name with --as NAME");
+  }
+  // Pre-flight: every disk goes back into the pool it came from, on the node restored onto.
+  if (const ObservedNode* node = observed->FindNode(out.node); node != nullptr && node->reachable) {
+    std::set<std::string> missing;
+    for (const BackupFile& f : manifest.files) {
+      const bool configured = std::any_of(node_config->pools.begin(), node_config->pools.end(),
+                                          [&](const PoolConfig& p) { return p.name == f.pool; });
+      if (!f.pool.empty() && node->FindPool(f.pool) == nullptr && !configured) missing.insert(f.pool);
+    }
+    if (!missing.empty()) {
+      std::string pools, have;
+      for (const std::string& p : missing) pools += (pools.empty() ? "" : ", ") + p;
+      for (const ObservedPool& p : node->pools) have += (have.empty() ? "" : ", ") + p.name;
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "backup " + manifest.id + " restores disks into pool" + (missing.size() == 1 ? " " : "s ") + pools +
+                      ", which node " + out.node + " does not have (its pools: " + (have.empty() ? "none" : have) +
+                      "); restore onto another node with --node, or declare the pool for " + out.node + " in " +
+                      session.config().file);
+    }
   }
   out.plan.source = SourceRef::Command("backup restore");
   out.plan.revision = manifest.revision;
@@ -301,10 +356,34 @@ Result<BackupRestore> PlanBackupRestore(Session& session, const BackupRestoreReq
 
 // ---- jobs -------------------------------------------------------------------------------------
 
-Result<JobRecord> CancelJob(Session& session, const std::string& job_id) {
+Result<JobRecord> FindJob(Session& session, const std::string& job_id) {
   auto journal = session.journal();
   if (!journal) return std::unexpected(journal.error());
   auto job = (*journal)->GetJob(job_id);
+  if (job || job.error().code != ErrorCode::kNotFound) return job;
+  std::vector<std::string> ids;
+  if (auto recent = (*journal)->ListJobs(JobFilter{std::nullopt, "", 200, 0})) {
+    for (const JobRecord& j : *recent) ids.push_back(j.id);
+  }
+  return std::unexpected(NotFoundError("Job", job_id, ids));
+}
+
+Result<JobList> ListJobs(Session& session, const JobFilter& filter) {
+  auto journal = session.journal();
+  if (!journal) return std::unexpected(journal.error());
+  JobFilter all = filter;
+  all.limit = filter.limit > 0 ? filter.limit : std::numeric_limits<int>::max();
+  auto jobs = (*journal)->ListJobs(all);
+  if (!jobs) return std::unexpected(jobs.error());
+  auto total = (*journal)->CountJobs(filter);
+  if (!total) return std::unexpected(total.error());
+  return JobList{std::move(*jobs), *total};
+}
+
+Result<JobRecord> CancelJob(Session& session, const std::string& job_id) {
+  auto journal = session.journal();
+  if (!journal) return std::unexpected(journal.error());
+  auto job = FindJob(session, job_id);
   if (!job) return std::unexpected(job.error());
   if (IsFinished(job->status)) {
     return Fail(ErrorCode::kFailedPrecondition,

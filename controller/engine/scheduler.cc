@@ -1,3 +1,4 @@
+#include "gitvirt/core/suggest.h"
 #include "gitvirt/engine/scheduler.h"
 
 #include <spdlog/spdlog.h>
@@ -115,14 +116,22 @@ Result<Plan> PolicyScheduler::PlanRun(Kind kind, const std::string& name, const 
   const TimePoint now = clock_.Now();
   if (kind == Kind::kSnapshotPolicy) {
     const SnapshotPolicy* p = FindSnapshotPolicy(desired, name);
-    if (p == nullptr) return Fail(ErrorCode::kNotFound, "no SnapshotPolicy named " + name + " in the manifests");
+    if (p == nullptr) {
+      std::vector<std::string> names;
+      for (const SnapshotPolicy& sp : desired.snapshot_policies) names.push_back(sp.meta.name);
+      return std::unexpected(NotFoundError("SnapshotPolicy", name, names));
+    }
     auto tz = LoadTimeZone(p->spec.time_zone);
     if (!tz) return std::unexpected(tz.error().Wrap("SnapshotPolicy/" + name));
     return PlanSnapshotPolicyRun(*p, desired, observed, now, **tz, revision);
   }
   if (kind == Kind::kBackupPolicy) {
     const BackupPolicy* p = FindBackupPolicy(desired, name);
-    if (p == nullptr) return Fail(ErrorCode::kNotFound, "no BackupPolicy named " + name + " in the manifests");
+    if (p == nullptr) {
+      std::vector<std::string> names;
+      for (const BackupPolicy& bp : desired.backup_policies) names.push_back(bp.meta.name);
+      return std::unexpected(NotFoundError("BackupPolicy", name, names));
+    }
     auto catalog = BackupCatalog::Open(options_.jobs.runner.paths.state);
     if (!catalog) return std::unexpected(catalog.error());
     if (!p->spec.target.directory.empty()) {

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -120,12 +121,37 @@ NodeSet& Session::nodes() {
 
 ObservedState Session::Observe() { return nodes().ObserveAll(); }
 
+Result<ObservedState> Session::ObserveEvery() {
+  ObservedState observed = Observe();
+  if (auto ok = RequireReachable(observed); !ok) return std::unexpected(ok.error());
+  return observed;
+}
+
+Result<void> Session::RequireReachable(const ObservedState& observed) const {
+  if (options_.ignore_unreachable) return {};
+  std::vector<const ObservedNode*> down;
+  for (const ObservedNode& n : observed.nodes) {
+    if (!n.reachable) down.push_back(&n);
+  }
+  if (down.empty()) return {};
+  std::string message;
+  if (down.size() == 1) {
+    message = "node " + down.front()->name + " is unreachable: " + down.front()->error;
+  } else {
+    message = std::to_string(down.size()) + " nodes are unreachable:";
+    for (const ObservedNode* n : down) message += "\n  " + n->name + ": " + n->error;
+  }
+  message += "\nNothing was planned or changed; --ignore-unreachable plans around unreachable nodes.";
+  return Fail(ErrorCode::kUnavailable, message);
+}
+
 // ---- planning -------------------------------------------------------------------------------
 
 Result<Plan> Session::MakePlan(const Desired& desired, const ObservedState& observed,
                                const PlanRequest& request) const {
   PlanOptions options;
-  options.prune = request.prune || config_.sync.prune;
+  options.prune = request.prune;
+  options.prune_by = request.prune_by;
   options.revision = desired.revision;
   options.source = desired.source;
   options.target = request.target;
@@ -139,7 +165,15 @@ Result<Plan> Session::MakePlan(const Desired& desired, const ObservedState& obse
     }
     return it->second.get();
   };
+  options.manifest_root = DisplayPath(desired.shown_root);
   return Planner(config_).MakePlan(desired.state, observed, options);
+}
+
+PlanRequest PlanRequest::ServeRequest(const ControllerConfig& config) {
+  PlanRequest request;
+  request.prune = config.sync.prune;
+  request.prune_by = PruneBy::kConfig;
+  return request;
 }
 
 Result<Planned> Session::PlanCurrent(const PlanRequest& request) {
@@ -147,7 +181,9 @@ Result<Planned> Session::PlanCurrent(const PlanRequest& request) {
   if (!desired) return std::unexpected(desired.error());
   Planned p;
   p.desired = std::move(*desired);
-  p.observed = Observe();
+  auto observed = ObserveEvery();
+  if (!observed) return std::unexpected(observed.error());
+  p.observed = std::move(*observed);
   auto plan = MakePlan(p.desired, p.observed, request);
   if (!plan) return std::unexpected(plan.error());
   p.plan = std::move(*plan);
@@ -155,15 +191,34 @@ Result<Planned> Session::PlanCurrent(const PlanRequest& request) {
 }
 
 Result<Plan> Session::ReadSavedPlan(const std::string& file) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string shown = DisplayPath(file);
+  if (fs::is_directory(file, ec)) {
+    return Fail(ErrorCode::kInvalidArgument, shown + " is a directory, not a saved plan; to apply the manifests in it: "
+                                                 "gitvirt apply -f " + shown);
+  }
   std::ifstream in(file);
-  if (!in) return Fail(ErrorCode::kNotFound, "cannot read " + file);
+  if (!in) return Fail(ErrorCode::kNotFound, "cannot read " + shown + ": no such file");
   auto json = nlohmann::json::parse(in, nullptr, false);
+  if (json.is_discarded() || !json.is_object() || !json.contains("formatVersion")) {
+    const std::string ext = fs::path(file).extension().string();
+    const bool manifest = ext == ".yaml" || ext == ".yml";
+    return Fail(ErrorCode::kInvalidArgument,
+                shown + " is not a saved plan (a JSON file written by `gitvirt plan --out FILE`)" +
+                    (manifest ? "; to apply the manifests in it: gitvirt apply -f " + shown : std::string()));
+  }
   auto plan = PlanFromJson(json);
-  if (!plan) return std::unexpected(Error{plan.error().code, plan.error().message, file});
+  if (!plan) return std::unexpected(Error{plan.error().code, plan.error().message, shown});
   return std::move(*plan);
 }
 
 Result<Planned> Session::Replan(const Plan& saved, bool override_windows) {
+  if (saved.source.IsStdin()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the plan was made from manifests on standard input, which cannot be read again to check that "
+                "it is current; save the manifests to a file and plan with -f FILE --out PLAN");
+  }
   PlanRequest request;
   request.source = SourceSelection::Of(saved.source);
   request.prune = saved.prune;
@@ -204,7 +259,7 @@ Result<Planned> Session::Replan(const Plan& saved, bool override_windows) {
   }
   std::string message = "the plan is stale:";
   for (const std::string& w : why) message += "\n  - " + w;
-  message += "\nMake a new plan with `gitvirt plan -o FILE`.";
+  message += "\nMake a new plan with `gitvirt plan --out FILE`.";
   return Fail(ErrorCode::kFailedPrecondition, message);
 }
 

@@ -731,6 +731,7 @@ VmSpec ParseVmSpec(const Map& m, VmContext& ctx, bool is_template) {
           f->Error("\"" + *node + "\" is not a node name");
         } else {
           spec.node = *node;
+          ctx.facts.nodes.push_back(NodeReference{ctx.owner.name, *node, f->location(), f->path()});
         }
       }
     }

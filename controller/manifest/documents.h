@@ -30,9 +30,19 @@ struct StaticAddress {
   std::string path;
 };
 
+// A VM pinned to a node by name (`spec.node`), checked against the configuration's nodes when
+// the loader is given them.
+struct NodeReference {
+  std::string vm;
+  std::string node;
+  SourceLocation location;
+  std::string path;
+};
+
 struct DocumentFacts {
   std::vector<Reference> references;
   std::vector<StaticAddress> addresses;
+  std::vector<NodeReference> nodes;
 };
 
 struct ParsedDocument {

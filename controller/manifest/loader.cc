@@ -232,6 +232,7 @@ LoadResult LoadManifests(std::span<const ManifestFile> files, const LoadOptions&
               std::back_inserter(facts.references));
     std::move(file.facts.addresses.begin(), file.facts.addresses.end(),
               std::back_inserter(facts.addresses));
+    std::move(file.facts.nodes.begin(), file.facts.nodes.end(), std::back_inserter(facts.nodes));
   }
 
   // Duplicate names, per kind; VMs share their namespace with Cluster members.
@@ -366,6 +367,19 @@ LoadResult LoadManifests(std::span<const ManifestFile> files, const LoadOptions&
       AddError(result.diagnostics, a.location, a.path,
                "address " + a.address + " is already used" + other + " (at " +
                    it->second->location.ToString() + ")");
+    }
+  }
+
+  // Nodes named by VMs: those of the configuration, when the caller knows them.
+  if (options.nodes) {
+    std::string known;
+    for (const std::string& n : *options.nodes) known += (known.empty() ? "" : ", ") + n;
+    for (const manifest_internal::NodeReference& ref : facts.nodes) {
+      if (std::find(options.nodes->begin(), options.nodes->end(), ref.node) != options.nodes->end()) continue;
+      AddError(result.diagnostics, ref.location, ref.path,
+               "node \"" + ref.node + "\" is not in the configuration" +
+                   DidYouMean(ClosestNames(ref.node, *options.nodes)) + " (its nodes: " +
+                   (known.empty() ? "none" : known) + ")");
     }
   }
 

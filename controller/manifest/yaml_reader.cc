@@ -58,21 +58,6 @@ PlainType ClassifyPlain(const std::string& s) {
 
 bool IsPlain(const YAML::Node& node) { return node.Tag() == "?"; }
 
-std::size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
-                        std::tolower(static_cast<unsigned char>(b[j - 1]));
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (same ? 0 : 1)});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 }  // namespace
@@ -90,22 +75,6 @@ void DiagnosticSink::Warning(const YAML::Mark& mark, std::string path, std::stri
 SourceLocation DiagnosticSink::Locate(const YAML::Mark& mark) const {
   if (mark.is_null()) return SourceLocation{file_, 1, 1};
   return SourceLocation{file_, mark.line + 1, mark.column + 1};
-}
-
-std::string ClosestMatch(std::string_view word, const std::vector<std::string_view>& candidates) {
-  std::string_view best;
-  std::size_t best_distance = std::string_view::npos;
-  for (std::string_view c : candidates) {
-    const std::size_t d = EditDistance(word, c);
-    if (d < best_distance) {
-      best_distance = d;
-      best = c;
-    }
-  }
-  // Close enough to be a typo: a third of the word, at least one edit, at most three.
-  const std::size_t limit = std::clamp<std::size_t>(word.size() / 3, 1, 3);
-  if (best_distance <= limit) return std::string(best);
-  return {};
 }
 
 YAML::Mark Field::mark() const {

@@ -19,6 +19,7 @@
 #include "gitvirt/core/diagnostic.h"
 #include "gitvirt/core/enums.h"
 #include "gitvirt/core/model.h"
+#include "gitvirt/core/suggest.h"
 
 namespace gitvirt::manifest_internal {
 
@@ -37,9 +38,6 @@ class DiagnosticSink {
   std::vector<Diagnostic>* out_;
   int errors_ = 0;
 };
-
-// The closest candidate within a small edit distance, for "did you mean" hints; empty if none.
-std::string ClosestMatch(std::string_view word, const std::vector<std::string_view>& candidates);
 
 // A value at a field path.
 class Field {

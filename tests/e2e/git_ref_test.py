@@ -6,7 +6,7 @@ usage: git_ref_test.py GITVIRT_BINARY
 
 The repository has a tag, a branch and main at three different commits, each declaring one more
 VM under `vms/`, and an invalid manifest outside `vms/` that only `--path vms` keeps out. Checked
-from outside: exit codes, `plan --json` and `plan -o FILE` (the commit recorded), what `apply
+from outside: exit codes, `plan -o json` and `plan --out FILE` (the commit recorded), what `apply
 FILE` made (`get vms -o json`: the revision that applied each VM), the messages on stderr.
 """
 import json
@@ -64,7 +64,7 @@ state: {cls.dir}/state/gitvirt.db
         return run(GITVIRT, "--config", self.config, *args, check=False, stdin=subprocess.DEVNULL, timeout=120)
 
     def plan(self, ref, path="vms"):
-        out = self.gv("plan", "--json", "--repo", self.url, "--ref", ref, "--path", path)
+        out = self.gv("plan", "-o", "json", "--repo", self.url, "--ref", ref, "--path", path)
         self.assertEqual(out.returncode, 0, f"plan --ref {ref}\n{out.stdout}\n{out.stderr}")
         return json.loads(out.stdout)
 
@@ -94,7 +94,7 @@ state: {cls.dir}/state/gitvirt.db
 
     def test_3_a_saved_plan_records_the_commit_and_apply_applies_it(self):
         saved = os.path.join(self.dir, "v1.plan.json")
-        out = self.gv("plan", "--repo", self.url, "--ref", "v1", "--path", "vms", "-o", saved)
+        out = self.gv("plan", "--repo", self.url, "--ref", "v1", "--path", "vms", "--out", saved)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         with open(saved) as f:
             plan = json.load(f)
@@ -115,7 +115,7 @@ state: {cls.dir}/state/gitvirt.db
 
     def test_4_a_plan_of_a_branch_that_moved_is_stale(self):
         branch = os.path.join(self.dir, "feature.plan.json")
-        out = self.gv("plan", "--repo", self.url, "--ref", "feature", "--path", "vms", "-o", branch)
+        out = self.gv("plan", "--repo", self.url, "--ref", "feature", "--path", "vms", "--out", branch)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.repo.git("checkout", "-q", "feature")
         self.repo.write("vms/cache-02.yaml", vm("cache-02"))

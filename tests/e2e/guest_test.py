@@ -180,7 +180,7 @@ spec:
     def test_1_apply_waits_for_readiness(self):
         plan = self.gitvirt("plan", "--no-color")
         self.assertIn(f"create VirtualMachine/{VM}", plan.stdout)
-        self.gitvirt("plan", "-o", os.path.join(self.dir, "plan.json"))
+        self.gitvirt("plan", "--out", os.path.join(self.dir, "plan.json"))
         started = time.time()
         apply = self.gitvirt("-vv", "apply", "--auto-approve")
         seconds = time.time() - started
@@ -277,7 +277,7 @@ spec:
             self.assertNotIn(self.plaintext, xml, flags)
         # The plan, as text and as JSON (made before the apply in test_1, and now).
         plan_text = self.gitvirt("plan", "--no-color").stdout
-        self.gitvirt("plan", "-o", os.path.join(self.dir, "plan-after.json"))
+        self.gitvirt("plan", "--out", os.path.join(self.dir, "plan-after.json"))
         self.assertNotIn(self.plaintext, plan_text)
         for name in ("plan.json", "plan-after.json"):
             with open(os.path.join(self.dir, name)) as f:

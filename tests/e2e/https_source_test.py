@@ -154,7 +154,7 @@ class HttpsSourceEndToEnd(unittest.TestCase):
         return run(GITVIRT, "--config", config, *args, check=False, stdin=subprocess.DEVNULL, timeout=120)
 
     def test_1_plan_and_serve_read_the_commit_with_the_token_and_the_ca(self):
-        out = self.gv("good", self.token, self.ca, "plan", "--json")
+        out = self.gv("good", self.token, self.ca, "plan", "-o", "json")
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         plan = json.loads(out.stdout)
         self.assertEqual(plan["revision"], self.commit)

@@ -8,7 +8,7 @@ between runs), so it needs no daemon. Checked from outside: exit codes, `-o json
 backup directories on disk, the state file with sqlite3, and serve's HTTP API.
 
   power      --dry-run changes nothing; confirmation is asked (refused without a terminal) and
-             skipped with -y; --max-parallel (from the journal's event order); VMs already in
+             skipped with -y; --parallel (from the journal's event order); VMs already in
              the state are skipped; shutdown, reboot, reboot --force (off + start), shutdown
              --force; jobs
   snapshots  create/list/delete by hand, `snapshot run POLICY` with retention keep 2 that never
@@ -136,7 +136,7 @@ api: {{listen: "127.0.0.1:0"}}
         self.assertIn("confirmation", refused.stderr)
         self.assertEqual(self.power()["web-01"], "Running")
 
-        self.ok("power", "stop", "-l", "tier=web", "-y", "--max-parallel", "1")
+        self.ok("power", "stop", "-l", "tier=web", "-y", "--parallel", "1")
         self.assertEqual(self.power(), {"web-01": "Stopped", "web-02": "Stopped", "db-01": "Running"})
         self.assertEqual(len(self.jobs("power")), jobs_before + 1, "one job for the whole selector")
 
@@ -182,16 +182,16 @@ api: {{listen: "127.0.0.1:0"}}
 
     def test_1b_power_shutdown_reboot_force(self):
         self.assertEqual(self.power(), {"web-01": "Running", "web-02": "Running", "db-01": "Running"})
-        # --max-parallel bounds the steps running at once; every step holds for 500 ms.
+        # --parallel bounds the steps running at once; every step holds for 500 ms.
         env = dict(os.environ, GITVIRT_STEP_DELAY_MS="500")
         out = run(GITVIRT, "--config", self.config, "power", "shutdown", "-l", "tier=web", "-y",
-                  "--max-parallel", "1", check=False, env=env, stdin=subprocess.DEVNULL, timeout=300)
+                  "--parallel", "1", check=False, env=env, stdin=subprocess.DEVNULL, timeout=300)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertEqual(self.power(), {"web-01": "Stopped", "web-02": "Stopped", "db-01": "Running"})
         steps, events = self.last_job_steps()
         self.assertEqual(sorted(s["type"] for s in steps), ["shutdown", "shutdown"])
         self.assertEqual(self.most_at_once(events), 1, [e["message"] for e in events])
-        out = run(GITVIRT, "--config", self.config, "power", "start", "-l", "tier=web", "--max-parallel", "2",
+        out = run(GITVIRT, "--config", self.config, "power", "start", "-l", "tier=web", "--parallel", "2",
                   check=False, env=env, stdin=subprocess.DEVNULL, timeout=300)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         steps, events = self.last_job_steps()
@@ -261,7 +261,7 @@ api: {{listen: "127.0.0.1:0"}}
 
     def test_3_backups(self):
         self.ok("backup", "run", "nightly")
-        self.ok("backup", "run", "db-01", "--target", self.manual, "--compression", "gzip")
+        self.ok("backup", "run", "db-01", "--dir", self.manual, "--compression", "gzip")
         catalog = self.catalog()
         self.assertEqual(len(catalog), 2)
         by_policy = {b["policy"]: b for b in catalog.values()}
@@ -356,7 +356,7 @@ api: {{listen: "127.0.0.1:0"}}
         with open(blocker, "w") as f:
             f.write("in the way\n")
         taken_before, failed_before = self.run_totals()
-        out = self.gv("backup", "run", "web-01", "--target", os.path.join(blocker, "backups"))
+        out = self.gv("backup", "run", "web-01", "--dir", os.path.join(blocker, "backups"))
         self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
         self.assertEqual(self.run_totals(), (taken_before, failed_before + 1))
 

@@ -131,7 +131,7 @@ PidFile {cls.dir}/sshd.pid
 
     def test_1_plan_and_serve_read_the_commit_over_ssh(self):
         self.trust_host(True)
-        out = self.gv(self.key, "plan", "--json")
+        out = self.gv(self.key, "plan", "-o", "json")
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         plan = json.loads(out.stdout)
         self.assertEqual(plan["revision"], self.commit)

@@ -454,7 +454,7 @@ TEST_F(PolicyQemu, OfflineAndSuspendModes) {
     Must({"gzip", "-t", (*dir / f.value("name", "")).string()});
   }
   // A backup by hand of one VM: not the policy's, so retention never counts it.
-  Output by_hand = gv({"backup", "run", "warm", "--target", (work_->path() / "manual").string(), "--mode", "snapshot"});
+  Output by_hand = gv({"backup", "run", "warm", "--dir", (work_->path() / "manual").string(), "--mode", "snapshot"});
   ASSERT_EQ(by_hand.rc, 0) << gv.Explain(by_hand);
   dir = NewestBackup(work_->path() / "manual", "warm");
   ASSERT_TRUE(dir);
@@ -464,7 +464,7 @@ TEST_F(PolicyQemu, OfflineAndSuspendModes) {
   // Mode stop on a running VM, uncompressed: shut down (no guest OS here, so powered off after
   // its 3 s shutdownTimeout, forceOff), copied, started again.
   const std::string id_warm = Trim(virsh({"domid", "warm"}));
-  Output stop = gv({"backup", "run", "warm", "--target", (work_->path() / "stop").string(), "--mode", "stop",
+  Output stop = gv({"backup", "run", "warm", "--dir", (work_->path() / "stop").string(), "--mode", "stop",
                     "--compression", "none", "--verify"});
   ASSERT_EQ(stop.rc, 0) << gv.Explain(stop);
   EXPECT_EQ(virsh.State("warm"), "running") << "started again after its backup";
@@ -665,7 +665,7 @@ TEST_F(PolicyQemu, UefiSnapshotsAreExternal) {
   std::string io;
   ASSERT_TRUE(QemuIo(current, {"write -P 0x7e 5M 64k"}, false, &io)) << io;
   const fs::path target = work_->path() / "backups";
-  Output backup = gv({"backup", "run", "efi1", "--target", target.string(), "--verify"});
+  Output backup = gv({"backup", "run", "efi1", "--dir", target.string(), "--verify"});
   ASSERT_EQ(backup.rc, 0) << gv.Explain(backup);
   auto dir = NewestBackup(target, "efi1");
   ASSERT_TRUE(dir);

@@ -20,4 +20,8 @@ enum DiffExitCode : int {
 
 int Run(int argc, char** argv);
 
+// "0.1.0": the project's version, or the GITVIRT_VERSION_STRING the build was configured with
+// (a package build bumps it without recompiling more than one file).
+const char* Version();
+
 }  // namespace gitvirt::cli

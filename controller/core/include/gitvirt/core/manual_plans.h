@@ -3,8 +3,9 @@
 // one-off jobs built from the observed state alone, so they print, confirm and run like any
 // plan. Pure: values in, values out.
 //
-// They act on gitvirt's VMs only: a name no node runs is kNotFound, a domain gitvirt does not
-// own is kFailedPrecondition, each with the reason in words.
+// They act on gitvirt's VMs only: a name no node runs is kNotFound (`VirtualMachine "x" not
+// found (did you mean "y"?)`), a domain gitvirt does not own is kFailedPrecondition, each with
+// the reason in words. Pre-flight: a snapshot name the VM already has is kAlreadyExists.
 
 #include <string>
 #include <vector>
@@ -16,7 +17,10 @@
 
 namespace gitvirt {
 
-// gitvirt's domain of that name (on any node).
+// The domain of that name on any node; kNotFound naming the closest names otherwise.
+Result<const ObservedVm*> FindVm(const ObservedState& observed, const std::string& name);
+// gitvirt's domain of that name (on any node): kNotFound (with the closest of gitvirt's names)
+// when no node runs it, kFailedPrecondition when it is not gitvirt's.
 Result<const ObservedVm*> FindOwnedVm(const ObservedState& observed, const std::string& name);
 
 struct SnapshotCreateRequest {
@@ -32,7 +36,8 @@ Result<Plan> PlanSnapshotCreate(const ObservedState& observed, const SnapshotCre
 Result<Plan> PlanSnapshotDelete(const ObservedState& observed, const std::string& vm, const std::string& snapshot);
 Result<Plan> PlanSnapshotRevert(const ObservedState& observed, const std::string& vm, const std::string& snapshot);
 
-// `gitvirt power OPERATION`: every gitvirt VM the selector matches or that is named.
+// `gitvirt power OPERATION`: every gitvirt VM the selector matches or that is named (a name no
+// node runs as gitvirt's is kNotFound).
 struct PowerRequest {
   std::string operation;  // start | stop | shutdown | reboot
   std::string selector_text;  // as given, for the plan's source

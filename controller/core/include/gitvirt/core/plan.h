@@ -204,10 +204,15 @@ struct Plan {
   // against ("absent" when it did not exist); `apply plan.json` refuses when any differ.
   std::map<std::string, std::string> fingerprints;
   std::vector<std::string> unmanaged;  // "node/vm" domains seen and left alone
+  // Nodes that could not be observed (and why): the plan leaves out what runs there.
+  std::map<std::string, std::string> unreachable;
   std::vector<Image> images;  // the repository's Images, which creates and imports refer to
 
   PlanSummary Summary() const;
   bool Empty() const { return actions.empty(); }
+  // Desired and observed agree: nothing to do, nothing pending, every node seen. What
+  // `plan --detailed-exitcode` answers 0 to.
+  bool InSync() const { return actions.empty() && pending.empty() && unreachable.empty(); }
   const Action* FindAction(std::string_view id) const;
   friend bool operator==(const Plan&, const Plan&) = default;
 };

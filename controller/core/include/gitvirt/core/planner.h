@@ -19,8 +19,13 @@
 
 namespace gitvirt {
 
+// Who switches deletion on: the command line's --prune, or `sync.prune` (serve). The plan's
+// pending entries for VMs it keeps say which.
+enum class PruneBy { kFlag, kConfig };
+
 struct PlanOptions {
   bool prune = false;
+  PruneBy prune_by = PruneBy::kFlag;
   std::optional<ResourceRef> target;  // --target: only this resource and what it needs
   std::string revision;
   SourceRef source;
@@ -32,6 +37,9 @@ struct PlanOptions {
   // `apply --override-windows`: a VM a window blocks is changed anyway when every window that
   // blocks it says manualSync: true.
   bool override_windows = false;
+  // Where the manifests are, as the user named them: errors a manifest is at fault for name
+  // its file under this directory (empty: relative to the manifest root).
+  std::string manifest_root;
 };
 
 class Planner {
@@ -39,8 +47,8 @@ class Planner {
   // `config` supplies node names, labels, capacity overrides, overcommit and drain flags.
   explicit Planner(const ControllerConfig& config) : config_(config) {}
 
-  // Fails (with every reason in the message) when the desired state cannot be reached: a VM
-  // pinned to an unknown node, a disk that would shrink, a HARD anti-affinity that cannot hold,
+  // Fails (with every reason in the message, "file:line:column: " first where a manifest is at
+  // fault) when the desired state cannot be reached: a VM pinned to an unknown node, a disk that would shrink, a HARD anti-affinity that cannot hold,
   // no room for a VM, a name taken by a domain gitvirt does not own.
   Result<Plan> MakePlan(const DesiredState& desired, const ObservedState& observed,
                         const PlanOptions& options) const;

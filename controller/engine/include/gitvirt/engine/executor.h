@@ -77,6 +77,9 @@ struct StepProgress {
   std::string message;
   int done = 0;
   int total = 0;
+  // A step of the rollback: `done` of `total` counts the undo pass alone (the steps it undoes,
+  // a failed step's partial work included).
+  bool undo = false;
 };
 
 struct ExecutionOptions {
@@ -85,12 +88,19 @@ struct ExecutionOptions {
   int parallel = 8;                        // steps at once, overall
   std::map<std::string, int> per_node;     // steps at once per node (default 4)
   std::chrono::seconds step_timeout{600};
-  // Cancel (SIGINT during `apply`, `jobs cancel`): start nothing more, then apply the strategy
-  // to what is done.
+  // Interrupt (the first Ctrl-C during `apply`): start nothing more, let the running steps
+  // finish, then apply the strategy to what is done (FULL: after confirm_rollback, when set).
+  // `gitvirt jobs cancel` (through the journal) does the same, without asking.
   const std::atomic<bool>* interrupt = nullptr;
-  // Shutdown (SIGTERM to `serve`): start nothing more, let running steps finish, record the job
-  // as interrupted and return; the next start resumes or rolls it back.
+  // Shutdown (SIGTERM to `serve`, a second Ctrl-C): start nothing more, let running steps
+  // finish, record the job as interrupted and return; the next start resumes or rolls it back.
+  // Set during a rollback, it stops the rollback between two undos the same way.
   const std::atomic<bool>* shutdown = nullptr;
+  // After an interrupt, once the running steps have finished and FULL would undo something:
+  // shown what (the step ids, latest first), true rolls back, false keeps what is done. Unset:
+  // the strategy applies. Runs on the executor's thread; `shutdown` set when it returns leaves
+  // the job interrupted instead.
+  std::function<bool(const std::vector<std::string>& would_undo)> confirm_rollback;
   std::function<void(const StepProgress&)> on_progress;  // called from worker threads
 };
 

@@ -54,8 +54,23 @@ struct VmDetails {
   std::vector<EventRecord> last_job_events;
 };
 
-// kNotFound when neither the manifests nor any node has a VM of that name.
+// kNotFound (with the closest names) when neither the manifests nor any node has a VM of that
+// name.
 Result<VmDetails> DescribeVm(Session& session, const FleetView& view, const std::string& name);
+
+// Everything `describe node` shows about one node of the configuration.
+struct NodeDetails {
+  const NodeStatus* status = nullptr;    // points into the FleetView
+  const ObservedNode* observed = nullptr;  // null when the node was not observed
+  std::vector<const ResourceStatus*> vms;  // the manifests' VMs placed on it
+};
+// kNotFound (with the closest names) for a node the configuration does not list.
+Result<NodeDetails> DescribeNode(const FleetView& view, const std::string& name);
+
+// `get TYPE NAME`: kNotFound (with the closest names) when the view has nothing of that type
+// and name. `type`: VirtualMachine (declared or on a node), Node, Image, Cluster, Snapshot (by
+// snapshot name), Backup (by id, from the catalog).
+Result<void> FindInView(Session& session, const FleetView& view, std::string_view type, const std::string& name);
 
 // Reads the selection's source (or the configuration's, if it has one), observes every node,
 // plans, and asks the running VMs' guests for their addresses and readiness.

@@ -30,10 +30,13 @@ struct RunRequest {
   std::string kind = "apply";  // apply | sync | power | snapshot | backup | restore
   std::optional<RollbackStrategy> strategy;
   int parallel = 0;  // steps at once overall; 0 = apply.parallel
-  // Cancel (Ctrl-C): start nothing more, then the strategy; shutdown (serve stopping): start
-  // nothing more, finish the running steps, leave the job to the next start.
+  // Interrupt (Ctrl-C): start nothing more, finish the running steps, then the strategy (after
+  // confirm_rollback, when set and FULL would undo something); shutdown (serve stopping, a
+  // second Ctrl-C): start nothing more, finish the running steps, leave the job to the next
+  // start. See ExecutionOptions.
   const std::atomic<bool>* interrupt = nullptr;
   const std::atomic<bool>* shutdown = nullptr;
+  std::function<bool(const std::vector<std::string>& would_undo)> confirm_rollback;
   std::function<void(const StepProgress&)> on_progress;  // called from worker threads
 };
 

@@ -20,11 +20,15 @@ namespace gitvirt {
 class Session;
 
 // ---- snapshots and power ----------------------------------------------------------------------
-// The plans of core/manual_plans.h, made against the nodes as they are now.
+// The plans of core/manual_plans.h, made against the nodes as they are now (every node: one
+// that cannot be reached is an error, unless the session ignores unreachable nodes).
 Result<Plan> PlanSnapshotCreate(Session& session, SnapshotCreateRequest request);
 Result<Plan> PlanSnapshotDelete(Session& session, const std::string& vm, const std::string& snapshot);
 Result<Plan> PlanSnapshotRevert(Session& session, const std::string& vm, const std::string& snapshot);
 Result<PowerPlan> PlanPower(Session& session, const PowerRequest& request);
+// `gitvirt snapshot list [VM]`: every node observed, and the VM, when one is named, found on one
+// of them (kNotFound with the closest names otherwise).
+Result<ObservedState> ObserveSnapshots(Session& session, const std::string& vm);
 
 // ---- policies run now -------------------------------------------------------------------------
 // The plan a SnapshotPolicy or BackupPolicy would run now (retention included), and running it
@@ -98,6 +102,14 @@ struct BackupRestore {
 Result<BackupRestore> PlanBackupRestore(Session& session, const BackupRestoreRequest& request);
 
 // ---- jobs -------------------------------------------------------------------------------------
+// A job by its id: kNotFound with the closest of the recent jobs' ids otherwise.
+Result<JobRecord> FindJob(Session& session, const std::string& job_id);
+// The newest jobs that match `filter` (its limit; 0 = all), and how many match in all.
+struct JobList {
+  std::vector<JobRecord> jobs;
+  int total = 0;
+};
+Result<JobList> ListJobs(Session& session, const JobFilter& filter);
 // Asks a running job to stop (it starts no more steps, then applies its strategy). The job as it
 // was; kFailedPrecondition when it has finished already.
 Result<JobRecord> CancelJob(Session& session, const std::string& job_id);

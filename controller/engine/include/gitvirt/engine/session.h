@@ -33,6 +33,7 @@
 #include "gitvirt/core/observed.h"
 #include "gitvirt/core/plan.h"
 #include "gitvirt/core/timezone.h"
+#include "gitvirt/core/planner.h"
 #include "gitvirt/engine/desired_source.h"
 #include "gitvirt/engine/executor.h"
 #include "gitvirt/engine/jobs.h"
@@ -54,10 +55,15 @@ class WallClock;
 // What a plan is asked for.
 struct PlanRequest {
   SourceSelection source;
-  bool prune = false;                  // delete owned VMs that left the source (or sync.prune)
+  // Delete owned VMs that left the source: on the command line only with --prune; serve passes
+  // its configuration's sync.prune (ServeRequest).
+  bool prune = false;
+  PruneBy prune_by = PruneBy::kFlag;
   std::optional<ResourceRef> target;   // only this resource and what it needs
   // `apply --override-windows`: change VMs a sync window blocks where the window allows it.
   bool override_windows = false;
+  // What `serve` plans with: pruning as sync.prune says.
+  static PlanRequest ServeRequest(const ControllerConfig& config);
 };
 
 // A plan with what it was made from.
@@ -88,6 +94,10 @@ class Session {
     // The time plans are made at (sync windows, pre-change snapshots). Null: the system clock;
     // test builds read GITVIRT_FAKE_NOW (RFC 3339) for the command line's tests.
     const WallClock* clock = nullptr;
+    // Commands that need every node (PlanCurrent, ObserveEvery) fail when one cannot be
+    // reached, unless this is set (--ignore-unreachable): then they plan around it, and the
+    // plan lists it as not seen.
+    bool ignore_unreachable = false;
   };
 
   // Loads the configuration file. Its diagnostics go to options.diagnostics; the error says the
@@ -114,18 +124,25 @@ class Session {
   // ---- the nodes ----
   // Every node of the configuration, connected at the first call.
   NodeSet& nodes();
+  // Every node as it answers; an unreachable one is marked so (serve, get, describe).
   ObservedState Observe();
+  // The same, for commands that need every node: kUnavailable naming each node that could not
+  // be reached and libvirt's reason, unless Options::ignore_unreachable.
+  Result<ObservedState> ObserveEvery();
+  Result<void> RequireReachable(const ObservedState& observed) const;
 
   // ---- planning ----
   Result<Plan> MakePlan(const Desired& desired, const ObservedState& observed, const PlanRequest& request) const;
-  // ReadDesired + Observe + MakePlan: the plan against the world as it is now.
+  // ReadDesired + ObserveEvery + MakePlan: the plan against the world as it is now.
   Result<Planned> PlanCurrent(const PlanRequest& request);
-  // A plan saved earlier (`plan --out FILE`), read from `file`.
+  // A plan saved earlier (`plan --out FILE`), read from `file`. A directory, or a file that is
+  // not a saved plan (a manifest, say), is kInvalidArgument saying what it is and what to do.
   static Result<Plan> ReadSavedPlan(const std::string& file);
   // The world a saved plan was made against, read again, and checked unchanged: the same source
   // and revision, and every target as it was observed then; and no target a sync window blocks
   // now (unless `override_windows` and the window allows it). kFailedPrecondition ("the plan is
-  // stale") lists every difference.
+  // stale") lists every difference; a plan made from standard input cannot be checked again
+  // (kFailedPrecondition).
   Result<Planned> Replan(const Plan& saved, bool override_windows = false);
 
   // ---- changes ----

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ struct LoadOptions {
   // Absolute directory the manifest paths are relative to. Relative Image sources are resolved
   // against their manifest file's directory under this root; empty leaves them as written.
   std::string root_dir;
+  // The configuration's node names: a VM pinned (`spec.node`) to any other is an error at that
+  // field. nullopt: not checked (no configuration at hand).
+  std::optional<std::vector<std::string>> nodes;
 };
 
 struct LoadSummary {
