@@ -29,7 +29,6 @@ Times are printed as [timing] lines. Under TCG a boot takes 1-4 minutes dependin
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import time
 import unittest
 from datetime import datetime, timedelta, timezone
 
-from e2e_lib import Libvirtd, Repo, run, wait_for
+from e2e_lib import Libvirtd, Repo, newest_job, remove_unless_kept, run, timing, wait_for
 from guest_lib import Agent, Network, guest_image
 
 GITVIRT = HARNESS = BUILD_IMAGE = ""
@@ -48,10 +47,6 @@ MARKER_FILE = "/var/lib/gitvirt-e2e-marker"
 # Long enough for a TCG boot to print the marker on a loaded machine (about 2.5 minutes at a load
 # of 15 on 2 cores); the failing start waits all of it.
 READINESS_TIMEOUT = "5m"
-
-
-def timing(what, seconds):
-    print(f"[timing] {what}: {seconds:.1f} s", flush=True)
 
 
 def rfc3339(moment):
@@ -95,12 +90,9 @@ spec: {{source: {cls.image["IMAGE"]}, sha256: {sha}, format: qcow2}}
 
     @classmethod
     def tearDownClass(cls):
-        if os.environ.get("GITVIRT_KEEP_GUEST_DIR") == "1":
-            print(f"kept {cls.dir}")
         cls.network.destroy()
         cls.libvirtd.stop()
-        if os.environ.get("GITVIRT_KEEP_GUEST_DIR") != "1":
-            shutil.rmtree(cls.dir, ignore_errors=True)
+        remove_unless_kept(cls.dir)
 
     def vm_yaml(self, memory, user_data):
         indented = "".join("      " + line + "\n" for line in user_data.strip().splitlines())
@@ -134,9 +126,7 @@ spec:
         return p.stdout
 
     def last_job(self):
-        jobs = json.loads(self.gitvirt("jobs", "-o", "json"))["items"]
-        newest = max(jobs, key=lambda j: (j["createdAt"], j["id"]))
-        return json.loads(self.gitvirt("jobs", newest["id"], "-o", "json"))
+        return newest_job(self.gitvirt)
 
     def agent(self):
         return Agent(self.uri, VM)

@@ -25,9 +25,7 @@ repository the test commits to; `gitvirt apply -y` applies its head.
 
 Times are printed as [timing] lines.
 """
-import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,17 +35,13 @@ from datetime import datetime
 
 import yaml
 
-from e2e_lib import Libvirtd, Repo, run
+from e2e_lib import Libvirtd, Repo, newest_job, remove_unless_kept, run, timing
 from guest_lib import guest_image, tiny_initrd
 
 GITVIRT = HARNESS = BUILD_IMAGE = ""
 MARKER = "GITVIRT-TINY-READY"
 DELAY = 4  # seconds between the tiny guest's init starting and its marker
 MAX_UNAVAILABLE = 2
-
-
-def timing(what, seconds):
-    print(f"[timing] {what}: {seconds:.1f} s", flush=True)
 
 
 def epoch(rfc3339):
@@ -124,10 +118,7 @@ class RollingRestart(unittest.TestCase):
     def tearDownClass(cls):
         for d in cls.daemons:
             d.stop()
-        if os.environ.get("GITVIRT_KEEP_GUEST_DIR") == "1":
-            print(f"kept {cls.dir}")
-        else:
-            shutil.rmtree(cls.dir, ignore_errors=True)
+        remove_unless_kept(cls.dir)
 
     def gitvirt(self, *args, expect=0):
         p = subprocess.run([GITVIRT, "--config", self.config, *args], capture_output=True, text=True, env=self.env,
@@ -136,9 +127,7 @@ class RollingRestart(unittest.TestCase):
         return p.stdout
 
     def last_job(self):
-        jobs = json.loads(self.gitvirt("jobs", "-o", "json"))["items"]
-        newest = max(jobs, key=lambda j: (j["createdAt"], j["id"]))
-        return json.loads(self.gitvirt("jobs", newest["id"], "-o", "json"))
+        return newest_job(self.gitvirt)
 
     def tiny(self, memory, initrd=None, timeout="10m"):
         return {"vcpus": 1, "memory": memory,
@@ -153,7 +142,7 @@ class RollingRestart(unittest.TestCase):
         return self.repo.commit(message)
 
     def domain(self, vm):
-        """(node index, domain id, max memory in KiB) of a running VM, from the daemons."""
+        """(daemon index, domain id, max memory, state) of a VM, from `virsh dominfo` on the daemons."""
         for i, d in enumerate(self.daemons):
             p = run("virsh", "-c", d.env["QEMU_URI"], "dominfo", vm, check=False)
             if p.returncode != 0:
