@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "documents.h"
-#include "gitvirt/core/ignore.h"
 #include "yaml_reader.h"
 
 namespace gitvirt {
@@ -270,19 +269,7 @@ ConfigLoadResult ParseControllerConfig(const std::string& content,
         if (auto s = r.Require("selector")) {
           if (auto selector = manifest_internal::ParseSelectorField(*s)) rule.selector = std::move(*selector);
         }
-        if (auto p = r.Require("paths")) {
-          if (auto paths = p->Items()) {
-            for (const Field& path_field : *paths) {
-              auto path = path_field.NonEmptyString();
-              if (!path) continue;
-              if (auto problem = CheckIgnorePath(*path)) {
-                path_field.Error(*problem);
-              } else {
-                rule.paths.push_back(*path);
-              }
-            }
-          }
-        }
+        if (auto p = r.Require("paths")) manifest_internal::ParseIgnorePaths(*p, rule.paths);
         config.ignore_differences.push_back(std::move(rule));
       }
     }

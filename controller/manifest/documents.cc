@@ -997,19 +997,7 @@ VmSpec ParseVmSpec(const Map& m, VmContext& ctx, bool is_template) {
       }
     }
   }
-  if (auto f = m.Get("ignoreDifferences")) {
-    if (auto items = f->Items()) {
-      for (const Field& item : *items) {
-        auto path = item.NonEmptyString();
-        if (!path) continue;
-        if (auto problem = CheckIgnorePath(*path)) {
-          item.Error(*problem);
-        } else {
-          spec.ignore_differences.push_back(*path);
-        }
-      }
-    }
-  }
+  if (auto f = m.Get("ignoreDifferences")) ParseIgnorePaths(*f, spec.ignore_differences);
   // Readiness by agent implies the channel; say so rather than silently adding a device.
   if (spec.readiness.agent && !m.Has("guestAgent")) spec.guest_agent = true;
   return spec;
@@ -1471,5 +1459,19 @@ std::optional<ParsedDocument> ParseDocument(const YAML::Node& root, DiagnosticSi
 }
 
 std::optional<Selector> ParseSelectorField(const Field& field) { return ParseSelector(field); }
+
+void ParseIgnorePaths(const Field& field, std::vector<std::string>& out) {
+  auto items = field.Items();
+  if (!items) return;
+  for (const Field& item : *items) {
+    auto path = item.NonEmptyString();
+    if (!path) continue;
+    if (auto problem = CheckIgnorePath(*path)) {
+      item.Error(*problem);
+    } else {
+      out.push_back(*path);
+    }
+  }
+}
 
 }  // namespace gitvirt::manifest_internal

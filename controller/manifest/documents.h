@@ -61,6 +61,9 @@ struct ParsedDocument {
 // configuration's ignoreDifferences write it; nullopt when it has errors (they are reported).
 std::optional<Selector> ParseSelectorField(const Field& field);
 
+// A list of ignoreDifferences field paths (ignore.h), each checked where it is written.
+void ParseIgnorePaths(const Field& field, std::vector<std::string>& out);
+
 // Parses one document; nullopt when it has errors (they are in the sink). `file_dir` is the
 // absolute directory of the file, for relative Image sources ("" to keep them as written).
 std::optional<ParsedDocument> ParseDocument(const YAML::Node& root, DiagnosticSink& sink,

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -149,3 +150,24 @@ def wait_for(what, predicate, seconds, explain=lambda: ""):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {seconds}s waiting for {what}. {explain()}")
+
+
+def timing(what, seconds):
+    """A [timing] line in the test's output."""
+    print(f"[timing] {what}: {seconds:.1f} s", flush=True)
+
+
+def remove_unless_kept(directory):
+    """Removes a test's directory, unless GITVIRT_KEEP_GUEST_DIR=1 asks to keep it."""
+    if os.environ.get("GITVIRT_KEEP_GUEST_DIR") == "1":
+        print(f"kept {directory}")
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def newest_job(gitvirt):
+    """The newest job as `gitvirt jobs ID -o json` shows it (steps, events); `gitvirt(*args)` runs
+    the binary and returns what it printed."""
+    jobs = json.loads(gitvirt("jobs", "-o", "json"))["items"]
+    newest = max(jobs, key=lambda j: (j["createdAt"], j["id"]))
+    return json.loads(gitvirt("jobs", newest["id"], "-o", "json"))

@@ -113,6 +113,14 @@ class Agent:
             time.sleep(0.5)
         raise AssertionError(f"{path} {args} did not finish in the guest within {timeout}s")
 
+    def write_file(self, path, text):
+        """Writes `text` to a file through guest-file-open/write/close (created or truncated)."""
+        handle = self.command("guest-file-open", {"path": path, "mode": "w"})
+        try:
+            self.command("guest-file-write", {"handle": handle, "buf-b64": base64.b64encode(text.encode()).decode()})
+        finally:
+            self.command("guest-file-close", {"handle": handle})
+
     def read_file(self, path):
         """A file's content through guest-file-open/read/close."""
         handle = self.command("guest-file-open", {"path": path, "mode": "r"})
