@@ -66,7 +66,12 @@ std::string_view ActionSymbol(ActionType type) {
 std::string RenderSummary(const Plan& plan) {
   const PlanSummary s = plan.Summary();
   std::ostringstream out;
-  if (plan.InSync()) return "No changes. The hypervisors match the manifests.";
+  if (plan.InSync()) {
+    // Ignored differences are in sync by the user's own rule; still say how many were set aside.
+    out << "No changes. The hypervisors match the manifests.";
+    if (s.ignored > 0) out << " " << s.ignored << " ignored (ignoreDifferences).";
+    return out.str();
+  }
   out << "Plan: " << s.add << " to add, " << s.change << " to change, " << s.replace << " to replace, "
       << s.destroy << " to destroy.";
   if (s.pending > 0) out << " " << s.pending << " pending (not applied, see above).";
