@@ -82,6 +82,8 @@ void AddApplyCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
   cmd->add_option("plan", opts->plan_file, "A plan saved by `gitvirt plan -o FILE`; refused if stale");
   cmd->add_flag("--auto-approve,-y", opts->auto_approve, "Do not ask for confirmation");
   cmd->add_flag("--prune", opts->request.prune, "Delete gitvirt's VMs that left the repository");
+  cmd->add_flag("--adopt", opts->request.adopt,
+                 "Take over same-name domains gitvirt does not own, as they run (as spec.adopt: true)");
   cmd->add_option("--target", opts->target, "Only this resource (Kind/name) and what it needs");
   cmd->add_option("--parallel", opts->parallel, "Steps at once (default: apply.parallel, 8)")->check(CLI::Range(1, 1024));
   cmd->add_option("--rollback", opts->rollback, "On failure: FULL, PARTIAL, NONE or MARK_FAILED")

@@ -63,6 +63,8 @@ void AddPlanCommand(CLI::App& app, GlobalOptions& global, CommandResult& result)
   cmd->add_option("-o,--out", opts->out, "Save the plan as JSON, to apply it later exactly");
   cmd->add_flag("--detailed-exitcode", opts->detailed_exitcode, "Exit 0: no changes, 2: changes, 1: error");
   cmd->add_flag("--prune", opts->request.prune, "Delete gitvirt's VMs that left the repository");
+  cmd->add_flag("--adopt", opts->request.adopt,
+                 "Take over same-name domains gitvirt does not own, as they run (as spec.adopt: true)");
   cmd->add_option("--target", opts->target, "Only this resource (Kind/name) and what it needs");
   cmd->add_flag("--json", opts->json, "Print the plan as JSON");
   cmd->add_flag("--no-color", opts->no_color, "No colours on a terminal");

@@ -79,6 +79,7 @@ Result<Plan> Session::MakePlan(const Desired& desired, const ObservedState& obse
                                const PlanRequest& request) const {
   PlanOptions options;
   options.prune = request.prune || config_.sync.prune;
+  options.adopt = request.adopt;
   options.revision = desired.revision;
   options.source = desired.source;
   options.target = request.target;
@@ -110,6 +111,7 @@ Result<Planned> Session::Replan(const Plan& saved) {
   PlanRequest request;
   request.source = SourceSelection::Of(saved.source);
   request.prune = saved.prune;
+  request.adopt = saved.adopt;
   auto now = PlanCurrent(request);
   if (!now) return std::unexpected(now.error());
   // A saved plan applies only to the world it was made against: the same manifests, and every

@@ -92,6 +92,8 @@ SourceLocation DiagnosticSink::Locate(const YAML::Mark& mark) const {
   return SourceLocation{file_, mark.line + 1, mark.column + 1};
 }
 
+bool ReadsAsString(const std::string& text) { return ClassifyPlain(text) == PlainType::kString; }
+
 std::string ClosestMatch(std::string_view word, const std::vector<std::string_view>& candidates) {
   std::string_view best;
   std::size_t best_distance = std::string_view::npos;

@@ -38,6 +38,10 @@ class DiagnosticSink {
   int errors_ = 0;
 };
 
+// Whether `text`, written as a plain (unquoted) scalar, is read back as that string: false for
+// what reads as null, a boolean or a number ("", "yes", "12", "1.5"), which must be quoted.
+bool ReadsAsString(const std::string& text);
+
 // The closest candidate within a small edit distance, for "did you mean" hints; empty if none.
 std::string ClosestMatch(std::string_view word, const std::vector<std::string_view>& candidates);
 

@@ -89,8 +89,9 @@ struct Cdrom {
 };
 
 struct Nic {
-  std::string network;  // exactly one of network / bridge
+  std::string network;  // exactly one of network / bridge / user
   std::string bridge;
+  bool user = false;    // QEMU's user-mode networking (SLIRP): no host network needed
   NicModel model = NicModel::kVirtio;
   std::optional<int> vlan;
   std::string mac;  // empty: libvirt generates one and the planner ignores it
@@ -243,6 +244,10 @@ struct VmSpec {
   std::vector<ResourceRef> depends_on;
   Readiness readiness;
   MigrationPolicy migration;
+  // A domain of this name that gitvirt does not own may be taken over (an `adopt` action: the
+  // owner mark only, no redefinition, no restart). Not part of the domain's shape: the diff and
+  // the spec hash leave it out.
+  bool adopt = false;
   friend bool operator==(const VmSpec&, const VmSpec&) = default;
 };
 

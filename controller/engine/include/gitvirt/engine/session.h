@@ -53,6 +53,7 @@ class WallClock;
 struct PlanRequest {
   SourceSelection source;
   bool prune = false;                  // delete owned VMs that left the source (or sync.prune)
+  bool adopt = false;                  // --adopt: every manifest may take over a same-name domain
   std::optional<ResourceRef> target;   // only this resource and what it needs
 };
 
