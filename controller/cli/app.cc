@@ -28,7 +28,7 @@ int Run(int argc, char** argv) {
   CommandResult result;
   for (CommandAdder add : {AddValidateCommand, AddPlanCommand, AddApplyCommand, AddDiffCommand, AddGetCommand,
                            AddDescribeCommand, AddJobsCommand, AddServeCommand, AddVersionCommand,
-                           AddSnapshotCommand, AddBackupCommand, AddPowerCommand}) {
+                           AddSnapshotCommand, AddBackupCommand, AddPowerCommand, AddImportCommand}) {
     add(app, global, result);
   }
   const CLI::App* diff = app.get_subcommand("diff");

@@ -35,5 +35,6 @@ void AddServeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
 void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddImportCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 
 }  // namespace gitvirt::cli
