@@ -91,12 +91,12 @@ struct Cdrom {
 struct Nic {
   std::string network;  // exactly one of network / bridge / user
   std::string bridge;
-  bool user = false;    // QEMU's user-mode networking (SLIRP): no host network needed
   NicModel model = NicModel::kVirtio;
   std::optional<int> vlan;
   std::string mac;  // empty: libvirt generates one and the planner ignores it
   std::string filter;
   std::optional<int> boot_order;
+  bool user = false;  // or QEMU's user-mode networking (SLIRP): no host network (last: aggregate order)
   friend bool operator==(const Nic&, const Nic&) = default;
 };
 
