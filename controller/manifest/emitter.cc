@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <regex>
 #include <sstream>
 
 #include "yaml_reader.h"
@@ -47,7 +48,7 @@ class Writer {
       } else {
         out_ << YAML::DoubleQuoted << text;
       }
-    } else if (!ReadsAsString(text)) {
+    } else if (!ReadsAsString(text) || ReadsAsNumberInYaml11(text)) {
       out_ << YAML::DoubleQuoted << text;
     } else {
       out_ << text;
@@ -113,6 +114,14 @@ class Writer {
   }
 
  private:
+  // YAML 1.1 readers (PyYAML, the JSON Schema checks of editors) read an all-digit MAC such as
+  // 52:54:00:15:01:01 as a base-60 integer; gitvirt's loader does not, but the file must mean
+  // the same to both.
+  static bool ReadsAsNumberInYaml11(const std::string& text) {
+    static const std::regex kSexagesimal(R"([-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)");
+    return std::regex_match(text, kSexagesimal);
+  }
+
   static bool LiteralReadsBack(const std::string& text) {
     YAML::Emitter probe;
     probe << YAML::BeginMap << YAML::Key << "k" << YAML::Value << YAML::Literal << text << YAML::Key << "next"

@@ -217,7 +217,7 @@ TEST_F(ImportQemu, ImportValidatePlanOnlyAdoptsApplyKeepsEveryDomainAndProcess) 
       << imported.text;
   const std::string first = ReadFile(out / "hand-01.yaml");
   for (const char* field : {"memory: 96MiB", "type: uefi", "secureBoot: true", "tpm: true", "adopt: true",
-                            "mac: 52:54:00:15:01:01", "model: e1000", "user: true", "bus: sata",
+                            "mac: \"52:54:00:15:01:01\"", "model: e1000", "user: true", "bus: sata",
                             "volume: hand-01-root.qcow2", "bootOrder: 1", "cache: none", "discard: true"}) {
     EXPECT_NE(first.find(field), std::string::npos) << field << " in\n" << first;
   }
