@@ -113,7 +113,11 @@ TEST(EmitterTest, QuotesStringsThatWouldReadAsSomethingElse) {
   VirtualMachine vm;
   vm.meta.name = "db";
   vm.spec.memory = 1ull << 30;
-  vm.meta.labels = {{"enabled", "yes"}, {"port", "8080"}, {"empty", ""}, {"plain", "web"}, {"mac", "52:54:00:15:01:01"}};
+  vm.meta.labels = {{"enabled", "yes"}, {"port", "8080"}, {"empty", ""}, {"plain", "web"}};
+  Nic nic;
+  nic.network = "default";
+  nic.mac = "52:54:00:15:01:01";
+  vm.spec.networks = {nic};
   vm.spec.description = "line one\nline two: with a colon\n";
   const ManifestFile file{"x.yaml", EmitVirtualMachine(vm)};
   LoadResult r = LoadManifests(std::span(&file, 1));
@@ -121,6 +125,7 @@ TEST(EmitterTest, QuotesStringsThatWouldReadAsSomethingElse) {
   ASSERT_EQ(r.desired.vms.size(), 1u);
   EXPECT_EQ(r.desired.vms[0].meta.labels, vm.meta.labels);
   EXPECT_EQ(r.desired.vms[0].spec.description, vm.spec.description);
+  EXPECT_EQ(r.desired.vms[0].spec.networks, vm.spec.networks);
   // Read as a base-60 number by YAML 1.1 readers (PyYAML) unless quoted.
   EXPECT_NE(file.content.find("mac: \"52:54:00:15:01:01\""), std::string::npos) << file.content;
 }
