@@ -39,7 +39,8 @@ int Run(int argc, char** argv) {
   CommandResult result;
   for (CommandAdder add : {AddValidateCommand, AddPlanCommand, AddApplyCommand, AddDiffCommand, AddGetCommand,
                            AddDescribeCommand, AddJobsCommand, AddServeCommand, AddVersionCommand,
-                           AddSnapshotCommand, AddBackupCommand, AddPowerCommand, AddHelpCommands}) {
+                           AddSnapshotCommand, AddBackupCommand, AddPowerCommand, AddImportCommand,
+                           AddHelpCommands}) {
     add(app, global, result);
   }
 

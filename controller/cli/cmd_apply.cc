@@ -89,6 +89,8 @@ void AddApplyCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
   AddYesFlag(cmd, opts->yes);
   AddDryRunFlag(cmd, opts->dry_run, "Print the plan, run nothing; exit as plan --detailed-exitcode would");
   AddPruneFlags(cmd, opts->request.prune);
+  cmd->add_flag("--adopt", opts->request.adopt,
+                "Take over same-name domains gitvirt does not own, as they run (as spec.adopt: true)");
   cmd->add_flag("--override-windows", opts->request.override_windows,
                 "Change VMs a sync window blocks now, where every blocking window says manualSync: true");
   AddTargetOption(cmd, opts->target);

@@ -78,6 +78,8 @@ void AddPlanCommand(CLI::App& app, GlobalOptions& global, CommandResult& result)
   cmd->add_flag("--detailed-exitcode", opts->detailed_exitcode,
                 "Exit 0: in sync, 2: anything to do, pending or not seen, 1: error");
   AddPruneFlags(cmd, opts->request.prune);
+  cmd->add_flag("--adopt", opts->request.adopt,
+                "Take over same-name domains gitvirt does not own, as they run (as spec.adopt: true)");
   cmd->add_flag("--override-windows", opts->request.override_windows,
                 "Plan as `apply --override-windows` would: through sync windows that allow manualSync");
   AddTargetOption(cmd, opts->target);

@@ -46,6 +46,7 @@ void AddServeCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
 void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddImportCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 // help, completion and the hidden man-page writer: they read the command table itself.
 void AddHelpCommands(CLI::App& app, GlobalOptions& global, CommandResult& result);
 

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "gitvirt/core/json.h"
+#include "gitvirt/core/storage.h"
 
 namespace gitvirt {
 namespace {
@@ -368,7 +369,70 @@ VmDiff DiffVm(const VmSpec& desired, const VmSpec& observed, const DiffContext& 
   d.node.clear();
   o.node.clear();
   d.power_state = o.power_state = PowerState::kRunning;
+  d.adopt = o.adopt = false;
   return Differ(d, o, context).Run();
+}
+
+VmSpec FillFromApplied(VmSpec spec, const VmSpec& applied, const std::string& vm_name) {
+  spec.placement = applied.placement;
+  spec.update_policy = applied.update_policy;
+  spec.deletion_policy = applied.deletion_policy;
+  spec.depends_on = applied.depends_on;
+  spec.readiness = applied.readiness;
+  spec.migration = applied.migration;
+  spec.os = applied.os;
+  spec.ignore_differences = applied.ignore_differences;
+  spec.adopt = applied.adopt;
+  spec.graphics.password_from = applied.graphics.password_from;
+
+  // libvirt expands machine aliases: q35 -> pc-q35-7.2, pc -> pc-i440fx-7.2.
+  if ((applied.machine == "q35" && spec.machine.starts_with("pc-q35-")) ||
+      (applied.machine == "pc" && spec.machine.starts_with("pc-i440fx-"))) {
+    spec.machine = applied.machine;
+  }
+  // Given no <cpu> model, libvirt 9.0's QEMU driver writes the machine type's default in:
+  // <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>qemu64</model>.
+  if (applied.cpu.mode == CpuMode::kDefault && spec.cpu.mode == CpuMode::kCustom && spec.cpu.model == "qemu64") {
+    spec.cpu.mode = CpuMode::kDefault;
+    spec.cpu.model.clear();
+  }
+  // Graphics video is only rendered with graphics; keep the applied choice when there is none.
+  if (spec.graphics.type == GraphicsType::kNone && applied.graphics.type == GraphicsType::kNone) {
+    spec.graphics = applied.graphics;
+  }
+  VirtualMachine probe;
+  probe.meta.name = vm_name;
+  for (Disk& disk : spec.disks) {
+    auto it = std::find_if(applied.disks.begin(), applied.disks.end(),
+                           [&](const Disk& d) { return d.name == disk.name; });
+    if (it == applied.disks.end()) continue;
+    // The storage is where the applied spec put it: the source is the applied one.
+    const StorageRef storage = disk.source.type == DiskSourceType::kVolume ? StorageRef{disk.pool, disk.source.ref, ""}
+                                                                          : StorageRef{"", "", disk.source.ref};
+    if (DiskStorage(probe, *it) == storage) {
+      disk.source = it->source;
+      disk.pool = it->pool;
+      if (!it->size) disk.size.reset();  // a clone at the image's size, a volume used as it is
+    }
+    disk.backup = it->backup;
+    if (disk.bus == DiskBus::kVirtio) disk.ssd = it->ssd;  // virtio has no rotation rate
+  }
+  for (Cdrom& c : spec.cdroms) {
+    auto it = std::find_if(applied.cdroms.begin(), applied.cdroms.end(),
+                           [&](const Cdrom& a) { return a.name == c.name; });
+    if (it == applied.cdroms.end()) continue;
+    // A cdrom without a path is on a pool volume: an Image's, when the applied spec says so.
+    if ((!it->image.empty() && c.path.empty()) || (!it->path.empty() && c.path == it->path)) {
+      c.image = it->image;
+      c.path = it->path;
+    }
+  }
+  for (std::size_t i = 0; i < spec.gpus.size() && i < applied.gpus.size(); ++i) {
+    if (!spec.gpus[i].mdev_uuid.empty() && spec.gpus[i].mdev_uuid == applied.gpus[i].mdev_uuid) {
+      spec.gpus[i].mdev_type = applied.gpus[i].mdev_type;
+    }
+  }
+  return spec;
 }
 
 std::string DescribeDisk(const Disk& disk) {
@@ -394,7 +458,7 @@ std::string DescribeDisk(const Disk& disk) {
 }
 
 std::string DescribeNic(const Nic& nic) {
-  std::string out = nic.network.empty() ? "bridge " + nic.bridge : "network " + nic.network;
+  std::string out = nic.user ? "user-mode" : nic.network.empty() ? "bridge " + nic.bridge : "network " + nic.network;
   out += " " + std::string(EnumName(nic.model));
   if (nic.vlan) out += " vlan " + std::to_string(*nic.vlan);
   if (!nic.mac.empty()) out += " " + nic.mac;

@@ -36,6 +36,7 @@ GITVIRT_JSON_FIELDS(Cdrom, FieldDef{"name", &Cdrom::name}, FieldDef{"image", &Cd
                     FieldDef{"path", &Cdrom::path}, FieldDef{"bus", &Cdrom::bus},
                     FieldDef{"bootOrder", &Cdrom::boot_order});
 GITVIRT_JSON_FIELDS(Nic, FieldDef{"network", &Nic::network}, FieldDef{"bridge", &Nic::bridge},
+                    FieldDef{"user", &Nic::user},
                     FieldDef{"model", &Nic::model}, FieldDef{"vlan", &Nic::vlan},
                     FieldDef{"mac", &Nic::mac}, FieldDef{"filter", &Nic::filter},
                     FieldDef{"bootOrder", &Nic::boot_order});
@@ -114,7 +115,8 @@ GITVIRT_JSON_FIELDS(VmSpec, FieldDef{"node", &VmSpec::node},
                     FieldDef{"dependsOn", &VmSpec::depends_on},
                     FieldDef{"readiness", &VmSpec::readiness},
                     FieldDef{"migration", &VmSpec::migration},
-                    FieldDef{"ignoreDifferences", &VmSpec::ignore_differences});
+                    FieldDef{"ignoreDifferences", &VmSpec::ignore_differences},
+                    FieldDef{"adopt", &VmSpec::adopt});
 GITVIRT_JSON_FIELDS(SourceLocation, FieldDef{"file", &SourceLocation::file},
                     FieldDef{"line", &SourceLocation::line},
                     FieldDef{"column", &SourceLocation::column});
@@ -239,7 +241,8 @@ GITVIRT_JSON_FIELDS(PendingChange, FieldDef{"target", &PendingChange::target},
                     FieldDef{"changes", &PendingChange::changes},
                     FieldDef{"reason", &PendingChange::reason});
 GITVIRT_JSON_FIELDS(Plan, FieldDef{"revision", &Plan::revision}, FieldDef{"source", &Plan::source},
-                    FieldDef{"prune", &Plan::prune}, FieldDef{"actions", &Plan::actions},
+                    FieldDef{"prune", &Plan::prune}, FieldDef{"adopt", &Plan::adopt},
+                    FieldDef{"actions", &Plan::actions},
                     FieldDef{"pending", &Plan::pending}, FieldDef{"ignored", &Plan::ignored},
                     FieldDef{"warnings", &Plan::warnings},
                     FieldDef{"fingerprints", &Plan::fingerprints},
@@ -269,7 +272,8 @@ GITVIRT_JSON_FIELDS(ObservedVm, FieldDef{"name", &ObservedVm::name}, FieldDef{"u
                     FieldDef{"actual", &ObservedVm::actual}, FieldDef{"owner", &ObservedVm::owner},
                     FieldDef{"lastApplied", &ObservedVm::last_applied},
                     FieldDef{"snapshots", &ObservedVm::snapshots},
-                    FieldDef{"definitionFingerprint", &ObservedVm::definition_fingerprint});
+                    FieldDef{"definitionFingerprint", &ObservedVm::definition_fingerprint},
+                    FieldDef{"unexpressed", &ObservedVm::unexpressed});
 GITVIRT_JSON_FIELDS(ObservedVolume, FieldDef{"pool", &ObservedVolume::pool},
                     FieldDef{"name", &ObservedVolume::name}, FieldDef{"path", &ObservedVolume::path},
                     FieldDef{"capacity", &ObservedVolume::capacity},
@@ -593,7 +597,7 @@ json PlanToJson(const Plan& plan) {
   j["formatVersion"] = Plan::kFormatVersion;
   const PlanSummary s = plan.Summary();
   j["summary"] = {{"add", s.add}, {"change", s.change}, {"replace", s.replace},
-                  {"destroy", s.destroy}, {"pending", s.pending}, {"ignored", s.ignored}};
+                  {"destroy", s.destroy}, {"adopt", s.adopt}, {"pending", s.pending}, {"ignored", s.ignored}};
   return j;
 }
 
@@ -609,11 +613,12 @@ std::string JsonFingerprint(const json& j) { return Fingerprint(std::string_view
 
 std::string SpecHash(const VmSpec& spec) {
   json j = ToJson(spec);
-  // Where a VM runs and whether it runs are changed without redefining it.
+  // Where a VM runs and whether it runs are changed without redefining it; which drift to
+  // ignore, and whether a domain may be adopted, say nothing about its shape.
   j.erase("powerState");
   j.erase("node");
-  // Which drift to ignore says nothing about the VM itself.
   j.erase("ignoreDifferences");
+  j.erase("adopt");
   return JsonFingerprint(j);
 }
 

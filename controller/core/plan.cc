@@ -35,6 +35,9 @@ PlanSummary Plan::Summary() const {
         break;
       case ActionType::kVolumeDelete:
         break;  // part of its VM's delete
+      case ActionType::kAdopt:
+        ++s.adopt;
+        break;
       default:
         break;
     }

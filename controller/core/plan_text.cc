@@ -59,6 +59,7 @@ std::string_view ActionSymbol(ActionType type) {
     case ActionType::kVolumeDelete:
     case ActionType::kSnapshotDelete:
     case ActionType::kBackupDelete: return "-";
+    case ActionType::kAdopt: return "&";
     default: return "~";
   }
 }
@@ -72,8 +73,11 @@ std::string RenderSummary(const Plan& plan) {
     if (s.ignored > 0) out << " " << s.ignored << " ignored (ignoreDifferences).";
     return out.str();
   }
-  out << "Plan: " << s.add << " to add, " << s.change << " to change, " << s.replace << " to replace, "
-      << s.destroy << " to destroy.";
+  // Like terraform's "N to import": adoptions are named first, and only when there is one.
+  out << "Plan: ";
+  if (s.adopt > 0) out << s.adopt << " to adopt, ";
+  out << s.add << " to add, " << s.change << " to change, " << s.replace << " to replace, " << s.destroy
+      << " to destroy.";
   if (s.pending > 0) out << " " << s.pending << " pending (not applied, see above).";
   if (s.ignored > 0) out << " " << s.ignored << " ignored (ignoreDifferences).";
   if (!plan.unreachable.empty()) {

@@ -13,6 +13,7 @@
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/placement.h"
 #include "gitvirt/core/selector.h"
+#include "gitvirt/core/storage.h"
 #include "gitvirt/core/suggest.h"
 
 namespace gitvirt {
@@ -48,6 +49,7 @@ class Builder {
     plan_.revision = options_.revision;
     plan_.source = options_.source;
     plan_.prune = options_.prune;
+    plan_.adopt = options_.adopt;
     plan_.images = desired_.images;
     for (const ObservedNode& node : observed_.nodes) {
       if (!node.reachable) plan_.unreachable[node.name] = node.error;
@@ -131,6 +133,13 @@ class Builder {
         continue;
       }
       auto owned = Owned(vm.meta.name);
+      if (owned.empty() && (vm.spec.adopt || options_.adopt)) {
+        // A domain to adopt stays where it runs.
+        if (auto domains = observed_.FindVms(vm.meta.name); domains.size() == 1) {
+          node_of_[vm.meta.name] = domains.front()->node;
+          continue;
+        }
+      }
       if (owned.empty() && !unreachable.empty()) {
         // It may already run on the node we cannot see: placing it elsewhere could duplicate it.
         blocked_[vm.meta.name] = "cannot be placed while node(s) are unreachable (it may run "
@@ -308,14 +317,15 @@ class Builder {
       Pending(vm, node, {}, "node " + node + " is unreachable");
       return;
     }
-    // A domain of that name that gitvirt does not own is never touched.
+    // A domain of that name that gitvirt does not own is never touched, unless the manifest
+    // (spec.adopt) or the command (--adopt) says to take it over as it runs.
+    std::vector<const ObservedVm*> unowned;
     for (const ObservedVm* other : observed_.FindVms(vm.meta.name)) {
-      if (!other->Owned()) {
-        Error(vm, "a domain named \"" + vm.meta.name + "\" exists on node " + other->node +
-                      " and is not managed by gitvirt; rename the manifest, or adopt the domain with "
-                      "`gitvirt import`");
-        return;
-      }
+      if (!other->Owned()) unowned.push_back(other);
+    }
+    if (!unowned.empty()) {
+      PlanAdoption(vm, node, unowned);
+      return;
     }
     VirtualMachine want = vm;
     want.spec.node = node;
@@ -360,7 +370,15 @@ class Builder {
     }
 
     const ObservedVm& current = *owned.front();
-    bool changed = false;
+    PlanUpdate(vm, current, node, /*adopting=*/false);
+  }
+
+  // The changes an existing domain needs, gitvirt's or (adopting) one it takes over now: a
+  // migration when its node changes, then updates, live or with a restart, and power.
+  void PlanUpdate(const VirtualMachine& vm, const ObservedVm& current, std::string node, bool adopting) {
+    VirtualMachine want = vm;
+    want.spec.node = node;
+    bool changed = adopting;
     // The power state once the migration, if any, is done (an offline one stops the VM).
     PowerState power = current.power;
     if (current.node != node) {
@@ -385,12 +403,15 @@ class Builder {
     // A VM this plan stops anyway can take every change while it is down: no restart needed.
     const bool stopping = running && want.spec.power_state == PowerState::kStopped;
     DiffContext ctx{running, current_node ? current_node->capabilities : NodeCapabilities{}};
-    VmDiff diff = DiffVm(want.spec, current.actual, ctx);
+    // A domain being adopted is compared as it will be observed once it carries the owner mark
+    // with the manifest's spec; what only that mark holds (labels, policies) the adopt writes.
+    const VmSpec observed = adopting ? FillFromApplied(current.actual, want.spec, vm.meta.name) : current.actual;
+    VmDiff diff = DiffVm(want.spec, observed, ctx);
     IgnoreDifferences(want, current, node, diff);
     for (const std::string& e : diff.errors) {
       Error(vm, "VirtualMachine \"" + vm.meta.name + "\": " + e);
     }
-    std::vector<FieldChange> metadata = MetadataChanges(want, current);
+    std::vector<FieldChange> metadata = adopting ? std::vector<FieldChange>{} : MetadataChanges(want, current);
     if (diff.changes.empty() && metadata.empty()) {
       PlanPower(want, node, power, /*power_only=*/!changed);
       return;
@@ -414,6 +435,7 @@ class Builder {
         }
         Action replace = VmAction(ActionType::kReplace, want, node, "a disk's source, pool or format changed");
         replace.changes = diff.changes;
+        ListDrops(replace, current);
         replace.vm = want;
         Add(std::move(replace), kStageChanges);
         PlanPower(want, node, PowerState::kStopped, false);
@@ -448,6 +470,7 @@ class Builder {
       StopForRestart(want, node, power, "to apply changes that need a restart");
       Action update = VmAction(ActionType::kUpdateRestart, want, node, "redefine while stopped");
       update.changes = later;
+      ListDrops(update, current);
       update.vm = want;
       Add(std::move(update), kStageChanges);
       if (want.spec.power_state != PowerState::kStopped) {
@@ -472,12 +495,75 @@ class Builder {
       if (!later.empty()) {
         // Part of the change waits for a restart: write only what is applied now, so neither
         // the definition nor the applied spec claims what the running VM does not have.
-        update.vm->spec = ApplyChanges(current.actual, want.spec, now);
+        update.vm->spec = ApplyChanges(observed, want.spec, now);
       }
+      ListDrops(update, current);
       Add(std::move(update), kStageChanges);
       changed = true;
     }
     PlanPower(want, node, power, /*power_only=*/!changed);
+  }
+
+  // A redefinition writes what the manifest says: what the domain holds beyond it is lost, and
+  // the action says so, element by element.
+  static void ListDrops(Action& action, const ObservedVm& current) {
+    for (const std::string& element : current.unexpressed) {
+      action.changes.push_back(FieldChange{element, "not expressible in a manifest", "", ChangeClass::kDestroy});
+    }
+  }
+
+  // ---- adoption ------------------------------------------------------------------------------
+
+  // `vm` names domains gitvirt does not own. Allowed (spec.adopt, --adopt) and unambiguous, the
+  // plan adopts the one on the VM's node (the owner mark with the manifest's spec; nothing else
+  // changes) and, after it, makes the usual changes where the manifest and the domain differ.
+  void PlanAdoption(const VirtualMachine& vm, const std::string& node, const std::vector<const ObservedVm*>& unowned) {
+    const ObservedVm& domain = *unowned.front();
+    const std::string who = "VirtualMachine \"" + vm.meta.name + "\"";
+    if (!vm.spec.adopt && !options_.adopt) {
+      errors_.push_back("a domain named \"" + vm.meta.name + "\" exists on node " + domain.node +
+                        " and is not managed by gitvirt; rename the manifest, or adopt the domain with `gitvirt "
+                        "import` (to write its manifest) and `spec.adopt: true` in the manifest or `gitvirt "
+                        "plan|apply --adopt` (to take it over as it runs, without a restart)");
+      return;
+    }
+    auto owned = Owned(vm.meta.name);
+    if (unowned.size() > 1 || !owned.empty()) {
+      std::string nodes;
+      for (const ObservedVm* d : observed_.FindVms(vm.meta.name)) nodes += (nodes.empty() ? "" : ", ") + d->node;
+      errors_.push_back(who + " cannot adopt a domain: domains of that name run on nodes " + nodes +
+                        "; rename or remove all but one");
+      return;
+    }
+    if (domain.node != node) {
+      errors_.push_back(who + " cannot adopt the domain on node " + domain.node + ": spec.node is " + node +
+                        "; adopt it where it is (spec.node: " + domain.node + ") and move it afterwards");
+      return;
+    }
+    if (!domain.persistent) {
+      errors_.push_back(who + " cannot adopt the domain on node " + domain.node +
+                        ": it is transient (it has no persistent definition to carry the owner mark); define it "
+                        "first (virsh dumpxml, virsh define)");
+      return;
+    }
+    VirtualMachine want = vm;
+    want.spec.node = node;
+    Action adopt = VmAction(ActionType::kAdopt, want, node,
+                            std::string(vm.spec.adopt ? "spec.adopt" : "--adopt") +
+                                ": gitvirt takes the domain over as it runs (owner metadata only: no "
+                                "redefinition, no restart)");
+    adopt.vm = want;
+    Add(std::move(adopt), kStageChanges);
+    std::erase(plan_.unmanaged, domain.node + "/" + domain.name);  // not left alone: taken over
+    if (!domain.unexpressed.empty()) {
+      std::string elements;
+      for (const std::string& e : domain.unexpressed) elements += (elements.empty() ? "" : ", ") + e;
+      plan_.warnings.push_back(Diagnostic{Severity::kWarning, {}, "VirtualMachine/" + vm.meta.name,
+                                          "the domain holds what a manifest cannot express (" + elements +
+                                              "); adopting keeps it, but an update redefines the domain "
+                                              "without it"});
+    }
+    PlanUpdate(vm, domain, node, /*adopting=*/true);
   }
 
   // ---- migration ---------------------------------------------------------------------------
@@ -882,6 +968,16 @@ class Builder {
         a.target = ref;
         a.node = node.name;
         a.unit = owner.cluster;
+        const std::string why = scale_down ? "scaled down (cluster " + owner.cluster + ")" : "not in the repository (prune)";
+        if (policy == DeletionPolicy::kKeepDisks) {
+          a.type = ActionType::kDelete;
+          a.id = "delete/" + vm.name;
+          a.reason = why + "; deletionPolicy KeepDisks: the domain goes, its disks stay";
+          a.power_before = vm.power;
+          a.changes = KeptDisks(vm);
+          Add(std::move(a), kStageDeletes);
+          continue;
+        }
         if (policy == DeletionPolicy::kRetain) {
           a.type = ActionType::kRelease;
           a.id = "release/" + vm.name;
@@ -891,8 +987,7 @@ class Builder {
         }
         a.type = ActionType::kDelete;
         a.id = "delete/" + vm.name;
-        a.reason = scale_down ? "scaled down (cluster " + owner.cluster + ")"
-                              : "not in the repository (prune)";
+        a.reason = why;
         a.power_before = vm.power;
         Add(std::move(a), kStageDeletes);
         if (!owner.created_volumes.empty()) {
@@ -911,6 +1006,24 @@ class Builder {
         }
       }
     }
+  }
+
+  // What a KeepDisks deletion leaves behind: every disk's storage, and the other volumes
+  // gitvirt made for the VM (its cloud-init seed).
+  static std::vector<FieldChange> KeptDisks(const ObservedVm& vm) {
+    std::vector<FieldChange> kept;
+    std::set<std::string> listed;
+    VirtualMachine probe;
+    probe.meta.name = vm.name;
+    for (const Disk& d : vm.actual.disks) {
+      const std::string storage = DiskStorage(probe, d).ToString();
+      listed.insert(storage);
+      kept.push_back(FieldChange{"disks[" + d.name + "]", storage, "kept", ChangeClass::kLive});
+    }
+    for (const std::string& v : vm.owner->created_volumes) {
+      if (listed.insert(v).second) kept.push_back(FieldChange{"volume", v, "kept", ChangeClass::kLive});
+    }
+    return kept;
   }
 
   const Cluster* FindCluster(const std::string& name) const {

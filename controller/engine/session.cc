@@ -152,6 +152,7 @@ Result<Plan> Session::MakePlan(const Desired& desired, const ObservedState& obse
   PlanOptions options;
   options.prune = request.prune;
   options.prune_by = request.prune_by;
+  options.adopt = request.adopt;
   options.revision = desired.revision;
   options.source = desired.source;
   options.target = request.target;
@@ -223,6 +224,7 @@ Result<Planned> Session::Replan(const Plan& saved, bool override_windows) {
   request.source = SourceSelection::Of(saved.source);
   request.prune = saved.prune;
   request.override_windows = override_windows;
+  request.adopt = saved.adopt;
   auto now = PlanCurrent(request);
   if (!now) return std::unexpected(now.error());
   // A saved plan applies only to the world it was made against: the same manifests, and every

@@ -15,6 +15,7 @@ GITVIRT_JSON_FIELDS(DefinitionUndo, FieldDef{"volumes", &DefinitionUndo::volumes
                     FieldDef{"grown", &DefinitionUndo::grown}, FieldDef{"attached", &DefinitionUndo::attached});
 GITVIRT_JSON_FIELDS(PowerUndo, FieldDef{"previousPower", &PowerUndo::previous_power});
 GITVIRT_JSON_FIELDS(ReleaseUndo, FieldDef{"owner", &ReleaseUndo::owner});
+GITVIRT_JSON_FIELDS(AdoptUndo, FieldDef{"marked", &AdoptUndo::marked});
 GITVIRT_JSON_FIELDS(ImageImportUndo, FieldDef{"volumes", &ImageImportUndo::volumes});
 GITVIRT_JSON_FIELDS(SnapshotUndo, FieldDef{"snapshot", &SnapshotUndo::snapshot});
 GITVIRT_JSON_FIELDS(BackupUndo, FieldDef{"powerBefore", &BackupUndo::power_before},
@@ -50,6 +51,7 @@ Result<T> DecodeUndo(const std::string& json_text, const std::string& step) {
 GITVIRT_UNDO_RECORD(DefinitionUndo);
 GITVIRT_UNDO_RECORD(PowerUndo);
 GITVIRT_UNDO_RECORD(ReleaseUndo);
+GITVIRT_UNDO_RECORD(AdoptUndo);
 GITVIRT_UNDO_RECORD(ImageImportUndo);
 GITVIRT_UNDO_RECORD(SnapshotUndo);
 GITVIRT_UNDO_RECORD(BackupUndo);

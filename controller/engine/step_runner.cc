@@ -195,12 +195,9 @@ struct LibvirtStepRunner::Impl {
     return std::optional<Seed>{seed};
   }
 
-  Result<DomainDefinition> Definition(gitvirt::Node& hv, const VirtualMachine& vm, StepContext& ctx,
-                                      const std::vector<std::string>& owned_before,
-                                      const std::optional<Seed>& seed) {
-    DomainDefinition def;
-    def.vm = vm;
-    Ownership& o = def.owner;
+  // gitvirt's mark for `vm` as this job applies it (created volumes and seed aside).
+  Ownership OwnerMark(const VirtualMachine& vm, const StepContext& ctx) const {
+    Ownership o;
     o.kind = Kind::kVirtualMachine;
     o.name = vm.meta.name;
     if (vm.cluster) {
@@ -213,6 +210,16 @@ struct LibvirtStepRunner::Impl {
     o.labels = vm.meta.labels;
     o.tags = vm.meta.tags;
     o.applied_spec = ToJson(vm.spec).dump();
+    return o;
+  }
+
+  Result<DomainDefinition> Definition(gitvirt::Node& hv, const VirtualMachine& vm, StepContext& ctx,
+                                      const std::vector<std::string>& owned_before,
+                                      const std::optional<Seed>& seed) {
+    DomainDefinition def;
+    def.vm = vm;
+    def.owner = OwnerMark(vm, ctx);
+    Ownership& o = def.owner;
     std::set<std::string> created(owned_before.begin(), owned_before.end());
     auto undo = UndoSoFar<DefinitionUndo>(ctx);
     if (!undo) return std::unexpected(undo.error());
@@ -309,6 +316,27 @@ struct LibvirtStepRunner::Impl {
       return std::unexpected(ok.error());
     }
     return json{{"volumes", def->owner.created_volumes}}.dump();
+  }
+
+  // Takes over a domain gitvirt does not own: writes the owner mark (the manifest's spec as the
+  // applied one, no volume as gitvirt's) and nothing else; no redefinition, no power change.
+  // Converges: a domain already carrying this spec's mark is done; one carrying another mark
+  // (taken since the plan) is not touched.
+  Result<std::string> Adopt(gitvirt::Node& hv, const VirtualMachine& vm, StepContext& ctx) {
+    auto current = hv.domains().ObserveVm(vm.meta.name);
+    if (!current) return std::unexpected(current.error());
+    if (current->Owned()) {
+      if (current->owner->spec_hash == SpecHash(vm.spec) && current->owner->name == vm.meta.name) {
+        ctx.Event(EventLevel::kInfo, vm.meta.name + " is already adopted");
+        return json{{"alreadyDone", true}}.dump();
+      }
+      return Fail(ErrorCode::kAlreadyExists,
+                  "the domain " + vm.meta.name + " on " + hv.name() + " was taken over by another job since the plan");
+    }
+    if (auto ok = RecordUndo(ctx, AdoptUndo{true}); !ok) return std::unexpected(ok.error());
+    if (auto ok = hv.domains().SetOwner(vm.meta.name, OwnerMark(vm, ctx)); !ok) return std::unexpected(ok.error());
+    ctx.Event(EventLevel::kInfo, vm.meta.name + " adopted as it runs (owner metadata only)");
+    return json{{"adopted", true}}.dump();
   }
 
   // The external-snapshot overlays a disk of the domain runs on (none when unreadable).
@@ -924,6 +952,7 @@ Result<std::string> LibvirtStepRunner::Run(const Action& action, StepContext& ct
       return done(std::move(gone));
     }
     case ActionType::kRelease: return done(hv.domains().SetOwner(name, std::nullopt));
+    case ActionType::kAdopt: return impl_->Adopt(hv, *action.vm, ctx);
     case ActionType::kVolumeDelete: return done(impl_->DeleteVolumes(hv.storage(), action.volumes));
     case ActionType::kSnapshot: return impl_->Snapshot(hv, action, ctx);
     case ActionType::kSnapshotDelete: return impl_->SnapshotDelete(hv, action, ctx);
@@ -1051,6 +1080,18 @@ Result<UndoOutcome> LibvirtStepRunner::Undo(const Action& action, const std::str
         return ok(impl_->RestorePower(n.power(), name, *undo->previous_power));
       }
       return UndoOutcome::kUndone;
+    }
+    case ActionType::kAdopt: {
+      auto undo = DecodeUndo<AdoptUndo>(undo_json, step);
+      if (!undo) return std::unexpected(undo.error());
+      if (!undo->marked) return UndoOutcome::kUndone;
+      auto hv = node();
+      if (!hv) return std::unexpected(hv.error());
+      auto current = (*hv)->domains().ObserveVm(name);
+      if (!current) return std::unexpected(current.error());
+      // Only this job's mark: a later job's adoption or update is not this step's to take back.
+      if (!current->Owned() || current->owner->job != ctx.job_id()) return UndoOutcome::kUndone;
+      return ok((*hv)->domains().SetOwner(name, std::nullopt));
     }
     case ActionType::kRelease: {
       auto undo = DecodeUndo<ReleaseUndo>(undo_json, step);

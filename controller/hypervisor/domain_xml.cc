@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "gitvirt/core/cloud_init.h"
+#include "gitvirt/core/diff.h"
 #include "gitvirt/core/json.h"
 #include "gitvirt/core/planner.h"
 #include "gitvirt/core/storage.h"
@@ -66,13 +67,20 @@ class TargetNames {
   std::map<DiskBus, int> counters_;
 };
 
+// A path under /dev is a block device, which QEMU opens as one (a <disk type='block'>).
+bool IsBlockDevice(const StorageRef& ref) { return !ref.IsVolume() && ref.path.starts_with("/dev/"); }
+
+std::string DiskType(const StorageRef& ref) {
+  return ref.IsVolume() ? "volume" : IsBlockDevice(ref) ? "block" : "file";
+}
+
 void AppendSource(xml_node disk, const StorageRef& ref) {
   xml_node source = disk.append_child("source");
   if (ref.IsVolume()) {
     Attr(source, "pool", ref.pool);
     Attr(source, "volume", ref.volume);
   } else {
-    Attr(source, "file", ref.path);
+    Attr(source, IsBlockDevice(ref) ? "dev" : "file", ref.path);
   }
 }
 
@@ -80,7 +88,7 @@ void AppendDisk(xml_node devices, const VirtualMachine& vm, const Disk& disk, co
                 int iothread) {
   const StorageRef ref = DiskStorage(vm, disk);
   xml_node d = devices.append_child("disk");
-  Attr(d, "type", ref.IsVolume() ? "volume" : "file");
+  Attr(d, "type", DiskType(ref));
   Attr(d, "device", "disk");
   xml_node driver = d.append_child("driver");
   Attr(driver, "name", "qemu");
@@ -101,7 +109,7 @@ void AppendDisk(xml_node devices, const VirtualMachine& vm, const Disk& disk, co
 void AppendCdrom(xml_node devices, const StorageRef& ref, DiskBus bus, const std::string& dev,
                  std::optional<int> boot_order, const std::string& alias) {
   xml_node d = devices.append_child("disk");
-  Attr(d, "type", ref.IsVolume() ? "volume" : "file");
+  Attr(d, "type", DiskType(ref));
   Attr(d, "device", "cdrom");
   xml_node driver = d.append_child("driver");
   Attr(driver, "name", "qemu");
@@ -117,12 +125,14 @@ void AppendCdrom(xml_node devices, const StorageRef& ref, DiskBus bus, const std
 
 void AppendNic(xml_node devices, const Nic& nic, std::size_t index, const std::string& mac) {
   xml_node n = devices.append_child("interface");
-  Attr(n, "type", nic.network.empty() ? "bridge" : "network");
-  xml_node source = n.append_child("source");
-  if (nic.network.empty()) {
-    Attr(source, "bridge", nic.bridge);
-  } else {
-    Attr(source, "network", nic.network);
+  Attr(n, "type", nic.user ? "user" : nic.network.empty() ? "bridge" : "network");
+  if (!nic.user) {
+    xml_node source = n.append_child("source");
+    if (nic.network.empty()) {
+      Attr(source, "bridge", nic.bridge);
+    } else {
+      Attr(source, "network", nic.network);
+    }
   }
   Attr(n.append_child("mac"), "address", mac);
   Attr(n.append_child("model"), "type", std::string(EnumName(nic.model)));
@@ -465,6 +475,241 @@ std::string Hex(const char* value, int width) {
   return buf;
 }
 
+// ---- what a manifest cannot express -----------------------------------------------------------
+//
+// A definition read back is compared with what RenderDomainXml would write for the spec the
+// parse makes of it. What the spec cannot carry is named by its XML path, with the attributes
+// that tell it from its siblings: "devices/sound[model=ich9]", "cputune", "on_crash=restart".
+// What libvirt adds by itself to any definition (controllers, the PS/2 mouse and keyboard, the
+// serial console's <console>, a firmware's loader and variable store, addresses, aliases) is not
+// named: a redefinition gets it again. Everything else is, so nothing is dropped unannounced.
+
+bool Is(xml_node node, const char* attribute, std::string_view value) {
+  return std::string_view(node.attribute(attribute).as_string()) == value;
+}
+
+// "sound[model=ich9]": the element's name and what tells it from its siblings.
+std::string Describe(xml_node node) {
+  std::vector<std::pair<std::string, std::string>> ids;
+  auto add = [&](const char* key, const char* value) {
+    if (value != nullptr && *value != '\0') ids.emplace_back(key, value);
+  };
+  for (const char* a : {"device", "type", "model", "bus"}) add(a, node.attribute(a).as_string());
+  if (!node.attribute("model")) add("model", node.child("model").attribute("type").as_string());
+  add("target", node.child("target").attribute("dev").as_string());
+  add("name", node.child("target").attribute("name").as_string());
+  if (std::string_view(node.name()) == "serial") add("port", node.child("target").attribute("port").as_string());
+  add("mac", node.child("mac").attribute("address").as_string());
+  std::string out = node.name();
+  if (ids.empty()) return out;
+  out += "[";
+  for (std::size_t i = 0; i < ids.size(); ++i) out += (i ? "," : "") + ids[i].first + "=" + ids[i].second;
+  return out + "]";
+}
+
+// "driver[io=native]": the attributes of `node` that are not in `known`, or "" when none.
+std::string ExtraAttributes(xml_node node, std::initializer_list<std::string_view> known) {
+  std::string extra;
+  for (pugi::xml_attribute a : node.attributes()) {
+    const std::string_view name = a.name();
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    extra += (extra.empty() ? "" : ",") + std::string(name) + "=" + a.value();
+  }
+  return extra.empty() ? "" : std::string(node.name()) + "[" + extra + "]";
+}
+
+class Unexpressed {
+ public:
+  explicit Unexpressed(std::vector<std::string>& out) : out_(out) {}
+
+  void Add(std::string path) {
+    if (std::find(out_.begin(), out_.end(), path) == out_.end()) out_.push_back(std::move(path));
+  }
+  // The children of `node` (at `path`) that are not in `known`.
+  void Children(xml_node node, const std::string& path, std::initializer_list<std::string_view> known) {
+    for (xml_node c : node.children()) {
+      if (c.type() != pugi::node_element) continue;
+      if (std::find(known.begin(), known.end(), std::string_view(c.name())) != known.end()) continue;
+      Add(path + "/" + Describe(c));
+    }
+  }
+  void Attributes(xml_node node, const std::string& path, std::initializer_list<std::string_view> known) {
+    if (std::string extra = ExtraAttributes(node, known); !extra.empty()) Add(path.empty() ? extra : path + "/" + extra);
+  }
+  // The element's text is not what gitvirt writes.
+  void TextUnless(xml_node node, std::string_view expected) {
+    if (node && std::string_view(node.text().as_string()) != expected) {
+      Add(std::string(node.name()) + "=" + node.text().as_string());
+    }
+  }
+
+ private:
+  std::vector<std::string>& out_;
+};
+
+// The top-level elements and what is in them outside <devices>.
+void CheckDomain(xml_node dom, Unexpressed& u) {
+  static constexpr std::string_view kKnown[] = {"name",  "uuid",     "description", "metadata",    "memory",
+                                                "currentMemory", "vcpu", "iothreads", "os",  "features",
+                                                "cpu",   "clock",    "on_poweroff", "on_reboot", "on_crash",
+                                                "devices", "resource", "seclabel"};
+  for (xml_node c : dom.children()) {
+    if (c.type() != pugi::node_element) continue;
+    const std::string_view name = c.name();
+    if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) u.Add(Describe(c));
+  }
+  for (xml_node m : dom.child("metadata").children()) {
+    if (m.type() == pugi::node_element && !(m == FindOwner(dom.child("metadata")))) u.Add("metadata/" + std::string(m.name()));
+  }
+  for (xml_node s : dom.children("seclabel")) {
+    if (!Is(s, "type", "dynamic")) u.Add(Describe(s));  // libvirt's own labelling is dynamic
+  }
+  if (xml_node r = dom.child("resource")) {
+    if (std::string_view(r.child("partition").text().as_string()) != "/machine" ||
+        std::distance(r.children().begin(), r.children().end()) != 1) {
+      u.Add("resource");
+    }
+  }
+  u.Attributes(dom.child("vcpu"), "", {"placement", "current"});
+  if (xml_node v = dom.child("vcpu"); v.attribute("placement") && !Is(v, "placement", "static")) {
+    u.Add("vcpu[placement=" + std::string(v.attribute("placement").as_string()) + "]");
+  }
+
+  xml_node os = dom.child("os");
+  u.Attributes(os, "", {"firmware"});
+  if (xml_node type = os.child("type"); !Is(type, "arch", "x86_64") || std::string_view(type.text().as_string()) != "hvm") {
+    u.Add("os/type[arch=" + std::string(type.attribute("arch").as_string()) + "," + type.text().as_string() + "]");
+  }
+  u.Children(os, "os", {"type", "loader", "nvram", "kernel", "initrd", "cmdline", "firmware", "boot"});
+  for (xml_node f : os.child("firmware").children()) {
+    if (!Is(f, "name", "secure-boot") && !Is(f, "name", "enrolled-keys")) u.Add("os/firmware/" + Describe(f) + "[name=" + f.attribute("name").as_string() + "]");
+  }
+  // libvirt writes <boot dev='hd'/> into a definition that names no boot order: the only
+  // whole-domain boot list a redefinition gets back.
+  const auto boots = os.children("boot");
+  if (std::distance(boots.begin(), boots.end()) > 1 || (os.child("boot") && !Is(os.child("boot"), "dev", "hd"))) {
+    for (xml_node b : boots) u.Add("os/boot[dev=" + std::string(b.attribute("dev").as_string()) + "]");
+  }
+  u.Children(dom.child("features"), "features", {"acpi", "apic", "smm", "pae"});
+
+  if (xml_node cpu = dom.child("cpu")) {
+    u.Children(cpu, "cpu", {"model", "topology"});
+    for (xml_node f : cpu.children("feature")) u.Add("cpu/feature[name=" + std::string(f.attribute("name").as_string()) + "]");
+    if (xml_node t = cpu.child("topology"); t && t.attribute("dies").as_int(1) != 1) u.Add("cpu/topology[dies=" + std::string(t.attribute("dies").as_string()) + "]");
+  }
+  if (xml_node clock = dom.child("clock")) {
+    if (!Is(clock, "offset", "utc")) u.Add(Describe(clock) + "[offset=" + clock.attribute("offset").as_string() + "]");
+    for (xml_node t : clock.children()) {
+      if (t.type() == pugi::node_element) u.Add("clock/" + std::string(t.name()) + "[name=" + t.attribute("name").as_string() + "]");
+    }
+  }
+  u.TextUnless(dom.child("on_poweroff"), "destroy");
+  u.TextUnless(dom.child("on_reboot"), "restart");
+  u.TextUnless(dom.child("on_crash"), "destroy");
+}
+
+// A disk or cdrom the spec holds: what of it the spec does not.
+void CheckDisk(xml_node d, const std::string& path, Unexpressed& u) {
+  u.Children(d, path, {"driver", "source", "backingStore", "target", "readonly", "boot", "alias", "address"});
+  u.Attributes(d.child("source"), path, {"file", "dev", "pool", "volume", "index"});
+  xml_node driver = d.child("driver");
+  u.Attributes(driver, path, {"name", "type", "cache", "discard", "iothread"});
+  if (driver.attribute("type") && !ParseEnum<DiskFormat>(driver.attribute("type").as_string())) {
+    u.Add(path + "/driver[type=" + driver.attribute("type").as_string() + "]");
+  }
+  if (driver.attribute("discard") && !Is(driver, "discard", "unmap")) {
+    u.Add(path + "/driver[discard=" + driver.attribute("discard").as_string() + "]");
+  }
+  xml_node target = d.child("target");
+  u.Attributes(target, path, {"dev", "bus", "rotation_rate", "tray"});
+  if (!ParseEnum<DiskBus>(target.attribute("bus").as_string())) {
+    u.Add(path + "/target[bus=" + target.attribute("bus").as_string() + "]");
+  }
+}
+
+void CheckNic(xml_node n, const std::string& path, Unexpressed& u) {
+  u.Children(n, path, {"source", "mac", "model", "vlan", "filterref", "boot", "alias", "address"});
+  u.Attributes(n.child("source"), path, {"network", "bridge"});
+  if (xml_node model = n.child("model"); model && !ParseEnum<NicModel>(model.attribute("type").as_string())) {
+    u.Add(path + "/model[type=" + model.attribute("type").as_string() + "]");
+  }
+  if (xml_node vlan = n.child("vlan")) {
+    const auto tags = vlan.children("tag");
+    if (vlan.attribute("trunk") || std::distance(tags.begin(), tags.end()) != 1) u.Add(path + "/vlan");
+  }
+  u.Children(n.child("filterref"), path + "/filterref", {});
+}
+
+// A <disk> element: a disk or cdrom of the spec, the cloud-init seed, or (a floppy, a LUN, a
+// network, NVMe or vhost-user disk, an empty drive) something a manifest cannot say.
+void ReadDisk(xml_node d, const std::string& path, ParsedDomain& parsed, Unexpressed& u) {
+  const std::string device = d.attribute("device").as_string("disk");
+  const std::string type = d.attribute("type").as_string("file");
+  if ((device != "disk" && device != "cdrom") || (type != "file" && type != "volume" && type != "block")) {
+    u.Add(path);
+    return;
+  }
+  const std::string alias = d.child("alias").attribute("name").as_string();
+  std::vector<std::string> overlays;
+  const StorageRef ref = device == "disk" ? ReadDiskSource(d, overlays) : ReadSource(d);
+  xml_node target = d.child("target");
+  const DiskBus bus = ParseEnum<DiskBus>(target.attribute("bus").as_string()).value_or(DiskBus::kVirtio);
+  if (device == "cdrom" && alias == "ua-cidata") {
+    parsed.seed = ref;
+    return;
+  }
+  if (!ref.IsVolume() && ref.path.empty()) {
+    u.Add(path);  // no medium
+    return;
+  }
+  CheckDisk(d, path, u);
+  if (device == "cdrom") {
+    Cdrom c;
+    c.name = alias.starts_with("ua-cdrom-") ? alias.substr(9) : target.attribute("dev").as_string();
+    c.bus = bus;
+    c.boot_order = BootOrder(d);
+    if (!ref.IsVolume()) c.path = ref.path;
+    parsed.cdrom_storage[c.name] = ref;
+    parsed.spec.cdroms.push_back(std::move(c));
+    return;
+  }
+  Disk disk;
+  disk.name = alias.starts_with("ua-disk-") ? alias.substr(8) : target.attribute("dev").as_string();
+  disk.bus = bus;
+  xml_node driver = d.child("driver");
+  disk.format = ParseEnum<DiskFormat>(driver.attribute("type").as_string()).value_or(DiskFormat::kRaw);
+  disk.cache = ParseEnum<DiskCache>(driver.attribute("cache").as_string("default")).value_or(DiskCache::kDefault);
+  disk.discard = std::string_view(driver.attribute("discard").as_string()) == "unmap";
+  disk.iothread = driver.attribute("iothread").as_int(0) > 0;
+  disk.ssd = target.attribute("rotation_rate").as_int(0) == 1;
+  disk.readonly = static_cast<bool>(d.child("readonly"));
+  disk.boot_order = BootOrder(d);
+  if (ref.IsVolume()) {
+    disk.pool = ref.pool;
+    disk.source = DiskSource{DiskSourceType::kVolume, ref.volume, CloneMode::kNone};
+  } else {
+    disk.source = DiskSource{DiskSourceType::kPath, ref.path, CloneMode::kNone};
+  }
+  parsed.disk_storage[disk.name] = ref;
+  if (!overlays.empty()) parsed.disk_overlays[disk.name] = std::move(overlays);
+  parsed.spec.disks.push_back(std::move(disk));
+}
+
+void ReadGraphics(xml_node g, const std::string& path, Graphics& out, Unexpressed& u) {
+  if (auto type = ParseEnum<GraphicsType>(g.attribute("type").as_string())) out.type = *type;
+  const bool autoport = std::string_view(g.attribute("autoport").as_string("yes")) == "yes";
+  if (!autoport) out.port = g.attribute("port").as_int();
+  std::string listen = g.child("listen").attribute("address").as_string();
+  if (listen.empty()) listen = g.attribute("listen").as_string("127.0.0.1");
+  out.listen = listen;
+  out.video = VideoModel::kNone;  // unless a <video> says otherwise
+  u.Attributes(g, path, {"type", "port", "autoport", "listen", "passwd"});
+  u.Children(g, path, {"listen"});
+  for (xml_node l : g.children("listen")) {
+    if (!Is(l, "type", "address")) u.Add(path + "/listen[type=" + l.attribute("type").as_string() + "]");
+  }
+}
+
 }  // namespace
 
 std::string ExternalSnapshotOverlay(const std::string& base, const std::string& snapshot) {
@@ -544,99 +789,115 @@ Result<ParsedDomain> ParseDomainXml(std::string_view xml) {
     }
   }
 
+  Unexpressed unexpressed(parsed.unexpressed);
+  CheckDomain(dom, unexpressed);
   xml_node devices = dom.child("devices");
-  for (xml_node d : devices.children("disk")) {
-    const std::string device = d.attribute("device").as_string("disk");
-    const std::string alias = d.child("alias").attribute("name").as_string();
-    std::vector<std::string> overlays;
-    const StorageRef ref = device == "disk" ? ReadDiskSource(d, overlays) : ReadSource(d);
-    xml_node target = d.child("target");
-    const DiskBus bus = ParseEnum<DiskBus>(target.attribute("bus").as_string()).value_or(DiskBus::kVirtio);
-    if (device == "cdrom") {
-      if (alias == "ua-cidata") {
-        parsed.seed = ref;
+  bool console = false, graphics = false, video = false, balloon = false;
+  for (xml_node d : devices.children()) {
+    if (d.type() != pugi::node_element) continue;
+    const std::string_view kind = d.name();
+    const std::string path = "devices/" + Describe(d);
+    if (kind == "disk") {
+      ReadDisk(d, path, parsed, unexpressed);
+    } else if (kind == "interface") {
+      if (!Is(d, "type", "network") && !Is(d, "type", "bridge") && !Is(d, "type", "user")) {
+        unexpressed.Add(path);
         continue;
       }
-      Cdrom c;
-      c.name = alias.starts_with("ua-cdrom-") ? alias.substr(9) : target.attribute("dev").as_string();
-      c.bus = bus;
-      c.boot_order = BootOrder(d);
-      if (!ref.IsVolume()) c.path = ref.path;
-      parsed.cdrom_storage[c.name] = ref;
-      spec.cdroms.push_back(std::move(c));
+      CheckNic(d, path, unexpressed);
+      Nic nic;
+      if (Is(d, "type", "network")) {
+        nic.network = d.child("source").attribute("network").as_string();
+      } else if (Is(d, "type", "bridge")) {
+        nic.bridge = d.child("source").attribute("bridge").as_string();
+      } else {
+        nic.user = true;
+      }
+      nic.mac = d.child("mac").attribute("address").as_string();
+      nic.model = ParseEnum<NicModel>(d.child("model").attribute("type").as_string()).value_or(NicModel::kVirtio);
+      if (xml_node tag = d.child("vlan").child("tag")) nic.vlan = tag.attribute("id").as_int();
+      nic.filter = d.child("filterref").attribute("filter").as_string();
+      nic.boot_order = BootOrder(d);
+      spec.networks.push_back(std::move(nic));
+    } else if (kind == "graphics") {
+      if (graphics || (!Is(d, "type", "vnc") && !Is(d, "type", "spice"))) {
+        unexpressed.Add(path);  // a second display, or one of a kind the manifest has not
+        continue;
+      }
+      graphics = true;
+      ReadGraphics(d, path, spec.graphics, unexpressed);
+    } else if (kind == "video") {
+      // Read below, with the graphics it belongs to.
+    } else if (kind == "hostdev") {
+      const bool pci = Is(d, "type", "pci") && Is(d, "mode", "subsystem");
+      if (!pci && !Is(d, "type", "mdev")) {
+        unexpressed.Add(path);  // USB, SCSI, a host device by capability
+        continue;
+      }
+      unexpressed.Children(d, path, {"source", "alias", "address"});
+      Gpu gpu;
+      xml_node a = d.child("source").child("address");
+      if (pci) {
+        gpu.pci_address = Hex(a.attribute("domain").as_string("0"), 4) + ":" + Hex(a.attribute("bus").as_string("0"), 2) +
+                          ":" + Hex(a.attribute("slot").as_string("0"), 2) + "." +
+                          Hex(a.attribute("function").as_string("0"), 1);
+      } else {
+        gpu.mdev_uuid = a.attribute("uuid").as_string();
+        parsed.mdev_uuids.push_back(gpu.mdev_uuid);
+      }
+      spec.gpus.push_back(std::move(gpu));
+    } else if (kind == "channel") {
+      if (Is(d.child("target"), "name", "org.qemu.guest_agent.0")) {
+        spec.guest_agent = true;
+      } else {
+        unexpressed.Add(path);
+      }
+    } else if (kind == "tpm") {
+      spec.firmware.tpm = true;
+      xml_node backend = d.child("backend");
+      if ((d.attribute("model") && !Is(d, "model", "tpm-crb")) || !Is(backend, "type", "emulator") ||
+          (backend.attribute("version") && !Is(backend, "version", "2.0"))) {
+        unexpressed.Add(path + (backend ? "/" + Describe(backend) + (backend.attribute("version") ? "[version=" + std::string(backend.attribute("version").as_string()) + "]" : "") : ""));
+      }
+    } else if (kind == "serial") {
+      // The first pty serial port is the console gitvirt writes (and logs).
+      const bool port0 = !d.child("target").attribute("port") || Is(d.child("target"), "port", "0");
+      if (console || !Is(d, "type", "pty") || !port0) {
+        unexpressed.Add(path);
+        continue;
+      }
+      console = true;
+      unexpressed.Children(d, path, {"target", "log", "alias", "address", "source"});
+    } else if (kind == "console") {
+      // libvirt's mirror of the first serial port.
+      if (!Is(d, "type", "pty") || !Is(d.child("target"), "type", "serial")) unexpressed.Add(path);
+    } else if (kind == "memballoon") {
+      if (balloon || !Is(d, "model", "virtio")) unexpressed.Add(path);
+      balloon = true;
+      unexpressed.Children(d, path, {"alias", "address"});
+    } else if (kind == "input") {
+      // libvirt gives every x86 guest a PS/2 mouse and keyboard.
+      if (!Is(d, "bus", "ps2") || (!Is(d, "type", "mouse") && !Is(d, "type", "keyboard"))) unexpressed.Add(path);
+    } else if (kind == "watchdog") {
+      // libvirt's implicit iTCO watchdog of q35 machines.
+      if (!Is(d, "model", "itco") || (d.attribute("action") && !Is(d, "action", "reset"))) unexpressed.Add(path);
+    } else if (kind != "emulator" && kind != "controller" && kind != "audio") {
+      unexpressed.Add(path);  // sound, rng, redirdev, smartcard, filesystem, vsock, ...
+    }
+  }
+  // Video is written only with graphics: one video of a kind the manifest has, with a display.
+  for (xml_node v : devices.children("video")) {
+    const std::string path = "devices/" + Describe(v);
+    const auto model = ParseEnum<VideoModel>(v.child("model").attribute("type").as_string());
+    if (!model || video || (!graphics && *model != VideoModel::kNone)) {
+      unexpressed.Add(path);
       continue;
     }
-    if (device != "disk") continue;
-    Disk disk;
-    disk.name = alias.starts_with("ua-disk-") ? alias.substr(8) : target.attribute("dev").as_string();
-    disk.bus = bus;
-    xml_node driver = d.child("driver");
-    disk.format = ParseEnum<DiskFormat>(driver.attribute("type").as_string()).value_or(DiskFormat::kRaw);
-    disk.cache = ParseEnum<DiskCache>(driver.attribute("cache").as_string("default")).value_or(DiskCache::kDefault);
-    disk.discard = std::string_view(driver.attribute("discard").as_string()) == "unmap";
-    disk.iothread = driver.attribute("iothread").as_int(0) > 0;
-    disk.ssd = target.attribute("rotation_rate").as_int(0) == 1;
-    disk.readonly = static_cast<bool>(d.child("readonly"));
-    disk.boot_order = BootOrder(d);
-    if (ref.IsVolume()) {
-      disk.pool = ref.pool;
-      disk.source = DiskSource{DiskSourceType::kVolume, ref.volume, CloneMode::kNone};
-    } else {
-      disk.source = DiskSource{DiskSourceType::kPath, ref.path, CloneMode::kNone};
-    }
-    parsed.disk_storage[disk.name] = ref;
-    if (!overlays.empty()) parsed.disk_overlays[disk.name] = std::move(overlays);
-    spec.disks.push_back(std::move(disk));
+    video = true;
+    unexpressed.Children(v, path, {"model", "alias", "address"});
+    unexpressed.Children(v.child("model"), path + "/model", {});
+    if (graphics) spec.graphics.video = *model;
   }
-  for (xml_node n : devices.children("interface")) {
-    Nic nic;
-    const std::string type = n.attribute("type").as_string();
-    if (type == "network") {
-      nic.network = n.child("source").attribute("network").as_string();
-    } else {
-      nic.bridge = n.child("source").attribute("bridge").as_string();
-    }
-    nic.mac = n.child("mac").attribute("address").as_string();
-    nic.model = ParseEnum<NicModel>(n.child("model").attribute("type").as_string()).value_or(NicModel::kVirtio);
-    if (xml_node tag = n.child("vlan").child("tag")) nic.vlan = tag.attribute("id").as_int();
-    nic.filter = n.child("filterref").attribute("filter").as_string();
-    nic.boot_order = BootOrder(n);
-    spec.networks.push_back(std::move(nic));
-  }
-  if (xml_node g = devices.child("graphics")) {
-    if (auto type = ParseEnum<GraphicsType>(g.attribute("type").as_string())) spec.graphics.type = *type;
-    const bool autoport = std::string_view(g.attribute("autoport").as_string("yes")) == "yes";
-    if (!autoport) spec.graphics.port = g.attribute("port").as_int();
-    std::string listen = g.child("listen").attribute("address").as_string();
-    if (listen.empty()) listen = g.attribute("listen").as_string("127.0.0.1");
-    spec.graphics.listen = listen;
-    spec.graphics.video = VideoModel::kNone;
-    if (xml_node video = devices.child("video")) {
-      spec.graphics.video =
-          ParseEnum<VideoModel>(video.child("model").attribute("type").as_string()).value_or(VideoModel::kVirtio);
-    }
-  } else {
-    spec.graphics.type = GraphicsType::kNone;
-  }
-  for (xml_node h : devices.children("hostdev")) {
-    Gpu gpu;
-    xml_node a = h.child("source").child("address");
-    if (std::string_view(h.attribute("type").as_string()) == "pci") {
-      gpu.pci_address = Hex(a.attribute("domain").as_string("0"), 4) + ":" + Hex(a.attribute("bus").as_string("0"), 2) +
-                        ":" + Hex(a.attribute("slot").as_string("0"), 2) + "." +
-                        Hex(a.attribute("function").as_string("0"), 1);
-    } else {
-      gpu.mdev_uuid = a.attribute("uuid").as_string();
-      parsed.mdev_uuids.push_back(gpu.mdev_uuid);
-    }
-    spec.gpus.push_back(std::move(gpu));
-  }
-  for (xml_node ch : devices.children("channel")) {
-    if (std::string_view(ch.child("target").attribute("name").as_string()) == "org.qemu.guest_agent.0") {
-      spec.guest_agent = true;
-    }
-  }
-  spec.firmware.tpm = static_cast<bool>(devices.child("tpm"));
   return parsed;
 }
 
@@ -647,68 +908,18 @@ VmSpec NormalizeObserved(const ParsedDomain& parsed, const std::optional<VmSpec>
     if (auto capacity = capacity_of(parsed.disk_storage.at(disk.name))) disk.size = *capacity;
   }
   if (!last_applied) return spec;
-  const VmSpec& applied = *last_applied;
-
-  // What the XML cannot say: take it from the spec last applied.
-  spec.placement = applied.placement;
-  spec.update_policy = applied.update_policy;
-  spec.deletion_policy = applied.deletion_policy;
-  spec.depends_on = applied.depends_on;
-  spec.readiness = applied.readiness;
-  spec.migration = applied.migration;
-  spec.ignore_differences = applied.ignore_differences;
-  spec.os = applied.os;
-  spec.graphics.password_from = applied.graphics.password_from;
   // A seed attached means the cloud-init we last applied (its inputs are hashed in the owner
   // metadata; a change of inputs shows up as a difference against the desired cloudInit).
-  if (parsed.seed) spec.cloud_init = applied.cloud_init;
+  if (parsed.seed) spec.cloud_init = last_applied->cloud_init;
+  return FillFromApplied(std::move(spec), *last_applied, parsed.name);
+}
 
-  // libvirt expands machine aliases: q35 -> pc-q35-7.2, pc -> pc-i440fx-7.2.
-  if ((applied.machine == "q35" && spec.machine.starts_with("pc-q35-")) ||
-      (applied.machine == "pc" && spec.machine.starts_with("pc-i440fx-"))) {
-    spec.machine = applied.machine;
+std::vector<std::string> UnexpressedElements(const ParsedDomain& parsed, const std::optional<VmSpec>& last_applied) {
+  std::vector<std::string> out = parsed.unexpressed;
+  if (parsed.seed && !(last_applied && last_applied->cloud_init)) {
+    out.push_back("devices/disk[device=cdrom,alias=ua-cidata]");
   }
-  // Given no <cpu> model, libvirt 9.0's QEMU driver writes the machine type's default in:
-  // <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>qemu64</model>.
-  if (applied.cpu.mode == CpuMode::kDefault && spec.cpu.mode == CpuMode::kCustom && spec.cpu.model == "qemu64") {
-    spec.cpu.mode = CpuMode::kDefault;
-    spec.cpu.model.clear();
-  }
-  // Graphics video is only rendered with graphics; keep the applied choice when there is none.
-  if (spec.graphics.type == GraphicsType::kNone && applied.graphics.type == GraphicsType::kNone) {
-    spec.graphics = applied.graphics;
-  }
-  for (Disk& disk : spec.disks) {
-    auto it = std::find_if(applied.disks.begin(), applied.disks.end(),
-                           [&](const Disk& d) { return d.name == disk.name; });
-    if (it == applied.disks.end()) continue;
-    // The storage is where the applied spec put it: the source is the applied one.
-    VirtualMachine probe;
-    probe.meta.name = parsed.name;
-    if (DiskStorage(probe, *it) == parsed.disk_storage.at(disk.name)) {
-      disk.source = it->source;
-      disk.pool = it->pool;
-      if (!it->size) disk.size.reset();  // a clone at the image's size
-    }
-    disk.backup = it->backup;
-    if (disk.bus == DiskBus::kVirtio) disk.ssd = it->ssd;  // virtio has no rotation rate
-  }
-  for (Cdrom& c : spec.cdroms) {
-    auto it = std::find_if(applied.cdroms.begin(), applied.cdroms.end(),
-                           [&](const Cdrom& a) { return a.name == c.name; });
-    if (it == applied.cdroms.end()) continue;
-    const StorageRef& ref = parsed.cdrom_storage.at(c.name);
-    if ((!it->image.empty() && ref.IsVolume()) || (!it->path.empty() && ref.path == it->path)) {
-      c.image = it->image;
-      c.path = it->path;
-    }
-  }
-  for (std::size_t i = 0; i < spec.gpus.size() && i < applied.gpus.size(); ++i) {
-    if (!spec.gpus[i].mdev_uuid.empty() && spec.gpus[i].mdev_uuid == applied.gpus[i].mdev_uuid) {
-      spec.gpus[i].mdev_type = applied.gpus[i].mdev_type;
-    }
-  }
-  return spec;
+  return out;
 }
 
 }  // namespace gitvirt

@@ -54,6 +54,8 @@ struct ParsedDomain {
   // -> the overlay files above its storage, the one in use first. disk_storage stays the
   // volume (or file) underneath, so an external snapshot is not a change of the disk.
   std::map<std::string, std::vector<std::string>> disk_overlays;
+  // What the definition holds that `spec` cannot express (ObservedVm::unexpressed), by XML path.
+  std::vector<std::string> unexpressed;
 };
 
 Result<ParsedDomain> ParseDomainXml(std::string_view xml);
@@ -71,5 +73,9 @@ std::string DefinitionName(const SavedDomain& saved);
 using CapacityLookup = std::function<std::optional<std::uint64_t>(const StorageRef&)>;
 VmSpec NormalizeObserved(const ParsedDomain& parsed, const std::optional<VmSpec>& last_applied,
                          const CapacityLookup& capacity_of);
+
+// What the definition holds that the observed spec cannot express: the parse's, and a cloud-init
+// seed no applied spec accounts for (a released VM's, whose inputs are gone with its mark).
+std::vector<std::string> UnexpressedElements(const ParsedDomain& parsed, const std::optional<VmSpec>& last_applied);
 
 }  // namespace gitvirt

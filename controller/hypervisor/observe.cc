@@ -113,6 +113,7 @@ ObservedVm DescribeDomain(const LibvirtNode& node, virDomainPtr dom, const NodeF
     return it->second;
   };
   vm.actual = NormalizeObserved(*parsed, vm.last_applied, capacity_of);
+  vm.unexpressed = UnexpressedElements(*parsed, vm.last_applied);
   vm.actual.node = node.name();
   vm.actual.power_state = vm.power;
   vm.actual.autostart = vm.autostart;

@@ -21,7 +21,9 @@ constexpr int kMaxNics = 8;
 constexpr int kMaxDisks = 32;
 constexpr int kMaxCdroms = 4;
 constexpr int kMaxVcpus = 128;
-constexpr std::uint64_t kMinMemory = 512 * kMiB;
+// Small enough for the guests people already run (a CirrOS or test guest of 64MiB, which
+// `gitvirt import` must be able to write), large enough to catch a unit typed wrong (64KiB).
+constexpr std::uint64_t kMinMemory = 64 * kMiB;
 constexpr std::uint64_t kMaxMemory = kTiB;
 
 // ---- small typed setters: leave `out` alone when the field is absent or bad ----------------
@@ -455,17 +457,26 @@ std::optional<Cdrom> ParseCdrom(const Field& field, VmContext& ctx) {
 }
 
 std::optional<Nic> ParseNic(const Field& field, VmContext& ctx) {
-  Map m(field, {"network", "bridge", "model", "vlan", "mac", "filter", "bootOrder"});
+  Map m(field, {"network", "bridge", "user", "model", "vlan", "mac", "filter", "bootOrder"});
   if (!m.valid()) return std::nullopt;
   Nic n;
-  if (Exclusive(m, {"network", "bridge"}, "give \"network\" or \"bridge\", not both") == 0) {
-    field.Error("a NIC needs a \"network\" or a \"bridge\"");
+  if (Exclusive(m, {"network", "bridge", "user"}, "give one of \"network\", \"bridge\" or \"user\", not several") == 0) {
+    field.Error("a NIC needs a \"network\", a \"bridge\" or \"user: true\"");
   }
   if (auto f = m.Get("network")) {
     if (auto v = f->NonEmptyString()) n.network = *v;
   }
   if (auto f = m.Get("bridge")) {
     if (auto v = f->NonEmptyString()) n.bridge = *v;
+  }
+  if (auto f = m.Get("user")) {
+    if (auto v = f->Bool()) {
+      if (!*v) {
+        f->Error("user: false is no NIC; give \"network\" or \"bridge\" instead, or user: true");
+      } else {
+        n.user = true;
+      }
+    }
   }
   GetEnum(m, "model", n.model);
   GetOptInt(m, "vlan", 1, 4094, n.vlan);
@@ -481,6 +492,11 @@ std::optional<Nic> ParseNic(const Field& field, VmContext& ctx) {
     }
   }
   GetString(m, "filter", n.filter);
+  // User-mode networking has no host-side port: no VLAN tag and no nwfilter to put on it.
+  if (n.user) {
+    if (auto f = m.Get("vlan")) f->Error("a user-mode NIC (user: true) cannot have a vlan");
+    if (auto f = m.Get("filter")) f->Error("a user-mode NIC (user: true) cannot have a filter");
+  }
   CheckBootOrder(m, ctx, n.boot_order);
   return n;
 }
@@ -755,7 +771,7 @@ VmSpec ParseVmSpec(const Map& m, VmContext& ctx, bool is_template) {
   }
   auto check_memory = [](const Field& f, std::uint64_t bytes) {
     if (bytes < kMinMemory || bytes > kMaxMemory) {
-      f.Error("must be between 512MiB and 1TiB, got " + FormatSize(bytes));
+      f.Error("must be between 64MiB and 1TiB, got " + FormatSize(bytes));
       return false;
     }
     if (bytes % kMiB != 0) {
@@ -998,6 +1014,7 @@ VmSpec ParseVmSpec(const Map& m, VmContext& ctx, bool is_template) {
     }
   }
   if (auto f = m.Get("ignoreDifferences")) ParseIgnorePaths(*f, spec.ignore_differences);
+  if (!is_template) GetBool(m, "adopt", spec.adopt);
   // Readiness by agent implies the channel; say so rather than silently adding a device.
   if (spec.readiness.agent && !m.Has("guestAgent")) spec.guest_agent = true;
   return spec;
@@ -1008,7 +1025,7 @@ const std::initializer_list<std::string_view> kVmKeys = {
     "maxMemory", "cpu",       "machine",     "firmware",     "os",         "boot",       "guestAgent",
     "disks",     "cdroms",    "networks",    "cloudInit",    "graphics",   "gpus",
     "autostart", "powerState", "updatePolicy", "deletionPolicy", "dependsOn", "readiness",
-    "migration", "ignoreDifferences"};
+    "migration", "ignoreDifferences", "adopt"};
 const std::initializer_list<std::string_view> kTemplateKeys = {
     "description", "vcpus",    "maxVcpus", "memory",       "maxMemory",      "cpu",
     "machine",     "firmware", "os",       "boot",         "guestAgent",     "disks",          "cdroms",

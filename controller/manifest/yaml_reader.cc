@@ -77,6 +77,8 @@ SourceLocation DiagnosticSink::Locate(const YAML::Mark& mark) const {
   return SourceLocation{file_, mark.line + 1, mark.column + 1};
 }
 
+bool ReadsAsString(const std::string& text) { return ClassifyPlain(text) == PlainType::kString; }
+
 YAML::Mark Field::mark() const {
   if (!node_.IsDefined() || node_.IsNull()) return key_mark_;
   return node_.Mark();

@@ -39,6 +39,10 @@ class DiagnosticSink {
   int errors_ = 0;
 };
 
+// Whether `text`, written as a plain (unquoted) scalar, is read back as that string: false for
+// what reads as null, a boolean or a number ("", "yes", "12", "1.5"), which must be quoted.
+bool ReadsAsString(const std::string& text);
+
 // A value at a field path.
 class Field {
  public:

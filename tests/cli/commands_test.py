@@ -37,6 +37,7 @@ COMMANDS = {
     "snapshot", "snapshot create", "snapshot list", "snapshot delete", "snapshot run", "snapshot restore",
     "backup", "backup run", "backup list", "backup verify", "backup delete", "backup restore",
     "power", "power start", "power stop", "power shutdown", "power reboot", "help", "completion",
+    "import",
 }
 
 VM = """apiVersion: gitvirt.dev/v1
@@ -187,6 +188,17 @@ state: state/gitvirt.db
             self.assertEqual(self.gv(*usage).returncode, 1, " ".join(usage))
 
     # ---- structured output -----------------------------------------------------------------
+
+    def test_1b_import_refuses_what_gitvirt_owns(self):
+        self.ok("apply", "--auto-approve")
+        owned = self.gv("import", "web-01", "--out", os.path.join(self.dir, "imported"))
+        self.assertEqual(owned.returncode, 1, owned.stderr)
+        self.assertIn("is gitvirt's already", owned.stderr)
+        self.assertIn("Nothing was written", owned.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "imported")))
+        nothing = self.gv("import")
+        self.assertEqual(nothing.returncode, 1)
+        self.assertIn("or pass --all", nothing.stderr)
 
     def test_2_jobs(self):
         jobs = self.structured("jobs")

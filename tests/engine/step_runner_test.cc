@@ -1,10 +1,12 @@
 // The libvirt step runner's undo against a simulated node: an undo runs again after a crash
 // (the journal may not have kept that it was done), so each must accept a world where it, or a
-// later undo, already happened; a release's undo puts back the owner mark its record keeps.
+// later undo, already happened; a release's undo puts back the owner mark its record keeps; an
+// adopt writes the owner mark only, and its undo takes it away again.
 #include "gitvirt/engine/step_runner.h"
 
 #include <gtest/gtest.h>
 
+#include "gitvirt/core/json.h"
 #include "gitvirt/hypervisor/connect.h"
 #include "gitvirt/hypervisor/node_set.h"
 #include "temp_dir.h"
@@ -99,6 +101,63 @@ TEST_F(StepRunnerUndo, UndoingAReleasePutsTheOwnerMarkBack) {
   ASSERT_TRUE(undone) << undone.error().ToString();
   EXPECT_EQ(*undone, UndoOutcome::kUndone);
   EXPECT_EQ(hv_->domains().ObserveVm("vm-01")->owner, before->owner);
+}
+
+TEST_F(StepRunnerUndo, AdoptWritesOnlyTheOwnerMarkAndItsUndoRemovesIt) {
+  // vm-01 without gitvirt's mark: a domain made by hand, running.
+  ASSERT_TRUE(hv_->domains().SetOwner("vm-01", std::nullopt));
+  auto before = hv_->domains().Save("vm-01");
+  ASSERT_TRUE(before);
+  Action adopt = start_;
+  adopt.id = "adopt/vm-01";
+  adopt.type = ActionType::kAdopt;
+  VirtualMachine vm;
+  vm.meta.name = "vm-01";
+  vm.meta.labels = {{"tier", "web"}};
+  vm.spec.node = "hv1";
+  vm.spec.vcpus = 1;
+  vm.spec.memory = 512ULL << 20;
+  vm.spec.adopt = true;
+  adopt.vm = vm;
+  auto undo = runner_->Prepare(adopt, ctx_);
+  ASSERT_TRUE(undo) << undo.error().ToString();
+  auto ran = runner_->Run(adopt, ctx_);
+  ASSERT_TRUE(ran) << ran.error().ToString();
+  auto now = hv_->domains().ObserveVm("vm-01");
+  ASSERT_TRUE(now && now->owner);
+  EXPECT_EQ(now->owner->name, "vm-01");
+  EXPECT_EQ(now->owner->job, "job");
+  EXPECT_EQ(now->owner->spec_hash, SpecHash(vm.spec));
+  EXPECT_EQ(now->owner->labels, vm.meta.labels);
+  EXPECT_TRUE(now->owner->created_volumes.empty()) << "no volume becomes gitvirt's";
+  EXPECT_EQ(now->power, PowerState::kRunning) << "no restart";
+  // Run again (a resumed step): done, nothing changes.
+  auto again = runner_->Run(adopt, ctx_);
+  ASSERT_TRUE(again) << again.error().ToString();
+  EXPECT_NE(again->find("alreadyDone"), std::string::npos);
+  auto undone = runner_->Undo(adopt, R"({"marked":true})", ctx_);
+  ASSERT_TRUE(undone) << undone.error().ToString();
+  EXPECT_EQ(*undone, UndoOutcome::kUndone);
+  EXPECT_FALSE(hv_->domains().ObserveVm("vm-01")->owner);
+  EXPECT_EQ(hv_->power().Get("vm-01").value(), PowerState::kRunning);
+}
+
+TEST_F(StepRunnerUndo, AdoptRefusesADomainAnotherJobTookOver) {
+  Action adopt = start_;
+  adopt.id = "adopt/vm-01";
+  adopt.type = ActionType::kAdopt;
+  VirtualMachine vm;
+  vm.meta.name = "vm-01";
+  vm.spec.vcpus = 2;  // not the spec the existing mark holds
+  vm.spec.memory = 512ULL << 20;
+  adopt.vm = vm;
+  auto ran = runner_->Run(adopt, ctx_);
+  ASSERT_FALSE(ran);
+  EXPECT_EQ(ran.error().code, ErrorCode::kAlreadyExists);
+  // Its undo leaves another job's mark alone.
+  auto undone = runner_->Undo(adopt, R"({"marked":true})", ctx_);
+  ASSERT_TRUE(undone) << undone.error().ToString();
+  EXPECT_TRUE(hv_->domains().ObserveVm("vm-01")->owner);
 }
 
 }  // namespace

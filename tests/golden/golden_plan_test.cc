@@ -247,7 +247,7 @@ ObservedVm ReadVm(const YAML::Node& node, const std::string& node_name, const De
   vm.name = node["name"].as<std::string>();
   vm.node = node_name;
   const std::string where = node_where + " vm " + vm.name;
-  CheckKeys(node, {"name", "power", "owned", "spec", "actual", "owner", "snapshots"}, where);
+  CheckKeys(node, {"name", "power", "owned", "spec", "actual", "owner", "snapshots", "unexpressed"}, where);
   const VirtualMachine* wanted = desired.FindVm(vm.name);
 
   // `spec: desired` is the desired spec as it is: a VM that is in sync.
@@ -279,6 +279,7 @@ ObservedVm ReadVm(const YAML::Node& node, const std::string& node_name, const De
   vm.autostart = vm.actual.autostart;
   vm.uuid = Fingerprint(node_name + "/" + vm.name);
   vm.definition_fingerprint = JsonFingerprint(ToJson(vm.actual));
+  if (node["unexpressed"]) vm.unexpressed = Strings(node["unexpressed"]);
 
   const bool owned = node["owned"] ? node["owned"].as<bool>() : true;
   if (!owned) {
@@ -438,11 +439,12 @@ PlanOptions ReadOptions(const fs::path& file) {
   if (!fs::exists(file)) return options;
   const YAML::Node root = YAML::LoadFile(file.string());
   if (!root || root.IsNull()) return options;
-  CheckKeys(root, {"prune", "target", "revision", "source", "now", "overrideWindows"}, "options.yaml");
+  CheckKeys(root, {"prune", "adopt", "target", "revision", "source", "now", "overrideWindows"}, "options.yaml");
   // The plan's time (sync windows, pre-change snapshots); UTC is the only zone known here.
   if (root["now"]) options.now = ParseTime(root["now"].as<std::string>(), "options.yaml now");
   if (root["overrideWindows"]) options.override_windows = root["overrideWindows"].as<bool>();
   if (root["prune"]) options.prune = root["prune"].as<bool>();
+  if (root["adopt"]) options.adopt = root["adopt"].as<bool>();
   if (root["target"]) {
     options.target = ResourceRef::Parse(root["target"].as<std::string>());
     if (!options.target) Bad("options.yaml: target is Kind/name or a VM name");
@@ -505,6 +507,7 @@ class PlanDiffer {
     Check(a.revision == b.revision, "revision");
     Check(a.source == b.source, "source");
     Check(a.prune == b.prune, "prune");
+    Check(a.adopt == b.adopt, "adopt");
     Check(a.fingerprints == b.fingerprints, "fingerprints");
     Check(a.unmanaged == b.unmanaged, "unmanaged");
     Check(a.pending == b.pending, "pending");

@@ -108,12 +108,12 @@ IPCONFIG = (rf"ip=(?:dhcp|{CIDR4}(?:,gw={IPV4})?)"
 
 SIZE_NUMBER = r"(?:0|[1-9][0-9]*)"
 SIZE = rf"(?:{SIZE_NUMBER}(?:\.[0-9]+)?(?:KiB|MiB|GiB|TiB|PiB|KB|MB|GB|TB)|{SIZE_NUMBER}B)"
-# memory: 512MiB..1TiB. Exact for MiB (whole numbers only), GiB and TiB; other units are only
+# memory: 64MiB..1TiB. Exact for MiB (whole numbers only), GiB and TiB; other units are only
 # checked for syntax (the loader checks the byte value).
 MEMORY = ("(?:"
-          + int_range(512, 1048576) + "MiB"
-          + r"|(?:0\.[5-9][0-9]*|" + int_range(1, 1023) + r"(?:\.[0-9]+)?|1024(?:\.0+)?)GiB"
-          + r"|(?:1(?:\.0+)?|0\.(?:000[5-9]|00[1-9]|0[1-9]|[1-9])[0-9]*)TiB"
+          + int_range(64, 1048576) + "MiB"
+          + r"|(?:0\.(?:06(?:2[5-9]|[3-9])|0[7-9]|[1-9])[0-9]*|" + int_range(1, 1023) + r"(?:\.[0-9]+)?|1024(?:\.0+)?)GiB"
+          + r"|(?:1(?:\.0+)?|0\.(?:0000[6-9]|000[1-9]|00[1-9]|0[1-9]|[1-9])[0-9]*)TiB"
           + rf"|{SIZE_NUMBER}(?:\.[0-9]+)?(?:KiB|KB|MB|GB|TB|PiB)|{SIZE_NUMBER}B"
           + ")")
 DURATION = r"(?:[0-9]+[smhdw])+"
@@ -297,7 +297,7 @@ def common() -> dict:
     }, required=["name"])
     d["size"] = string(SIZE, "A number and a unit: IEC KiB MiB GiB TiB PiB, SI KB MB GB TB, or B "
                              "(512MiB, 20GiB, 1.5TiB, 100GB).")
-    d["memory"] = string(MEMORY, "512MiB..1TiB, a whole number of MiB.")
+    d["memory"] = string(MEMORY, "64MiB..1TiB, a whole number of MiB.")
     d["duration"] = string(DURATION, "One or more number+unit groups, units s m h d w "
                                      "(30s, 5m, 1h30m, 7d, 2w).")
     d["cron"] = string(CRON, "5 fields (min hour dom mon dow); 6/7 fields with seconds first "
@@ -409,13 +409,16 @@ def common() -> dict:
     d["nic"] = obj({
         "network": string(".+", "A libvirt network."),
         "bridge": string(".+", "A host bridge."),
+        "user": {"const": True, "description": "QEMU user-mode networking (SLIRP): no host network; "
+                                               "no vlan or filter."},
         "model": enum(["virtio", "e1000", "e1000e", "rtl8139"], "virtio"),
         "vlan": integer(1, 4094),
         "mac": string(MAC_UNICAST, "A unicast xx:xx:xx:xx:xx:xx; libvirt generates one "
                                    "otherwise."),
         "filter": string(".+", "A libvirt nwfilter."),
         "bootOrder": BOOT_ORDER,
-    }, oneOf=[{"required": ["network"]}, {"required": ["bridge"]}])
+    }, oneOf=[{"required": ["network"]}, {"required": ["bridge"]},
+              {"required": ["user"], "not": {"anyOf": [{"required": ["vlan"]}, {"required": ["filter"]}]}}])
     d["cloudInitUser"] = obj({
         "name": string(r"[a-z_][a-z0-9_-]*\$?"),
         "sshAuthorizedKeys": strings(),
@@ -504,12 +507,19 @@ def common() -> dict:
         "autostart": boolean("Start with the host.", False),
         "powerState": enum(["Running", "Stopped", "Paused"], "Running"),
         "updatePolicy": local("updatePolicy"),
-        "deletionPolicy": enum(["Delete", "Retain", "Protect"], "Delete"),
+        "deletionPolicy": enum(["Delete", "Retain", "Protect", "KeepDisks"], "Delete",
+                               "What pruning does once the VM leaves the repository: Delete (domain and "
+                               "the volumes gitvirt made), Retain (gitvirt lets go; VM and disks stay), "
+                               "Protect (nothing; the plan says so), KeepDisks (the domain is undefined, "
+                               "every disk and volume stays)."),
         "dependsOn": array(local("resourceRef"), "Kind/name, or a bare VM name."),
         "readiness": local("readiness"),
         "migration": local("migration"),
         "ignoreDifferences": array(local("ignorePath"), "Field paths whose drift is shown as "
                                                         "ignored and never acted on."),
+        "adopt": boolean("Take over a same-name domain gitvirt does not own, as it runs: the plan's adopt "
+                         "action writes the owner metadata only (no redefinition, no restart). "
+                         "VirtualMachine documents only.", False),
     }, required=["memory"])
     return {
         "$schema": DRAFT,
@@ -546,8 +556,9 @@ def virtual_machine() -> dict:
 
 def cluster() -> dict:
     template = {**ref("vmSpec"),
-                "description": "A VirtualMachine spec, without node (placement decides).",
-                "properties": {"node": False}}
+                "description": "A VirtualMachine spec, without node (placement decides) or adopt (a "
+                               "VirtualMachine's own choice).",
+                "properties": {"node": False, "adopt": False}}
     group = obj({
         "name": string(DNS_LABEL),
         "role": string(".+", "Free text; becomes the gitvirt.dev/role label."),

@@ -31,7 +31,7 @@ enum class GraphicsType { kNone, kVnc, kSpice };
 enum class VideoModel { kVirtio, kQxl, kVga, kCirrus, kBochs, kNone };
 enum class PowerState { kRunning, kStopped, kPaused };
 enum class RestartPolicy { kNever, kAllowed };
-enum class DeletionPolicy { kDelete, kRetain, kProtect };
+enum class DeletionPolicy { kDelete, kRetain, kProtect, kKeepDisks };
 enum class UserDataMode { kMerge, kReplace };
 enum class AntiAffinity { kNone, kSoft, kHard };
 enum class RollbackStrategy { kFull, kPartial, kNone, kMarkFailed };
@@ -84,7 +84,8 @@ GITVIRT_ENUM_TABLE(PowerState, {PowerState::kRunning, "Running"}, {PowerState::k
 GITVIRT_ENUM_TABLE(RestartPolicy, {RestartPolicy::kNever, "Never"},
                    {RestartPolicy::kAllowed, "Allowed"});
 GITVIRT_ENUM_TABLE(DeletionPolicy, {DeletionPolicy::kDelete, "Delete"},
-                   {DeletionPolicy::kRetain, "Retain"}, {DeletionPolicy::kProtect, "Protect"});
+                   {DeletionPolicy::kRetain, "Retain"}, {DeletionPolicy::kProtect, "Protect"},
+                   {DeletionPolicy::kKeepDisks, "KeepDisks"});
 GITVIRT_ENUM_TABLE(UserDataMode, {UserDataMode::kMerge, "merge"},
                    {UserDataMode::kReplace, "replace"});
 GITVIRT_ENUM_TABLE(AntiAffinity, {AntiAffinity::kNone, "NONE"}, {AntiAffinity::kSoft, "SOFT"},

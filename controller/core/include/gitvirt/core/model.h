@@ -89,13 +89,14 @@ struct Cdrom {
 };
 
 struct Nic {
-  std::string network;  // exactly one of network / bridge
+  std::string network;  // exactly one of network / bridge / user
   std::string bridge;
   NicModel model = NicModel::kVirtio;
   std::optional<int> vlan;
   std::string mac;  // empty: libvirt generates one and the planner ignores it
   std::string filter;
   std::optional<int> boot_order;
+  bool user = false;  // or QEMU's user-mode networking (SLIRP): no host network (last: aggregate order)
   friend bool operator==(const Nic&, const Nic&) = default;
 };
 
@@ -255,6 +256,10 @@ struct VmSpec {
   // Field paths whose drift is shown as ignored and never acted on ("memory", "disks[*].size",
   // "networks[0].mac"): ignore.h. Not part of the VM itself (SpecHash leaves it out).
   std::vector<std::string> ignore_differences;
+  // A domain of this name that gitvirt does not own may be taken over (an `adopt` action: the
+  // owner mark only, no redefinition, no restart). Not part of the domain's shape: the diff and
+  // the spec hash leave it out.
+  bool adopt = false;
   friend bool operator==(const VmSpec&, const VmSpec&) = default;
 };
 

@@ -57,6 +57,10 @@ struct ObservedVm {
   std::optional<VmSpec> last_applied;   // parsed from owner->applied_spec
   std::vector<ObservedSnapshot> snapshots;
   std::string definition_fingerprint;   // of the persistent XML, for stale-plan checks
+  // What the definition holds that a manifest cannot express, by XML path
+  // ("devices/sound[model=ich9]", "cputune"): left out of `actual`, kept by the domain as long
+  // as gitvirt does not redefine it, dropped when it does (plans say so).
+  std::vector<std::string> unexpressed;
   bool Owned() const { return owner.has_value(); }
   friend bool operator==(const ObservedVm&, const ObservedVm&) = default;
 };

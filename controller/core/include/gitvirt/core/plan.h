@@ -42,6 +42,7 @@ enum class ActionType {
   kBackupDelete,
   kSnapshotRevert,  // `snapshot restore`: revert a VM to one of its snapshots
   kBackupRestore,   // `backup restore`: new volumes + definition from a backup
+  kAdopt,           // take over a domain gitvirt does not own: the owner mark only
 };
 
 GITVIRT_ENUM_TABLE(ActionType, {ActionType::kImageImport, "image-import"},
@@ -57,7 +58,7 @@ GITVIRT_ENUM_TABLE(ActionType, {ActionType::kImageImport, "image-import"},
                    {ActionType::kSnapshotDelete, "snapshot-delete"},
                    {ActionType::kBackup, "backup"}, {ActionType::kBackupDelete, "backup-delete"},
                    {ActionType::kSnapshotRevert, "snapshot-revert"},
-                   {ActionType::kBackupRestore, "backup-restore"});
+                   {ActionType::kBackupRestore, "backup-restore"}, {ActionType::kAdopt, "adopt"});
 
 enum class ChangeClass {
   kLive,      // applied to the running VM without a restart
@@ -185,6 +186,7 @@ struct PlanSummary {
   int change = 0;   // updates, migrate, power
   int replace = 0;
   int destroy = 0;  // delete, release, volume-delete
+  int adopt = 0;    // adopt: domains gitvirt takes over as they are
   int pending = 0;
   int ignored = 0;  // VMs with drift an ignoreDifferences rule covers
   friend bool operator==(const PlanSummary&, const PlanSummary&) = default;
@@ -195,6 +197,7 @@ struct Plan {
   std::string revision;  // source revision the desired state came from
   SourceRef source;      // where the desired state came from
   bool prune = false;
+  bool adopt = false;  // made with --adopt: every manifest may take over a same-name domain
   std::vector<Action> actions;  // a topological order; execution follows depends_on
   std::vector<PendingChange> pending;
   // Drift that ignoreDifferences rules cover (ignore.h): shown, never acted on, not OutOfSync.

@@ -5,7 +5,8 @@
 // Ordering rules: images before the VMs that use them; dependsOn and cluster group order (a
 // group's members wait for the previous group's); a change that needs a stop runs as
 // shutdown -> update-restart -> start; deletions after creations; power changes of VMs that
-// otherwise stay as they are run last; volume deletions run after everything else.
+// otherwise stay as they are run last; volume deletions run after everything else. A domain
+// taken over (adopt) is adopted before any other change to it.
 
 #include <optional>
 #include <string>
@@ -26,6 +27,7 @@ enum class PruneBy { kFlag, kConfig };
 struct PlanOptions {
   bool prune = false;
   PruneBy prune_by = PruneBy::kFlag;
+  bool adopt = false;  // --adopt: a manifest may take over a domain gitvirt does not own (spec.adopt)
   std::optional<ResourceRef> target;  // --target: only this resource and what it needs
   std::string revision;
   SourceRef source;
@@ -48,8 +50,9 @@ class Planner {
   explicit Planner(const ControllerConfig& config) : config_(config) {}
 
   // Fails (with every reason in the message, "file:line:column: " first where a manifest is at
-  // fault) when the desired state cannot be reached: a VM pinned to an unknown node, a disk that would shrink, a HARD anti-affinity that cannot hold,
-  // no room for a VM, a name taken by a domain gitvirt does not own.
+  // fault) when the desired state cannot be reached: a VM pinned to an unknown node, a disk that
+  // would shrink, a HARD anti-affinity that cannot hold, no room for a VM, a name taken by a
+  // domain gitvirt does not own (unless it may be adopted: spec.adopt or PlanOptions::adopt).
   Result<Plan> MakePlan(const DesiredState& desired, const ObservedState& observed,
                         const PlanOptions& options) const;
 

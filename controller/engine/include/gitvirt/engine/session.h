@@ -59,6 +59,7 @@ struct PlanRequest {
   // its configuration's sync.prune (ServeRequest).
   bool prune = false;
   PruneBy prune_by = PruneBy::kFlag;
+  bool adopt = false;  // --adopt: every manifest may take over a same-name domain
   std::optional<ResourceRef> target;   // only this resource and what it needs
   // `apply --override-windows`: change VMs a sync window blocks where the window allows it.
   bool override_windows = false;

@@ -50,6 +50,14 @@ struct ReleaseUndo {
   friend bool operator==(const ReleaseUndo&, const ReleaseUndo&) = default;
 };
 
+// adopt: whether this step may have written the owner mark (set before it writes it). Undo
+// removes the mark only while it is this job's: an adopted domain goes back to unowned, as it
+// ran, and is otherwise untouched.
+struct AdoptUndo {
+  bool marked = false;
+  friend bool operator==(const AdoptUndo&, const AdoptUndo&) = default;
+};
+
 // image-import: the volume, when this step made it.
 struct ImageImportUndo {
   std::vector<std::string> volumes;

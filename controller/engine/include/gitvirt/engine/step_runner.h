@@ -6,7 +6,8 @@
 // Undo information: one typed record per action family (step_records.h): DefinitionUndo for
 // create, update, replace, delete and backup-restore (the volumes the step made, the definition
 // the node saved before it, the power, vCPUs, memory and autostart before it, the disks grown
-// or hot-plugged); PowerUndo for the power actions; ReleaseUndo (the owner mark as a value);
+// or hot-plugged); PowerUndo for the power actions; ReleaseUndo (the owner mark as a value); AdoptUndo (whether
+// the step wrote the owner mark: its undo removes it, nothing else);
 // ImageImportUndo; SnapshotUndo; BackupUndo; MigrationUndo (migration.h). Each is read strictly
 // before an undo asks the node anything.
 // Secrets are resolved here, used, and dropped: never in undo information or events.
