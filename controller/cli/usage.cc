@@ -3,7 +3,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "gitvirt/cli/app.h"
+#include "gitvirt/cli/exit_code.h"
 #include "gitvirt/core/suggest.h"
 
 namespace gitvirt::cli {
