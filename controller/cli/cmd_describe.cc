@@ -18,16 +18,15 @@ struct DescribeOptions {
   std::string output = "table";
 };
 
-void PrintJson(const std::string& title, const std::string& text) {
+// A spec as its manifest would say it (SpecManifest), indented under a title.
+void PrintSpec(const std::string& title, const std::string& name, const std::string& spec_json) {
   std::cout << title << ":\n";
-  if (text.empty()) {
+  if (spec_json.empty()) {
     std::cout << "  <none>\n";
     return;
   }
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  std::string pretty = j.is_discarded() ? text : j.dump(2);
   std::string line;
-  std::istringstream in(pretty);
+  std::istringstream in(SpecManifest(name, spec_json));
   while (std::getline(in, line)) std::cout << "  " << line << "\n";
 }
 
@@ -72,10 +71,10 @@ void PrintText(const VmDetails& d) {
       std::cout << "  " << c.path << ": " << (c.before.empty() ? "(none)" : c.before) << " -> "
                 << (c.after.empty() ? "(removed)" : c.after) << "  [" << EnumName(c.change_class) << "]\n";
     }
-    PrintJson("Desired", r->desired_json);
+    PrintSpec("Desired", d.name, r->desired_json);
   }
   if (observed != nullptr) {
-    PrintJson("Observed", nlohmann::json(nlohmann::json::parse(r ? r->observed_json : "{}", nullptr, false)).dump());
+    PrintSpec("Observed", d.name, r ? r->observed_json : "");
   }
   if (observed == nullptr || !observed->Owned()) return;
   std::cout << "Snapshots:\n";

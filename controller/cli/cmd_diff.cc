@@ -15,14 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string Pretty(const std::string& json_text) {
-  if (json_text.empty()) return "";
-  auto j = nlohmann::json::parse(json_text, nullptr, false);
-  if (j.is_discarded()) return json_text;
-  j.erase("node");  // where it runs is not part of the spec's text
-  return j.dump(2) + "\n";
-}
-
 int RunDiff(const GlobalOptions& global, const SourceSelection& source) {
   auto view = GatherView(global, source);
   if (!view || !view->desired) return kDiffError;
@@ -38,8 +30,9 @@ int RunDiff(const GlobalOptions& global, const SourceSelection& source) {
   fs::create_directories(root / "desired");
   for (const ResourceStatus& r : view->resources) {
     if (r.kind != Kind::kVirtualMachine || r.sync == SyncStatus::kSynced) continue;
-    std::ofstream(root / "live" / r.name) << Pretty(r.observed_json);
-    std::ofstream(root / "desired" / r.name) << Pretty(r.desired_json);
+    // As the manifest says it (kubectl diff shows YAML too): the same fields, the same units.
+    std::ofstream(root / "live" / r.name) << SpecManifest(r.name, r.observed_json);
+    std::ofstream(root / "desired" / r.name) << SpecManifest(r.name, r.desired_json);
   }
   // The same external diff kubectl uses: unified, with new and removed files shown in full.
   auto result = RunProcess({"diff", "-u", "-N", "-r", (root / "live").string(), (root / "desired").string()});

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "gitvirt/core/json.h"
+#include "gitvirt/manifest/emitter.h"
+
 namespace gitvirt::cli {
 
 namespace fs = std::filesystem;
@@ -91,6 +94,19 @@ std::string HumanSeconds(double seconds) {
     std::snprintf(text, sizeof text, "%ldm%02lds", whole / 60, whole % 60);
   }
   return text;
+}
+
+std::string SpecManifest(const std::string& name, const std::string& spec_json) {
+  if (spec_json.empty()) return "";
+  auto j = nlohmann::json::parse(spec_json, nullptr, false);
+  if (j.is_discarded()) return spec_json + "\n";
+  auto spec = VmSpecFromJson(j);
+  if (!spec) return j.dump(2) + "\n";
+  VirtualMachine vm;
+  vm.meta.name = name;
+  vm.spec = std::move(*spec);
+  vm.spec.node.clear();
+  return EmitVirtualMachine(vm);
 }
 
 }  // namespace gitvirt::cli

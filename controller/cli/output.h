@@ -52,6 +52,12 @@ class Table {
 // the keys in the same order (strings quoted, so "no" and "1.0" stay strings).
 void PrintDocument(std::ostream& out, const nlohmann::ordered_json& doc, const std::string& format);
 
+// A VM's spec (its status JSON, ToJson(VmSpec)) as the manifest says it: a VirtualMachine
+// document in the manifest's own fields and units (`memory: 4GiB`), by the import emitter, with
+// the node left out (where it runs is not part of its text). For `diff` and `describe`. The
+// JSON itself if it does not read back as a spec; "" for "".
+std::string SpecManifest(const std::string& name, const std::string& spec_json);
+
 struct View;
 // `get -o json|yaml`: the resources of one type as the status API shows them (`name`: only
 // that one; "" = all).

@@ -162,6 +162,7 @@ state: state/gitvirt.db
         before = self.gv("diff")
         self.assertEqual(before.returncode, 1, "differences: " + before.stderr)
         self.assertIn("+++ desired/web-01", before.stdout)
+        self.assertIn("+  memory: 512MiB", before.stdout, "diff reads like the manifest (YAML, IEC units)")
         self.assertEqual(self.gv("plan", "--detailed-exitcode").returncode, 2)
         self.assertEqual(self.gv("plan").returncode, 0)
 
@@ -230,6 +231,10 @@ state: state/gitvirt.db
         text = self.ok("describe", "vm", "web-01")
         self.assertIn("Managed:     yes (gitvirt)", text)
         self.assertIn(f"Last job {doc['lastJob']['id']}: succeeded", text)
+        # The specs in the manifest's words and units, not the status JSON's bytes.
+        self.assertIn("    memory: 512MiB", text)
+        self.assertIn("    kind: VirtualMachine", text)
+        self.assertNotIn('"memory"', text)
 
     def test_4_snapshot_and_backup_lists(self):
         self.ok("snapshot", "create", "web-01", "cli-test")
