@@ -233,7 +233,7 @@ state: state/gitvirt.db
         self.assertIn(f"Last job {doc['lastJob']['id']}: succeeded", text)
         # The specs in the manifest's words and units, not the status JSON's bytes.
         self.assertIn("    memory: 512MiB", text)
-        self.assertIn("    kind: VirtualMachine", text)
+        self.assertIn("\n  kind: VirtualMachine\n", text)
         self.assertNotIn('"memory"', text)
 
     def test_4_snapshot_and_backup_lists(self):
