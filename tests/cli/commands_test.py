@@ -266,9 +266,6 @@ state: state/gitvirt.db
         self.assertIn('(did you mean "table"?)', out.stderr)
         out = self.gv("jobs", "--status", "bogus")
         self.assertNotIn("gitvirt: gitvirt", out.stderr)
-        out = self.gv("power", "start", "web-01", "--max-parallel", "2", "--dry-run")
-        self.assertEqual(out.returncode, 0, out.stderr)
-        self.assertIn("--max-parallel is deprecated; use --parallel", out.stderr)
 
     def test_0_completion_and_man_pages(self):
         bash = self.ok("completion", "bash")
@@ -445,7 +442,10 @@ state: state/gitvirt.db
         self.assertFalse(os.path.exists(os.path.join(self.dir, "stdin.json")))
 
     def test_6_apply_prints_its_job_as_a_document(self):
-        self.write_vm(VM.replace("vcpus: 1", "vcpus: 2"))
+        out = self.gv("power", "start", "web-01", "--max-parallel", "2", "--dry-run")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("--max-parallel is deprecated; use --parallel", out.stderr)
+        self.write_vm(VM.replace("tier: web", "tier: app"))  # a label: changed in place
         try:
             dry = self.gv("apply", "--dry-run", "-o", "json")
             self.assertEqual(dry.returncode, 2, dry.stderr)
