@@ -3,6 +3,7 @@
 #include "command.h"
 #include "flags.h"
 #include "gitvirt/cli/app.h"
+#include "gitvirt/core/json.h"
 #include "output.h"
 #include "planning.h"
 
@@ -17,6 +18,7 @@ struct ApplyOptionsCli {
   bool dry_run = false;
   int parallel = 0;
   std::string rollback;
+  std::string output = "table";  // -o: json|yaml|name print the job (or, when none runs, the plan)
 };
 
 // What stays different once the plan has run: its pending changes and the nodes it could not
@@ -62,8 +64,33 @@ int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
     return kExitError;
   }
   const Plan& plan = planned->plan;
+  const int differ = plan.InSync() ? kExitOk : kExitChanges;
+  if (opts.output != "table") {
+    // A document on stdout: the job that ran, as `jobs ID -o FORMAT`; the plan when none runs.
+    if (opts.dry_run || plan.Empty()) {
+      if (opts.output == "name") {
+        for (const Action& a : plan.actions) std::cout << a.target.ToString() << "\n";
+      } else {
+        PrintDocument(std::cout, PlanToJson(plan), opts.output);
+      }
+      return differ;
+    }
+    if (!opts.yes && !saved) {
+      std::cerr << "gitvirt: apply -o " << opts.output << " does not show the plan to confirm; pass -y "
+                << "(--yes, --auto-approve), or look first with plan -o " << opts.output << "\n";
+      return kExitError;
+    }
+    RunOptions run;
+    run.parallel = opts.parallel;
+    run.quiet = true;
+    if (!opts.rollback.empty()) run.strategy = ParseEnum<RollbackStrategy>(opts.rollback);
+    auto outcome = RunPlan(*session, plan, run);
+    if (!outcome) return kExitError;
+    if (ShowJob(*session, outcome->job_id, opts.output) != kExitOk || !outcome->Ok()) return kExitError;
+    return plan.pending.empty() && plan.unreachable.empty() ? kExitOk : kExitChanges;
+  }
   PrintPlan(global, plan);
-  if (opts.dry_run) return plan.InSync() ? kExitOk : kExitChanges;
+  if (opts.dry_run) return differ;
   if (plan.Empty()) return plan.InSync() ? kExitOk : StillDifferent(plan);
   if (!opts.yes && !saved) {
     if (!ConfirmAction("\nDo you want to perform these actions?")) {
@@ -98,6 +125,7 @@ void AddApplyCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
   AddChoice(cmd, "--rollback", opts->rollback, {"FULL", "PARTIAL", "NONE", "MARK_FAILED"},
             "On failure: FULL, PARTIAL, NONE or MARK_FAILED (default: apply.rollback)");
   AddIgnoreUnreachableFlag(cmd, global);
+  AddOutputOption(cmd, opts->output, {"table", "json", "yaml", "name"});
   SetExamples(cmd, {"gitvirt apply  # shows the plan, asks, then runs it as a job",
                     "gitvirt apply --auto-approve --prune",
                     "gitvirt apply plan.json  # exactly a plan saved by plan --out",

@@ -61,6 +61,8 @@ int PrintJobDocument(const JobRecord& job, const std::vector<StepRecord>& steps,
   return kExitOk;
 }
 
+}  // namespace
+
 int ShowJob(Session& session, const std::string& given, const std::string& format) {
   // `jobs -o name` prints Job/ID; take that back too.
   const std::string id = given.starts_with("Job/") ? given.substr(4) : given;
@@ -116,6 +118,8 @@ int ShowJob(Session& session, const std::string& given, const std::string& forma
   }
   return kExitOk;
 }
+
+namespace {
 
 int RunJobs(const GlobalOptions& global, const JobsOptions& opts) {
   auto session = OpenSession(global);
@@ -175,6 +179,11 @@ int RunCancel(const GlobalOptions& global, const std::string& id, bool dry_run) 
     auto job = FindJob(*session, id);
     if (!job) {
       PrintError(job.error());
+      return kExitError;
+    }
+    // The same refusal as the real run: a dry run never says yes where the run says no.
+    if (IsFinished(job->status)) {
+      std::cerr << "gitvirt: job " << id << " has already finished (" << EnumName(job->status) << ")\n";
       return kExitError;
     }
     std::cout << "Would ask job " << id << " (" << EnumName(job->status) << ") to stop; nothing was changed.\n";

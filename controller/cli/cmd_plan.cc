@@ -21,15 +21,25 @@ struct PlanOptionsCli {
   bool json = false;  // --json: hidden alias of -o json, for one release
 };
 
-// `-o name`: the resources the plan acts on, once each, in plan order.
+// `-o name`: the resources that differ, once each: those the plan acts on, in plan order, then
+// those whose changes are pending (--detailed-exitcode counts both).
 void PrintTargets(const Plan& plan) {
   std::set<std::string> seen;
   for (const Action& a : plan.actions) {
     if (seen.insert(a.target.ToString()).second) std::cout << a.target.ToString() << "\n";
   }
+  for (const PendingChange& p : plan.pending) {
+    if (seen.insert(p.target.ToString()).second) std::cout << p.target.ToString() << "\n";
+  }
 }
 
 int RunPlanCommand(const GlobalOptions& global, const PlanOptionsCli& opts) {
+  if (!opts.out.empty() && opts.request.source.dir == "-") {
+    std::cerr << "gitvirt: a plan made from standard input cannot be saved: apply could not read the same "
+                 "manifests again to check that it is current; save them to a file and plan with -f FILE --out "
+              << opts.out << "\n";
+    return kExitError;
+  }
   auto session = OpenSession(global);
   if (!session) return kExitError;
   // Planning reads state another controller may be changing: take the same lock as apply.

@@ -33,9 +33,11 @@ struct PowerOptions {
   bool yes = false;
   bool wait_ready = false;
   std::string max_unavailable;
+  bool max_parallel_given = false;  // --max-parallel: the deprecated name of --parallel
 };
 
 int RunPower(const GlobalOptions& global, const PowerOptions& opts) {
+  if (opts.max_parallel_given) std::cerr << "gitvirt: --max-parallel is deprecated; use --parallel\n";
   if (opts.selector.empty() && opts.names.empty()) {
     std::cerr << "gitvirt power: choose the VMs with -l SELECTOR (e.g. -l tier=web) or name them\n";
     return kExitError;
@@ -94,7 +96,15 @@ void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result
     sub->add_option("-l,--selector", opts->selector, "Label selector, e.g. tier=web,env!=dev");
     AddDryRunFlag(sub, opts->dry_run, "Show the job, change nothing");
     AddParallelOption(sub, opts->parallel, "VMs at once (default 4)");
-    sub->add_option("--max-parallel", opts->parallel, "Same as --parallel")->check(CLI::Range(1, 1024))->group("");
+    sub->add_option_function<int>(
+           "--max-parallel",
+           [opts](int n) {
+             opts->parallel = n;
+             opts->max_parallel_given = true;
+           },
+           "Same as --parallel")
+        ->check(CLI::Range(1, 1024))
+        ->group("");
     sub->add_flag("--force", opts->force,
                   "shutdown: power off after the timeout; reboot: hard reset (off, then on)");
     sub->add_flag("--skip-if-in-state,!--no-skip-if-in-state", opts->skip_if_in_state,

@@ -8,6 +8,10 @@
 #include <functional>
 #include <string>
 
+namespace gitvirt {
+class Session;
+}
+
 namespace gitvirt::cli {
 
 // The options every command takes, anywhere on the line (kubectl's habit).
@@ -48,6 +52,9 @@ void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& resul
 void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddImportCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 // help, completion and the hidden man-page writer: they read the command table itself.
+// `jobs ID` in `format` (table, json, yaml, name); also what `apply -o FORMAT` prints of its job.
+int ShowJob(Session& session, const std::string& id, const std::string& format);
+
 void AddHelpCommands(CLI::App& app, GlobalOptions& global, CommandResult& result);
 
 }  // namespace gitvirt::cli

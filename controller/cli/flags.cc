@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <map>
 
 #include "gitvirt/core/suggest.h"
@@ -29,8 +30,12 @@ CLI::Validator ChoiceValidator(std::vector<std::string> choices, std::string hin
         for (const std::string& c : choices) {
           if (c == value) return "";
         }
-        std::string message = "\"" + value + "\" is not one of " + Joined(choices, ", ") +
-                              DidYouMean(ClosestNames(value, choices));
+        std::vector<std::string> closest = ClosestNames(value, choices);
+        // `-o text` was the human form before it was called table everywhere.
+        if (value == "text" && std::find(choices.begin(), choices.end(), "table") != choices.end()) {
+          closest = {"table"};
+        }
+        std::string message = "\"" + value + "\" is not one of " + Joined(choices, ", ") + DidYouMean(closest);
         if (!hint.empty()) message += "; " + hint;
         return message;
       },

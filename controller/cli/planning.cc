@@ -180,17 +180,19 @@ std::optional<JobOutcome> RunPlan(Session& session, const Plan& plan, const RunO
     return std::nullopt;
   }
   const JobOutcome& o = *outcome;
-  std::cout << "\nJob " << o.job_id << " " << EnumName(o.status) << ": " << o.succeeded << " succeeded, "
+  // Quiet (apply -o json): stdout is the document; the words go to stderr.
+  std::ostream& out = run.quiet ? std::cerr : std::cout;
+  out << "\nJob " << o.job_id << " " << EnumName(o.status) << ": " << o.succeeded << " succeeded, "
             << o.failed << " failed, " << o.skipped << " skipped";
   if (o.undone + o.undo_failed + o.not_undoable > 0) {
-    std::cout << "; rolled back " << o.undone << ", could not undo " << o.undo_failed + o.not_undoable;
+    out << "; rolled back " << o.undone << ", could not undo " << o.undo_failed + o.not_undoable;
   }
-  std::cout << ".\n";
-  for (const std::string& e : o.errors) std::cout << "  error: " << e << "\n";
+  out << ".\n";
+  for (const std::string& e : o.errors) out << "  error: " << e << "\n";
   if (o.status == JobStatus::kInterrupted) {
-    std::cout << "The next `gitvirt apply` (or serve) resumes it, or rolls it back under FULL.\n";
+    out << "The next `gitvirt apply` (or serve) resumes it, or rolls it back under FULL.\n";
   }
-  if (!o.Ok()) std::cout << "See `gitvirt jobs " << o.job_id << "` for every step.\n";
+  if (!o.Ok()) out << "See `gitvirt jobs " << o.job_id << "` for every step.\n";
   return *outcome;
 }
 

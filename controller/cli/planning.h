@@ -39,7 +39,7 @@ struct RunOptions {
   std::string kind = "apply";
   std::optional<RollbackStrategy> strategy;  // unset: the configuration's apply.rollback
   int parallel = 0;                          // 0: the configuration's apply.parallel
-  bool quiet = false;
+  bool quiet = false;  // no progress lines; the outcome's words go to stderr (stdout is a document)
 };
 
 // Takes the state lock and finishes what killed processes left unfinished, printing what it

@@ -1,5 +1,6 @@
 #include "usage.h"
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -40,7 +41,11 @@ std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
 std::string Explain(const CLI::App& command, const CLI::ParseError& error) {
   const std::string path = CommandPath(command);
   if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr) {
-    for (const std::string& word : Extras(error.what())) {
+    // An unknown flag explains the words after it ("-o json": CLI11 may list "json" first).
+    std::vector<std::string> words = Extras(error.what());
+    std::stable_partition(words.begin(), words.end(),
+                          [](const std::string& w) { return w.size() > 1 && w[0] == '-'; });
+    for (const std::string& word : words) {
       if (word.size() > 1 && word[0] == '-') {
         std::vector<std::string> flags;
         for (const CLI::Option* o : VisibleOptions(command, true)) {
@@ -73,7 +78,8 @@ std::string Explain(const CLI::App& command, const CLI::ParseError& error) {
     for (const CLI::App* sub : VisibleSubcommands(command)) names += (names.empty() ? "" : ", ") + sub->get_name();
     return path + " needs a command: " + names;
   }
-  return path + ": " + error.what();
+  // "jobs: --status: ..." (the "gitvirt: " before it names the program once).
+  return (path.starts_with("gitvirt ") ? path.substr(8) : path) + ": " + error.what();
 }
 
 }  // namespace

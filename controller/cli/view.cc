@@ -8,7 +8,12 @@ std::optional<View> GatherView(const GlobalOptions& global, const SourceSelectio
   View view;
   view.session = OpenSession(global);
   if (!view.session) return std::nullopt;
-  static_cast<FleetView&>(view) = GatherFleetView(*view.session, source);
+  auto gathered = GatherFleetView(*view.session, source);
+  if (!gathered) {
+    PrintError(gathered.error());
+    return std::nullopt;
+  }
+  static_cast<FleetView&>(view) = std::move(*gathered);
   return view;
 }
 

@@ -51,6 +51,7 @@ std::string_view ActionSymbol(ActionType type) {
   switch (type) {
     case ActionType::kCreate:
     case ActionType::kImageImport:
+    case ActionType::kBackupRestore:  // counted "to add" too: it makes the VM
     case ActionType::kSnapshot:
     case ActionType::kBackup: return "+";
     case ActionType::kReplace: return "-/+";

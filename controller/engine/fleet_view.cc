@@ -13,12 +13,16 @@
 
 namespace gitvirt {
 
-FleetView GatherFleetView(Session& session, const SourceSelection& selection) {
+Result<FleetView> GatherFleetView(Session& session, const SourceSelection& selection) {
   FleetView view;
   const ControllerConfig& config = session.config();
   if (!selection.empty() || !config.source.path.empty() || !config.source.repo.empty()) {
     if (auto desired = session.ReadDesired(selection)) {
       view.desired = std::move(*desired);
+    } else if (!selection.empty()) {
+      // Manifests named on the command line (-f, --repo) that cannot be read are the user's
+      // mistake, not a reason to show the nodes alone.
+      return std::unexpected(desired.error());
     } else {
       session.Notice(desired.error().ToString());
       session.Notice("showing what the nodes run, without the manifests");

@@ -216,6 +216,11 @@ state: state/gitvirt.db
         self.assertEqual(steps, ["create/web-01", "start/web-01"])
         self.assertTrue(job["events"], "the job's events")
         self.assertEqual(self.gv("jobs", "no-such-job", "-o", "json").returncode, 1)
+        # A dry run refuses what the real run refuses: the job is over.
+        for extra in ([], ["--dry-run"]):
+            out = self.gv("jobs", "cancel", job_id, *extra)
+            self.assertEqual(out.returncode, 1, extra)
+            self.assertIn("has already finished", out.stderr)
 
     def test_3_describe(self):
         doc = self.structured("describe", "vm", "web-01")
@@ -262,6 +267,22 @@ state: state/gitvirt.db
             self.assertIn("gitvirt: " + message, out.stderr)
             self.assertEqual(out.stdout, "")
         self.assertEqual(self.gv("diff", "--prun").returncode, 2, "diff's usage errors are 2")
+        # A swap of two letters is one typo (cobra, git).
+        for argv, message in ((["plna"], '(did you mean "plan"?)'), (["jbos"], '(did you mean "jobs"?)'),
+                              (["power", "strat", "web-01"], '(did you mean "start"?)')):
+            out = self.gv(*argv)
+            self.assertEqual(out.returncode, 1, argv)
+            self.assertIn(message, out.stderr, argv)
+        # The flag that is wrong is named, not the word after it; an old format name points at its
+        # new one; "gitvirt" is said once.
+        out = self.gv("diff", "-o", "json")
+        self.assertEqual(out.returncode, 2)
+        self.assertIn('unknown flag "-o" for "gitvirt diff"', out.stderr)
+        out = self.gv("plan", "-o", "text")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn('(did you mean "table"?)', out.stderr)
+        out = self.gv("jobs", "--status", "bogus")
+        self.assertNotIn("gitvirt: gitvirt", out.stderr)
 
     def test_0_completion_and_man_pages(self):
         bash = self.ok("completion", "bash")
@@ -314,7 +335,7 @@ state: state/gitvirt.db
         self.assertTrue(HELP, "test_0_help_of_every_command runs first")
         runs = {("plan",): [], ("get",): ["vms"], ("describe",): ["vm", "web-01"], ("jobs",): [],
                 ("version",): [], ("validate",): ["-f", "manifests"], ("snapshot", "list"): [],
-                ("backup", "list"): []}
+                ("backup", "list"): [], ("apply",): ["--dry-run"]}
         for path, text in HELP.items():
             m = re.search(r"-o,--output TEXT:\{([^}]*)\}", text)
             if not m:
@@ -422,6 +443,42 @@ state: state/gitvirt.db
             self.assertEqual(out.returncode, 1, out.stderr)
             self.assertIn(f"gitvirt apply -f {given if given == 'manifests' else 'manifests/vm.yaml'}", out.stderr)
             self.assertNotIn("terminate", out.stderr)
+        # Manifests named on the command line that do not exist are an error everywhere, not an
+        # empty desired state; a plan from stdin cannot be saved (apply could not check it).
+        for argv in (["get", "vms", "-f", "nope"], ["describe", "vm", "web-01", "-f", "nope"],
+                     ["plan", "-f", "nope"]):
+            out = self.gv(*argv)
+            self.assertEqual(out.returncode, 1, f"{argv}: {out.stdout}{out.stderr}")
+            self.assertIn("nope", out.stderr, argv)
+            self.assertNotIn("without the manifests", out.stderr, argv)
+        self.assertEqual(self.gv("diff", "-f", "nope").returncode, 2)
+        saved = subprocess.run([GITVIRT, "--config", self.config, "plan", "-f", "-", "--out", "stdin.json"],
+                               input=VM, capture_output=True, text=True, cwd=self.dir, timeout=120)
+        self.assertEqual(saved.returncode, 1, saved.stdout)
+        self.assertIn("a plan made from standard input cannot be saved", saved.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "stdin.json")))
+
+    def test_6_apply_prints_its_job_as_a_document(self):
+        out = self.gv("power", "start", "web-01", "--max-parallel", "2", "--dry-run")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("--max-parallel is deprecated; use --parallel", out.stderr)
+        self.write_vm(VM.replace("tier: web", "tier: app"))  # a label: changed in place
+        try:
+            dry = self.gv("apply", "--dry-run", "-o", "json")
+            self.assertEqual(dry.returncode, 2, dry.stderr)
+            self.assertEqual(json.loads(dry.stdout)["summary"]["change"], 1)
+            asks = self.gv("apply", "-o", "json")
+            self.assertEqual(asks.returncode, 1)
+            self.assertIn("pass -y", asks.stderr)
+            out = self.gv("apply", "-y", "-o", "json")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            job = json.loads(out.stdout)
+            self.assertEqual((job["kind"], job["status"]), ("apply", "succeeded"), job)
+            self.assertIn(f"Job {job['id']} succeeded", out.stderr)
+        finally:
+            self.write_vm(VM)
+            self.ok("apply", "-y")
+        self.assertEqual(self.gv("apply", "-y", "-o", "name").stdout, "", "in sync: nothing to name")
 
     def test_6_preflight_in_the_plan(self):
         # A node the configuration lacks: validate and plan name the field and list the nodes.

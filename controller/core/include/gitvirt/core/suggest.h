@@ -10,7 +10,8 @@
 
 namespace gitvirt {
 
-// Levenshtein distance, ignoring ASCII case.
+// Edit distance, ignoring ASCII case: insertions, deletions, substitutions and swaps of two
+// neighbouring letters each count one (optimal string alignment).
 std::size_t EditDistance(std::string_view a, std::string_view b);
 
 // The closest candidate within a typo's distance (a third of the word, at least one edit, at

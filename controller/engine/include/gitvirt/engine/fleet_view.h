@@ -73,7 +73,8 @@ Result<NodeDetails> DescribeNode(const FleetView& view, const std::string& name)
 Result<void> FindInView(Session& session, const FleetView& view, std::string_view type, const std::string& name);
 
 // Reads the selection's source (or the configuration's, if it has one), observes every node,
-// plans, and asks the running VMs' guests for their addresses and readiness.
-FleetView GatherFleetView(Session& session, const SourceSelection& selection);
+// plans, and asks the running VMs' guests for their addresses and readiness. Fails when a source
+// given on the command line cannot be read; the configuration's own source only gets a notice.
+Result<FleetView> GatherFleetView(Session& session, const SourceSelection& selection);
 
 }  // namespace gitvirt
