@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "command.h"
+#include "flags.h"
 #include "gitvirt/cli/app.h"
 #include "gitvirt/engine/import.h"
 #include "session.h"
@@ -15,8 +16,7 @@ struct ImportOptionsCli {
 };
 
 int RunImportCommand(const GlobalOptions& global, const ImportOptionsCli& opts) {
-  auto log = MakeLogger(global.verbosity);
-  auto session = OpenSession(global, log);
+  auto session = OpenSession(global);
   if (!session) return kExitError;
   auto imported = ImportDomains(*session, opts.request);
   if (!imported) {
