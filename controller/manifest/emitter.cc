@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <regex>
 #include <sstream>
 
@@ -340,8 +342,19 @@ void PutVmSpecBody(Writer& w, const VmSpec& spec, const std::string& name) {
     w.PutEnumIf("restart", u.restart, defaults.update_policy.restart);
     if (u.shutdown_timeout != defaults.update_policy.shutdown_timeout) w.PutDuration("shutdownTimeout", u.shutdown_timeout);
     w.PutIf("forceOff", u.force_off);
+    if (u.snapshot) {
+      // `snapshot: true` is {keep: 24h}: the short form for the default.
+      if (*u.snapshot == PreChangeSnapshot{}) {
+        w.Put("snapshot", true);
+      } else {
+        w.BeginMap("snapshot");
+        w.PutDuration("keep", u.snapshot->keep);
+        w.EndMap();
+      }
+    }
     w.EndMap();
   }
+  w.PutStrings("ignoreDifferences", spec.ignore_differences);
   w.PutEnumIf("deletionPolicy", spec.deletion_policy, defaults.deletion_policy);
   if (!spec.depends_on.empty()) {
     std::vector<std::string> refs;
@@ -468,6 +481,17 @@ std::string EmitCluster(const Cluster& cluster, const EmitOptions& options) {
       w.EndMap();
     }
     w.PutStrings("ipConfigPatterns", g.ip_config_patterns);
+    if (g.max_unavailable != group_defaults.max_unavailable) {
+      // A whole number as a number (2), a percentage as a string ("25%").
+      const bool whole = !g.max_unavailable.empty() &&
+                         std::all_of(g.max_unavailable.begin(), g.max_unavailable.end(),
+                                     [](unsigned char c) { return std::isdigit(c) != 0; });
+      if (whole && g.max_unavailable.size() < 10) {
+        w.Put("maxUnavailable", std::stoi(g.max_unavailable));
+      } else {
+        w.Put("maxUnavailable", g.max_unavailable);
+      }
+    }
     w.BeginMap("template");
     PutVmSpecBody(w, g.tmpl, "");
     w.EndMap();
