@@ -27,6 +27,13 @@ int RunImportCommand(const GlobalOptions& global, const ImportOptionsCli& opts) 
   for (const std::string& w : imported->warnings) std::cerr << "gitvirt: warning: " << w << "\n";
   const bool to_stdout = opts.out.empty() || opts.out == "-";
   if (opts.dry_run) {
+    // The same refusal the real run would give: a dry run never says yes where the run says no.
+    if (!to_stdout) {
+      if (auto checked = CheckImportTargets(*imported, opts.out); !checked) {
+        PrintError(checked.error());
+        return kExitError;
+      }
+    }
     for (const ImportedFile& f : imported->files) {
       std::cout << "would write " << (to_stdout ? f.name + " (to stdout)" : opts.out + "/" + f.name) << "\n";
     }

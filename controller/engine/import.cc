@@ -72,7 +72,7 @@ std::string ImportStream(const ImportResult& result) {
   return JoinDocuments(documents);
 }
 
-Result<std::vector<std::string>> WriteImport(const ImportResult& result, const std::string& dir) {
+Result<void> CheckImportTargets(const ImportResult& result, const std::string& dir) {
   std::vector<std::string> exist;
   for (const ImportedFile& f : result.files) {
     std::error_code ec;
@@ -84,6 +84,11 @@ Result<std::vector<std::string>> WriteImport(const ImportResult& result, const s
     message += "\nMove them away (or import into another directory). Nothing was written.";
     return Fail(ErrorCode::kAlreadyExists, message);
   }
+  return {};
+}
+
+Result<std::vector<std::string>> WriteImport(const ImportResult& result, const std::string& dir) {
+  if (auto checked = CheckImportTargets(result, dir); !checked) return std::unexpected(checked.error());
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Fail(ErrorCode::kIo, "cannot create " + dir + ": " + ec.message());

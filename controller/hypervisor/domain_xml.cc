@@ -559,7 +559,11 @@ void CheckDomain(xml_node dom, Unexpressed& u) {
     if (std::find(std::begin(kKnown), std::end(kKnown), name) == std::end(kKnown)) u.Add(Describe(c));
   }
   for (xml_node m : dom.child("metadata").children()) {
-    if (m.type() == pugi::node_element && !(m == FindOwner(dom.child("metadata")))) u.Add("metadata/" + std::string(m.name()));
+    if (m.type() != pugi::node_element || m == FindOwner(dom.child("metadata"))) continue;
+    const bool sim = std::any_of(m.attributes().begin(), m.attributes().end(), [](pugi::xml_attribute a) {
+      return std::string_view(a.name()).starts_with("xmlns") && std::string_view(a.value()) == kSimNamespace;
+    });
+    if (!sim) u.Add("metadata/" + std::string(m.name()));
   }
   for (xml_node s : dom.children("seclabel")) {
     if (!Is(s, "type", "dynamic")) u.Add(Describe(s));  // libvirt's own labelling is dynamic
@@ -581,6 +585,20 @@ void CheckDomain(xml_node dom, Unexpressed& u) {
     u.Add("os/type[arch=" + std::string(type.attribute("arch").as_string()) + "," + type.text().as_string() + "]");
   }
   u.Children(os, "os", {"type", "loader", "nvram", "kernel", "initrd", "cmdline", "firmware", "boot"});
+  // A redefinition says only `firmware='efi'` and lets libvirt choose the loader and keep the
+  // variable store in its own place. A loader chosen by hand (a path, without firmware
+  // autoselection) or a variable store elsewhere would be replaced, and a new store loses the
+  // boot entries and keys of the old one: name them.
+  if (xml_node loader = os.child("loader"); loader && !os.attribute("firmware") && *loader.text().as_string() != '\0') {
+    u.Add("os/loader[" + std::string(loader.text().as_string()) + "]");
+  }
+  if (xml_node nvram = os.child("nvram"); nvram && *nvram.text().as_string() != '\0') {
+    const std::filesystem::path store = nvram.text().as_string();
+    const std::string own = std::string(dom.child("name").text().as_string()) + "_VARS.fd";
+    if (store.filename() != own || store.parent_path().filename() != "nvram") {
+      u.Add("os/nvram[" + store.string() + "]");
+    }
+  }
   for (xml_node f : os.child("firmware").children()) {
     if (!Is(f, "name", "secure-boot") && !Is(f, "name", "enrolled-keys")) u.Add("os/firmware/" + Describe(f) + "[name=" + f.attribute("name").as_string() + "]");
   }
@@ -628,8 +646,21 @@ void CheckDisk(xml_node d, const std::string& path, Unexpressed& u) {
 }
 
 void CheckNic(xml_node n, const std::string& path, Unexpressed& u) {
-  u.Children(n, path, {"source", "mac", "model", "vlan", "filterref", "boot", "alias", "address"});
+  u.Children(n, path, {"source", "mac", "model", "vlan", "filterref", "boot", "alias", "address", "target"});
   u.Attributes(n.child("source"), path, {"network", "bridge"});
+  // A tap device's name libvirt made up (vnetN; testnetN on the test driver) comes back with any
+  // definition; one chosen by hand would not.
+  if (xml_node target = n.child("target")) {
+    const std::string_view dev = target.attribute("dev").as_string();
+    const auto generated = [&dev](std::string_view prefix) {
+      return dev.starts_with(prefix) && dev.size() > prefix.size() &&
+             std::all_of(dev.begin() + static_cast<std::ptrdiff_t>(prefix.size()), dev.end(),
+                         [](unsigned char c) { return std::isdigit(c) != 0; });
+    };
+    if (!dev.empty() && !generated("vnet") && !generated("testnet") && !generated("macvtap")) {
+      u.Add(path + "/target[dev=" + std::string(dev) + "]");
+    }
+  }
   if (xml_node model = n.child("model"); model && !ParseEnum<NicModel>(model.attribute("type").as_string())) {
     u.Add(path + "/model[type=" + model.attribute("type").as_string() + "]");
   }

@@ -22,6 +22,9 @@ namespace gitvirt {
 
 inline constexpr std::string_view kOwnerNamespace = "https://gitvirt.dev/xmlns/owner/1";
 inline constexpr std::string_view kOwnerPrefix = "gitvirt";
+// Where simulated nodes keep what the test driver forgets (autostart, state): sim_store.cc. Not
+// the VM's own: never reported as something a manifest cannot express.
+inline constexpr const char* kSimNamespace = "https://gitvirt.dev/xmlns/sim/1";
 
 // The overlay file of an external (disk-only) snapshot gitvirt takes of a disk whose storage is
 // the file `base` (the VMs whose firmware makes internal snapshots impossible): "<base>" +

@@ -1,5 +1,7 @@
 #include "sim_store.h"
 
+#include "domain_xml.h"
+
 #include <pugixml.hpp>
 
 #include <algorithm>
@@ -20,7 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr const char* kTestNamespace = "http://libvirt.org/schemas/domain/test/1.0";
-constexpr const char* kSimNamespace = "https://gitvirt.dev/xmlns/sim/1";
 
 Result<void> WriteAtomically(const std::string& path, const std::string& content) {
   // Unique per call: threads of one process may write the same file at once.

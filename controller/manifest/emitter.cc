@@ -119,9 +119,13 @@ class Writer {
   // YAML 1.1 readers (PyYAML, the JSON Schema checks of editors) read an all-digit MAC such as
   // 52:54:00:15:01:01 as a base-60 integer; gitvirt's loader does not, but the file must mean
   // the same to both.
+  // What other YAML readers take for a number though gitvirt's loader reads a string: YAML 1.1's
+  // base 60 (1:30) and the hexadecimal, octal and binary forms of 1.1 and 1.2 (0x1f, 0o17, 017,
+  // 0b101). Quoted, so PyYAML and schema tools read the same name gitvirt does.
   static bool ReadsAsNumberInYaml11(const std::string& text) {
     static const std::regex kSexagesimal(R"([-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?)");
-    return std::regex_match(text, kSexagesimal);
+    static const std::regex kBased(R"([-+]?(0x[0-9a-fA-F_]+|0o[0-7_]+|0[0-7_]+|0b[01_]+))");
+    return std::regex_match(text, kSexagesimal) || std::regex_match(text, kBased);
   }
 
   static bool LiteralReadsBack(const std::string& text) {

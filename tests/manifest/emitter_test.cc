@@ -130,5 +130,18 @@ TEST(EmitterTest, QuotesStringsThatWouldReadAsSomethingElse) {
   EXPECT_NE(file.content.find("mac: \"52:54:00:15:01:01\""), std::string::npos) << file.content;
 }
 
+TEST(EmitterTest, QuotesNamesOtherReadersTakeForNumbers) {
+  for (const char* name : {"0x1f", "0o17", "017", "0b101"}) {
+    VirtualMachine vm;
+    vm.meta.name = name;
+    vm.spec.memory = 1ull << 30;
+    const ManifestFile file{"x.yaml", EmitVirtualMachine(vm)};
+    EXPECT_NE(file.content.find("name: \"" + std::string(name) + "\""), std::string::npos) << file.content;
+    LoadResult r = LoadManifests(std::span(&file, 1));
+    ASSERT_EQ(r.desired.vms.size(), 1u) << Diagnostics(r);
+    EXPECT_EQ(r.desired.vms[0].meta.name, name);
+  }
+}
+
 }  // namespace
 }  // namespace gitvirt

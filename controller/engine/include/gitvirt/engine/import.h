@@ -43,8 +43,12 @@ Result<ImportResult> ImportDomains(Session& session, const ImportRequest& reques
 // The files as one YAML stream, documents separated by "---" (`--out -`).
 std::string ImportStream(const ImportResult& result);
 
-// Writes the files into `dir` (made if missing). kAlreadyExists, naming every file that exists,
-// before anything is written: import never overwrites. Returns the paths written.
+// kAlreadyExists, naming every file of `result` that exists in `dir`: import never overwrites.
+// What WriteImport checks first, and all that `import --dry-run` checks.
+Result<void> CheckImportTargets(const ImportResult& result, const std::string& dir);
+
+// Writes the files into `dir` (made if missing), once CheckImportTargets passes: nothing is
+// written if any exists. Returns the paths written.
 Result<std::vector<std::string>> WriteImport(const ImportResult& result, const std::string& dir);
 
 }  // namespace gitvirt
