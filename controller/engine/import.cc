@@ -1,9 +1,16 @@
 #include "gitvirt/engine/import.h"
 
+#include <openssl/evp.h>
+
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
 
+#include "gitvirt/core/storage.h"
 #include "gitvirt/engine/session.h"
+#include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/manifest/emitter.h"
 #include "gitvirt/manifest/loader.h"
 
@@ -30,15 +37,143 @@ std::vector<std::string> HeaderOf(const ImportedVm& imported) {
   return lines;
 }
 
+// The hex SHA-256 of a volume read through libvirt: an Image's checksum, for a base that exists
+// only on a node. A hole reads as zeros, as the file does.
+class Sha256Sink final : public VolumeSink {
+ public:
+  Sha256Sink() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
+  Result<void> Write(const char* data, std::size_t size) override {
+    EVP_DigestUpdate(ctx_.get(), data, size);
+    return {};
+  }
+  Result<void> Hole(std::uint64_t length) override {
+    static const std::vector<char> kZeros(1 << 16, '\0');
+    while (length > 0) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(length, kZeros.size()));
+      EVP_DigestUpdate(ctx_.get(), kZeros.data(), n);
+      length -= n;
+    }
+    return {};
+  }
+  Result<void> Finish() override { return {}; }
+  void Abort() override {}
+  std::string Hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_.get(), digest, &len);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out += kHex[digest[i] >> 4];
+      out += kHex[digest[i] & 15];
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+};
+
+// Linked clones: a disk on a volume with a backing file. Its base is an Image where it is one:
+// an Image the manifests declare with that volume, or a volume named as an Image's volume
+// ("<name>.<format>", format qcow2 or raw), which is then written as an Image manifest of its
+// own (its sha256 read through libvirt). The disk says `image: NAME, clone: linked` where that
+// is the volume gitvirt would make for it ("<vm>-<disk>.<format>"), so adopting changes nothing;
+// otherwise it stays the volume it is and a note names its Image.
+class CloneBases {
+ public:
+  CloneBases(Session& session, const std::vector<Image>& declared) : session_(session), declared_(declared) {}
+
+  void Resolve(ImportedVm& imported) {
+    Node* node = session_.nodes().Find(imported.node);
+    if (node == nullptr) return;
+    for (Disk& disk : imported.vm.spec.disks) {
+      if (disk.source.type != DiskSourceType::kVolume) continue;
+      auto volume = node->storage().GetVolume(disk.pool, disk.source.ref);
+      if (!volume || volume->backing.empty()) continue;
+      const std::string what = "disks[" + disk.name + "] is a linked clone of " + volume->backing;
+      auto base = node->storage().GetVolumeByPath(volume->backing);
+      if (!base) {
+        imported.notes.push_back(what + ", which is no pool's volume: written as the volume it is");
+        continue;
+      }
+      const std::string image = ImageOf(*node, imported.node, *base, imported.notes);
+      if (image.empty()) {
+        imported.notes.push_back(what + " (volume " + base->name + " in pool " + base->pool +
+                                 "), which is not named as an Image's volume (NAME.qcow2 or NAME.raw): written as "
+                                 "the volume it is");
+        continue;
+      }
+      Disk clone = disk;
+      clone.source = DiskSource{DiskSourceType::kImage, image, CloneMode::kLinked};
+      if (DiskStorage(imported.vm, clone) == DiskStorage(imported.vm, disk)) {
+        disk = clone;
+      } else {
+        imported.notes.push_back(what + ", the volume of Image " + image + ": written as its volume " + disk.source.ref +
+                                 ", as gitvirt would name a clone's volume " + DiskVolumeName(imported.vm.meta.name, clone));
+      }
+    }
+  }
+
+  // The Image manifests to write: bases no manifest declared.
+  const std::vector<Image>& found() const { return found_; }
+
+ private:
+  std::string ImageOf(Node& node, const std::string& node_name, const ObservedVolume& base,
+                      std::vector<std::string>& notes) {
+    for (const Image& i : declared_) {
+      if (i.spec.pool == base.pool && i.VolumeName() == base.name) return i.meta.name;
+    }
+    static const std::regex kImageVolume(R"(([a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?)\.(qcow2|raw))");
+    std::smatch m;
+    if (!std::regex_match(base.name, m, kImageVolume)) return "";
+    const auto format = ParseEnum<ImageFormat>(m[3].str());
+    if (!format || (!base.format.empty() && base.format != m[3].str())) return "";
+    const std::string name = m[1].str();
+    const std::string key = node_name + "/" + base.pool + "/" + base.name;
+    if (auto it = made_.find(key); it != made_.end()) return it->second;
+    // The same name on another node or pool, or declared for another volume: not guessed.
+    for (const Image& i : found_) {
+      if (i.meta.name == name) return "";
+    }
+    for (const Image& i : declared_) {
+      if (i.meta.name == name) return "";
+    }
+    Sha256Sink sum;
+    if (auto read = node.storage().ReadVolume(base.pool, base.name, sum); !read) {
+      notes.push_back("the base volume " + base.name + " could not be read for its sha256 (" + read.error().ToString() +
+                      "): no Image written for it");
+      return "";
+    }
+    Image image;
+    image.meta.name = name;
+    image.spec.source = base.path;
+    image.spec.sha256 = sum.Hex();
+    image.spec.format = *format;
+    image.spec.pool = base.pool;
+    image.spec.description = "The base of linked clones on node " + node_name + ", imported by gitvirt import.";
+    found_.push_back(image);
+    made_[key] = name;
+    return name;
+  }
+
+  Session& session_;
+  const std::vector<Image>& declared_;
+  std::vector<Image> found_;
+  std::map<std::string, std::string> made_;  // node/pool/volume -> Image name
+};
+
 }  // namespace
 
 Result<ImportResult> ImportDomains(Session& session, const ImportRequest& request) {
   std::vector<std::string> declared;
+  std::vector<Image> declared_images;
   const SourceConfig& configured = session.config().source;
   if (!request.source.empty() || !configured.path.empty() || configured.IsGit()) {
     auto desired = session.ReadDesired(request.source);
     if (!desired) return std::unexpected(desired.error().Wrap("reading the manifests, to check the names"));
     for (const VirtualMachine& vm : desired->state.vms) declared.push_back(vm.meta.name);
+    declared_images = desired->state.images;
   }
   const ObservedState observed = session.Observe();
   auto choice = ChooseImports(observed, declared, request.selection);
@@ -47,6 +182,15 @@ Result<ImportResult> ImportDomains(Session& session, const ImportRequest& reques
   ImportResult result;
   result.skipped = choice->skipped;
   std::vector<ManifestFile> written;
+  CloneBases bases(session, declared_images);
+  for (ImportedVm& imported : choice->vms) bases.Resolve(imported);
+  for (const Image& image : bases.found()) {
+    ImportedFile file{"image-" + image.meta.name + ".yaml",
+                      EmitImage(image, EmitOptions{{"Imported by `gitvirt import`: the base volume " + image.VolumeName() +
+                                                    " of linked clones, in pool " + image.spec.pool + "."}})};
+    written.push_back(ManifestFile{file.name, file.text});
+    result.files.push_back(std::move(file));
+  }
   for (const ImportedVm& imported : choice->vms) {
     const std::string& name = imported.vm.meta.name;
     ImportedFile file{name + ".yaml", EmitVirtualMachine(imported.vm, EmitOptions{HeaderOf(imported)})};

@@ -155,12 +155,19 @@ TEST_F(ImportQemu, ImportValidatePlanOnlyAdoptsApplyKeepsEveryDomainAndProcess) 
 
   const std::string q35 = "<type arch='x86_64' machine='q35'>hvm</type>";
   std::vector<HandMade> domains;
+  // hand-06's root is a linked clone of a base named as an Image's volume.
+  MustVirsh({"vol-create-as", "default", "tiny-base.qcow2", "16M", "--format", "qcow2"});
   for (int i = 1; i <= 12; ++i) {
     char name[16];
     std::snprintf(name, sizeof name, "hand-%02d", i);
     HandMade d{name, i % 3 == 1 ? "running" : i % 3 == 2 ? "shut off" : "paused", q35, "", ""};
     const std::string vol = d.name + "-root.qcow2";
-    MustVirsh({"vol-create-as", "default", vol, "64M", "--format", "qcow2"});
+    if (i == 6) {
+      MustVirsh({"vol-create-as", "default", vol, "64M", "--format", "qcow2", "--backing-vol", "tiny-base.qcow2",
+                 "--backing-vol-format", "qcow2"});
+    } else {
+      MustVirsh({"vol-create-as", "default", vol, "64M", "--format", "qcow2"});
+    }
     const std::string data = (pool_ / (d.name + "-data.raw")).string();
     ASSERT_EQ(Exec({"qemu-img", "create", "-q", "-f", "raw", data, "32M"}).rc, 0);
     char mac1[32], mac2[32];
@@ -212,7 +219,7 @@ TEST_F(ImportQemu, ImportValidatePlanOnlyAdoptsApplyKeepsEveryDomainAndProcess) 
   const fs::path out = work_->path() / "manifests";
   Output imported = Gv({"import", "--all", "--out", out.string(), "--adopt"});
   ASSERT_EQ(imported.rc, 0) << imported.text;
-  EXPECT_EQ(Count(imported.text, "wrote "), 12u) << imported.text;
+  EXPECT_EQ(Count(imported.text, "wrote "), 13u) << imported.text;  // 12 VMs and the clone's base Image
   EXPECT_NE(imported.text.find("hand-07: devices/sound[model=ich9] is not expressible"), std::string::npos)
       << imported.text;
   const std::string first = ReadFile(out / "hand-01.yaml");
@@ -226,6 +233,17 @@ TEST_F(ImportQemu, ImportValidatePlanOnlyAdoptsApplyKeepsEveryDomainAndProcess) 
   EXPECT_NE(ReadFile(out / "hand-03.yaml").find("powerState: Paused"), std::string::npos);
   EXPECT_NE(ReadFile(out / "hand-04.yaml").find("type: vnc"), std::string::npos);
   EXPECT_NE(ReadFile(out / "hand-07.yaml").find("#   unexpressed: devices/sound[model=ich9]"), std::string::npos);
+  // The linked clone's base as an Image (its sha256 read through libvirt); the clone stays its
+  // volume (gitvirt would name it hand-06-vda.qcow2), with a note naming the Image.
+  const std::string base = ReadFile(out / "image-tiny-base.yaml");
+  for (const char* field : {"kind: Image", "name: tiny-base", "sha256: ", "tiny-base.qcow2"}) {
+    EXPECT_NE(base.find(field), std::string::npos) << field << " in\n" << base;
+  }
+  const Output sum = Exec({"sha256sum", (pool_ / "tiny-base.qcow2").string()});
+  ASSERT_EQ(sum.rc, 0) << sum.text;
+  EXPECT_NE(base.find("sha256: " + sum.text.substr(0, 64)), std::string::npos) << base;
+  EXPECT_NE(ReadFile(out / "hand-06.yaml").find("the volume of Image tiny-base"), std::string::npos)
+      << ReadFile(out / "hand-06.yaml");
   Output valid = Gv({"validate", "-f", out.string()});
   ASSERT_EQ(valid.rc, 0) << valid.text;
 
