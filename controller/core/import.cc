@@ -52,6 +52,7 @@ Result<ImportChoice> ChooseImports(const ObservedState& observed, const std::vec
   const std::set<std::string> taken(declared.begin(), declared.end());
   ImportChoice choice;
   std::map<std::string, std::vector<const ObservedVm*>> picked;  // by name
+  std::set<std::string> exact_names;                              // named as they are, not by a glob
   std::vector<bool> matched(selection.patterns.size(), false);
   for (const ObservedNode& node : observed.nodes) {
     if (!selection.node.empty() && node.name != selection.node) continue;
@@ -64,6 +65,7 @@ Result<ImportChoice> ChooseImports(const ObservedState& observed, const std::vec
           (IsGlob(p) ? by_glob : exact) = true;
         }
       }
+      if (exact) exact_names.insert(vm.name);
       if (!exact && !by_glob) continue;
       if (vm.Owned()) {
         if (exact) {
@@ -97,7 +99,13 @@ Result<ImportChoice> ChooseImports(const ObservedState& observed, const std::vec
     if (domains.size() > 1) {
       std::string nodes;
       for (const ObservedVm* d : domains) nodes += (nodes.empty() ? "" : ", ") + d->node;
-      errors.push_back("domains named " + name + " run on nodes " + nodes + ": pick one with --node");
+      // Named exactly, the user must choose; picked by a glob or --all, it is passed over like a
+      // domain gitvirt owns, and the others are imported.
+      if (exact_names.contains(name)) {
+        errors.push_back("domains named " + name + " run on nodes " + nodes + ": pick one with --node");
+      } else {
+        choice.skipped.push_back(name + ": on more than one node (" + nodes + "); import it with --node N");
+      }
       continue;
     }
     choice.vms.push_back(ManifestOfDomain(*domains.front(), selection.adopt));

@@ -175,7 +175,15 @@ Result<ImportResult> ImportDomains(Session& session, const ImportRequest& reques
     for (const VirtualMachine& vm : desired->state.vms) declared.push_back(vm.meta.name);
     declared_images = desired->state.images;
   }
-  const ObservedState observed = session.Observe();
+  // Every node is searched: one that cannot be is an error (a domain of the same name there
+  // would go unseen) unless --ignore-unreachable; with --node, only that node matters.
+  ObservedState observed = session.Observe();
+  if (request.selection.node.empty()) {
+    if (auto ok = session.RequireReachable(observed); !ok) {
+      return std::unexpected(ok.error().Wrap("searching every node (--node N searches one; --ignore-unreachable "
+                                             "skips what cannot be reached)"));
+    }
+  }
   auto choice = ChooseImports(observed, declared, request.selection);
   if (!choice) return std::unexpected(choice.error());
 

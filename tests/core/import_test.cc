@@ -97,5 +97,15 @@ TEST(ImportTest, RefusesNoSelectionAnUnknownNodeAndANameOnTwoNodes) {
   EXPECT_THAT(r.error().message, HasSubstr("run on nodes hv1, hv2: pick one with --node"));
 }
 
+TEST(ImportTest, AllPassesOverANameOnTwoNodesAndImportsTheRest) {
+  ObservedState twice = Fleet();
+  twice.nodes[1].vms.push_back(Domain("hv2", "web-01"));
+  auto r = ChooseImports(twice, {}, ImportSelection{.all = true});
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_FALSE(r->vms.empty());
+  for (const ImportedVm& vm : r->vms) EXPECT_NE(vm.vm.meta.name, "web-01");
+  EXPECT_THAT(::testing::PrintToString(r->skipped), HasSubstr("web-01: on more than one node (hv1, hv2)"));
+}
+
 }  // namespace
 }  // namespace gitvirt
