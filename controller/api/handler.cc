@@ -170,7 +170,11 @@ Result<Page> ParsePage(const Target& target, const ApiContext& context) {
     auto index = number("page", 1);
     if (!index) return std::unexpected(index.error());
     if (*index < 1) return Fail(ErrorCode::kInvalidArgument, "page: pages start at 1");
-    page.offset = static_cast<int>(std::min<long long>((*index - 1) * page.limit, 1LL << 30));
+    // (index - 1) * limit would overflow for a page like 99999999999999999: clamp before
+    // multiplying (an offset past every item is an empty page, not page 1).
+    constexpr long long kMaxOffset = 1LL << 30;
+    const long long before = std::min<long long>(*index - 1, kMaxOffset);
+    page.offset = static_cast<int>(std::min<long long>(before * page.limit, kMaxOffset));
   } else {
     auto offset = number("offset", 0);
     if (!offset) return std::unexpected(offset.error());

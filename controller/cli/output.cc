@@ -34,7 +34,13 @@ Diagnostic Displayed(Diagnostic d) {
 }  // namespace
 
 void PrintDiagnostics(std::ostream& out, const std::vector<Diagnostic>& diagnostics) {
-  for (const Diagnostic& d : diagnostics) out << Displayed(d).ToString() << "\n";
+  // The first hundred say what is wrong; 200,000 empty documents must not print 72 MB. (-o json
+  // lists every one.)
+  constexpr std::size_t kPrinted = 100;
+  for (std::size_t i = 0; i < diagnostics.size() && i < kPrinted; ++i) out << Displayed(diagnostics[i]).ToString() << "\n";
+  if (diagnostics.size() > kPrinted) {
+    out << "... and " << diagnostics.size() - kPrinted << " more (-o json lists them all)\n";
+  }
 }
 
 nlohmann::json DiagnosticsJson(const std::vector<Diagnostic>& diagnostics) {

@@ -136,6 +136,13 @@ bool IsUserName(std::string_view name) {
 void GetLabels(const Map& m, std::string_view key, Labels& out, bool check_label_syntax) {
   auto f = m.Get(key);
   if (!f) return;
+  // Kubernetes' own bound: a thousand labels are a mistake, a million a denial of service.
+  constexpr std::size_t kMaxLabels = 256;
+  if (f->node().IsMap() && f->node().size() > kMaxLabels) {
+    f->Error("has " + std::to_string(f->node().size()) + " entries; an object may have at most " +
+             std::to_string(kMaxLabels));
+    return;
+  }
   auto labels = f->StringMap();
   if (!labels) return;
   if (check_label_syntax) {

@@ -167,8 +167,18 @@ struct FileResult {
   int documents = 0;
 };
 
+// Limits on what one reads (docs/limits.md): a manifest file of 200 MB took 43 s and 1 GB
+// before its one error; a limit says what is wrong at once.
+constexpr std::size_t kMaxFileBytes = 8u << 20;
+
 FileResult ParseFile(const ManifestFile& file, const LoadOptions& options) {
   FileResult out;
+  if (file.content.size() > kMaxFileBytes) {
+    AddError(out.diagnostics, {file.path, 1, 1}, "",
+             "the file is " + std::to_string(file.content.size()) + " bytes; a manifest file may hold at most " +
+                 std::to_string(kMaxFileBytes >> 20) + " MiB (split it into several files)");
+    return out;
+  }
   if (!CheckText(file, out.diagnostics)) return out;
   if (!CheckIndentation(file, out.diagnostics)) return out;
   DiagnosticSink sink(file.path, &out.diagnostics);
@@ -417,23 +427,51 @@ Result<std::vector<ManifestFile>> ReadManifestDirectory(const std::filesystem::p
   if (!fs::is_directory(dir, ec)) {
     return Fail(ErrorCode::kNotFound, "not a directory", dir.string());
   }
+  // Symlinks are followed only while they stay inside the directory: a link out of it (or a
+  // loop, or one that points nowhere) is an error, so no file outside the manifests is ever
+  // read, and so never quoted in a diagnostic that serve publishes. Every filesystem call takes
+  // an error_code: a hostile tree must give an error, never an exception.
+  const fs::path root = fs::canonical(dir, ec);
+  if (ec) return Fail(ErrorCode::kIo, ec.message(), dir.string());
+  const auto inside = [&root](const fs::path& target) {
+    const fs::path rel = target.lexically_relative(root);
+    return !rel.empty() && *rel.begin() != "..";
+  };
   std::vector<ManifestFile> files;
   fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec);
   if (ec) return Fail(ErrorCode::kIo, ec.message(), dir.string());
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) return Fail(ErrorCode::kIo, ec.message(), dir.string());
     const fs::path& p = it->path();
-    if (it->is_directory() && p.filename().string().starts_with(".")) {
+    const std::string ext = p.extension().string();
+    const bool manifest = ext == ".yaml" || ext == ".yml";
+    if (it->is_symlink(ec)) {
+      const fs::path target = fs::canonical(p, ec);
+      if (ec) {
+        // A loop or a link to nothing: worth an error only where a manifest is expected.
+        if (!manifest) continue;
+        return Fail(ErrorCode::kInvalidArgument,
+                    "a symbolic link that cannot be followed (" + ec.message() + ")", p.string());
+      }
+      if (!inside(target)) {
+        return Fail(ErrorCode::kInvalidArgument,
+                    "a symbolic link that points outside the manifest directory; gitvirt reads only the "
+                    "files inside it (copy the file in, or link to one inside)",
+                    p.string());
+      }
+      // A linked directory is not descended into: the tree is read once, as it is.
+      if (fs::is_directory(target, ec)) continue;
+    }
+    if (it->is_directory(ec) && p.filename().string().starts_with(".")) {
       it.disable_recursion_pending();
       continue;
     }
-    const std::string ext = p.extension().string();
-    if (!it->is_regular_file() || (ext != ".yaml" && ext != ".yml")) continue;
+    if (!manifest || !it->is_regular_file(ec)) continue;
     std::ifstream in(p, std::ios::binary);
     if (!in) return Fail(ErrorCode::kIo, "cannot read file", p.string());
     std::ostringstream content;
     content << in.rdbuf();
-    files.push_back(ManifestFile{fs::relative(p, dir).string(), std::move(content).str()});
+    files.push_back(ManifestFile{p.lexically_relative(dir).string(), std::move(content).str()});
   }
   std::sort(files.begin(), files.end(),
             [](const ManifestFile& a, const ManifestFile& b) { return a.path < b.path; });

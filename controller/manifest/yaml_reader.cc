@@ -58,7 +58,14 @@ PlainType ClassifyPlain(const std::string& s) {
 
 bool IsPlain(const YAML::Node& node) { return node.Tag() == "?"; }
 
-std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+// A value quoted in a diagnostic, cut short: a 200 MB scalar must not make a 200 MB message.
+std::string Quote(std::string_view s) {
+  constexpr std::size_t kShown = 120;
+  if (s.size() <= kShown) return "\"" + std::string(s) + "\"";
+  std::size_t cut = kShown;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+  return "\"" + std::string(s.substr(0, cut)) + "\"\u2026 (" + std::to_string(s.size() - cut) + " more bytes)";
+}
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <iterator>
 #include <mutex>
@@ -808,10 +809,52 @@ Result<std::string> SwitchToWal(Connection& db) {
 
 }  // namespace
 
+namespace {
+
+// What to do with a state file that cannot be trusted, said once for every refusal.
+constexpr const char* kStateAdvice =
+    "; gitvirt will not start a new journal in its place. Restore the file from a backup, or, to start "
+    "over without the history (jobs, undo records, ownership of running steps), move it aside";
+
+// An existing state file is checked before it is used: an empty file or one that is not
+// gitvirt's is refused rather than silently made into a new, empty journal, and a damaged one
+// (PRAGMA quick_check: every page and index, not the cross-checks of integrity_check) is refused
+// rather than read as partial history.
+Result<void> CheckExistingStateFile(const std::string& path, Connection& db) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return {};  // a new file: created next
+  if (size == 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the state file " + path + " is empty (0 bytes), so it is not a gitvirt journal" + kStateAdvice);
+  }
+  auto check = db.QueryText("PRAGMA quick_check");
+  if (!check) {
+    return Fail(ErrorCode::kFailedPrecondition, "the state file " + path + " cannot be read as a SQLite database (" +
+                                                    check.error().message + ")" + kStateAdvice);
+  }
+  if (*check != "ok") {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the state file " + path + " is damaged (SQLite quick_check: " + check->substr(0, 200) + ")" +
+                    kStateAdvice);
+  }
+  auto version = db.QueryText("PRAGMA user_version");
+  auto tables = db.QueryText("SELECT count(*) FROM sqlite_master");
+  if (version && tables && *version == "0" && *tables != "0") {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the state file " + path + " is a SQLite database that is not gitvirt's (it has tables and no "
+                "gitvirt schema version)" + kStateAdvice);
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path, Options options) {
   const std::string context = "opening journal " + path;
   auto writer = Connection::Open(path, Connection::Mode::kReadWriteCreate, kBusyTimeout);
   if (!writer) return std::unexpected(writer.error());
+  if (auto trusted = CheckExistingStateFile(path, *writer); !trusted) return std::unexpected(trusted.error());
   // journal_mode is stored in the file; synchronous and foreign_keys belong to the connection.
   auto mode = SwitchToWal(*writer);
   if (!mode) return std::unexpected(mode.error().Wrap(context + ": setting WAL mode"));

@@ -242,6 +242,19 @@ TEST_F(HandlerTest, ResourcesArePaginatedWithTotal) {
   EXPECT_EQ(GetJson("/api/v1/resources?limit=999999")["limit"], 1000);
 }
 
+TEST_F(HandlerTest, AHugePageIsEmptyNotTheFirst) {
+  // (page - 1) * per_page overflowed into a negative offset, read as page 1.
+  for (const char* target : {"/api/v1/resources?page=99999999999999999", "/api/v1/jobs?page=99999999999999999",
+                             "/api/v1/resources?page=9223372036854775807&per_page=1000",
+                             "/api/v1/resources?offset=9223372036854775807"}) {
+    SCOPED_TRACE(target);
+    const json page = GetJson(target);
+    EXPECT_EQ(page["items"].size(), 0u);
+    EXPECT_GT(page["offset"].get<long long>(), 0);
+  }
+  ExpectError(Get("/api/v1/resources?page=99999999999999999999999"), 400);  // not a long long
+}
+
 TEST_F(HandlerTest, BadPaginationAnswers400) {
   for (const char* target :
        {"/api/v1/resources?limit=-1", "/api/v1/resources?limit=ten", "/api/v1/resources?offset=1.5",

@@ -170,6 +170,78 @@ spec:
   EXPECT_THAT(Messages(r), HasSubstr("address 10.0.0.5 is already used"));
 }
 
+// A hostile tree gives an error, never an exception (a symlink loop aborted validate and serve),
+// and no file outside the directory is read.
+TEST(ReadManifestDirectory, ASymlinkLoopIsAnErrorNotAnAbort) {
+  testing::TempDir tmp("gv-loop");
+  const auto dir = tmp.path() / "x";
+  std::filesystem::create_directory(dir);
+  std::filesystem::create_symlink("b.yaml", dir / "a.yaml");
+  std::filesystem::create_symlink("a.yaml", dir / "b.yaml");
+  auto files = ReadManifestDirectory(dir);
+  ASSERT_FALSE(files.has_value());
+  EXPECT_THAT(files.error().ToString(), HasSubstr("a symbolic link that cannot be followed"));
+  LoadResult r = LoadDirectory(dir);
+  EXPECT_FALSE(r.ok());
+}
+
+TEST(ReadManifestDirectory, ALinkOutOfTheDirectoryIsRefusedAndNotRead) {
+  testing::TempDir tmp("gv-out");
+  const auto dir = tmp.path() / "manifests";
+  std::filesystem::create_directory(dir);
+  std::ofstream(tmp.path() / "secret.yaml") << "password: hunter2\n";
+  std::filesystem::create_symlink(tmp.path() / "secret.yaml", dir / "vm.yaml");
+  LoadResult r = LoadDirectory(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Messages(r), HasSubstr("points outside the manifest directory"));
+  EXPECT_THAT(Messages(r), ::testing::Not(HasSubstr("hunter2")));
+}
+
+TEST(ReadManifestDirectory, LinksInsideAreReadOnceUnderTheirOwnName) {
+  testing::TempDir tmp("gv-in");
+  const auto dir = tmp.path() / "m";
+  std::filesystem::create_directories(dir / "real");
+  std::ofstream(dir / "real" / "vm.yaml") << kVm;
+  std::filesystem::create_directory_symlink("real", dir / "alias");  // not descended into
+  std::filesystem::create_symlink("/nonexistent/readme.txt", dir / "README");  // not a manifest
+  auto files = ReadManifestDirectory(dir);
+  ASSERT_TRUE(files.has_value()) << files.error().ToString();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ(files->at(0).path, "real/vm.yaml");
+}
+
+// Limits (docs/limits.md): said at once, not after minutes and gigabytes.
+TEST(LoaderLimits, AFileOverEightMebibytesIsRefusedUnread) {
+  std::string big = kVm;
+  big.append("# ");
+  big.append((8u << 20), 'x');
+  LoadResult r = Load({{"big.yaml", big}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(Messages(r), HasSubstr("big.yaml:1:1: error: the file is"));
+  EXPECT_THAT(Messages(r), HasSubstr("at most 8 MiB"));
+  EXPECT_LT(Messages(r).size(), 400u);
+}
+
+TEST(LoaderLimits, AQuotedValueIsCutShort) {
+  std::string vm = kVm;
+  vm.replace(vm.find("vcpus: 2"), 8, "vcpus: " + std::string(5000, 'x'));
+  LoadResult r = Load({{"vm.yaml", vm}});
+  ASSERT_FALSE(r.ok());
+  const std::string m = Messages(r);
+  EXPECT_THAT(m, HasSubstr("(4880 more bytes)"));
+  EXPECT_LT(m.size(), 600u) << m;
+}
+
+TEST(LoaderLimits, MoreThan256LabelsAreRefused) {
+  std::string labels;
+  for (int i = 0; i < 257; ++i) labels.append("    l").append(std::to_string(i)).append(": v\n");
+  std::string vm = "apiVersion: gitvirt.dev/v1\nkind: VirtualMachine\nmetadata:\n  name: web-01\n  labels:\n";
+  vm.append(labels).append("spec:\n  memory: 2GiB\n  disks: [{name: root, size: 20GiB}]\n");
+  LoadResult r = Load({{"vm.yaml", vm}});
+  ASSERT_FALSE(r.ok()) << vm;
+  EXPECT_THAT(Messages(r), HasSubstr("has 257 entries; an object may have at most 256"));
+}
+
 TEST(LoaderTest, ResolvesRelativeImageSourcesAgainstTheManifestsDirectory) {
   LoadResult r = Load({{"images/base.yaml", R"(apiVersion: gitvirt.dev/v1
 kind: Image

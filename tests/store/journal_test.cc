@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -184,13 +185,59 @@ TEST_F(JournalTest, ReopeningKeepsTheDataAndTheSchema) {
 }
 
 TEST_F(JournalTest, MigratesAVersion0File) {
-  RawQuery(path_, "CREATE TABLE leftover (x); INSERT INTO leftover VALUES (1)");
+  RawQuery(path_, "PRAGMA journal_mode = WAL");  // a SQLite file with no schema yet
   ASSERT_EQ(RawQuery(path_, "PRAGMA user_version"), "0");
   auto journal = Open();
   EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "3");
-  EXPECT_EQ(RawQuery(path_, "SELECT x FROM leftover"), "1");
   const std::string id = Must(journal->CreateJob(SampleJob(), SampleSteps()));
   EXPECT_EQ(Must(journal->GetJob(id)).status, JobStatus::kPending);
+}
+
+// ---- state that cannot be trusted is refused, never adopted as a new journal ----
+
+TEST_F(JournalTest, RefusesAnEmptyFile) {
+  std::ofstream(path_).flush();
+  auto journal = Journal::Open(path_);
+  ASSERT_FALSE(journal.has_value());
+  EXPECT_EQ(journal.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(journal.error().message, HasSubstr(path_ + " is empty (0 bytes)"));
+  EXPECT_THAT(journal.error().message, HasSubstr("move it aside"));
+  EXPECT_EQ(std::filesystem::file_size(path_), 0u) << "the file was made into a journal";
+}
+
+TEST_F(JournalTest, RefusesADatabaseThatIsNotGitvirts) {
+  RawQuery(path_, "CREATE TABLE leftover (x); INSERT INTO leftover VALUES (1)");
+  auto journal = Journal::Open(path_);
+  ASSERT_FALSE(journal.has_value());
+  EXPECT_THAT(journal.error().message, HasSubstr("not gitvirt's"));
+  EXPECT_EQ(RawQuery(path_, "PRAGMA user_version"), "0");
+  EXPECT_EQ(RawQuery(path_, "SELECT count(*) FROM sqlite_master"), "1");
+}
+
+TEST_F(JournalTest, RefusesAFileThatIsNotADatabase) {
+  std::ofstream(path_) << "jobs: none\n" << std::string(8192, 'x');
+  auto journal = Journal::Open(path_);
+  ASSERT_FALSE(journal.has_value());
+  EXPECT_THAT(journal.error().ToString(), HasSubstr(path_));
+}
+
+TEST_F(JournalTest, RefusesADamagedFileInsteadOfReadingPartialHistory) {
+  {
+    auto journal = Open();
+    for (int i = 0; i < 200; ++i) Must(journal->CreateJob(SampleJob(), SampleSteps()));
+  }
+  const auto size = std::filesystem::file_size(path_);
+  ASSERT_GT(size, 4u * 4096u);
+  {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));
+    const std::string junk(4096, '\xA5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto journal = Journal::Open(path_);
+  ASSERT_FALSE(journal.has_value());
+  EXPECT_THAT(journal.error().ToString(), ::testing::AnyOf(HasSubstr("is damaged"), HasSubstr("cannot be read")));
+  EXPECT_THAT(journal.error().ToString(), HasSubstr(path_));
 }
 
 TEST_F(JournalTest, ConcurrentOpenersOfANewFileAllSucceed) {
