@@ -820,11 +820,11 @@ constexpr const char* kStateAdvice =
 // gitvirt's is refused rather than silently made into a new, empty journal, and a damaged one
 // (PRAGMA quick_check: every page and index, not the cross-checks of integrity_check) is refused
 // rather than read as partial history.
-Result<void> CheckExistingStateFile(const std::string& path, Connection& db) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return {};  // a new file: created next
-  if (size == 0) {
+// `existed`: the file was there before it was opened (its size then, as read by the caller).
+Result<void> CheckExistingStateFile(const std::string& path, std::optional<std::uintmax_t> size_before,
+                                    Connection& db) {
+  if (!size_before) return {};  // a new file: the schema is made next
+  if (*size_before == 0) {
     return Fail(ErrorCode::kFailedPrecondition,
                 "the state file " + path + " is empty (0 bytes), so it is not a gitvirt journal" + kStateAdvice);
   }
@@ -852,9 +852,25 @@ Result<void> CheckExistingStateFile(const std::string& path, Connection& db) {
 
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path, Options options) {
   const std::string context = "opening journal " + path;
+  // Its size before opening (opening creates a missing file, empty). An empty file may be one
+  // another process is creating this instant (it writes the header within milliseconds); one
+  // that stays empty for two seconds is refused.
+  const auto size_of = [&path]() -> std::optional<std::uintmax_t> {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    return ec ? std::nullopt : std::optional<std::uintmax_t>(size);
+  };
+  std::optional<std::uintmax_t> size_before = size_of();
+  for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+       size_before == std::uintmax_t{0} && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    size_before = size_of();
+  }
   auto writer = Connection::Open(path, Connection::Mode::kReadWriteCreate, kBusyTimeout);
   if (!writer) return std::unexpected(writer.error());
-  if (auto trusted = CheckExistingStateFile(path, *writer); !trusted) return std::unexpected(trusted.error());
+  if (auto trusted = CheckExistingStateFile(path, size_before, *writer); !trusted) {
+    return std::unexpected(trusted.error());
+  }
   // journal_mode is stored in the file; synchronous and foreign_keys belong to the connection.
   auto mode = SwitchToWal(*writer);
   if (!mode) return std::unexpected(mode.error().Wrap(context + ": setting WAL mode"));
