@@ -93,7 +93,7 @@ int ShowJob(Session& session, const std::string& given, const std::string& forma
             << "Kind:      " << job->kind << "\n"
             << "Status:    " << EnumName(job->status) << "\n"
             << "Strategy:  " << job->strategy << "\n"
-            << "Revision:  " << job->revision << "\n"
+            << "Revision:  " << (job->revision.empty() ? "-" : job->revision) << "\n"
             << "Source:    " << DisplaySource(job->source) << "\n"
             << "Created:   " << FormatTime(job->created_at) << "\n"
             << "Started:   " << Time(job->started_at) << "\n"
@@ -157,7 +157,7 @@ int RunJobs(const GlobalOptions& global, const JobsOptions& opts) {
   for (const JobRecord& j : jobs) {
     std::vector<std::string> row = {j.id, j.kind, std::string(EnumName(j.status)), j.strategy,
                                     std::to_string(j.steps_done) + "/" + std::to_string(j.steps_total),
-                                    FormatTime(j.created_at), j.revision.substr(0, 16)};
+                                    FormatTime(j.created_at), j.revision.empty() ? "-" : j.revision.substr(0, 16)};
     if (wide) {
       row.insert(row.end(), {Time(j.started_at), Time(j.finished_at), DisplaySource(j.source),
                              j.error.empty() ? "-" : j.error});

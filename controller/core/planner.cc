@@ -987,7 +987,10 @@ class Builder {
         }
         a.type = ActionType::kDelete;
         a.id = "delete/" + vm.name;
-        a.reason = why;
+        // An adopted domain's disks (or any gitvirt did not create) are never deleted: say so.
+        a.reason = why + (owner.created_volumes.empty() && !vm.actual.disks.empty()
+                              ? "; its disks stay (gitvirt did not create them)"
+                              : "");
         a.power_before = vm.power;
         Add(std::move(a), kStageDeletes);
         if (!owner.created_volumes.empty()) {
