@@ -32,6 +32,15 @@ int StillDifferent(const Plan& plan) {
   return kExitChanges;
 }
 
+// The job's options from the flags; quiet for a document on stdout (apply -o json).
+RunOptions RunOptionsOf(const ApplyOptionsCli& opts, bool quiet) {
+  RunOptions run;
+  run.parallel = opts.parallel;
+  run.quiet = quiet;
+  if (!opts.rollback.empty()) run.strategy = ParseEnum<RollbackStrategy>(opts.rollback);
+  return run;
+}
+
 int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
   auto session = OpenSession(global);
   if (!session) return kExitError;
@@ -80,11 +89,7 @@ int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
                 << "(--yes, --auto-approve), or look first with plan -o " << opts.output << "\n";
       return kExitError;
     }
-    RunOptions run;
-    run.parallel = opts.parallel;
-    run.quiet = true;
-    if (!opts.rollback.empty()) run.strategy = ParseEnum<RollbackStrategy>(opts.rollback);
-    auto outcome = RunPlan(*session, plan, run);
+    auto outcome = RunPlan(*session, plan, RunOptionsOf(opts, /*quiet=*/true));
     if (!outcome) return kExitError;
     if (ShowJob(*session, outcome->job_id, opts.output) != kExitOk || !outcome->Ok()) return kExitError;
     return plan.pending.empty() && plan.unreachable.empty() ? kExitOk : kExitChanges;
@@ -98,10 +103,7 @@ int RunApplyCommand(const GlobalOptions& global, const ApplyOptionsCli& opts) {
       return kExitError;
     }
   }
-  RunOptions run;
-  run.parallel = opts.parallel;
-  if (!opts.rollback.empty()) run.strategy = ParseEnum<RollbackStrategy>(opts.rollback);
-  auto outcome = RunPlan(*session, plan, run);
+  auto outcome = RunPlan(*session, plan, RunOptionsOf(opts, /*quiet=*/false));
   if (!outcome || !outcome->Ok()) return kExitError;
   return plan.pending.empty() && plan.unreachable.empty() ? kExitOk : StillDifferent(plan);
 }

@@ -97,7 +97,9 @@ class CloneBases {
         imported.notes.push_back(what + ", which is no pool's volume: written as the volume it is");
         continue;
       }
-      const std::string image = ImageOf(*node, imported.node, *base, imported.notes);
+      bool unreadable = false;
+      const std::string image = ImageOf(*node, imported.node, *base, what, imported.notes, unreadable);
+      if (unreadable) continue;  // noted
       if (image.empty()) {
         imported.notes.push_back(what + " (volume " + base->name + " in pool " + base->pool +
                                  "), which is not named as an Image's volume (NAME.qcow2 or NAME.raw): written as "
@@ -119,8 +121,10 @@ class CloneBases {
   const std::vector<Image>& found() const { return found_; }
 
  private:
-  std::string ImageOf(Node& node, const std::string& node_name, const ObservedVolume& base,
-                      std::vector<std::string>& notes) {
+  // The Image whose volume `base` is, or "" when it is not named as one. `unreadable`: it is,
+  // but its bytes could not be read for the checksum (noted).
+  std::string ImageOf(Node& node, const std::string& node_name, const ObservedVolume& base, const std::string& what,
+                      std::vector<std::string>& notes, bool& unreadable) {
     for (const Image& i : declared_) {
       if (i.spec.pool == base.pool && i.VolumeName() == base.name) return i.meta.name;
     }
@@ -141,8 +145,9 @@ class CloneBases {
     }
     Sha256Sink sum;
     if (auto read = node.storage().ReadVolume(base.pool, base.name, sum); !read) {
-      notes.push_back("the base volume " + base.name + " could not be read for its sha256 (" + read.error().ToString() +
-                      "): no Image written for it");
+      notes.push_back(what + " (volume " + base.name + " in pool " + base.pool + "), which could not be read for its "
+                      "sha256 (" + read.error().ToString() + "): no Image written, the disk stays its volume");
+      unreadable = true;
       return "";
     }
     Image image;

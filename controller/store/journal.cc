@@ -807,10 +807,6 @@ Result<std::string> SwitchToWal(Connection& db) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // What to do with a state file that cannot be trusted, said once for every refusal.
 constexpr const char* kStateAdvice =
     "; gitvirt will not start a new journal in its place. Restore the file from a backup, or, to start "
@@ -819,8 +815,8 @@ constexpr const char* kStateAdvice =
 // An existing state file is checked before it is used: an empty file or one that is not
 // gitvirt's is refused rather than silently made into a new, empty journal, and a damaged one
 // (PRAGMA quick_check: every page and index, not the cross-checks of integrity_check) is refused
-// rather than read as partial history.
-// `existed`: the file was there before it was opened (its size then, as read by the caller).
+// rather than read as partial history. `size_before`: the file's size before it was opened
+// (nullopt: there was no file, and opening made a new one).
 Result<void> CheckExistingStateFile(const std::string& path, std::optional<std::uintmax_t> size_before,
                                     Connection& db) {
   if (!size_before) return {};  // a new file: the schema is made next
