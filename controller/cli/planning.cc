@@ -169,6 +169,7 @@ std::optional<JobOutcome> RunPlan(Session& session, const Plan& plan, const RunO
   request.shutdown = &g_abandoned;
   if (Interactive()) request.confirm_rollback = AskRollBack;
   if (!run.quiet) request.on_progress = [&printer](const StepProgress& p) { printer(p); };
+  request.caller_reports = true;  // the progress lines, or the outcome's errors, say it
   Result<JobOutcome> outcome = std::unexpected(Error{});
   {
     InterruptHandlers handlers;

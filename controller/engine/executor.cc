@@ -301,7 +301,8 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       s.error = result.error().ToString();
       apply_strategy(s);
       lock.unlock();
-      log_->error("job={} step={} node={} failed: {}", job_id, s.action->id, s.action->node, s.error);
+      log_->log(options.caller_reports ? spdlog::level::info : spdlog::level::err, "job={} step={} node={} failed: {}",
+                job_id, s.action->id, s.action->node, s.error);
       (void)journal_.RecordStepFinished(job_id, s.action->id, StepStatus::kFailed, s.error);
       CrashPoint("step-finished", s.action->id);
       (void)journal_.AppendEvent(job_id, s.action->id, EventLevel::kError, s.error);
@@ -380,7 +381,8 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
         interrupted = true;
       }
       const std::string why = cancelled ? "cancel requested (gitvirt jobs cancel)" : "interrupted (SIGINT or SIGTERM)";
-      log_->warn("job={} {}: starting no more steps, {}", job_id, why, then);
+      log_->log(options.caller_reports ? spdlog::level::info : spdlog::level::warn, "job={} {}: starting no more steps, {}",
+                job_id, why, then);
       (void)journal_.AppendEvent(job_id, "", EventLevel::kWarning,
                                  why + ": starting no more steps, waiting for the running ones, " + then);
     }
@@ -567,7 +569,8 @@ Result<JobOutcome> Executor::Execute(const std::string& job_id, const Plan& plan
       s->error = undone.error().ToString();
       ++outcome.undo_failed;
       outcome.errors.push_back(action.id + " (undo): " + s->error);
-      log_->error("job={} step={} undo failed: {}", job_id, action.id, s->error);
+      log_->log(options.caller_reports ? spdlog::level::info : spdlog::level::err, "job={} step={} undo failed: {}",
+                job_id, action.id, s->error);
       (void)journal_.RecordStepStatus(job_id, action.id, StepStatus::kUndoFailed, s->error);
       (void)journal_.AppendEvent(job_id, action.id, EventLevel::kError, "undo failed: " + s->error);
     } else if (failed_step) {

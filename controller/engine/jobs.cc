@@ -23,6 +23,7 @@ ExecutionOptions ExecutionFor(const JobSettings& settings, const RunRequest& req
   options.confirm_rollback = request.confirm_rollback;
   options.shutdown = request.shutdown;
   options.on_progress = request.on_progress;
+  options.caller_reports = request.caller_reports;
   return options;
 }
 

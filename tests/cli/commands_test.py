@@ -558,6 +558,21 @@ state: state/gitvirt.db
         self.assertEqual(table.returncode, 0)
         self.assertIn("warning: node remote is unreachable", table.stderr)
 
+    def test_6_a_failed_step_is_said_once(self):
+        # The progress line says it; the log does not repeat it as a timestamped error.
+        self.write_vm(VM.replace("tier: web", "tier: fail"))
+        try:
+            env = dict(os.environ, GITVIRT_FAULTS="any:1+")
+            out = subprocess.run([GITVIRT, "--config", self.config, "apply", "-y", "--rollback", "NONE"],
+                                 capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+                                 cwd=self.dir, env=env)
+            self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+            self.assertRegex(out.stdout, r"\[1/1\] \S+: failed: ")
+            self.assertNotRegex(out.stderr, r"\d\d:\d\d:\d\d\S* error job=", out.stderr)
+        finally:
+            self.write_vm(VM)
+            self.ok("apply", "-y")
+
     def test_7_interrupt_then_undo_counter(self):
         """Off a terminal the first SIGINT lets the running step finish, then FULL undoes, with
         its own counter; two SIGINTs leave the job interrupted for the next apply."""

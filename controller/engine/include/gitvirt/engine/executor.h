@@ -102,6 +102,10 @@ struct ExecutionOptions {
   // the job interrupted instead.
   std::function<bool(const std::vector<std::string>& would_undo)> confirm_rollback;
   std::function<void(const StepProgress&)> on_progress;  // called from worker threads
+  // The caller prints every step's outcome itself (the command line's progress lines): a failed
+  // step, a failed undo and an interrupt are logged at info, not as warnings and errors beside
+  // the same words. The journal's events are the same either way.
+  bool caller_reports = false;
 };
 
 struct JobOutcome {

@@ -38,6 +38,7 @@ struct RunRequest {
   const std::atomic<bool>* shutdown = nullptr;
   std::function<bool(const std::vector<std::string>& would_undo)> confirm_rollback;
   std::function<void(const StepProgress&)> on_progress;  // called from worker threads
+  bool caller_reports = false;  // ExecutionOptions::caller_reports
 };
 
 // What a configuration gives every job it runs.
