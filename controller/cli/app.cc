@@ -39,7 +39,7 @@ int Run(int argc, char** argv) {
   CommandResult result;
   for (CommandAdder add : {AddValidateCommand, AddPlanCommand, AddApplyCommand, AddDiffCommand, AddGetCommand,
                            AddDescribeCommand, AddJobsCommand, AddServeCommand, AddVersionCommand,
-                           AddSnapshotCommand, AddBackupCommand, AddPowerCommand, AddImportCommand,
+                           AddSnapshotCommand, AddBackupCommand, AddPowerCommand, AddImportCommand, AddStateCommand,
                            AddHelpCommands}) {
     add(app, global, result);
   }

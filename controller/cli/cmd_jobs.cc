@@ -18,6 +18,7 @@ struct JobsOptions {
   std::string kind;
   int limit = 20;
   std::string cancel_id;
+  std::string abandon_id;
   bool dry_run = false;
   std::string output = "table";
 };
@@ -199,6 +200,33 @@ int RunCancel(const GlobalOptions& global, const std::string& id, bool dry_run) 
   return kExitOk;
 }
 
+int RunAbandon(const GlobalOptions& global, const std::string& id, bool dry_run) {
+  auto session = OpenSession(global);
+  if (!session) return kExitError;
+  auto job = FindJob(*session, id);
+  if (!job) {
+    PrintError(job.error());
+    return kExitError;
+  }
+  if (IsFinished(job->status)) {
+    std::cerr << "gitvirt: job " << id << " has already finished (" << EnumName(job->status) << ")\n";
+    return kExitError;
+  }
+  if (dry_run) {
+    std::cout << "Would mark job " << id << " (" << EnumName(job->status)
+              << ") abandoned: not resumed, not rolled back; nothing was changed.\n";
+    return kExitOk;
+  }
+  auto abandoned = AbandonJob(*session, id);
+  if (!abandoned) {
+    PrintError(abandoned.error());
+    return kExitError;
+  }
+  std::cout << "Job " << id << " abandoned: it will not be resumed or rolled back. What its steps did stays on the "
+            << "nodes; `gitvirt plan` shows what differs from the manifests.\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddJobsCommand(CLI::App& app, GlobalOptions& global, CommandResult& result) {
@@ -219,8 +247,16 @@ void AddJobsCommand(CLI::App& app, GlobalOptions& global, CommandResult& result)
   SetExamples(cancel, {"gitvirt jobs cancel 20261207-062507-f9d6"});
   cancel->callback(
       [&global, &result, opts] { result.exit_code = RunCancel(global, opts->cancel_id, opts->dry_run); });
-  cmd->callback([&global, &result, opts, cancel] {
-    if (cancel->parsed()) return;
+  auto* abandon = cmd->add_subcommand(
+      "abandon", "Give up an unfinished job that cannot be resumed or rolled back (touches no node)");
+  abandon->add_option("id", opts->abandon_id, "Job id")->required();
+  AddDryRunFlag(abandon, opts->dry_run, "Say what would be abandoned, change nothing");
+  SetExamples(abandon, {"gitvirt jobs abandon 20261207-062507-f9d6  # its records are unreadable: start clean",
+                        "gitvirt jobs abandon 20261207-062507-f9d6 --dry-run"});
+  abandon->callback(
+      [&global, &result, opts] { result.exit_code = RunAbandon(global, opts->abandon_id, opts->dry_run); });
+  cmd->callback([&global, &result, opts, cancel, abandon] {
+    if (cancel->parsed() || abandon->parsed()) return;
     result.exit_code = RunJobs(global, *opts);
   });
 }

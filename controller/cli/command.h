@@ -51,6 +51,7 @@ void AddSnapshotCommand(CLI::App& app, GlobalOptions& global, CommandResult& res
 void AddBackupCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddPowerCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 void AddImportCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
+void AddStateCommand(CLI::App& app, GlobalOptions& global, CommandResult& result);
 // help, completion and the hidden man-page writer: they read the command table itself.
 // `jobs ID` in `format` (table, json, yaml, name); also what `apply -o FORMAT` prints of its job.
 int ShowJob(Session& session, const std::string& id, const std::string& format);

@@ -1,6 +1,7 @@
 #include "gitvirt/engine/manual.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <set>
@@ -8,6 +9,7 @@
 #include "gitvirt/core/policy_plan.h"
 #include "gitvirt/core/selector.h"
 #include "gitvirt/core/suggest.h"
+#include "gitvirt/core/time.h"
 #include "gitvirt/engine/clock.h"
 #include "gitvirt/engine/session.h"
 
@@ -378,6 +380,26 @@ Result<JobList> ListJobs(Session& session, const JobFilter& filter) {
   auto total = (*journal)->CountJobs(filter);
   if (!total) return std::unexpected(total.error());
   return JobList{std::move(*jobs), *total};
+}
+
+Result<JobRecord> AbandonJob(Session& session, const std::string& job_id) {
+  if (auto locked = session.Lock(); !locked) return std::unexpected(locked.error());
+  auto journal = session.journal();
+  if (!journal) return std::unexpected(journal.error());
+  auto job = FindJob(session, job_id);
+  if (!job) return std::unexpected(job.error());
+  if (IsFinished(job->status)) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "job " + job_id + " has already finished (" + std::string(EnumName(job->status)) + ")");
+  }
+  const char* user = std::getenv("SUDO_USER") != nullptr ? std::getenv("SUDO_USER") : std::getenv("USER");
+  const std::string why = "abandoned by hand (gitvirt jobs abandon) by " + std::string(user != nullptr ? user : "?") +
+                          " at " + FormatTime(Now()) + ", while " + std::string(EnumName(job->status)) +
+                          ": it is neither resumed nor rolled back, and what its steps did stays on the nodes";
+  if (auto ok = (*journal)->RecordJobStatus(job_id, JobStatus::kFailed, why); !ok) return std::unexpected(ok.error());
+  if (auto ok = (*journal)->AppendEvent(job_id, "", EventLevel::kWarning, why); !ok) return std::unexpected(ok.error());
+  if (auto ok = (*journal)->Flush(); !ok) return std::unexpected(ok.error());
+  return *job;
 }
 
 Result<JobRecord> CancelJob(Session& session, const std::string& job_id) {

@@ -891,4 +891,43 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& path, Options 
   return std::make_unique<SqliteJournal>(options, std::move(*writer), std::move(*reader));
 }
 
+Result<Journal::CheckReport> Journal::Check(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return Fail(ErrorCode::kNotFound, "the state file " + path + " does not exist (" + ec.message() + ")");
+  if (size == 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the state file " + path + " is empty (0 bytes), so it is not a gitvirt journal" + kStateAdvice);
+  }
+  auto db = Connection::Open(path, Connection::Mode::kReadWrite, kBusyTimeout);
+  if (!db) return std::unexpected(db.error());
+  if (auto ro = db->Exec("PRAGMA query_only = ON"); !ro) return std::unexpected(ro.error());
+  auto rows = db->Prepare("PRAGMA integrity_check");
+  if (!rows) {
+    return Fail(ErrorCode::kFailedPrecondition, "the state file " + path + " cannot be read as a SQLite database (" +
+                                                    rows.error().message + ")" + kStateAdvice);
+  }
+  CheckReport report;
+  while (true) {
+    auto more = rows->Step();
+    if (!more) {
+      return Fail(ErrorCode::kFailedPrecondition, "the state file " + path + " cannot be checked (" +
+                                                      more.error().message + ")" + kStateAdvice);
+    }
+    if (!*more) break;
+    if (const std::string line = rows->Text(0); line != "ok") report.problems.push_back(line);
+  }
+  if (!report.problems.empty()) return report;
+  if (auto v = db->QueryText("PRAGMA user_version")) report.schema_version = std::atoi(v->c_str());
+  if (report.schema_version == 0) {
+    report.problems.push_back("no gitvirt schema (user_version 0): not a gitvirt state file");
+    return report;
+  }
+  if (auto n = db->QueryText("SELECT count(*) FROM jobs")) report.jobs = std::atoll(n->c_str());
+  if (auto n = db->QueryText("SELECT count(*) FROM jobs WHERE status IN " + SqlList(kUnfinishedJobStatuses))) {
+    report.unfinished = std::atoll(n->c_str());
+  }
+  return report;
+}
+
 }  // namespace gitvirt

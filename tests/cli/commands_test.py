@@ -37,7 +37,7 @@ COMMANDS = {
     "snapshot", "snapshot create", "snapshot list", "snapshot delete", "snapshot run", "snapshot restore",
     "backup", "backup run", "backup list", "backup verify", "backup delete", "backup restore",
     "power", "power start", "power stop", "power shutdown", "power reboot", "help", "completion",
-    "import",
+    "import", "jobs abandon", "state", "state check",
 }
 
 VM = """apiVersion: gitvirt.dev/v1
@@ -335,7 +335,7 @@ state: state/gitvirt.db
         self.assertTrue(HELP, "test_0_help_of_every_command runs first")
         runs = {("plan",): [], ("get",): ["vms"], ("describe",): ["vm", "web-01"], ("jobs",): [],
                 ("version",): [], ("validate",): ["-f", "manifests"], ("snapshot", "list"): [],
-                ("backup", "list"): [], ("apply",): ["--dry-run"]}
+                ("backup", "list"): [], ("apply",): ["--dry-run"], ("state", "check"): []}
         for path, text in HELP.items():
             m = re.search(r"-o,--output TEXT:\{([^}]*)\}", text)
             if not m:
@@ -572,6 +572,45 @@ state: state/gitvirt.db
         finally:
             self.write_vm(VM)
             self.ok("apply", "-y")
+
+    def test_6_state_check_and_abandon(self):
+        # A process killed in the middle of a step leaves its job unfinished; abandon gives it
+        # up without touching the node, and the next apply starts clean.
+        self.write_vm(VM.replace("tier: web", "tier: killed"))
+        try:
+            env = dict(os.environ, GITVIRT_FAULTS="kill:1")
+            subprocess.run([GITVIRT, "--config", self.config, "apply", "-y"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=300, cwd=self.dir, env=env)
+            unfinished = [j for j in self.structured("jobs", "--limit", "0")["items"] if not j["finished"]]
+            self.assertEqual(len(unfinished), 1, unfinished)
+            job = unfinished[0]["id"]
+            check = self.ok("state", "check")
+            self.assertIn("is sound (SQLite integrity_check: ok)", check)
+            self.assertIn("1 unfinished", check)
+            self.assertIn("Would mark job", self.ok("jobs", "abandon", job, "--dry-run"))
+            self.assertIn(f"Job {job} abandoned", self.ok("jobs", "abandon", job))
+            record = self.structured("jobs", job)
+            self.assertEqual(record["status"], "failed")
+            self.assertIn("abandoned by hand (gitvirt jobs abandon)", record["error"])
+            again = self.gv("jobs", "abandon", job)
+            self.assertEqual(again.returncode, 1)
+            self.assertIn("has already finished", again.stderr)
+            self.assertEqual(json.loads(self.ok("state", "check", "-o", "json"))["unfinishedJobs"], 0)
+        finally:
+            self.write_vm(VM)
+            self.ok("apply", "-y")
+        # A state file that is not a database: refused by name, by every command.
+        junk = os.path.join(self.dir, "junk.yaml")
+        with open(os.path.join(self.dir, "state", "junk.db"), "w") as f:
+            f.write("not a database\n" * 1000)
+        with open(self.config) as f:
+            text = f.read()
+        with open(junk, "w") as f:
+            f.write(text.replace("state: state/gitvirt.db", "state: state/junk.db"))
+        for argv in (["state", "check"], ["jobs"], ["apply", "-y"]):
+            out = self.gv("--config", junk, *argv, config=False)
+            self.assertEqual(out.returncode, 1, argv)
+            self.assertIn("junk.db", out.stderr, argv)
 
     def test_7_interrupt_then_undo_counter(self):
         """Off a terminal the first SIGINT lets the running step finish, then FULL undoes, with

@@ -240,6 +240,35 @@ TEST_F(JournalTest, RefusesADamagedFileInsteadOfReadingPartialHistory) {
   EXPECT_THAT(journal.error().ToString(), HasSubstr(path_));
 }
 
+TEST_F(JournalTest, CheckReportsASoundFileAndItsUnfinishedJobs) {
+  CreateSampleJob();  // pending: unfinished
+  auto report = Journal::Check(path_);
+  ASSERT_TRUE(report.has_value()) << report.error().ToString();
+  EXPECT_TRUE(report->problems.empty());
+  EXPECT_EQ(report->schema_version, 3);
+  EXPECT_EQ(report->jobs, 1);
+  EXPECT_EQ(report->unfinished, 1);
+}
+
+TEST_F(JournalTest, CheckFindsDamageAndNeverCreatesAFile) {
+  {
+    auto journal = Open();
+    for (int i = 0; i < 200; ++i) Must(journal->CreateJob(SampleJob(), SampleSteps()));
+  }
+  const auto size = std::filesystem::file_size(path_);
+  {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));
+    const std::string junk(4096, '\xA5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto report = Journal::Check(path_);
+  EXPECT_TRUE(!report.has_value() || !report->problems.empty());
+  const std::string missing = (dir_.path() / "missing.db").string();
+  EXPECT_FALSE(Journal::Check(missing).has_value());
+  EXPECT_FALSE(std::filesystem::exists(missing));
+}
+
 TEST_F(JournalTest, ConcurrentOpenersOfANewFileAllSucceed) {
   std::vector<std::thread> openers;
   std::atomic<int> opened{0};

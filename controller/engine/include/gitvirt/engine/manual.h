@@ -113,5 +113,11 @@ Result<JobList> ListJobs(Session& session, const JobFilter& filter);
 // Asks a running job to stop (it starts no more steps, then applies its strategy). The job as it
 // was; kFailedPrecondition when it has finished already.
 Result<JobRecord> CancelJob(Session& session, const std::string& job_id);
+// The way out of an unfinished job that cannot be resumed or rolled back (its plan or records
+// unreadable, or a rollback nobody wants): marks it failed, "abandoned by hand", with an event
+// saying who and when, under the state lock (so no process is running it). Never touches a
+// node: what its steps did stays, and the next plan shows it. kFailedPrecondition when it has
+// finished already.
+Result<JobRecord> AbandonJob(Session& session, const std::string& job_id);
 
 }  // namespace gitvirt

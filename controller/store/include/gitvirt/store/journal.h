@@ -51,6 +51,17 @@ class Journal : public JobHistory {
   }
   ~Journal() override = default;
 
+  // `gitvirt state check`: SQLite's full PRAGMA integrity_check of an existing state file, read
+  // only (it never creates, migrates or changes the file). The problems found, none when the
+  // file is sound; an error when it cannot be checked at all (missing, empty, not a database).
+  struct CheckReport {
+    std::vector<std::string> problems;
+    int schema_version = 0;
+    std::int64_t jobs = 0;
+    std::int64_t unfinished = 0;
+  };
+  static Result<CheckReport> Check(const std::string& path);
+
   // ---- jobs ----
   // Creates the job (status pending) with its steps (status pending), atomically and durably.
   // The journal picks the id unless job.id is set (kAlreadyExists if taken); an unset
