@@ -17,19 +17,23 @@ namespace {
 constexpr time_t kSeedEpoch = 1700000000;
 }
 
-Result<std::string> Sha256File(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Fail(ErrorCode::kNotFound, "cannot read " + path);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(in.gcount()));
-  }
+struct Sha256::Context {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md{EVP_MD_CTX_new(), EVP_MD_CTX_free};
+};
+
+Sha256::Sha256() : ctx_(std::make_unique<Context>()) { EVP_DigestInit_ex(ctx_->md.get(), EVP_sha256(), nullptr); }
+
+Sha256::~Sha256() = default;
+
+void Sha256::Update(const void* data, std::size_t n) {
+  EVP_DigestUpdate(ctx_->md.get(), data, n);
+  size_ += n;
+}
+
+std::string Sha256::Hex() {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
+  EVP_DigestFinal_ex(ctx_->md.get(), digest, &len);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   for (unsigned int i = 0; i < len; ++i) {
@@ -37,6 +41,18 @@ Result<std::string> Sha256File(const std::string& path) {
     out += kHex[digest[i] & 15];
   }
   return out;
+}
+
+Result<std::string> Sha256File(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(ErrorCode::kNotFound, "cannot read " + path);
+  Sha256 sum;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    sum.Update(buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  return sum.Hex();
 }
 
 Result<std::string> FetchImage(const Image& image, const std::string& images_dir) {

@@ -3,7 +3,6 @@
 #include "gitvirt/engine/step_records.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -20,6 +19,7 @@
 #include <thread>
 #include <tuple>
 
+#include "gitvirt/engine/artifacts.h"
 #include "gitvirt/engine/subprocess.h"
 
 namespace gitvirt {
@@ -32,32 +32,6 @@ using Steady = std::chrono::steady_clock;
 constexpr std::size_t kChunk = 1 << 20;
 
 // ---- hashing and files -------------------------------------------------------------------
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
-  void Update(const void* data, std::size_t n) {
-    EVP_DigestUpdate(ctx_.get(), data, n);
-    size_ += n;
-  }
-  std::string Hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), digest, &len);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 15];
-    }
-    return out;
-  }
-  std::uint64_t size() const { return size_; }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
-  std::uint64_t size_ = 0;
-};
 
 struct FileCloser {
   void operator()(std::FILE* f) const {

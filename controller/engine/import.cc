@@ -1,7 +1,5 @@
 #include "gitvirt/engine/import.h"
 
-#include <openssl/evp.h>
-
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -9,6 +7,7 @@
 #include <regex>
 
 #include "gitvirt/core/storage.h"
+#include "gitvirt/engine/artifacts.h"
 #include "gitvirt/engine/session.h"
 #include "gitvirt/hypervisor/node_set.h"
 #include "gitvirt/manifest/emitter.h"
@@ -41,37 +40,25 @@ std::vector<std::string> HeaderOf(const ImportedVm& imported) {
 // only on a node. A hole reads as zeros, as the file does.
 class Sha256Sink final : public VolumeSink {
  public:
-  Sha256Sink() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
   Result<void> Write(const char* data, std::size_t size) override {
-    EVP_DigestUpdate(ctx_.get(), data, size);
+    sum_.Update(data, size);
     return {};
   }
   Result<void> Hole(std::uint64_t length) override {
     static const std::vector<char> kZeros(1 << 16, '\0');
     while (length > 0) {
       const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(length, kZeros.size()));
-      EVP_DigestUpdate(ctx_.get(), kZeros.data(), n);
+      sum_.Update(kZeros.data(), n);
       length -= n;
     }
     return {};
   }
   Result<void> Finish() override { return {}; }
   void Abort() override {}
-  std::string Hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), digest, &len);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 15];
-    }
-    return out;
-  }
+  std::string Hex() { return sum_.Hex(); }
 
  private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+  Sha256 sum_;
 };
 
 // Linked clones: a disk on a volume with a backing file. Its base is an Image where it is one:

@@ -2,6 +2,9 @@
 // Files the engine prepares on the controller before handing them to a node: Image sources
 // (fetched and checked against their sha256) and cloud-init seed ISOs.
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "gitvirt/core/cloud_init.h"
@@ -10,7 +13,24 @@
 
 namespace gitvirt {
 
-// Hex SHA-256 of a file (OpenSSL), streamed.
+// A streamed SHA-256 (OpenSSL): Update with the bytes, then Hex once. Counts the bytes.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void Update(const void* data, std::size_t n);
+  std::string Hex();  // lowercase
+  std::uint64_t size() const { return size_; }
+
+ private:
+  struct Context;
+  std::unique_ptr<Context> ctx_;
+  std::uint64_t size_ = 0;
+};
+
+// Hex SHA-256 of a file, streamed.
 Result<std::string> Sha256File(const std::string& path);
 
 // A local file with the Image's bytes, its checksum verified: a path or file:// URL is used in
