@@ -177,14 +177,10 @@ int RunCancel(const GlobalOptions& global, const std::string& id, bool dry_run) 
   auto session = OpenSession(global);
   if (!session) return kExitError;
   if (dry_run) {
-    auto job = FindJob(*session, id);
+    // The same refusal as the real run: a dry run never says yes where the run says no.
+    auto job = FindUnfinishedJob(*session, id);
     if (!job) {
       PrintError(job.error());
-      return kExitError;
-    }
-    // The same refusal as the real run: a dry run never says yes where the run says no.
-    if (IsFinished(job->status)) {
-      std::cerr << "gitvirt: job " << id << " has already finished (" << EnumName(job->status) << ")\n";
       return kExitError;
     }
     std::cout << "Would ask job " << id << " (" << EnumName(job->status) << ") to stop; nothing was changed.\n";
@@ -203,13 +199,9 @@ int RunCancel(const GlobalOptions& global, const std::string& id, bool dry_run) 
 int RunAbandon(const GlobalOptions& global, const std::string& id, bool dry_run) {
   auto session = OpenSession(global);
   if (!session) return kExitError;
-  auto job = FindJob(*session, id);
+  auto job = FindUnfinishedJob(*session, id);
   if (!job) {
     PrintError(job.error());
-    return kExitError;
-  }
-  if (IsFinished(job->status)) {
-    std::cerr << "gitvirt: job " << id << " has already finished (" << EnumName(job->status) << ")\n";
     return kExitError;
   }
   if (dry_run) {

@@ -382,16 +382,22 @@ Result<JobList> ListJobs(Session& session, const JobFilter& filter) {
   return JobList{std::move(*jobs), *total};
 }
 
-Result<JobRecord> AbandonJob(Session& session, const std::string& job_id) {
-  if (auto locked = session.Lock(); !locked) return std::unexpected(locked.error());
-  auto journal = session.journal();
-  if (!journal) return std::unexpected(journal.error());
+Result<JobRecord> FindUnfinishedJob(Session& session, const std::string& job_id) {
   auto job = FindJob(session, job_id);
   if (!job) return std::unexpected(job.error());
   if (IsFinished(job->status)) {
     return Fail(ErrorCode::kFailedPrecondition,
                 "job " + job_id + " has already finished (" + std::string(EnumName(job->status)) + ")");
   }
+  return job;
+}
+
+Result<JobRecord> AbandonJob(Session& session, const std::string& job_id) {
+  if (auto locked = session.Lock(); !locked) return std::unexpected(locked.error());
+  auto journal = session.journal();
+  if (!journal) return std::unexpected(journal.error());
+  auto job = FindUnfinishedJob(session, job_id);
+  if (!job) return std::unexpected(job.error());
   const char* user = std::getenv("SUDO_USER") != nullptr ? std::getenv("SUDO_USER") : std::getenv("USER");
   const std::string why = "abandoned by hand (gitvirt jobs abandon) by " + std::string(user != nullptr ? user : "?") +
                           " at " + FormatTime(Now()) + ", while " + std::string(EnumName(job->status)) +
@@ -405,12 +411,8 @@ Result<JobRecord> AbandonJob(Session& session, const std::string& job_id) {
 Result<JobRecord> CancelJob(Session& session, const std::string& job_id) {
   auto journal = session.journal();
   if (!journal) return std::unexpected(journal.error());
-  auto job = FindJob(session, job_id);
+  auto job = FindUnfinishedJob(session, job_id);
   if (!job) return std::unexpected(job.error());
-  if (IsFinished(job->status)) {
-    return Fail(ErrorCode::kFailedPrecondition,
-                "job " + job_id + " has already finished (" + std::string(EnumName(job->status)) + ")");
-  }
   if (auto ok = (*journal)->RequestCancel(job_id); !ok || !(*journal)->Flush()) {
     return Fail(ErrorCode::kIo, "could not record the cancellation");
   }

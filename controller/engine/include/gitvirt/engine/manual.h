@@ -104,6 +104,9 @@ Result<BackupRestore> PlanBackupRestore(Session& session, const BackupRestoreReq
 // ---- jobs -------------------------------------------------------------------------------------
 // A job by its id: kNotFound with the closest of the recent jobs' ids otherwise.
 Result<JobRecord> FindJob(Session& session, const std::string& job_id);
+// FindJob, and kFailedPrecondition when the job has finished: what cancel and abandon (and their
+// dry runs) refuse.
+Result<JobRecord> FindUnfinishedJob(Session& session, const std::string& job_id);
 // The newest jobs that match `filter` (its limit; 0 = all), and how many match in all.
 struct JobList {
   std::vector<JobRecord> jobs;
